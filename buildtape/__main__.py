@@ -1,0 +1,3 @@
+from buildtape.cli import main
+
+main()

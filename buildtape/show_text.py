@@ -1,0 +1,89 @@
+"""The human summary of one tape: what a person reads in ten seconds."""
+
+from __future__ import annotations
+
+import shlex
+
+from recorder.model import Process
+from recorder.reading import Tape
+from recorder.summary import failing, first_error_line, metrics, slowest, stderr_tail
+
+
+def short_argv(argv: list[str], width: int = 80) -> str:
+    text = shlex.join(argv) if argv else "?"
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def human_size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+def _status(p: Process) -> str:
+    return f"signal {p.signal}" if p.signal else f"exit {p.exit_code}"
+
+
+def render(tape: Tape) -> str:
+    m = tape.manifest
+    lines = []
+    outcome = f"signal {m.signal}" if m.signal else f"exit {m.exit_code}"
+    lines.append(f"{tape.path}")
+    lines.append(f"  command   {short_argv(m.argv)}")
+    lines.append(f"  status    {m.status} ({outcome}) in {m.duration_s:.2f}s, started {m.started_at}")
+    h = m.host
+    lines.append(
+        f"  host      {h.hostname}: {h.os} {h.kernel} {h.arch}, {h.cpus} CPUs, "
+        f"{human_size(h.memory_bytes)}"
+    )
+    if m.git is not None:
+        dirty = f", {len(m.git.dirty)} dirty paths" if m.git.dirty else ""
+        lines.append(f"  git       {m.git.branch or '?'} @ {(m.git.commit or '?')[:12]}{dirty}")
+    if m.labels:
+        lines.append("  labels    " + " ".join(f"{k}={v}" for k, v in sorted(m.labels.items())))
+    lines.append(
+        f"  processes {len(m.processes)} (tracing: {m.tracing.mode}), "
+        f"{len(m.outputs)} outputs, {len(m.inputs)} workspace files, {len(m.external)} external inputs"
+    )
+    if m.toolchain:
+        tools = ", ".join(f"{t.name} ({t.version or '?'})" for t in m.toolchain[:6])
+        lines.append(f"  toolchain {tools}")
+    fails = failing(m) if m.status != "succeeded" else []
+    if fails:
+        lines.append("")
+        lines.append("Failing steps")
+        for p in fails[:5]:
+            lines.append(f"  #{p.id} {_status(p)}  {short_argv(p.argv, 100)}")
+        tail = stderr_tail(tape)
+        if tail:
+            first = first_error_line(tail)
+            lines.append("  last stderr lines:")
+            lines += [f"  {'>' if line == first else '|'} {line}" for line in tail]
+    top = slowest(m)
+    if top:
+        lines.append("")
+        lines.append("Slowest steps")
+        for p in top:
+            lines.append(f"  {p.duration_s or 0.0:8.3f}s  #{p.id:<4} {short_argv(p.argv, 90)}")
+    if m.outputs:
+        lines.append("")
+        lines.append("Outputs")
+        for e in m.outputs[:20]:
+            lines.append(f"  {e.change:<8} {e.path}  {human_size(e.size)}")
+        if len(m.outputs) > 20:
+            lines.append(f"  … and {len(m.outputs) - 20} more (buildtape show --json)")
+    ms = metrics(m)
+    if ms:
+        lines.append("")
+        lines.append("Metrics")
+        for item in ms:
+            unit = f" {item['unit']}" if item["unit"] else ""
+            lines.append(f"  {item['name']} = {item['value']:g}{unit}")
+    if m.warnings:
+        lines.append("")
+        lines.append("Warnings")
+        lines += [f"  [{w.kind}] {w.message}" for w in m.warnings]
+    return "\n".join(lines) + "\n"

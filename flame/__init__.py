@@ -1,0 +1,1 @@
+"""Stack model, folded stacks, SVG, speedscope and Chrome-trace exports."""

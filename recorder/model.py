@@ -1,0 +1,530 @@
+"""The recording as typed data: what a tape's manifest holds, parsed and validated.
+
+``Manifest.from_dict`` is the only way untrusted JSON becomes a recording, so the
+checks a hostile tape must pass (relative paths, no ``..``, links that stay inside
+the workspace, the right types) live here once.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from recorder.tape import TapeError
+
+T = TypeVar("T")
+
+STATUSES = ("succeeded", "failed", "interrupted")
+CHANGES = ("created", "modified", "deleted")
+
+
+class _Fields:
+    """Typed access to one JSON object; every mismatch is a ``TapeError``."""
+
+    def __init__(self, raw: object, where: str) -> None:
+        if not isinstance(raw, dict):
+            raise TapeError(f"tape manifest: {where} is not an object")
+        self.raw: dict[str, Any] = raw
+        self.where = where
+
+    def _get(self, key: str, types: tuple[type, ...], optional: bool) -> Any:
+        value = self.raw.get(key)
+        if value is None and optional:
+            return None
+        if isinstance(value, bool) and bool not in types:
+            value = None
+        if not isinstance(value, types):
+            raise TapeError(f"tape manifest: {self.where}.{key} is missing or of the wrong type")
+        return value
+
+    def str(self, key: str) -> str:
+        return str(self._get(key, (str,), False))
+
+    def opt_str(self, key: str) -> str | None:
+        v = self._get(key, (str,), True)
+        return None if v is None else str(v)
+
+    def int(self, key: str) -> int:
+        return int(self._get(key, (int,), False))
+
+    def opt_int(self, key: str) -> int | None:
+        v = self._get(key, (int,), True)
+        return None if v is None else int(v)
+
+    def float(self, key: str) -> float:
+        return float(self._get(key, (int, float), False))
+
+    def opt_float(self, key: str) -> float | None:
+        v = self._get(key, (int, float), True)
+        return None if v is None else float(v)
+
+    def bool(self, key: str) -> bool:
+        return bool(self._get(key, (bool,), False))
+
+    def obj(self, key: str) -> _Fields:
+        return _Fields(self.raw.get(key), f"{self.where}.{key}")
+
+    def dict(self, key: str) -> dict[str, Any]:
+        return dict(self._get(key, (dict,), False))
+
+    def str_dict(self, key: str) -> dict[str, str]:
+        d = self.dict(key)
+        if not all(isinstance(v, str) for v in d.values()):
+            raise TapeError(f"tape manifest: {self.where}.{key} must map names to strings")
+        return {str(k): str(v) for k, v in d.items()}
+
+    def list(self, key: str, parse: Callable[[object, str], T]) -> list[T]:
+        items = self._get(key, (list,), False)
+        return [parse(item, f"{self.where}.{key}[{i}]") for i, item in enumerate(items)]
+
+    def str_list(self, key: str) -> list[str]:
+        return self.list(key, _as_str)
+
+
+def _as_str(raw: object, where: str) -> str:
+    if not isinstance(raw, str):
+        raise TapeError(f"tape manifest: {where} is not a string")
+    return raw
+
+
+def check_relative_path(path: str, where: str) -> str:
+    """Refuse absolute paths, ``..`` components and odd spellings in workspace paths."""
+    if not path or "\0" in path or path.startswith("/") or "\\" in path:
+        raise TapeError(f"tape manifest: {where} has an unsafe path {path!r}; refusing the tape")
+    parts = path.split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        raise TapeError(f"tape manifest: {where} has an unsafe path {path!r}; refusing the tape")
+    return path
+
+
+def check_link_target(path: str, target: str, where: str) -> str:
+    """A symlink stored in a tape must resolve inside the workspace it is restored into."""
+    if not target or "\0" in target or target.startswith("/"):
+        raise TapeError(
+            f"tape manifest: {where}: link {path!r} -> {target!r} escapes the workspace; "
+            "refusing the tape"
+        )
+    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
+    if resolved == ".." or resolved.startswith("../"):
+        raise TapeError(
+            f"tape manifest: {where}: link {path!r} -> {target!r} escapes the workspace; "
+            "refusing the tape"
+        )
+    return target
+
+
+@dataclass(frozen=True)
+class Host:
+    os: str
+    kernel: str
+    arch: str
+    cpus: int
+    memory_bytes: int
+    hostname: str
+    python: str
+
+    @classmethod
+    def from_dict(cls, raw: object, where: str) -> Host:
+        f = _Fields(raw, where)
+        return cls(
+            f.str("os"),
+            f.str("kernel"),
+            f.str("arch"),
+            f.int("cpus"),
+            f.int("memory_bytes"),
+            f.str("hostname"),
+            f.str("python"),
+        )
+
+
+@dataclass(frozen=True)
+class GitState:
+    commit: str | None
+    branch: str | None
+    dirty: list[str]
+
+    @classmethod
+    def from_dict(cls, raw: object, where: str) -> GitState:
+        f = _Fields(raw, where)
+        return cls(f.opt_str("commit"), f.opt_str("branch"), f.str_list("dirty"))
+
+
+@dataclass(frozen=True)
+class Environment:
+    """The build's environment; redacted variables hold ``REDACTED``."""
+
+    vars: dict[str, str]
+    redacted: list[str]
+    umask: str
+    locale: dict[str, str]
+    tz: str
+    ulimits: dict[str, str]
+
+    @classmethod
+    def from_dict(cls, raw: object, where: str) -> Environment:
+        f = _Fields(raw, where)
+        return cls(
+            f.str_dict("vars"),
+            f.str_list("redacted"),
+            f.str("umask"),
+            f.str_dict("locale"),
+            f.str("tz"),
+            f.str_dict("ulimits"),
+        )
+
+
+REDACTED = "[REDACTED]"
+
+
+@dataclass
+class Process:
+    """One process of the build; times are seconds since the build started."""
+
+    id: int
+    pid: int
+    parent_id: int | None
+    argv: list[str]
+    exe: str
+    cwd: str
+    start_s: float
+    end_s: float | None
+    exit_code: int | None
+    signal: str | None
+    reads: list[str] = field(default_factory=list)
+    writes: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+
+    @property
+    def duration_s(self) -> float | None:
+        return None if self.end_s is None else max(0.0, self.end_s - self.start_s)
+
+    @property
+    def failed(self) -> bool:
+        return (self.exit_code not in (0, None)) or self.signal is not None
+
+    def to_dict(self, path_id: Callable[[str], int]) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "pid": self.pid,
+            "parent_id": self.parent_id,
+            "argv": self.argv,
+            "exe": self.exe,
+            "cwd": self.cwd,
+            "start_s": round(self.start_s, 6),
+            "end_s": None if self.end_s is None else round(self.end_s, 6),
+            "exit_code": self.exit_code,
+            "signal": self.signal,
+            "reads": [path_id(p) for p in self.reads],
+            "writes": [path_id(p) for p in self.writes],
+            "deleted": [path_id(p) for p in self.deleted],
+        }
+
+    @classmethod
+    def from_dict(cls, raw: object, where: str, paths: list[str]) -> Process:
+        f = _Fields(raw, where)
+
+        def resolve(key: str) -> list[str]:
+            out = []
+            for i in f.list(key, lambda x, w: x):
+                if not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < len(paths):
+                    raise TapeError(f"tape manifest: {where}.{key} refers to no recorded path")
+                out.append(paths[i])
+            return out
+
+        return cls(
+            id=f.int("id"),
+            pid=f.int("pid"),
+            parent_id=f.opt_int("parent_id"),
+            argv=f.str_list("argv"),
+            exe=f.str("exe"),
+            cwd=f.str("cwd"),
+            start_s=f.float("start_s"),
+            end_s=f.opt_float("end_s"),
+            exit_code=f.opt_int("exit_code"),
+            signal=f.opt_str("signal"),
+            reads=resolve("reads"),
+            writes=resolve("writes"),
+            deleted=resolve("deleted"),
+        )
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """A workspace file. ``blob`` names its stored content, ``None`` when only hashed."""
+
+    path: str
+    mode: int
+    size: int
+    sha256: str | None
+    blob: str | None = None
+    link: str | None = None
+    change: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "path": self.path,
+            "mode": self.mode,
+            "size": self.size,
+            "sha256": self.sha256,
+        }
+        if self.blob is not None:
+            d["blob"] = self.blob
+        if self.link is not None:
+            d["link"] = self.link
+        if self.change is not None:
+            d["change"] = self.change
+        return d
+
+    @classmethod
+    def from_dict(cls, raw: object, where: str) -> FileEntry:
+        f = _Fields(raw, where)
+        path = check_relative_path(f.str("path"), where)
+        link = f.opt_str("link")
+        if link is not None:
+            check_link_target(path, link, where)
+        change = f.opt_str("change")
+        if change is not None and change not in CHANGES:
+            raise TapeError(f"tape manifest: {where}.change is {change!r}")
+        return cls(
+            path, f.int("mode"), f.int("size"), f.opt_str("sha256"), f.opt_str("blob"), link, change
+        )
+
+
+@dataclass(frozen=True)
+class ExternalFile:
+    """A file outside the workspace that the build read: identified, not stored."""
+
+    path: str
+    sha256: str | None
+    size: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "sha256": self.sha256, "size": self.size}
+
+    @classmethod
+    def from_dict(cls, raw: object, where: str) -> ExternalFile:
+        f = _Fields(raw, where)
+        return cls(f.str("path"), f.opt_str("sha256"), f.int("size"))
+
+
+@dataclass(frozen=True)
+class Tool:
+    """A known tool that ran, with its version line."""
+
+    name: str
+    path: str
+    sha256: str | None
+    version: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "path": self.path, "sha256": self.sha256, "version": self.version}
+
+    @classmethod
+    def from_dict(cls, raw: object, where: str) -> Tool:
+        f = _Fields(raw, where)
+        return cls(f.str("name"), f.str("path"), f.opt_str("sha256"), f.opt_str("version"))
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """``size`` bytes of one stream, read ``t`` seconds after the build started."""
+
+    t: float
+    stream: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Streams:
+    stdout_blob: str | None
+    stderr_blob: str | None
+    chunks: list[Chunk]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stdout_blob": self.stdout_blob,
+            "stderr_blob": self.stderr_blob,
+            "chunks": [[round(c.t, 6), c.stream, c.size] for c in self.chunks],
+        }
+
+    @classmethod
+    def from_dict(cls, raw: object, where: str) -> Streams:
+        f = _Fields(raw, where)
+
+        def chunk(x: object, w: str) -> Chunk:
+            ok = (
+                isinstance(x, list)
+                and len(x) == 3
+                and isinstance(x[0], (int, float))
+                and x[1] in ("stdout", "stderr")
+                and isinstance(x[2], int)
+            )
+            if not ok:
+                raise TapeError(f"tape manifest: {w} is not a [t, stream, size] chunk")
+            assert isinstance(x, list)
+            return Chunk(float(x[0]), str(x[1]), int(x[2]))
+
+        return cls(f.opt_str("stdout_blob"), f.opt_str("stderr_blob"), f.list("chunks", chunk))
+
+
+@dataclass(frozen=True)
+class Event:
+    """One typed event; ``data`` holds the kind's fields."""
+
+    t: float
+    kind: str
+    data: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"t": round(self.t, 6), "kind": self.kind, **self.data}
+
+    @classmethod
+    def from_dict(cls, raw: object, where: str) -> Event:
+        f = _Fields(raw, where)
+        data = {k: v for k, v in f.raw.items() if k not in ("t", "kind")}
+        return cls(f.float("t"), f.str("kind"), data)
+
+
+@dataclass(frozen=True)
+class BuildWarning:
+    kind: str
+    message: str
+    path: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "message": self.message, "path": self.path}
+
+    @classmethod
+    def from_dict(cls, raw: object, where: str) -> BuildWarning:
+        f = _Fields(raw, where)
+        return cls(f.str("kind"), f.str("message"), f.opt_str("path"))
+
+
+@dataclass(frozen=True)
+class Tracing:
+    """How the build was observed, and what fidelity a fallback lost."""
+
+    mode: str
+    notice: str | None
+
+    @classmethod
+    def from_dict(cls, raw: object, where: str) -> Tracing:
+        f = _Fields(raw, where)
+        return cls(f.str("mode"), f.opt_str("notice"))
+
+
+@dataclass
+class Manifest:
+    """Everything a tape says about one build, except stored file and stream contents."""
+
+    format_version: str
+    buildtape_version: str
+    argv: list[str]
+    cwd: str
+    workspace: str
+    status: str
+    exit_code: int | None
+    signal: str | None
+    started_at: str
+    ended_at: str
+    duration_s: float
+    host: Host
+    git: GitState | None
+    labels: dict[str, str]
+    environment: Environment
+    tracing: Tracing
+    toolchain: list[Tool]
+    processes: list[Process]
+    inputs: list[FileEntry]
+    outputs: list[FileEntry]
+    external: list[ExternalFile]
+    streams: Streams
+    events: list[Event]
+    warnings: list[BuildWarning]
+
+    @property
+    def cwd_in_workspace(self) -> str:
+        """The build's cwd relative to the workspace root (``.`` when equal)."""
+        rel = posixpath.relpath(self.cwd, self.workspace)
+        return "." if rel.startswith("..") else rel
+
+    def to_dict(self) -> dict[str, Any]:
+        paths: dict[str, int] = {}
+
+        def path_id(p: str) -> int:
+            return paths.setdefault(p, len(paths))
+
+        processes = [p.to_dict(path_id) for p in self.processes]
+        return {
+            "format_version": self.format_version,
+            "buildtape_version": self.buildtape_version,
+            "argv": self.argv,
+            "cwd": self.cwd,
+            "workspace": self.workspace,
+            "status": self.status,
+            "exit_code": self.exit_code,
+            "signal": self.signal,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "duration_s": round(self.duration_s, 6),
+            "host": self.host.__dict__,
+            "git": None if self.git is None else self.git.__dict__,
+            "labels": self.labels,
+            "environment": self.environment.__dict__,
+            "tracing": self.tracing.__dict__,
+            "toolchain": [t.to_dict() for t in self.toolchain],
+            "paths": list(paths),
+            "processes": processes,
+            "inputs": [e.to_dict() for e in self.inputs],
+            "outputs": [e.to_dict() for e in self.outputs],
+            "external": [e.to_dict() for e in self.external],
+            "streams": self.streams.to_dict(),
+            "events": [e.to_dict() for e in self.events],
+            "warnings": [w.to_dict() for w in self.warnings],
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Manifest:
+        f = _Fields(raw, "manifest")
+        status = f.str("status")
+        if status not in STATUSES:
+            raise TapeError(f"tape manifest: status {status!r} is not one of {STATUSES}")
+        paths = f.str_list("paths")
+        git_raw = raw.get("git")
+        return cls(
+            format_version=f.str("format_version"),
+            buildtape_version=f.str("buildtape_version"),
+            argv=f.str_list("argv"),
+            cwd=f.str("cwd"),
+            workspace=f.str("workspace"),
+            status=status,
+            exit_code=f.opt_int("exit_code"),
+            signal=f.opt_str("signal"),
+            started_at=f.str("started_at"),
+            ended_at=f.str("ended_at"),
+            duration_s=f.float("duration_s"),
+            host=Host.from_dict(raw.get("host"), "manifest.host"),
+            git=None if git_raw is None else GitState.from_dict(git_raw, "manifest.git"),
+            labels=f.str_dict("labels"),
+            environment=Environment.from_dict(raw.get("environment"), "manifest.environment"),
+            tracing=Tracing.from_dict(raw.get("tracing"), "manifest.tracing"),
+            toolchain=f.list("toolchain", Tool.from_dict),
+            processes=f.list("processes", lambda x, w: Process.from_dict(x, w, paths)),
+            inputs=f.list("inputs", FileEntry.from_dict),
+            outputs=f.list("outputs", FileEntry.from_dict),
+            external=f.list("external", ExternalFile.from_dict),
+            streams=Streams.from_dict(raw.get("streams"), "manifest.streams"),
+            events=f.list("events", Event.from_dict),
+            warnings=f.list("warnings", BuildWarning.from_dict),
+        )
+
+
+def blobs_referenced(manifest: Manifest) -> Iterable[str]:
+    for entry in (*manifest.inputs, *manifest.outputs):
+        if entry.blob is not None:
+            yield entry.blob
+    for blob in (manifest.streams.stdout_blob, manifest.streams.stderr_blob):
+        if blob is not None:
+            yield blob

@@ -1,0 +1,460 @@
+"""``record``: run a build command and write everything it did into one tape."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from recorder import __version__
+from recorder.events import parse_event_line
+from recorder.host import current_umask, host_info, locale_settings, timezone as tz_name, ulimits
+from recorder.model import (
+    BuildWarning,
+    Chunk,
+    Environment,
+    Event,
+    ExternalFile,
+    FileEntry,
+    Manifest,
+    Process,
+    Streams,
+    Tracing,
+)
+from recorder.secrets import Redaction, Scrubber, SecretPolicy, redact_environment
+from recorder.streams import Captured, StreamPump
+from recorder.strace_parser import TracedProcess
+from recorder.tape import FORMAT_VERSION, TapeWriter
+from recorder.toolchain import fingerprint
+from recorder.tracing import NoTracer, ProcTracer, StraceTracer, Tracer, choose_tracer
+from recorder.workspace import git_state, git_toplevel, hash_file, rescan, scan
+
+EVENTS_VAR = "BUILDTAPE_EVENTS"
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+_OUR_VARS = (EVENTS_VAR,)
+
+
+class RecordError(Exception):
+    """Recording could not start or could not be written."""
+
+
+class CommandNotFound(RecordError):
+    pass
+
+
+class CommandNotExecutable(RecordError):
+    pass
+
+
+@dataclass(frozen=True)
+class RecordOptions:
+    """What to record and how. Defaults here are the CLI's defaults."""
+
+    argv: tuple[str, ...]
+    # Tape path; None: .buildtape/tapes/<UTC time>-<command>-<pid>.tape in the workspace.
+    output: Path | None = None
+    # Root whose files are snapshotted; None: the git top level of cwd, else cwd.
+    workspace: Path | None = None
+    # Where the build runs; None: the current directory.
+    cwd: Path | None = None
+    # auto | strace | proc | none
+    trace: str = "auto"
+    # Globs (on the relative path or the file name) left out of the snapshots.
+    excludes: tuple[str, ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()
+    secrets: SecretPolicy = field(default_factory=SecretPolicy)
+    # Files larger than this are hashed but their content is not stored.
+    max_store_bytes: int = 64 * 1024 * 1024
+    # Give the build a pty for each of our streams that is a terminal.
+    use_tty: bool = True
+    compression_level: int = 9
+    # The build's environment; None: this process's environment.
+    env: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    tape: Path
+    manifest: Manifest
+    # What a transparent wrapper exits with: the build's code, or 128+N for signal N.
+    exit_status: int
+
+
+def _resolve_command(argv0: str, env: Mapping[str, str], cwd: Path) -> str:
+    if "/" in argv0:
+        path = (cwd / argv0) if not argv0.startswith("/") else Path(argv0)
+        if not path.exists():
+            raise CommandNotFound(f"command not found: {argv0}")
+        if path.is_dir() or not os.access(path, os.X_OK):
+            raise CommandNotExecutable(f"command is not executable: {argv0}")
+        return str(path)
+    found = shutil.which(argv0, path=env.get("PATH", os.defpath))
+    if found is None:
+        raise CommandNotFound(f"command not found: {argv0} (not on PATH)")
+    return found
+
+
+def _default_tape_path(workspace: Path, argv0: str) -> Path:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    name = os.path.basename(argv0) or "build"
+    return workspace / ".buildtape" / "tapes" / f"{stamp}-{name}-{os.getpid()}.tape"
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z"
+    )
+
+
+class _EventsTail:
+    """Reads complete lines appended to the events file while the build runs."""
+
+    def __init__(self, path: Path, t0: float, wall0: float) -> None:
+        self._fh = open(path, encoding="utf-8", errors="replace")  # noqa: SIM115
+        self._t0, self._wall0 = t0, wall0
+        self._partial = ""
+        self._lineno = 0
+        self.events: list[Event] = []
+
+    def tick(self) -> None:
+        data = self._fh.read()
+        if not data:
+            return
+        lines = (self._partial + data).split("\n")
+        self._partial = lines.pop()
+        for line in lines:
+            self._line(line)
+
+    def _line(self, line: str) -> None:
+        self._lineno += 1
+        if line.strip():
+            arrived = time.monotonic() - self._t0
+            self.events.append(parse_event_line(line, self._lineno, arrived, self._wall0))
+
+    def close(self) -> None:
+        self.tick()
+        if self._partial:
+            self._line(self._partial)
+        self._fh.close()
+
+
+@dataclass
+class _Run:
+    returncode: int
+    interrupted_by: str | None
+    traced: list[TracedProcess]
+    captured: Captured
+    events: list[Event]
+    wall0: float
+    duration: float
+
+
+def _spawn(argv: list[str], cwd: Path, env: dict[str, str], fds: tuple[int, int]) -> subprocess.Popen[bytes]:
+    # Its own process group, so forwarded signals reach the whole build at once.
+    kwargs: dict[str, Any] = {}
+    if sys.version_info >= (3, 11):
+        kwargs["process_group"] = 0
+    else:  # pragma: no cover - Python 3.10
+        kwargs["preexec_fn"] = os.setpgrp
+    return subprocess.Popen(argv, cwd=cwd, env=env, stdout=fds[0], stderr=fds[1], **kwargs)
+
+
+def _run_build(
+    argv: list[str], cwd: Path, env: dict[str, str], tracer: Tracer, use_tty: bool, workdir: Path
+) -> _Run:
+    events_path = workdir / "events.jsonl"
+    events_path.touch()
+    env = {**env, EVENTS_VAR: str(events_path)}
+    t0, wall0 = time.monotonic(), time.time()
+    pump = StreamPump(sys.stdout.fileno(), sys.stderr.fileno(), use_tty, t0)
+    tail = _EventsTail(events_path, t0, wall0)
+    interrupted: list[str] = []
+    proc = _spawn(tracer.wrap(argv), cwd, env, pump.child_fds())
+    pump.close_child_fds()
+    tracer.started(proc.pid)
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        interrupted.append(signal.Signals(signum).name)
+        try:
+            os.killpg(proc.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in FORWARDED_SIGNALS:
+            previous[sig] = signal.signal(sig, forward)
+    done = threading.Event()
+    waiter = threading.Thread(target=lambda: (proc.wait(), done.set()), daemon=True)
+    waiter.start()
+
+    def tick() -> None:
+        tracer.tick()
+        tail.tick()
+
+    try:
+        pump.run(done.is_set, tick)
+        while not done.wait(0.05):
+            tick()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    duration = time.monotonic() - t0
+    traced = tracer.finish()
+    tail.close()
+    return _Run(
+        returncode=proc.returncode,
+        interrupted_by=interrupted[0] if interrupted else None,
+        traced=traced,
+        captured=pump.captured,
+        events=tail.events,
+        wall0=wall0,
+        duration=duration,
+    )
+
+
+def _relative(path: str, workspace: str) -> str:
+    """Workspace paths become relative; others stay absolute."""
+    if path == workspace:
+        return "."
+    if path.startswith(workspace + "/"):
+        return path[len(workspace) + 1 :]
+    return path
+
+
+def _processes(run: _Run, argv: list[str], workspace: str, cwd: str) -> list[Process]:
+    traced = sorted(run.traced, key=lambda p: (p.start, p.pid))
+    ids = {p.pid: i for i, p in enumerate(traced, start=1)}
+    out = []
+    for i, tp in enumerate(traced, start=1):
+        root = tp.parent_pid is None or tp.parent_pid not in ids
+        exit_code, sig = tp.exit_code, tp.signal
+        if root and exit_code is None and sig is None:
+            exit_code, sig = _split_returncode(run.returncode)
+        out.append(
+            Process(
+                id=i,
+                pid=tp.pid,
+                parent_id=None if root else ids[tp.parent_pid] if tp.parent_pid else None,
+                argv=tp.argv or (argv if root else []),
+                exe=tp.exe or (argv[0] if root else ""),
+                cwd=tp.exec_cwd or tp.cwd or cwd,
+                start_s=max(0.0, tp.start - run.wall0),
+                end_s=None if tp.end is None else max(0.0, tp.end - run.wall0),
+                exit_code=exit_code,
+                signal=sig,
+                reads=[_relative(p, workspace) for p in tp.reads],
+                writes=[_relative(p, workspace) for p in tp.writes],
+                deleted=[_relative(p, workspace) for p in tp.deleted],
+            )
+        )
+    return out
+
+
+def _split_returncode(rc: int) -> tuple[int | None, str | None]:
+    if rc < 0:
+        try:
+            return None, signal.Signals(-rc).name
+        except ValueError:
+            return None, f"SIG{-rc}"
+    return rc, None
+
+
+def _external_files(processes: list[Process]) -> list[ExternalFile]:
+    written = {p for proc in processes for p in (*proc.writes, *proc.deleted)}
+    candidates = {p for proc in processes for p in proc.reads if p.startswith("/")}
+    candidates |= {proc.exe for proc in processes if proc.exe.startswith("/")}
+    out = []
+    for path in sorted(candidates - written):
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        if not os.path.isfile(path):
+            continue
+        out.append(ExternalFile(path, hash_file(Path(path)), st.st_size))
+    return out
+
+
+def _streams(captured: Captured, scrubber: Scrubber, writer: TapeWriter) -> Streams:
+    blobs: dict[str, str | None] = {}
+    sizes: dict[str, list[int]] = {}
+    for name in ("stdout", "stderr"):
+        data, new_sizes = scrubber.stream(
+            captured.joined(name), [len(d) for _, s, d in captured.chunks if s == name]
+        )
+        blobs[name] = writer.add_blob(data) if data else None
+        sizes[name] = new_sizes
+    chunks = []
+    cursor = {"stdout": 0, "stderr": 0}
+    for t, name, _ in captured.chunks:
+        chunks.append(Chunk(t, name, sizes[name][cursor[name]]))
+        cursor[name] += 1
+    return Streams(blobs["stdout"], blobs["stderr"], chunks)
+
+
+def _build_events(
+    processes: list[Process], outputs: list[FileEntry], custom: list[Event], warnings: list[BuildWarning],
+    status: str, exit_code: int | None, sig: str | None, duration: float, argv: list[str],
+) -> list[Event]:
+    events: list[Event] = [Event(0.0, "build_started", {"argv": argv})]
+    written = {e.path for e in outputs if e.change != "deleted"}
+    for p in processes:
+        events.append(Event(p.start_s, "process_started", {"process": p.id, "pid": p.pid, "parent": p.parent_id}))
+    for p in processes:
+        if p.end_s is not None:
+            events.append(
+                Event(p.end_s, "process_exited", {"process": p.id, "exit_code": p.exit_code, "signal": p.signal})
+            )
+    seen: set[str] = set()
+    for p in processes:
+        for path in p.writes:
+            if path in written and path not in seen:
+                seen.add(path)
+                events.append(Event(p.start_s, "file_written", {"path": path, "process": p.id}))
+    events += custom
+    events += [Event(duration, "warning", w.to_dict()) for w in warnings]
+    final = {"succeeded": "build_completed", "failed": "build_failed"}.get(status, "build_interrupted")
+    events.append(Event(duration, final, {"exit_code": exit_code, "signal": sig, "duration_s": round(duration, 6)}))
+    order = {id(e): i for i, e in enumerate(events)}
+    return sorted(events, key=lambda e: (e.t, order[id(e)]))
+
+
+def record(options: RecordOptions, notify: Callable[[str], None] = lambda _: None) -> RecordResult:
+    """Run ``options.argv``, pass its output through, and write its tape.
+
+    ``notify`` receives one-line notices (tracing fallback, secrets found in outputs)
+    at the moment they apply; the caller decides how to show them.
+    """
+    if not options.argv:
+        raise RecordError("no command given; put the build command after --")
+    env = dict(os.environ if options.env is None else options.env)
+    for var in _OUR_VARS:
+        env.pop(var, None)
+    cwd = (options.cwd or Path.cwd()).resolve()
+    _resolve_command(options.argv[0], env, cwd)
+    workspace = (options.workspace or git_toplevel(cwd) or cwd).resolve()
+    if not workspace.is_dir():
+        raise RecordError(f"workspace {workspace} is not a directory")
+    tape_path = (options.output or _default_tape_path(workspace, options.argv[0])).absolute()
+    choice = choose_tracer(options.trace, env)
+    if choice.notice:
+        notify(choice.notice)
+    redaction: Redaction = redact_environment(env, options.secrets)
+    scrubber = redaction.scrubber()
+    warnings: list[BuildWarning] = []
+    writer = TapeWriter(tape_path, level=options.compression_level)
+    excludes = options.excludes
+    for own in (tape_path, writer.temporary_path):
+        rel = _relative(str(own), str(workspace))
+        if not rel.startswith("/"):
+            excludes += (rel,)
+
+    def storer(kind: str) -> Callable[[str, bytes], str | None]:
+        def store(rel: str, data: bytes) -> str | None:
+            if scrubber.found_in(data):
+                msg = f"a secret value appears in {kind} file {rel}; its content was not stored"
+                warnings.append(BuildWarning(f"secret_in_{kind}", msg, rel))
+                notify(msg)
+                return None
+            return writer.add_blob(data)
+
+        return store
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="buildtape-") as tmp:
+            workdir = Path(tmp)
+            umask = current_umask()
+            git = git_state(workspace)
+            before = scan(workspace, excludes, storer("input"), options.max_store_bytes)
+            tracer: Tracer
+            if choice.mode == "strace":
+                assert choice.strace is not None
+                tracer = StraceTracer(choice.strace, workdir, str(cwd))
+            elif choice.mode == "proc":
+                tracer = ProcTracer(str(cwd))
+            else:
+                tracer = NoTracer(str(cwd))
+            run = _run_build(list(options.argv), cwd, env, tracer, options.use_tty, workdir)
+            changes = rescan(workspace, excludes, before, storer("output"), options.max_store_bytes)
+        processes = _processes(run, list(options.argv), str(workspace), str(cwd))
+        exit_code, sig = _split_returncode(run.returncode)
+        if processes and processes[0].parent_id is None and choice.mode == "strace":
+            exit_code, sig = processes[0].exit_code, processes[0].signal
+        if run.interrupted_by:
+            status = "interrupted"
+        elif exit_code == 0 and sig is None:
+            status = "succeeded"
+        else:
+            status = "failed"
+        for ev in run.events:
+            if ev.kind == "invalid_event":
+                warnings.append(BuildWarning("invalid_event", f"line {ev.data['line']}: {ev.data['reason']}"))
+        outputs = changes.entries()
+        streams = _streams(run.captured, scrubber, writer)
+        manifest = Manifest(
+            format_version=FORMAT_VERSION,
+            buildtape_version=__version__,
+            argv=list(options.argv),
+            cwd=str(cwd),
+            workspace=str(workspace),
+            status=status,
+            exit_code=exit_code,
+            signal=sig,
+            started_at=_iso(run.wall0),
+            ended_at=_iso(run.wall0 + run.duration),
+            duration_s=run.duration,
+            host=host_info(),
+            git=git,
+            labels=dict(options.labels),
+            environment=Environment(
+                vars=redaction.env,
+                redacted=redaction.redacted_names,
+                umask=umask,
+                locale=locale_settings(env),
+                tz=tz_name(env),
+                ulimits=ulimits(),
+            ),
+            tracing=Tracing(choice.mode, choice.notice),
+            toolchain=fingerprint(p.exe for p in processes if p.exe.startswith("/")),
+            processes=processes,
+            inputs=[s.entry() for s in before.values()],
+            outputs=outputs,
+            external=_external_files(processes),
+            streams=streams,
+            events=[],
+            warnings=warnings,
+        )
+        manifest.events = _build_events(
+            processes, outputs, run.events, warnings, status, exit_code, sig, run.duration, list(options.argv)
+        )
+        scrubbed = scrubber.tree(manifest.to_dict(), keep=_DIGEST_KEYS)
+        writer.commit(scrubbed)
+    except BaseException:
+        writer.abort()
+        raise
+    exit_status = exit_code if exit_code is not None else 128 + _signum(sig)
+    return RecordResult(tape_path, Manifest.from_dict(scrubbed), exit_status)
+
+
+_DIGEST_KEYS = frozenset({"sha256", "blob", "stdout_blob", "stderr_blob"})
+
+
+def _signum(name: str | None) -> int:
+    if name is None:
+        return 0
+    try:
+        return int(signal.Signals[name])
+    except KeyError:
+        return int(name[3:]) if name[3:].isdigit() else 0

@@ -1,0 +1,122 @@
+"""The documented JSON view of a tape (``buildtape show --json``) and what people read first."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from recorder.model import Manifest, Process
+from recorder.reading import Tape
+
+_ERROR_LINE = re.compile(r"(error[:\[]|\*\*\* |Traceback \(most recent call last\)|fatal:|FAILED)", re.I)
+
+
+def process_view(p: Process) -> dict[str, Any]:
+    return {
+        "id": p.id,
+        "pid": p.pid,
+        "parent_id": p.parent_id,
+        "argv": p.argv,
+        "exe": p.exe,
+        "cwd": p.cwd,
+        "start_s": round(p.start_s, 6),
+        "end_s": None if p.end_s is None else round(p.end_s, 6),
+        "duration_s": None if p.duration_s is None else round(p.duration_s, 6),
+        "exit_code": p.exit_code,
+        "signal": p.signal,
+        "reads": p.reads,
+        "writes": p.writes,
+        "deleted": p.deleted,
+    }
+
+
+DRIVER_CHILDREN = 3
+
+
+def steps(manifest: Manifest) -> list[Process]:
+    """Processes that are build steps: not the root, and not drivers such as make or a
+    build script (more than ``DRIVER_CHILDREN`` children). A compiler driver with its
+    cc1, as and collect2 stays a step, as a person would count it."""
+    children: dict[int, int] = {}
+    for p in manifest.processes:
+        if p.parent_id is not None:
+            children[p.parent_id] = children.get(p.parent_id, 0) + 1
+    out = [
+        p
+        for p in manifest.processes
+        if p.parent_id is not None and children.get(p.id, 0) <= DRIVER_CHILDREN
+    ]
+    return out or list(manifest.processes)
+
+
+def slowest(manifest: Manifest, n: int = 10) -> list[Process]:
+    """The slowest steps, longest first, ties by id."""
+    timed = [p for p in steps(manifest) if p.duration_s is not None]
+    return sorted(timed, key=lambda p: (-(p.duration_s or 0.0), p.id))[:n]
+
+
+def failing(manifest: Manifest) -> list[Process]:
+    """Failed processes none of whose children failed: where the failure started."""
+    failed = [p for p in manifest.processes if p.failed]
+    parents_of_failures = {p.parent_id for p in failed}
+    return [p for p in failed if p.id not in parents_of_failures]
+
+
+def stderr_tail(tape: Tape, lines: int = 10) -> list[str]:
+    text = tape.stream("stderr").decode("utf-8", "replace")
+    return text.splitlines()[-lines:]
+
+
+def first_error_line(lines: list[str]) -> str | None:
+    return next((line for line in lines if _ERROR_LINE.search(line)), None)
+
+
+def metrics(manifest: Manifest) -> list[dict[str, Any]]:
+    return [
+        {"name": e.data["name"], "value": e.data["value"], "unit": e.data.get("unit")}
+        for e in manifest.events
+        if e.kind == "metric"
+    ]
+
+
+def json_view(tape: Tape) -> dict[str, Any]:
+    m = tape.manifest
+    read = {p for proc in m.processes for p in proc.reads}
+    return {
+        "format_version": m.format_version,
+        "buildtape_version": m.buildtape_version,
+        "tape": str(tape.path),
+        "command": m.argv,
+        "cwd": m.cwd,
+        "workspace": m.workspace,
+        "status": m.status,
+        "exit_code": m.exit_code,
+        "signal": m.signal,
+        "started_at": m.started_at,
+        "ended_at": m.ended_at,
+        "duration_s": round(m.duration_s, 6),
+        "host": m.host.__dict__,
+        "git": None if m.git is None else m.git.__dict__,
+        "labels": m.labels,
+        "tracing": m.tracing.__dict__,
+        "env": m.environment.vars,
+        "redacted": m.environment.redacted,
+        "umask": m.environment.umask,
+        "locale": m.environment.locale,
+        "tz": m.environment.tz,
+        "ulimits": m.environment.ulimits,
+        "toolchain": [t.to_dict() for t in m.toolchain],
+        "processes": [process_view(p) for p in m.processes],
+        "inputs": [
+            {"path": e.path, "sha256": e.sha256, "size": e.size, "read": e.path in read}
+            for e in m.inputs
+        ],
+        "outputs": [
+            {"path": e.path, "sha256": e.sha256, "size": e.size, "change": e.change}
+            for e in m.outputs
+        ],
+        "external": [e.to_dict() for e in m.external],
+        "metrics": metrics(m),
+        "events": [e.to_dict() for e in m.events],
+        "warnings": [w.to_dict() for w in m.warnings],
+    }

@@ -1,0 +1,309 @@
+"""Ways to observe a build's processes: strace, polling /proc, or not at all.
+
+``choose_tracer`` picks one for ``--trace auto|strace|proc|none`` and says, in one
+sentence, what fidelity a fallback loses and how to get it back.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from recorder.strace_parser import TRACED_SYSCALLS, StraceParser, TracedProcess
+
+TRACE_MODES = ("auto", "strace", "proc", "none")
+
+
+class TracerUnavailable(Exception):
+    """The tracer that was asked for by name cannot run here."""
+
+
+class Tracer(Protocol):
+    mode: str
+
+    def wrap(self, argv: list[str]) -> list[str]: ...
+
+    def started(self, pid: int) -> None: ...
+
+    def tick(self) -> None: ...
+
+    def finish(self) -> list[TracedProcess]: ...
+
+
+def _strace_works(strace: str, env: Mapping[str, str]) -> str | None:
+    """None when strace can trace here, else the reason it cannot."""
+    try:
+        out = subprocess.run(
+            [strace, "-f", "-qq", "-e", "trace=none", "--", "true"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+            env=dict(env),
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"strace could not start ({exc})"
+    if out.returncode != 0:
+        first = (out.stderr.strip().splitlines() or ["unknown error"])[0]
+        return f"strace cannot trace here ({first})"
+    return None
+
+
+class StraceTracer:
+    """Runs the build under strace and parses its output as it is written.
+
+    ``-DD`` makes the build's root process buildtape's own child (so waiting for it is
+    waiting for the build) and puts strace in a process group of its own, out of reach
+    of the signals forwarded to the build. ``-I 2`` lets the SIGTERM that detaches
+    strace from processes the build left behind (daemons) work; by default strace
+    ignores it when it started the command itself.
+    """
+
+    mode = "strace"
+
+    def __init__(self, strace: str, workdir: Path, cwd: str) -> None:
+        self._strace = strace
+        self._log = workdir / "strace.log"
+        self._log.touch()
+        self._parser = StraceParser(cwd)
+        self._fh = open(self._log, encoding="utf-8", errors="surrogateescape")  # noqa: SIM115
+        self._partial = ""
+        self._tracer_pid: int | None = None
+
+    def wrap(self, argv: list[str]) -> list[str]:
+        return [
+            self._strace,
+            "-DD",
+            "-I",
+            "2",
+            "-f",
+            "--seccomp-bpf",
+            "-q",
+            "-ttt",
+            "-s",
+            "65535",
+            "-e",
+            f"trace={TRACED_SYSCALLS}",
+            "-o",
+            str(self._log),
+            "--",
+            *argv,
+        ]
+
+    def started(self, pid: int) -> None:
+        # strace -D attaches before the command execs, and Popen returns after the exec.
+        self._tracer_pid = _tracer_of(pid)
+
+    def tick(self) -> None:
+        data = self._fh.read()
+        if not data:
+            return
+        lines = (self._partial + data).split("\n")
+        self._partial = lines.pop()
+        for line in lines:
+            self._parser.feed(line)
+
+    def finish(self, grace_s: float = 0.5) -> list[TracedProcess]:
+        tracer = self._tracer_pid
+        if tracer is not None:
+            if not _wait_gone(tracer, grace_s):
+                # Only processes the build left behind keep strace going: detach from them.
+                try:
+                    os.kill(tracer, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+                _wait_gone(tracer, 10.0)
+        self.tick()
+        if self._partial:
+            self._parser.feed(self._partial)
+            self._partial = ""
+        self._fh.close()
+        return list(self._parser.processes.values())
+
+
+def _tracer_of(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("TracerPid:"):
+                    tracer = int(line.split()[1])
+                    return tracer or None
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _wait_gone(pid: int, timeout_s: float) -> bool:
+    """Wait until ``pid`` has exited (a zombie counts: init may be slow to reap it)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                stat = f.read().decode(errors="replace")
+            if stat[stat.rindex(")") + 2 :].startswith(("Z", "X")):
+                return True
+        except OSError:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)
+
+
+class ProcTracer:
+    """Polls /proc for the build's descendants: no privileges, lower fidelity.
+
+    Processes shorter than the poll interval can be missed, only the root's exit code
+    is known, and no per-process file accesses are seen.
+    """
+
+    mode = "proc"
+
+    def __init__(self, cwd: str, interval_s: float = 0.01) -> None:
+        self._cwd = cwd
+        self._interval = interval_s
+        self._procs: dict[int, TracedProcess] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._root: int | None = None
+
+    def wrap(self, argv: list[str]) -> list[str]:
+        return argv
+
+    def started(self, pid: int) -> None:
+        self._root = pid
+        self._procs[pid] = TracedProcess(pid=pid, parent_pid=None, start=time.time(), cwd=self._cwd)
+        self._thread = threading.Thread(target=self._poll, name="buildtape-proc", daemon=True)
+        self._thread.start()
+
+    def tick(self) -> None:
+        pass
+
+
+    @staticmethod
+    def _read(pid: int) -> tuple[int, list[str], str | None, str | None] | None:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                stat = f.read().decode(errors="replace")
+            ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                raw = f.read()
+        except (OSError, ValueError):
+            return None
+        argv = [a.decode(errors="surrogateescape") for a in raw.split(b"\0")[:-1]]
+        exe = cwd = None
+        try:
+            exe = os.readlink(f"/proc/{pid}/exe")
+            cwd = os.readlink(f"/proc/{pid}/cwd")
+        except OSError:
+            pass
+        return ppid, argv, exe, cwd
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            now = time.time()
+            alive: set[int] = set()
+            for name in os.listdir("/proc"):
+                if not name.isdigit():
+                    continue
+                pid = int(name)
+                known = self._procs.get(pid)
+                if known is not None and known.end is None:
+                    alive.add(pid)
+                    if not known.argv:
+                        self._update(known, self._read(pid))
+                    continue
+                info = self._read(pid)
+                if info is None or info[0] not in self._procs:
+                    continue
+                parent = self._procs[info[0]]
+                if parent.end is not None:
+                    continue
+                proc = TracedProcess(pid=pid, parent_pid=info[0], start=now, cwd=parent.cwd)
+                self._update(proc, info)
+                self._procs[pid] = proc
+                alive.add(pid)
+            for pid, proc in self._procs.items():
+                if proc.end is None and pid not in alive:
+                    proc.end = now
+            self._stop.wait(self._interval)
+
+    @staticmethod
+    def _update(proc: TracedProcess, info: tuple[int, list[str], str | None, str | None] | None) -> None:
+        if info is None or not info[1]:
+            return
+        _, argv, exe, cwd = info
+        proc.argv, proc.exe = argv, exe or argv[0]
+        if cwd:
+            proc.cwd = proc.exec_cwd = cwd
+
+    def finish(self) -> list[TracedProcess]:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        end = time.time()
+        for proc in self._procs.values():
+            if proc.end is None:
+                proc.end = end
+        return list(self._procs.values())
+
+
+class NoTracer:
+    """Records only the root process."""
+
+    mode = "none"
+
+    def __init__(self, cwd: str) -> None:
+        self._cwd = cwd
+        self._root: TracedProcess | None = None
+
+    def wrap(self, argv: list[str]) -> list[str]:
+        return argv
+
+    def started(self, pid: int) -> None:
+        self._root = TracedProcess(pid=pid, parent_pid=None, start=time.time(), cwd=self._cwd)
+
+    def tick(self) -> None:
+        pass
+
+
+    def finish(self) -> list[TracedProcess]:
+        if self._root is None:
+            return []
+        self._root.end = time.time()
+        return [self._root]
+
+
+@dataclass(frozen=True)
+class TracerChoice:
+    mode: str
+    notice: str | None
+    strace: str | None = None
+
+
+def choose_tracer(requested: str, env: Mapping[str, str]) -> TracerChoice:
+    """Pick a tracer; ``TracerUnavailable`` when ``strace`` was asked for and cannot run."""
+    if requested in ("proc", "none"):
+        return TracerChoice(requested, None)
+    strace = shutil.which("strace", path=env.get("PATH"))
+    reason = "strace is not installed" if strace is None else _strace_works(strace, env)
+    if reason is None:
+        return TracerChoice("strace", None, strace)
+    if requested == "strace":
+        raise TracerUnavailable(
+            f"--trace strace was asked for, but {reason}; install strace (apt-get install strace) "
+            "and allow ptrace (CAP_SYS_PTRACE), or use --trace proc"
+        )
+    return TracerChoice(
+        "proc",
+        f"{reason}: recording the process tree by polling /proc, so short processes may be "
+        "missed and per-process file reads are not recorded (outputs still are); install strace "
+        "and allow ptrace for full fidelity",
+    )

@@ -1,0 +1,1 @@
+"""Re-runs a tape in a sandbox, normalises, diffs two recordings, extracts one step."""
