@@ -23,6 +23,7 @@ from recorder.record import (
     CommandNotFound,
     RecordError,
     RecordOptions,
+    TapeWriteFailed,
     record,
 )
 from recorder.secrets import SecretPolicy
@@ -41,11 +42,14 @@ class Failure(Exception):
         self.code = code
 
 
-def _error_code(exc: BaseException) -> ExitCode:
+def _error_code(exc: BaseException) -> int:
     if isinstance(exc, Failure):
         return exc.code
     if isinstance(exc, CommandNotFound):
         return ExitCode.COMMAND_NOT_FOUND
+    if isinstance(exc, TapeWriteFailed) and exc.build_status:
+        # A failed build still fails the CI step, whatever happened to its tape.
+        return exc.build_status
     if isinstance(exc, CommandNotExecutable):
         return ExitCode.NOT_EXECUTABLE
     if isinstance(exc, (RecordError, TracerUnavailable)):
@@ -61,8 +65,7 @@ def _message(exc: BaseException) -> str:
     if isinstance(exc, OSError) and not isinstance(exc, TapeError):
         where = f" ({exc.filename})" if exc.filename else ""
         return f"{exc.strerror or exc}{where}"
-    code = _error_code(exc)
-    if code == ExitCode.INTERNAL:
+    if _error_code(exc) == ExitCode.INTERNAL:
         return f"internal error: {exc!r}; run again with --traceback and report it"
     return str(exc)
 
@@ -91,7 +94,9 @@ def _emit_json(obj: Any) -> None:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="buildtape")
-@click.option("--traceback", is_flag=True, help="Show the Python stack on errors (for bug reports).")
+@click.option(
+    "--traceback", is_flag=True, help="Show the Python stack on errors (for bug reports)."
+)
 @click.pass_context
 def cli(ctx: click.Context, traceback: bool) -> None:
     """A flight recorder for software builds.
@@ -108,24 +113,64 @@ def cli(ctx: click.Context, traceback: bool) -> None:
 
 
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Tape to write. Default: .buildtape/tapes/<time>-<cmd>-<pid>.tape in the workspace.")
-@click.option("--workspace", type=click.Path(file_okay=False, exists=True, path_type=Path),
-              help="Root to snapshot before and after. Default: the git top level, else the cwd.")
-@click.option("--trace", type=click.Choice(TRACE_MODES), default="auto", show_default=True,
-              help="How to see processes and files: strace (full), proc (/proc polling, no "
-                   "per-process reads), none (root process only); auto falls back from strace to proc.")
-@click.option("--exclude", multiple=True, metavar="GLOB",
-              help="Leave matching paths (relative path or file name) out of the snapshots. Repeatable.")
-@click.option("--label", multiple=True, metavar="KEY=VALUE", help="Attach a label to the tape. Repeatable.")
-@click.option("--redact", multiple=True, metavar="NAME_GLOB",
-              help="Also treat variables matching this name glob as secrets. Repeatable.")
-@click.option("--no-redact", multiple=True, metavar="NAME_GLOB",
-              help="Never treat variables matching this name glob as secrets. Repeatable.")
-@click.option("--max-store-size", default="64M", show_default=True, metavar="SIZE",
-              help="Files larger than this are hashed but not stored.")
-@click.option("--no-tty", is_flag=True, help="Give the build pipes even when buildtape's output is a terminal.")
-@click.option("-q", "--quiet", is_flag=True, help="Print nothing of buildtape's own unless something is wrong.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Tape to write. Default: .buildtape/tapes/<time>-<cmd>-<pid>.tape in the workspace.",
+)
+@click.option(
+    "--workspace",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Root to snapshot before and after. Default: the git top level, else the cwd.",
+)
+@click.option(
+    "--trace",
+    type=click.Choice(TRACE_MODES),
+    default="auto",
+    show_default=True,
+    help="How to see processes and files: strace (full), proc (/proc polling, no "
+    "per-process reads), none (root process only); auto falls back from strace to proc.",
+)
+@click.option(
+    "--exclude",
+    multiple=True,
+    metavar="GLOB",
+    help="Leave matching paths (relative path or file name) out of the snapshots. Repeatable.",
+)
+@click.option(
+    "--label", multiple=True, metavar="KEY=VALUE", help="Attach a label to the tape. Repeatable."
+)
+@click.option(
+    "--redact",
+    multiple=True,
+    metavar="NAME_GLOB",
+    help="Also treat variables matching this name glob as secrets. Repeatable.",
+)
+@click.option(
+    "--no-redact",
+    multiple=True,
+    metavar="NAME_GLOB",
+    help="Never treat variables matching this name glob as secrets. Repeatable.",
+)
+@click.option(
+    "--max-store-size",
+    default="64M",
+    show_default=True,
+    metavar="SIZE",
+    help="Files larger than this are hashed but not stored.",
+)
+@click.option(
+    "--no-tty",
+    is_flag=True,
+    help="Give the build pipes even when buildtape's output is a terminal.",
+)
+@click.option(
+    "-q",
+    "--quiet",
+    is_flag=True,
+    help="Print nothing of buildtape's own unless something is wrong.",
+)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def record_cmd(
     output: Path | None,
@@ -183,7 +228,9 @@ record_cmd.name = "record"
 
 @cli.command()
 @click.argument("tape", type=click.Path(path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print the documented JSON object (docs/cli.md).")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the documented JSON object (docs/cli.md)."
+)
 def show(tape: Path, as_json: bool) -> None:
     """Summarise a tape: command, status, host, slowest and failing steps, outputs, warnings."""
     with open_tape(tape) as t:
@@ -199,7 +246,9 @@ def verify(tape: Path) -> None:
     """Check every checksum in a tape; exit 0 when sound, 3 naming the first problem otherwise."""
     with open_tape(tape) as t:
         count = t.reader.verify()
-    click.echo(f"{tape}: ok (format {t.manifest.format_version}, manifest and {count} blobs verified)")
+    click.echo(
+        f"{tape}: ok (format {t.manifest.format_version}, manifest and {count} blobs verified)"
+    )
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
@@ -226,5 +275,3 @@ def main(argv: list[str] | None = None) -> NoReturn:
         click.echo(f"buildtape: error: {_message(exc)}", err=True)
         sys.exit(_error_code(exc))
     sys.exit(ExitCode.OK)
-
-

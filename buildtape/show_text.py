@@ -33,7 +33,9 @@ def render(tape: Tape) -> str:
     outcome = f"signal {m.signal}" if m.signal else f"exit {m.exit_code}"
     lines.append(f"{tape.path}")
     lines.append(f"  command   {short_argv(m.argv)}")
-    lines.append(f"  status    {m.status} ({outcome}) in {m.duration_s:.2f}s, started {m.started_at}")
+    lines.append(
+        f"  status    {m.status} ({outcome}) in {m.duration_s:.2f}s, started {m.started_at}"
+    )
     h = m.host
     lines.append(
         f"  host      {h.hostname}: {h.os} {h.kernel} {h.arch}, {h.cpus} CPUs, "
@@ -46,7 +48,8 @@ def render(tape: Tape) -> str:
         lines.append("  labels    " + " ".join(f"{k}={v}" for k, v in sorted(m.labels.items())))
     lines.append(
         f"  processes {len(m.processes)} (tracing: {m.tracing.mode}), "
-        f"{len(m.outputs)} outputs, {len(m.inputs)} workspace files, {len(m.external)} external inputs"
+        f"{len(m.outputs)} outputs, {len(m.inputs)} workspace files, "
+        f"{len(m.external)} external inputs"
     )
     if m.toolchain:
         tools = ", ".join(f"{t.name} ({t.version or '?'})" for t in m.toolchain[:6])

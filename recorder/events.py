@@ -29,13 +29,15 @@ def parse_event_line(line: str, lineno: int, arrived_s: float, wall_start: float
     """Parse one line; ``arrived_s`` (build-relative) stands in for a missing ``ts``."""
 
     def invalid(reason: str) -> Event:
-        return Event(arrived_s, "invalid_event", {"line": lineno, "reason": reason, "text": line[:200]})
+        return Event(
+            arrived_s, "invalid_event", {"line": lineno, "reason": reason, "text": line[:200]}
+        )
 
     if len(line) > MAX_LINE:
         return invalid(f"line is longer than {MAX_LINE} bytes")
     try:
         obj = json.loads(line)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         return invalid(f"not JSON: {exc.msg}")
     if not isinstance(obj, dict):
         return invalid("not a JSON object")

@@ -22,7 +22,16 @@ _LIMITS = {
     "stack": resource.RLIMIT_STACK,
     "as": resource.RLIMIT_AS,
 }
-_LOCALE_VARS = ("LANG", "LANGUAGE", "LC_ALL", "LC_COLLATE", "LC_CTYPE", "LC_MESSAGES", "LC_NUMERIC", "LC_TIME")
+_LOCALE_VARS = (
+    "LANG",
+    "LANGUAGE",
+    "LC_ALL",
+    "LC_COLLATE",
+    "LC_CTYPE",
+    "LC_MESSAGES",
+    "LC_NUMERIC",
+    "LC_TIME",
+)
 
 
 def _memory_bytes() -> int:

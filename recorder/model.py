@@ -39,48 +39,45 @@ class _Fields:
             raise TapeError(f"tape manifest: {self.where}.{key} is missing or of the wrong type")
         return value
 
-    def str(self, key: str) -> str:
+    def text(self, key: str) -> str:
         return str(self._get(key, (str,), False))
 
-    def opt_str(self, key: str) -> str | None:
+    def opt_text(self, key: str) -> str | None:
         v = self._get(key, (str,), True)
         return None if v is None else str(v)
 
-    def int(self, key: str) -> int:
+    def integer(self, key: str) -> int:
         return int(self._get(key, (int,), False))
 
-    def opt_int(self, key: str) -> int | None:
+    def opt_integer(self, key: str) -> int | None:
         v = self._get(key, (int,), True)
         return None if v is None else int(v)
 
-    def float(self, key: str) -> float:
+    def number(self, key: str) -> float:
         return float(self._get(key, (int, float), False))
 
-    def opt_float(self, key: str) -> float | None:
+    def opt_number(self, key: str) -> float | None:
         v = self._get(key, (int, float), True)
         return None if v is None else float(v)
-
-    def bool(self, key: str) -> bool:
-        return bool(self._get(key, (bool,), False))
 
     def obj(self, key: str) -> _Fields:
         return _Fields(self.raw.get(key), f"{self.where}.{key}")
 
-    def dict(self, key: str) -> dict[str, Any]:
+    def mapping(self, key: str) -> dict[str, Any]:
         return dict(self._get(key, (dict,), False))
 
-    def str_dict(self, key: str) -> dict[str, str]:
-        d = self.dict(key)
+    def text_map(self, key: str) -> dict[str, str]:
+        d = self.mapping(key)
         if not all(isinstance(v, str) for v in d.values()):
             raise TapeError(f"tape manifest: {self.where}.{key} must map names to strings")
         return {str(k): str(v) for k, v in d.items()}
 
-    def list(self, key: str, parse: Callable[[object, str], T]) -> list[T]:
+    def items(self, key: str, parse: Callable[[object, str], T]) -> list[T]:
         items = self._get(key, (list,), False)
         return [parse(item, f"{self.where}.{key}[{i}]") for i, item in enumerate(items)]
 
-    def str_list(self, key: str) -> list[str]:
-        return self.list(key, _as_str)
+    def texts(self, key: str) -> list[str]:
+        return self.items(key, _as_str)
 
 
 def _as_str(raw: object, where: str) -> str:
@@ -129,13 +126,13 @@ class Host:
     def from_dict(cls, raw: object, where: str) -> Host:
         f = _Fields(raw, where)
         return cls(
-            f.str("os"),
-            f.str("kernel"),
-            f.str("arch"),
-            f.int("cpus"),
-            f.int("memory_bytes"),
-            f.str("hostname"),
-            f.str("python"),
+            f.text("os"),
+            f.text("kernel"),
+            f.text("arch"),
+            f.integer("cpus"),
+            f.integer("memory_bytes"),
+            f.text("hostname"),
+            f.text("python"),
         )
 
 
@@ -148,7 +145,7 @@ class GitState:
     @classmethod
     def from_dict(cls, raw: object, where: str) -> GitState:
         f = _Fields(raw, where)
-        return cls(f.opt_str("commit"), f.opt_str("branch"), f.str_list("dirty"))
+        return cls(f.opt_text("commit"), f.opt_text("branch"), f.texts("dirty"))
 
 
 @dataclass(frozen=True)
@@ -166,12 +163,12 @@ class Environment:
     def from_dict(cls, raw: object, where: str) -> Environment:
         f = _Fields(raw, where)
         return cls(
-            f.str_dict("vars"),
-            f.str_list("redacted"),
-            f.str("umask"),
-            f.str_dict("locale"),
-            f.str("tz"),
-            f.str_dict("ulimits"),
+            f.text_map("vars"),
+            f.texts("redacted"),
+            f.text("umask"),
+            f.text_map("locale"),
+            f.text("tz"),
+            f.text_map("ulimits"),
         )
 
 
@@ -227,23 +224,23 @@ class Process:
 
         def resolve(key: str) -> list[str]:
             out = []
-            for i in f.list(key, lambda x, w: x):
+            for i in f.items(key, lambda x, w: x):
                 if not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < len(paths):
                     raise TapeError(f"tape manifest: {where}.{key} refers to no recorded path")
                 out.append(paths[i])
             return out
 
         return cls(
-            id=f.int("id"),
-            pid=f.int("pid"),
-            parent_id=f.opt_int("parent_id"),
-            argv=f.str_list("argv"),
-            exe=f.str("exe"),
-            cwd=f.str("cwd"),
-            start_s=f.float("start_s"),
-            end_s=f.opt_float("end_s"),
-            exit_code=f.opt_int("exit_code"),
-            signal=f.opt_str("signal"),
+            id=f.integer("id"),
+            pid=f.integer("pid"),
+            parent_id=f.opt_integer("parent_id"),
+            argv=f.texts("argv"),
+            exe=f.text("exe"),
+            cwd=f.text("cwd"),
+            start_s=f.number("start_s"),
+            end_s=f.opt_number("end_s"),
+            exit_code=f.opt_integer("exit_code"),
+            signal=f.opt_text("signal"),
             reads=resolve("reads"),
             writes=resolve("writes"),
             deleted=resolve("deleted"),
@@ -280,15 +277,21 @@ class FileEntry:
     @classmethod
     def from_dict(cls, raw: object, where: str) -> FileEntry:
         f = _Fields(raw, where)
-        path = check_relative_path(f.str("path"), where)
-        link = f.opt_str("link")
+        path = check_relative_path(f.text("path"), where)
+        link = f.opt_text("link")
         if link is not None:
             check_link_target(path, link, where)
-        change = f.opt_str("change")
+        change = f.opt_text("change")
         if change is not None and change not in CHANGES:
             raise TapeError(f"tape manifest: {where}.change is {change!r}")
         return cls(
-            path, f.int("mode"), f.int("size"), f.opt_str("sha256"), f.opt_str("blob"), link, change
+            path,
+            f.integer("mode"),
+            f.integer("size"),
+            f.opt_text("sha256"),
+            f.opt_text("blob"),
+            link,
+            change,
         )
 
 
@@ -306,7 +309,7 @@ class ExternalFile:
     @classmethod
     def from_dict(cls, raw: object, where: str) -> ExternalFile:
         f = _Fields(raw, where)
-        return cls(f.str("path"), f.opt_str("sha256"), f.int("size"))
+        return cls(f.text("path"), f.opt_text("sha256"), f.integer("size"))
 
 
 @dataclass(frozen=True)
@@ -319,12 +322,17 @@ class Tool:
     version: str | None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "path": self.path, "sha256": self.sha256, "version": self.version}
+        return {
+            "name": self.name,
+            "path": self.path,
+            "sha256": self.sha256,
+            "version": self.version,
+        }
 
     @classmethod
     def from_dict(cls, raw: object, where: str) -> Tool:
         f = _Fields(raw, where)
-        return cls(f.str("name"), f.str("path"), f.opt_str("sha256"), f.opt_str("version"))
+        return cls(f.text("name"), f.text("path"), f.opt_text("sha256"), f.opt_text("version"))
 
 
 @dataclass(frozen=True)
@@ -366,7 +374,7 @@ class Streams:
             assert isinstance(x, list)
             return Chunk(float(x[0]), str(x[1]), int(x[2]))
 
-        return cls(f.opt_str("stdout_blob"), f.opt_str("stderr_blob"), f.list("chunks", chunk))
+        return cls(f.opt_text("stdout_blob"), f.opt_text("stderr_blob"), f.items("chunks", chunk))
 
 
 @dataclass(frozen=True)
@@ -378,13 +386,14 @@ class Event:
     data: dict[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"t": round(self.t, 6), "kind": self.kind, **self.data}
+        # The kind's fields sit beside t and kind; they must not use either name.
+        return {**self.data, "t": round(self.t, 6), "kind": self.kind}
 
     @classmethod
     def from_dict(cls, raw: object, where: str) -> Event:
         f = _Fields(raw, where)
         data = {k: v for k, v in f.raw.items() if k not in ("t", "kind")}
-        return cls(f.float("t"), f.str("kind"), data)
+        return cls(f.number("t"), f.text("kind"), data)
 
 
 @dataclass(frozen=True)
@@ -399,7 +408,7 @@ class BuildWarning:
     @classmethod
     def from_dict(cls, raw: object, where: str) -> BuildWarning:
         f = _Fields(raw, where)
-        return cls(f.str("kind"), f.str("message"), f.opt_str("path"))
+        return cls(f.text("kind"), f.text("message"), f.opt_text("path"))
 
 
 @dataclass(frozen=True)
@@ -412,7 +421,7 @@ class Tracing:
     @classmethod
     def from_dict(cls, raw: object, where: str) -> Tracing:
         f = _Fields(raw, where)
-        return cls(f.str("mode"), f.opt_str("notice"))
+        return cls(f.text("mode"), f.opt_text("notice"))
 
 
 @dataclass
@@ -488,36 +497,36 @@ class Manifest:
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Manifest:
         f = _Fields(raw, "manifest")
-        status = f.str("status")
+        status = f.text("status")
         if status not in STATUSES:
             raise TapeError(f"tape manifest: status {status!r} is not one of {STATUSES}")
-        paths = f.str_list("paths")
+        paths = f.texts("paths")
         git_raw = raw.get("git")
         return cls(
-            format_version=f.str("format_version"),
-            buildtape_version=f.str("buildtape_version"),
-            argv=f.str_list("argv"),
-            cwd=f.str("cwd"),
-            workspace=f.str("workspace"),
+            format_version=f.text("format_version"),
+            buildtape_version=f.text("buildtape_version"),
+            argv=f.texts("argv"),
+            cwd=f.text("cwd"),
+            workspace=f.text("workspace"),
             status=status,
-            exit_code=f.opt_int("exit_code"),
-            signal=f.opt_str("signal"),
-            started_at=f.str("started_at"),
-            ended_at=f.str("ended_at"),
-            duration_s=f.float("duration_s"),
+            exit_code=f.opt_integer("exit_code"),
+            signal=f.opt_text("signal"),
+            started_at=f.text("started_at"),
+            ended_at=f.text("ended_at"),
+            duration_s=f.number("duration_s"),
             host=Host.from_dict(raw.get("host"), "manifest.host"),
             git=None if git_raw is None else GitState.from_dict(git_raw, "manifest.git"),
-            labels=f.str_dict("labels"),
+            labels=f.text_map("labels"),
             environment=Environment.from_dict(raw.get("environment"), "manifest.environment"),
             tracing=Tracing.from_dict(raw.get("tracing"), "manifest.tracing"),
-            toolchain=f.list("toolchain", Tool.from_dict),
-            processes=f.list("processes", lambda x, w: Process.from_dict(x, w, paths)),
-            inputs=f.list("inputs", FileEntry.from_dict),
-            outputs=f.list("outputs", FileEntry.from_dict),
-            external=f.list("external", ExternalFile.from_dict),
+            toolchain=f.items("toolchain", Tool.from_dict),
+            processes=f.items("processes", lambda x, w: Process.from_dict(x, w, paths)),
+            inputs=f.items("inputs", FileEntry.from_dict),
+            outputs=f.items("outputs", FileEntry.from_dict),
+            external=f.items("external", ExternalFile.from_dict),
             streams=Streams.from_dict(raw.get("streams"), "manifest.streams"),
-            events=f.list("events", Event.from_dict),
-            warnings=f.list("warnings", BuildWarning.from_dict),
+            events=f.items("events", Event.from_dict),
+            warnings=f.items("warnings", BuildWarning.from_dict),
         )
 
 

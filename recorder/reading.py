@@ -42,7 +42,10 @@ def open_tape(path: Path) -> Tape:
         stored = set(reader.blob_digests())
         missing = [d for d in blobs_referenced(manifest) if d not in stored]
         if missing:
-            raise TapeError(f"{path} is not a readable tape: blob {missing[0][:12]} is referenced but not stored")
+            raise TapeError(
+                f"{path} is not a readable tape: "
+                f"blob {missing[0][:12]} is referenced but not stored"
+            )
         streamed = sum(c.size for c in manifest.streams.chunks)
         declared = sum(
             reader.blob_size(d)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -19,7 +20,8 @@ from typing import Any
 
 from recorder import __version__
 from recorder.events import parse_event_line
-from recorder.host import current_umask, host_info, locale_settings, timezone as tz_name, ulimits
+from recorder.host import current_umask, host_info, locale_settings, ulimits
+from recorder.host import timezone as tz_name
 from recorder.model import (
     BuildWarning,
     Chunk,
@@ -33,9 +35,9 @@ from recorder.model import (
     Tracing,
 )
 from recorder.secrets import Redaction, Scrubber, SecretPolicy, redact_environment
-from recorder.streams import Captured, StreamPump
 from recorder.strace_parser import TracedProcess
-from recorder.tape import FORMAT_VERSION, TapeWriter
+from recorder.streams import Captured, StreamPump
+from recorder.tape import FORMAT_VERSION, TapeError, TapeWriter
 from recorder.toolchain import fingerprint
 from recorder.tracing import NoTracer, ProcTracer, StraceTracer, Tracer, choose_tracer
 from recorder.workspace import git_state, git_toplevel, hash_file, rescan, scan
@@ -55,6 +57,14 @@ class CommandNotFound(RecordError):
 
 class CommandNotExecutable(RecordError):
     pass
+
+
+class TapeWriteFailed(RecordError):
+    """The build ran but its tape could not be written; ``build_status`` is how it ended."""
+
+    def __init__(self, message: str, build_status: int | None) -> None:
+        super().__init__(message)
+        self.build_status = build_status
 
 
 @dataclass(frozen=True)
@@ -112,8 +122,10 @@ def _default_tape_path(workspace: Path, argv0: str) -> Path:
 
 
 def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z"
+    return (
+        datetime.fromtimestamp(ts, timezone.utc)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
     )
 
 
@@ -160,7 +172,9 @@ class _Run:
     duration: float
 
 
-def _spawn(argv: list[str], cwd: Path, env: dict[str, str], fds: tuple[int, int]) -> subprocess.Popen[bytes]:
+def _spawn(
+    argv: list[str], cwd: Path, env: dict[str, str], fds: tuple[int, int]
+) -> subprocess.Popen[bytes]:
     # Its own process group, so forwarded signals reach the whole build at once.
     kwargs: dict[str, Any] = {}
     if sys.version_info >= (3, 11):
@@ -186,17 +200,20 @@ def _run_build(
 
     def forward(signum: int, frame: FrameType | None) -> None:
         interrupted.append(signal.Signals(signum).name)
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signum)
-        except ProcessLookupError:
-            pass
 
-    previous: dict[int, Any] = {}
+    previous: dict[signal.Signals, Any] = {}
     if threading.current_thread() is threading.main_thread():
         for sig in FORWARDED_SIGNALS:
             previous[sig] = signal.signal(sig, forward)
     done = threading.Event()
-    waiter = threading.Thread(target=lambda: (proc.wait(), done.set()), daemon=True)
+
+    def wait_build() -> None:
+        proc.wait()
+        done.set()
+
+    waiter = threading.Thread(target=wait_build, daemon=True)
     waiter.start()
 
     def tick() -> None:
@@ -305,17 +322,32 @@ def _streams(captured: Captured, scrubber: Scrubber, writer: TapeWriter) -> Stre
 
 
 def _build_events(
-    processes: list[Process], outputs: list[FileEntry], custom: list[Event], warnings: list[BuildWarning],
-    status: str, exit_code: int | None, sig: str | None, duration: float, argv: list[str],
+    processes: list[Process],
+    outputs: list[FileEntry],
+    custom: list[Event],
+    warnings: list[BuildWarning],
+    status: str,
+    exit_code: int | None,
+    sig: str | None,
+    duration: float,
+    argv: list[str],
 ) -> list[Event]:
     events: list[Event] = [Event(0.0, "build_started", {"argv": argv})]
     written = {e.path for e in outputs if e.change != "deleted"}
     for p in processes:
-        events.append(Event(p.start_s, "process_started", {"process": p.id, "pid": p.pid, "parent": p.parent_id}))
+        events.append(
+            Event(
+                p.start_s, "process_started", {"process": p.id, "pid": p.pid, "parent": p.parent_id}
+            )
+        )
     for p in processes:
         if p.end_s is not None:
             events.append(
-                Event(p.end_s, "process_exited", {"process": p.id, "exit_code": p.exit_code, "signal": p.signal})
+                Event(
+                    p.end_s,
+                    "process_exited",
+                    {"process": p.id, "exit_code": p.exit_code, "signal": p.signal},
+                )
             )
     seen: set[str] = set()
     for p in processes:
@@ -324,9 +356,20 @@ def _build_events(
                 seen.add(path)
                 events.append(Event(p.start_s, "file_written", {"path": path, "process": p.id}))
     events += custom
-    events += [Event(duration, "warning", w.to_dict()) for w in warnings]
-    final = {"succeeded": "build_completed", "failed": "build_failed"}.get(status, "build_interrupted")
-    events.append(Event(duration, final, {"exit_code": exit_code, "signal": sig, "duration_s": round(duration, 6)}))
+    events += [
+        Event(duration, "warning", {"warning": w.kind, "message": w.message, "path": w.path})
+        for w in warnings
+    ]
+    final = {"succeeded": "build_completed", "failed": "build_failed"}.get(
+        status, "build_interrupted"
+    )
+    events.append(
+        Event(
+            duration,
+            final,
+            {"exit_code": exit_code, "signal": sig, "duration_s": round(duration, 6)},
+        )
+    )
     order = {id(e): i for i, e in enumerate(events)}
     return sorted(events, key=lambda e: (e.t, order[id(e)]))
 
@@ -372,6 +415,7 @@ def record(options: RecordOptions, notify: Callable[[str], None] = lambda _: Non
 
         return store
 
+    build_status: int | None = None
     try:
         with tempfile.TemporaryDirectory(prefix="buildtape-") as tmp:
             workdir = Path(tmp)
@@ -387,6 +431,8 @@ def record(options: RecordOptions, notify: Callable[[str], None] = lambda _: Non
             else:
                 tracer = NoTracer(str(cwd))
             run = _run_build(list(options.argv), cwd, env, tracer, options.use_tty, workdir)
+            code, killed_by = _split_returncode(run.returncode)
+            build_status = code if code is not None else 128 + _signum(killed_by)
             changes = rescan(workspace, excludes, before, storer("output"), options.max_store_bytes)
         processes = _processes(run, list(options.argv), str(workspace), str(cwd))
         exit_code, sig = _split_returncode(run.returncode)
@@ -400,7 +446,9 @@ def record(options: RecordOptions, notify: Callable[[str], None] = lambda _: Non
             status = "failed"
         for ev in run.events:
             if ev.kind == "invalid_event":
-                warnings.append(BuildWarning("invalid_event", f"line {ev.data['line']}: {ev.data['reason']}"))
+                warnings.append(
+                    BuildWarning("invalid_event", f"line {ev.data['line']}: {ev.data['reason']}")
+                )
         outputs = changes.entries()
         streams = _streams(run.captured, scrubber, writer)
         manifest = Manifest(
@@ -437,10 +485,21 @@ def record(options: RecordOptions, notify: Callable[[str], None] = lambda _: Non
             warnings=warnings,
         )
         manifest.events = _build_events(
-            processes, outputs, run.events, warnings, status, exit_code, sig, run.duration, list(options.argv)
+            processes,
+            outputs,
+            run.events,
+            warnings,
+            status,
+            exit_code,
+            sig,
+            run.duration,
+            list(options.argv),
         )
         scrubbed = scrubber.tree(manifest.to_dict(), keep=_DIGEST_KEYS)
         writer.commit(scrubbed)
+    except TapeError as exc:
+        writer.abort()
+        raise TapeWriteFailed(str(exc), build_status) from exc
     except BaseException:
         writer.abort()
         raise

@@ -117,7 +117,9 @@ class Scrubber:
 
     def __init__(self, values: Iterable[str]) -> None:
         self.values = sorted(set(values), key=lambda v: (-len(v), v))
-        self._text = re.compile("|".join(re.escape(v) for v in self.values)) if self.values else None
+        self._text = (
+            re.compile("|".join(re.escape(v) for v in self.values)) if self.values else None
+        )
         encoded = [v.encode("utf-8", "surrogateescape") for v in self.values]
         self._bytes = re.compile(b"|".join(re.escape(v) for v in encoded)) if encoded else None
 
@@ -143,9 +145,7 @@ class Scrubber:
         if isinstance(obj, list):
             return [self.tree(x, keep) for x in obj]
         if isinstance(obj, dict):
-            return {
-                self.text(k): v if k in keep else self.tree(v, keep) for k, v in obj.items()
-            }
+            return {self.text(k): v if k in keep else self.tree(v, keep) for k, v in obj.items()}
         return obj
 
     def stream(self, data: bytes, sizes: list[int]) -> tuple[bytes, list[int]]:

@@ -138,6 +138,10 @@ def parse_call(text: str) -> tuple[str, list[Arg], str] | None:
     return None
 
 
+def _arg(args: list[Arg], i: int) -> Arg:
+    return args[i] if i < len(args) else None
+
+
 def _token(arg: Arg) -> str:
     return arg[1:] if isinstance(arg, str) and arg.startswith("\0") else ""
 
@@ -231,31 +235,33 @@ class StraceParser:
         elif name in ("openat", "open", "creat"):
             self._open(proc, t, name, args)
         elif name in ("rename", "renameat", "renameat2"):
-            if name == "rename":
-                old = (None, _string(args[0]) if args else None)
-                new = (None, _string(args[1]) if len(args) > 1 else None)
-            else:
-                old = (args[0] if args else None, _string(args[1]) if len(args) > 1 else None)
-                new = (args[2] if len(args) > 2 else None, _string(args[3]) if len(args) > 3 else None)
-            src = old[1] and self._resolve(proc, old[0], old[1])
-            dst = new[1] and self._resolve(proc, new[0], new[1])
+            # rename(old, new) or renameat(olddirfd, old, newdirfd, new, ...)
+            at = name != "rename"
+            src = self._path_arg(proc, args, 0 if at else None, 1 if at else 0)
+            dst = self._path_arg(proc, args, 2 if at else None, 3 if at else 1)
             if src:
                 proc.deleted.setdefault(src, t)
             if dst:
                 proc.writes.setdefault(dst, t)
         elif name in ("unlink", "unlinkat"):
-            dirfd: Arg = None if name == "unlink" else (args[0] if args else None)
-            raw = _string(args[0 if name == "unlink" else 1]) if len(args) > 1 or name == "unlink" else None
-            if name == "unlinkat" and len(args) > 2 and "AT_REMOVEDIR" in _token(args[2]):
+            at = name == "unlinkat"
+            if at and "AT_REMOVEDIR" in _token(_arg(args, 2)):
                 return
-            path = raw and self._resolve(proc, dirfd, raw)
+            path = self._path_arg(proc, args, 0 if at else None, 1 if at else 0)
             if path:
                 proc.deleted.setdefault(path, t)
         elif name == "chdir":
-            raw = _string(args[0]) if args else None
-            path = raw and self._resolve(proc, None, raw)
+            path = self._path_arg(proc, args, None, 0)
             if path:
                 proc.cwd = path
+
+    def _path_arg(
+        self, proc: TracedProcess, args: list[Arg], dirfd_i: int | None, path_i: int
+    ) -> str | None:
+        raw = _string(_arg(args, path_i))
+        if not raw:
+            return None
+        return self._resolve(proc, None if dirfd_i is None else _arg(args, dirfd_i), raw)
 
     def _spawned(self, parent: TracedProcess, child_pid: int, t: float, thread: bool) -> None:
         if thread:
@@ -304,19 +310,14 @@ class StraceParser:
 
     def _open(self, proc: TracedProcess, t: float, name: str, args: list[Arg]) -> None:
         if name == "openat":
-            dirfd, raw, flags = (
-                args[0] if args else None,
-                _string(args[1]) if len(args) > 1 else None,
-                _token(args[2]) if len(args) > 2 else "",
-            )
+            path, flags = self._path_arg(proc, args, 0, 1), _token(_arg(args, 2))
         elif name == "open":
-            dirfd, raw, flags = None, _string(args[0]) if args else None, _token(args[1]) if len(args) > 1 else ""
-        else:
-            dirfd, raw, flags = None, _string(args[0]) if args else None, "O_WRONLY|O_CREAT"
-        if not raw or "O_DIRECTORY" in flags:
+            path, flags = self._path_arg(proc, args, None, 0), _token(_arg(args, 1))
+        else:  # creat
+            path, flags = self._path_arg(proc, args, None, 0), "O_WRONLY|O_CREAT"
+        if path is None or "O_DIRECTORY" in flags:
             return
-        path = self._resolve(proc, dirfd, raw)
-        if path is None or path.startswith(_SKIP_PREFIXES) or path in ("/proc", "/dev", "/sys"):
+        if path.startswith(_SKIP_PREFIXES) or path in ("/proc", "/dev", "/sys"):
             return
         writes = "O_WRONLY" in flags or "O_CREAT" in flags or "O_TRUNC" in flags
         if "O_RDWR" in flags:

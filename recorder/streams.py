@@ -84,7 +84,9 @@ class StreamPump:
             os.close(fd)
         self._child.clear()
 
-    def run(self, build_done: Callable[[], bool], tick: Callable[[], None], grace_s: float = 2.0) -> None:
+    def run(
+        self, build_done: Callable[[], bool], tick: Callable[[], None], grace_s: float = 2.0
+    ) -> None:
         """Pump until both streams close, or ``grace_s`` after the build ended.
 
         ``tick`` runs about every 50 ms, so other tailing work can share this loop.

@@ -8,7 +8,9 @@ from typing import Any
 from recorder.model import Manifest, Process
 from recorder.reading import Tape
 
-_ERROR_LINE = re.compile(r"(error[:\[]|\*\*\* |Traceback \(most recent call last\)|fatal:|FAILED)", re.I)
+_ERROR_LINE = re.compile(
+    r"(error[:\[]|\*\*\* |Traceback \(most recent call last\)|fatal:|FAILED)", re.I
+)
 
 
 def process_view(p: Process) -> dict[str, Any]:

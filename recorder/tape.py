@@ -15,6 +15,7 @@ frame it needs through the index and never decompresses blobs to read the manife
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -100,9 +101,19 @@ class TapeWriter:
     def _write_frame(self, member: bytes) -> tuple[int, int]:
         frame = self._compressor.compress(member)
         offset = self._offset
-        self._file.write(frame)
+        try:
+            self._file.write(frame)
+        except OSError as exc:
+            raise self._write_failed(exc) from exc
         self._offset += len(frame)
         return offset, len(frame)
+
+    def _write_failed(self, exc: OSError) -> TapeError:
+        self.abort()
+        return TapeError(
+            f"could not write tape {self.path}: {exc.strerror or exc}; "
+            "free some space or choose another place with -o"
+        )
 
     def add_blob(self, data: bytes) -> str:
         """Store ``data`` once and return its sha256, the name it is referred to by."""
@@ -132,9 +143,7 @@ class TapeWriter:
                     "size": len(body),
                     "sha256": sha256_hex(body),
                 },
-                "blobs": {
-                    d: [e.offset, e.length, e.size] for d, e in sorted(self._blobs.items())
-                },
+                "blobs": {d: [e.offset, e.length, e.size] for d, e in sorted(self._blobs.items())},
             }
             raw = json.dumps(index, sort_keys=True, separators=(",", ":")).encode()
             payload = raw + _TRAILER.pack(hashlib.sha256(raw).digest(), len(raw), MAGIC)
@@ -148,25 +157,17 @@ class TapeWriter:
             self._closed = True
             os.replace(self._tmp, self.path)
         except OSError as exc:
-            self.abort()
-            raise TapeError(
-                f"could not write tape {self.path}: {exc.strerror or exc}; "
-                "free some space or choose another place with -o"
-            ) from exc
+            raise self._write_failed(exc) from exc
         return self.path
 
     def abort(self) -> None:
         """Discard the temporary file; safe to call more than once."""
         if not self._closed:
             self._closed = True
-            try:
+            with contextlib.suppress(OSError):
                 self._file.close()
-            except OSError:
-                pass
-        try:
+        with contextlib.suppress(FileNotFoundError):
             self._tmp.unlink()
-        except FileNotFoundError:
-            pass
 
 
 class TapeReader:

@@ -6,6 +6,7 @@ sentence, what fidelity a fallback loses and how to get it back.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -113,14 +114,11 @@ class StraceTracer:
 
     def finish(self, grace_s: float = 0.5) -> list[TracedProcess]:
         tracer = self._tracer_pid
-        if tracer is not None:
-            if not _wait_gone(tracer, grace_s):
-                # Only processes the build left behind keep strace going: detach from them.
-                try:
-                    os.kill(tracer, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-                _wait_gone(tracer, 10.0)
+        if tracer is not None and not _wait_gone(tracer, grace_s):
+            # Only processes the build left behind keep strace going: detach from them.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(tracer, signal.SIGTERM)
+            _wait_gone(tracer, 10.0)
         self.tick()
         if self._partial:
             self._parser.feed(self._partial)
@@ -186,7 +184,6 @@ class ProcTracer:
     def tick(self) -> None:
         pass
 
-
     @staticmethod
     def _read(pid: int) -> tuple[int, list[str], str | None, str | None] | None:
         try:
@@ -236,7 +233,9 @@ class ProcTracer:
             self._stop.wait(self._interval)
 
     @staticmethod
-    def _update(proc: TracedProcess, info: tuple[int, list[str], str | None, str | None] | None) -> None:
+    def _update(
+        proc: TracedProcess, info: tuple[int, list[str], str | None, str | None] | None
+    ) -> None:
         if info is None or not info[1]:
             return
         _, argv, exe, cwd = info
@@ -272,7 +271,6 @@ class NoTracer:
 
     def tick(self) -> None:
         pass
-
 
     def finish(self) -> list[TracedProcess]:
         if self._root is None:

@@ -83,7 +83,9 @@ def hash_file(path: Path) -> str | None:
     return h.hexdigest()
 
 
-def _state(root: Path, rel: str, st: os.stat_result, store: Store | None, max_store: int) -> FileState:
+def _state(
+    root: Path, rel: str, st: os.stat_result, store: Store | None, max_store: int
+) -> FileState:
     full = root / rel
     if stat.S_ISLNK(st.st_mode):
         try:

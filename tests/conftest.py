@@ -1,0 +1,63 @@
+"""Shared helpers: copies of the real fixture builds and a way to run the real CLI."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = REPO / "fixtures"
+
+
+def buildtape(
+    *args: str | os.PathLike[str],
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+    check: bool = False,
+) -> subprocess.CompletedProcess[bytes]:
+    """Run the installed CLI as a user would, in a fresh interpreter."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "buildtape", *map(str, args)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"buildtape {args} exited {proc.returncode}\nstdout:\n{proc.stdout.decode()}\n"
+            f"stderr:\n{proc.stderr.decode()}"
+        )
+    return proc
+
+
+@pytest.fixture
+def fixture_copy(tmp_path: Path) -> Callable[..., Path]:
+    """Copy a fixture build into a fresh directory (never build inside the repository)."""
+
+    def copy(name: str, into: str = "") -> Path:
+        dest = tmp_path / into / name
+        shutil.copytree(FIXTURES / name, dest, ignore=shutil.ignore_patterns("*.o", "app", "out"))
+        return dest
+
+    return copy
+
+
+def strace_usable() -> bool:
+    if shutil.which("strace") is None:
+        return False
+    probe = subprocess.run(["strace", "-f", "-qq", "-e", "trace=none", "true"], capture_output=True)
+    return probe.returncode == 0
+
+
+needs_strace = pytest.mark.skipif(
+    not strace_usable(), reason="strace is missing or ptrace is not permitted here"
+)

@@ -1,0 +1,295 @@
+"""The tape container: round trip, standard tools, and every way a reader must refuse a tape."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import struct
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import zstandard
+
+from recorder import tape as tape_mod
+from recorder.reading import open_tape
+from recorder.tape import TapeError, TapeReader, TapeWriter
+from tests.conftest import buildtape
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One real recording (no tracing needed) to take apart in these tests."""
+    ws = tmp_path_factory.mktemp("ws")
+    (ws / "src.txt").write_text("hello\n" * 100)
+    (ws / "lib").mkdir()
+    (ws / "lib" / "link").symlink_to("../src.txt")
+    tape = ws.parent / "base.tape"
+    buildtape(
+        "record",
+        "-q",
+        "--trace",
+        "none",
+        "--workspace",
+        ws,
+        "-o",
+        tape,
+        "--",
+        "sh",
+        "-c",
+        "cat src.txt > out.txt; echo done",
+        cwd=ws,
+        check=True,
+    )
+    return tape
+
+
+def manifest_of(tape: Path) -> dict[str, Any]:
+    with TapeReader(tape) as r:
+        return r.read_manifest()
+
+
+def rewrite(src: Path, dst: Path, mutate: Callable[[dict[str, Any]], None]) -> Path:
+    """Copy a tape through the real writer with its manifest changed."""
+    with TapeReader(src) as r:
+        manifest = r.read_manifest()
+        blobs = {d: r.read_blob(d) for d in r.blob_digests()}
+    mutate(manifest)
+    w = TapeWriter(dst)
+    for data in blobs.values():
+        w.add_blob(data)
+    w.commit(manifest)
+    return dst
+
+
+def rewrite_index(src: Path, dst: Path, mutate: Callable[[dict[str, Any]], None]) -> Path:
+    """Change the index and re-sign it, as a crafted hostile tape would."""
+    raw = src.read_bytes()
+    _, length, magic = struct.unpack("<32sQ8s", raw[-48:])
+    start = len(raw) - 48 - length
+    index = json.loads(raw[start : len(raw) - 48])
+    mutate(index)
+    body = json.dumps(index).encode()
+    payload = body + struct.pack("<32sQ8s", hashlib.sha256(body).digest(), len(body), magic)
+    dst.write_bytes(raw[: start - 8] + struct.pack("<II", 0x184D2A5B, len(payload)) + payload)
+    return dst
+
+
+def test_round_trip_and_dedup(tmp_path: Path) -> None:
+    w = TapeWriter(tmp_path / "t.tape")
+    a = w.add_blob(b"same bytes")
+    assert w.add_blob(b"same bytes") == a
+    b = w.add_blob(b"")
+    w.commit({"hello": "world"})
+    with TapeReader(tmp_path / "t.tape") as r:
+        assert r.read_manifest() == {"hello": "world"}
+        assert r.blob_digests() == sorted([a, b])
+        assert r.read_blob(a) == b"same bytes"
+        assert r.read_blob(b) == b""
+        assert r.verify() == 2
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_manifest_read_without_decompressing_blobs(
+    recorded: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[str] = []
+    original = TapeReader._member
+
+    def spy(self: TapeReader, offset: int, length: int, size: int, name: str) -> bytes:
+        seen.append(name)
+        return original(self, offset, length, size, name)
+
+    monkeypatch.setattr(TapeReader, "_member", spy)
+    with TapeReader(recorded) as r:
+        r.read_manifest()
+    assert seen == ["manifest.json"]
+
+
+@pytest.mark.skipif(
+    shutil.which("zstd") is None or shutil.which("tar") is None,
+    reason="the zstd and tar command-line tools are not installed",
+)
+def test_readable_with_standard_tools(recorded: Path, tmp_path: Path) -> None:
+    out = tmp_path / "x"
+    out.mkdir()
+    subprocess.run(f"zstd -dc '{recorded}' | tar -x -C '{out}'", shell=True, check=True)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest == manifest_of(recorded)
+    src = next(e for e in manifest["inputs"] if e["path"] == "src.txt")
+    blob = out / "blobs" / src["blob"][:2] / src["blob"]
+    assert blob.read_text() == "hello\n" * 100
+    assert subprocess.run(["zstd", "-tq", str(recorded)]).returncode == 0
+
+
+def _expect_refused(tape: Path, fragment: str) -> None:
+    with pytest.raises(TapeError, match=fragment), open_tape(tape) as t:
+        t.reader.verify()
+    for cmd in ("show", "verify"):
+        proc = buildtape(cmd, tape)
+        lines = proc.stderr.decode().splitlines()
+        assert proc.returncode == 3, (cmd, proc.stderr)
+        assert len(lines) == 1 and lines[0].startswith("buildtape: error: "), lines
+        assert "Traceback" not in proc.stderr.decode()
+        assert proc.stdout == b""
+
+
+def test_truncated_tape_is_refused(recorded: Path, tmp_path: Path) -> None:
+    data = recorded.read_bytes()
+    for cut in (len(data) // 2, len(data) - 1, 10):
+        bad = tmp_path / f"cut{cut}.tape"
+        bad.write_bytes(data[:cut])
+        _expect_refused(bad, "truncated|too short")
+
+
+def test_flipped_byte_in_a_blob_is_refused(recorded: Path, tmp_path: Path) -> None:
+    data = bytearray(recorded.read_bytes())
+    with TapeReader(recorded) as r:
+        digest = r.blob_digests()[0]
+        offset, length, _ = r._index["blobs"][digest]
+    data[offset + length // 2] ^= 0xFF
+    bad = tmp_path / "flip.tape"
+    bad.write_bytes(bytes(data))
+    with TapeReader(bad) as r:
+        r.read_manifest()  # the manifest is intact...
+        with pytest.raises(TapeError, match="corrupt"):
+            r.read_blob(digest)  # ...the blob is not
+    proc = buildtape("verify", bad)
+    assert proc.returncode == 3 and b"corrupt" in proc.stderr
+
+
+def test_flipped_byte_in_the_index_is_refused(recorded: Path, tmp_path: Path) -> None:
+    data = bytearray(recorded.read_bytes())
+    data[-60] ^= 0x01
+    bad = tmp_path / "idx.tape"
+    bad.write_bytes(bytes(data))
+    _expect_refused(bad, "index checksum")
+
+
+def test_not_a_tape(tmp_path: Path) -> None:
+    bad = tmp_path / "notes.tape"
+    bad.write_text("just some text that is long enough to have a trailer of sorts" * 3)
+    _expect_refused(bad, "zstd frame")
+
+
+def test_missing_tape_is_exit_4(tmp_path: Path) -> None:
+    proc = buildtape("show", tmp_path / "nope.tape")
+    assert proc.returncode == 4
+    assert (
+        proc.stderr.decode().strip()
+        == f"buildtape: error: no tape at {tmp_path / 'nope.tape'}; check the path"
+    )
+
+
+def test_unknown_major_version_is_refused(
+    recorded: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tape_mod, "FORMAT_VERSION", "2.0")
+    bad = rewrite(recorded, tmp_path / "v2.tape", lambda m: None)
+    monkeypatch.undo()
+    _expect_refused(bad, r"format 2\.0.*upgrade buildtape")
+
+
+def test_newer_minor_version_is_read(
+    recorded: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tape_mod, "FORMAT_VERSION", "1.7")
+    ok = rewrite(recorded, tmp_path / "v17.tape", lambda m: None)
+    monkeypatch.undo()
+    with open_tape(ok) as t:
+        assert t.reader.format_version == "1.7"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "fragment"),
+    [
+        ("path", "../escape.txt", "unsafe path"),
+        ("path", "/etc/passwd", "unsafe path"),
+        ("path", "a/./b", "unsafe path"),
+        ("link", "../../outside", "escapes the workspace"),
+        ("link", "/etc/shadow", "escapes the workspace"),
+    ],
+)
+def test_hostile_paths_and_links_are_refused(
+    recorded: Path, tmp_path: Path, field: str, value: str, fragment: str
+) -> None:
+    def mutate(m: dict[str, Any]) -> None:
+        entry = next(
+            e for e in m["inputs"] if e["path"] == ("lib/link" if field == "link" else "src.txt")
+        )
+        entry[field] = value
+
+    bad = rewrite(recorded, tmp_path / "hostile.tape", mutate)
+    _expect_refused(bad, fragment)
+
+
+def test_link_inside_workspace_is_accepted(recorded: Path) -> None:
+    with open_tape(recorded) as t:
+        link = next(e for e in t.manifest.inputs if e.path == "lib/link")
+        assert link.link == "../src.txt"
+
+
+def test_declared_bomb_is_refused_before_decompressing(recorded: Path, tmp_path: Path) -> None:
+    def mutate(index: dict[str, Any]) -> None:
+        digest = sorted(index["blobs"])[0]
+        index["blobs"][digest][2] = 50 * 1024**3
+
+    _expect_refused(rewrite_index(recorded, tmp_path / "bomb.tape", mutate), "over the")
+
+
+def test_frame_larger_than_declared_is_refused(tmp_path: Path) -> None:
+    """A frame that would inflate to 256 MiB where the index says a few bytes."""
+    w = TapeWriter(tmp_path / "t.tape")
+    small = w.add_blob(b"tiny")
+    w.commit({"m": 1})
+    path = tmp_path / "t.tape"
+    raw = path.read_bytes()
+    with TapeReader(path) as r:
+        offset, length, _ = r._index["blobs"][small]
+    bomb = zstandard.ZstdCompressor(level=19).compress(b"\0" * (256 * 1024**2))
+    assert len(bomb) < 64 * 1024
+    crafted = raw[:offset] + bomb + raw[offset + length :]
+    bad = tmp_path / "inflate.tape"
+    bad.write_bytes(crafted)
+
+    def fix(index: dict[str, Any]) -> None:
+        shift = len(bomb) - length
+        index["blobs"][small][1] = len(bomb)
+        index["manifest"]["offset"] += shift
+
+    bad = rewrite_index(bad, tmp_path / "inflate2.tape", fix)
+    with TapeReader(bad) as r, pytest.raises(TapeError, match="declares"):
+        r.read_blob(small)
+
+
+def test_writer_abort_leaves_nothing(tmp_path: Path) -> None:
+    w = TapeWriter(tmp_path / "t.tape")
+    w.add_blob(b"x" * 1000)
+    assert list(tmp_path.glob("*.partial"))
+    w.abort()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_full_disk_is_one_clear_error(tmp_path: Path) -> None:
+    if not Path("/dev/full").exists():
+        pytest.skip("/dev/full is not available to simulate a full disk")
+    w = TapeWriter(tmp_path / "t.tape")
+    w._file.close()
+    w._file = open("/dev/full", "wb")  # noqa: SIM115 - every write fails with ENOSPC
+    w.add_blob(b"y" * 100_000)
+    with pytest.raises(TapeError, match=r"No space left on device.*free some space"):
+        w.commit({"m": 1})
+    assert not (tmp_path / "t.tape").exists()
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_manifest_output_is_deterministic(tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        w = TapeWriter(tmp_path / f"{name}.tape")
+        w.add_blob(b"two")
+        w.add_blob(b"one")
+        w.commit({"z": 1, "a": [3, 2, 1]})
+    assert (tmp_path / "a.tape").read_bytes() == (tmp_path / "b.tape").read_bytes()
