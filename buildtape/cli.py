@@ -29,7 +29,7 @@ from recorder.record import (
 from recorder.secrets import SecretPolicy
 from recorder.summary import json_view
 from recorder.tape import TapeError
-from recorder.tracing import TRACE_MODES, TracerUnavailable
+from recorder.tracing import FILE_EVENT_SOURCES, TRACE_MODES, TracerUnavailable
 
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?$", re.I)
 
@@ -133,6 +133,15 @@ def cli(ctx: click.Context, traceback: bool) -> None:
     "per-process reads), none (root process only); auto falls back from strace to proc.",
 )
 @click.option(
+    "--file-events",
+    type=click.Choice(FILE_EVENT_SOURCES),
+    default="auto",
+    show_default=True,
+    help="Where per-process file reads and writes come from: preload (an LD_PRELOAD shim, "
+    "compiled once with cc; no ptrace stops) or strace (tracing openat: slower, but also sees "
+    "static binaries); auto: preload when the shim builds, else strace.",
+)
+@click.option(
     "--exclude",
     multiple=True,
     metavar="GLOB",
@@ -176,6 +185,7 @@ def record_cmd(
     output: Path | None,
     workspace: Path | None,
     trace: str,
+    file_events: str,
     exclude: tuple[str, ...],
     label: tuple[str, ...],
     redact: tuple[str, ...],
@@ -202,6 +212,7 @@ def record_cmd(
         output=output,
         workspace=workspace,
         trace=trace,
+        file_events=file_events,
         excludes=exclude,
         labels=_label(label),
         secrets=SecretPolicy(extra_secret_names=redact, extra_allowed_names=no_redact),

@@ -417,11 +417,13 @@ class Tracing:
 
     mode: str
     notice: str | None
+    # Where per-process file events came from: preload, strace or none.
+    files: str = "none"
 
     @classmethod
     def from_dict(cls, raw: object, where: str) -> Tracing:
         f = _Fields(raw, where)
-        return cls(f.text("mode"), f.opt_text("notice"))
+        return cls(f.text("mode"), f.opt_text("notice"), f.opt_text("files") or "none")
 
 
 @dataclass

@@ -34,17 +34,25 @@ from recorder.model import (
     Streams,
     Tracing,
 )
+from recorder.preload import LOG_VAR, FileLog, build_shim, preload_env
 from recorder.secrets import Redaction, Scrubber, SecretPolicy, redact_environment
 from recorder.strace_parser import TracedProcess
 from recorder.streams import Captured, StreamPump
 from recorder.tape import FORMAT_VERSION, TapeError, TapeWriter
 from recorder.toolchain import fingerprint
-from recorder.tracing import NoTracer, ProcTracer, StraceTracer, Tracer, choose_tracer
+from recorder.tracing import (
+    NoTracer,
+    ProcTracer,
+    StraceTracer,
+    Tracer,
+    choose_tracer,
+    fallback_notice,
+)
 from recorder.workspace import git_state, git_toplevel, hash_file, rescan, scan
 
 EVENTS_VAR = "BUILDTAPE_EVENTS"
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
-_OUR_VARS = (EVENTS_VAR,)
+_OUR_VARS = (EVENTS_VAR, LOG_VAR)
 
 
 class RecordError(Exception):
@@ -80,6 +88,9 @@ class RecordOptions:
     cwd: Path | None = None
     # auto | strace | proc | none
     trace: str = "auto"
+    # auto | preload | strace: where per-process file events come from. auto: the
+    # LD_PRELOAD shim when it can be built (no ptrace stops), else strace's openat.
+    file_events: str = "auto"
     # Globs (on the relative path or the file name) left out of the snapshots.
     excludes: tuple[str, ...] = ()
     labels: tuple[tuple[str, str], ...] = ()
@@ -185,11 +196,21 @@ def _spawn(
 
 
 def _run_build(
-    argv: list[str], cwd: Path, env: dict[str, str], tracer: Tracer, use_tty: bool, workdir: Path
+    argv: list[str],
+    cwd: Path,
+    env: dict[str, str],
+    tracer: Tracer,
+    use_tty: bool,
+    workdir: Path,
+    shim: Path | None,
 ) -> _Run:
     events_path = workdir / "events.jsonl"
     events_path.touch()
     env = {**env, EVENTS_VAR: str(events_path)}
+    file_log = None
+    if shim is not None:
+        file_log = FileLog(workdir / "files.log")
+        env = preload_env(env, shim, workdir / "files.log")
     t0, wall0 = time.monotonic(), time.time()
     pump = StreamPump(sys.stdout.fileno(), sys.stderr.fileno(), use_tty, t0)
     tail = _EventsTail(events_path, t0, wall0)
@@ -219,6 +240,8 @@ def _run_build(
     def tick() -> None:
         tracer.tick()
         tail.tick()
+        if file_log is not None:
+            file_log.tick()
 
     try:
         pump.run(done.is_set, tick)
@@ -229,6 +252,8 @@ def _run_build(
             signal.signal(sig, handler)
     duration = time.monotonic() - t0
     traced = tracer.finish()
+    if file_log is not None:
+        file_log.attach(traced)
     tail.close()
     return _Run(
         returncode=proc.returncode,
@@ -374,6 +399,16 @@ def _build_events(
     return sorted(events, key=lambda e: (e.t, order[id(e)]))
 
 
+def _file_events(requested: str, mode: str, env: Mapping[str, str]) -> Path | None:
+    """The shim library to preload, or None when strace (or nothing) reports file events."""
+    if mode == "none" or requested == "strace":
+        return None
+    shim = build_shim(env)
+    if shim.library is None and requested == "preload":
+        raise RecordError(f"--file-events preload was asked for, but {shim.reason}")
+    return shim.library
+
+
 def record(options: RecordOptions, notify: Callable[[str], None] = lambda _: None) -> RecordResult:
     """Run ``options.argv``, pass its output through, and write its tape.
 
@@ -392,8 +427,12 @@ def record(options: RecordOptions, notify: Callable[[str], None] = lambda _: Non
         raise RecordError(f"workspace {workspace} is not a directory")
     tape_path = (options.output or _default_tape_path(workspace, options.argv[0])).absolute()
     choice = choose_tracer(options.trace, env)
-    if choice.notice:
-        notify(choice.notice)
+    shim = _file_events(options.file_events, choice.mode, env)
+    files = "preload" if shim else "strace" if choice.mode == "strace" else "none"
+    notice = None
+    if choice.fallback_reason:
+        notice = fallback_notice(choice.fallback_reason, files)
+        notify(notice)
     redaction: Redaction = redact_environment(env, options.secrets)
     scrubber = redaction.scrubber()
     warnings: list[BuildWarning] = []
@@ -425,12 +464,12 @@ def record(options: RecordOptions, notify: Callable[[str], None] = lambda _: Non
             tracer: Tracer
             if choice.mode == "strace":
                 assert choice.strace is not None
-                tracer = StraceTracer(choice.strace, workdir, str(cwd))
+                tracer = StraceTracer(choice.strace, workdir, str(cwd), trace_files=shim is None)
             elif choice.mode == "proc":
                 tracer = ProcTracer(str(cwd))
             else:
                 tracer = NoTracer(str(cwd))
-            run = _run_build(list(options.argv), cwd, env, tracer, options.use_tty, workdir)
+            run = _run_build(list(options.argv), cwd, env, tracer, options.use_tty, workdir, shim)
             code, killed_by = _split_returncode(run.returncode)
             build_status = code if code is not None else 128 + _signum(killed_by)
             changes = rescan(workspace, excludes, before, storer("output"), options.max_store_bytes)
@@ -474,7 +513,7 @@ def record(options: RecordOptions, notify: Callable[[str], None] = lambda _: Non
                 tz=tz_name(env),
                 ulimits=ulimits(),
             ),
-            tracing=Tracing(choice.mode, choice.notice),
+            tracing=Tracing(choice.mode, notice, files),
             toolchain=fingerprint(p.exe for p in processes if p.exe.startswith("/")),
             processes=processes,
             inputs=[s.entry() for s in before.values()],

@@ -16,6 +16,8 @@ TRACED_SYSCALLS = (
     "execve,execveat,open,openat,creat,rename,renameat,renameat2,"
     "unlink,unlinkat,chdir,clone,clone3,fork,vfork"
 )
+# With the LD_PRELOAD shim reporting file events, strace only needs to see processes.
+PROCESS_SYSCALLS = "execve,execveat,chdir,clone,clone3,fork,vfork"
 _SKIP_PREFIXES = ("/proc/", "/sys/", "/dev/")
 _LINE = re.compile(r"^(\d+)\s+(\d+\.\d+)\s+(.*)$")
 _EXIT = re.compile(r"^\+\+\+ (?:exited with (\d+)|killed by (SIG\w+)[^+]*) \+\+\+")

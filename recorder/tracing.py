@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from recorder.strace_parser import TRACED_SYSCALLS, StraceParser, TracedProcess
+from recorder.strace_parser import PROCESS_SYSCALLS, TRACED_SYSCALLS, StraceParser, TracedProcess
 
 TRACE_MODES = ("auto", "strace", "proc", "none")
+FILE_EVENT_SOURCES = ("auto", "preload", "strace")
 
 
 class TracerUnavailable(Exception):
@@ -70,8 +71,9 @@ class StraceTracer:
 
     mode = "strace"
 
-    def __init__(self, strace: str, workdir: Path, cwd: str) -> None:
+    def __init__(self, strace: str, workdir: Path, cwd: str, trace_files: bool = True) -> None:
         self._strace = strace
+        self._syscalls = TRACED_SYSCALLS if trace_files else PROCESS_SYSCALLS
         self._log = workdir / "strace.log"
         self._log.touch()
         self._parser = StraceParser(cwd)
@@ -92,7 +94,7 @@ class StraceTracer:
             "-s",
             "65535",
             "-e",
-            f"trace={TRACED_SYSCALLS}",
+            f"trace={self._syscalls}",
             "-o",
             str(self._log),
             "--",
@@ -282,7 +284,8 @@ class NoTracer:
 @dataclass(frozen=True)
 class TracerChoice:
     mode: str
-    notice: str | None
+    # Why strace is not used, when ``auto`` fell back to ``proc``.
+    fallback_reason: str | None
     strace: str | None = None
 
 
@@ -299,9 +302,15 @@ def choose_tracer(requested: str, env: Mapping[str, str]) -> TracerChoice:
             f"--trace strace was asked for, but {reason}; install strace (apt-get install strace) "
             "and allow ptrace (CAP_SYS_PTRACE), or use --trace proc"
         )
-    return TracerChoice(
-        "proc",
-        f"{reason}: recording the process tree by polling /proc, so short processes may be "
-        "missed and per-process file reads are not recorded (outputs still are); install strace "
-        "and allow ptrace for full fidelity",
+    return TracerChoice("proc", reason)
+
+
+def fallback_notice(reason: str, files: str) -> str:
+    """The one line that says what fidelity the /proc fallback lost and how to get it back."""
+    lost = "short processes may be missed and only the root's exit code is known"
+    if files == "none":
+        lost += "; per-process file reads are not recorded (outputs still are)"
+    return (
+        f"{reason}: recording the process tree by polling /proc, so {lost}; "
+        "install strace and allow ptrace for full fidelity"
     )

@@ -76,13 +76,18 @@ def test_own_summary_is_one_extra_stderr_line(
 
 
 @needs_strace
+@pytest.mark.parametrize("file_events", ["preload", "strace"])
 def test_c_make_process_tree_has_one_compile_per_source(
-    fixture_copy: Callable[..., Path], tmp_path: Path
+    fixture_copy: Callable[..., Path], tmp_path: Path, file_events: str
 ) -> None:
     ws = fixture_copy("c-make")
     tape = tmp_path / "c.tape"
-    buildtape("record", "-q", "-o", tape, "--", "make", "-j2", cwd=ws, check=True)
+    buildtape(
+        "record", "-q", "--file-events", file_events, "-o", tape, "--", "make", "-j2",
+        cwd=ws, check=True,
+    )
     view = show_json(tape)
+    assert view["tracing"] == {"mode": "strace", "files": file_events, "notice": None}
     procs = {p["id"]: p for p in view["processes"]}
     children: dict[int, list[int]] = {}
     for p in procs.values():
@@ -302,6 +307,10 @@ def test_fallback_gives_valid_tape(
     view = show_json(tape)
     assert view["tracing"]["mode"] == "proc"
     assert [o["path"] for o in view["outputs"]] == ["out.txt"]
+    # The LD_PRELOAD shim needs no ptrace, so even the fallback knows who read what.
+    assert view["tracing"]["files"] == "preload"
+    writers = [p for p in view["processes"] if "out.txt" in p["writes"]]
+    assert [p["id"] for p in writers] == [root["id"]]
     root = view["processes"][0]
     assert root["argv"] == ["sh", "-c", script] and root["exit_code"] == 0
     # The polling saw the 0.3 s sleep as a child of the shell.
@@ -335,7 +344,7 @@ def test_events_from_a_shell_step_and_a_malformed_line(
     ]
     span = [e for e in events if e["kind"] == "span"]
     assert len(span) == 1 and span[0]["name"] == "link"
-    assert span[0]["end_s"] - span[0]["start_s"] == pytest.approx(0.5)
+    assert span[0]["end_s"] - span[0]["start_s"] == pytest.approx(0.5, abs=1e-5)
     assert [e["data"] for e in events if e["kind"] == "event"] == [{"hit": True}]
     invalid = sorted((e["line"], e["reason"]) for e in events if e["kind"] == "invalid_event")
     assert invalid[0][0] == 2 and invalid[0][1].startswith("not JSON")

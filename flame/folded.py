@@ -1,0 +1,98 @@
+"""Folded stacks in and out: ``frame;frame;frame COUNT`` per line.
+
+Reads what flamegraph.pl's stackcollapse scripts, inferno and ``py-spy --format raw``
+write: the count is the last space-separated field (integer or decimal), ``#`` lines
+and blank lines are skipped, and a malformed line is counted and reported with its line
+number instead of stopping the read.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from flame.model import StackTree
+
+MAX_REPORTED = 20
+
+
+class FoldedFormatError(Exception):
+    """No usable stack in the input; the message names the input and the first problems."""
+
+
+@dataclass
+class FoldedReport:
+    """What a read saw: line and stack counts, and the malformed lines (first 20 kept)."""
+
+    lines: int = 0
+    stacks: int = 0
+    malformed_count: int = 0
+    malformed: list[tuple[int, str]] = field(default_factory=list)
+
+    def describe(self, source: str) -> str:
+        shown = ", ".join(f"line {n} ({why})" for n, why in self.malformed[:3])
+        more = "" if self.malformed_count <= 3 else f" and {self.malformed_count - 3} more"
+        return f"{source}: {self.malformed_count} malformed lines skipped: {shown}{more}"
+
+
+def parse_line(line: str) -> tuple[list[str], float] | str:
+    """A stack and its weight, or the reason the line is malformed."""
+    text = line.rstrip("\r\n")
+    head, sep, count = text.rstrip().rpartition(" ")
+    if not sep:
+        return "no count after the stack"
+    try:
+        weight = float(count)
+    except ValueError:
+        return f"count {count[:20]!r} is not a number"
+    if not math.isfinite(weight) or weight < 0:
+        return f"count {count[:20]!r} is not a non-negative number"
+    stack = head.strip()
+    if not stack:
+        return "empty stack"
+    return stack.split(";"), weight
+
+
+def read_lines(
+    lines: Iterable[str], tree: StackTree, base: bool = False, report: FoldedReport | None = None
+) -> FoldedReport:
+    """Add every stack in ``lines`` to ``tree`` (as base weights when ``base``)."""
+    report = report or FoldedReport()
+    add = tree.add_base if base else tree.add
+    for lineno, line in enumerate(lines, start=1):
+        report.lines += 1
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        parsed = parse_line(line)
+        if isinstance(parsed, str):
+            report.malformed_count += 1
+            if len(report.malformed) < MAX_REPORTED:
+                report.malformed.append((lineno, parsed))
+            continue
+        stack, weight = parsed
+        report.stacks += 1
+        add(stack, weight)
+    return report
+
+
+def folded_text(tree: StackTree) -> str:
+    """Folded lines in sorted stack order with integer counts.
+
+    Time in microseconds is written in whole milliseconds (a non-zero stack never rounds
+    to 0): tools that read folded counts as samples (the Firefox Profiler, Perfetto)
+    would otherwise create millions of samples.
+    """
+    scale = 0.001 if tree.unit == "microseconds" else 1.0
+    out = []
+    for stack, weight in tree.stacks():
+        count = round(weight * scale)
+        if count == 0 and weight > 0:
+            count = 1
+        out.append(f"{';'.join(stack)} {count}\n")
+    return "".join(out)
+
+
+def folded_unit(tree: StackTree) -> str:
+    return "milliseconds" if tree.unit == "microseconds" else tree.unit

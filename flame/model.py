@@ -1,0 +1,121 @@
+"""The stack tree: weighted stacks merged into frames with self and total weights.
+
+It knows no input or output format. Readers (``folded``, ``from_tape``) add stacks;
+writers (``svg``, ``speedscope``, ``chrome``, ``folded``) walk it. A tree can also hold
+a second set of weights, from a base profile, for differential flamegraphs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+UNITS = ("samples", "microseconds", "bytes")
+
+
+@dataclass
+class Frame:
+    name: str
+    total: float = 0.0
+    self_weight: float = 0.0
+    # Weights in the base profile of a differential tree (zero otherwise).
+    base_total: float = 0.0
+    base_self: float = 0.0
+    children: dict[str, Frame] = field(default_factory=dict)
+
+    def child(self, name: str) -> Frame:
+        node = self.children.get(name)
+        if node is None:
+            node = self.children[name] = Frame(name)
+        return node
+
+    @property
+    def is_ghost(self) -> bool:
+        """Present only in the base profile."""
+        return self.total == 0 and self.base_total > 0
+
+
+@dataclass
+class StackTree:
+    """Merged stacks. ``root`` is a synthetic frame named ``all``."""
+
+    unit: str = "samples"
+    title: str = ""
+    source: str = ""
+    root: Frame = field(default_factory=lambda: Frame("all"))
+    differential: bool = False
+
+    @property
+    def total(self) -> float:
+        return self.root.total
+
+    def add(self, stack: Sequence[str], weight: float) -> None:
+        """Add one stack (outermost frame first) with its weight."""
+        node = self.root
+        node.total += weight
+        for name in stack:
+            node = node.child(name)
+            node.total += weight
+        node.self_weight += weight
+
+    def add_base(self, stack: Sequence[str], weight: float) -> None:
+        """Add a stack of the base profile of a differential tree."""
+        self.differential = True
+        node = self.root
+        node.base_total += weight
+        for name in stack:
+            node = node.child(name)
+            node.base_total += weight
+        node.base_self += weight
+
+    def merge(self, other: StackTree) -> None:
+        """Add every stack of ``other`` into this tree."""
+        for stack, weight in other.stacks():
+            self.add(stack, weight)
+
+    def stacks(self) -> Iterator[tuple[list[str], float]]:
+        """Every stack with a self weight, depth first, children in name order."""
+        path: list[str] = []
+
+        def walk(node: Frame) -> Iterator[tuple[list[str], float]]:
+            if node.self_weight and path:
+                yield list(path), node.self_weight
+            for name in sorted(node.children):
+                path.append(name)
+                yield from walk(node.children[name])
+                path.pop()
+
+        yield from walk(self.root)
+
+    def frame_count(self) -> int:
+        count = 0
+        todo = [self.root]
+        while todo:
+            node = todo.pop()
+            count += 1
+            todo.extend(node.children.values())
+        return count - 1
+
+    def scale(self, factor: float, base: bool = False) -> None:
+        """Multiply every weight (or every base weight) by ``factor``."""
+        todo = [self.root]
+        while todo:
+            node = todo.pop()
+            if base:
+                node.base_total *= factor
+                node.base_self *= factor
+            else:
+                node.total *= factor
+                node.self_weight *= factor
+            todo.extend(node.children.values())
+
+
+def differential(base: StackTree, new: StackTree, normalize: bool = False) -> StackTree:
+    """A tree with NEW's weights and BASE's as base weights; ``normalize`` scales BASE to NEW's total."""
+    out = StackTree(unit=new.unit, title=new.title, source=new.source, differential=True)
+    for stack, weight in new.stacks():
+        out.add(stack, weight)
+    factor = new.total / base.total if normalize and base.total else 1.0
+    for stack, weight in base.stacks():
+        out.add_base(stack, weight * factor)
+    return out

@@ -1,0 +1,128 @@
+"""File events without ptrace stops: the LD_PRELOAD interposer in ``shim/btshim.c``.
+
+The shim is compiled once per source version with the machine's C compiler and cached
+under ``$XDG_CACHE_HOME/buildtape`` (default ``~/.cache/buildtape``). It cannot see what
+libc does not do: statically linked programs, programs started with an emptied
+environment (``env -i``) and setuid programs bypass it; strace's openat tracing remains
+the fallback where the shim cannot be built.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from recorder.strace_parser import TracedProcess
+
+SOURCE = Path(__file__).with_name("shim") / "btshim.c"
+LOG_VAR = "BUILDTAPE_FILELOG"
+
+
+@dataclass(frozen=True)
+class Shim:
+    library: Path | None
+    reason: str | None = None
+
+
+def cache_dir(env: Mapping[str, str]) -> Path:
+    base = env.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "buildtape"
+
+
+def build_shim(env: Mapping[str, str]) -> Shim:
+    """The compiled shim, compiling it on first use; ``library`` is None with the reason."""
+    try:
+        source = SOURCE.read_bytes()
+    except OSError as exc:
+        return Shim(None, f"the shim source is missing ({exc.strerror})")
+    tag = hashlib.sha256(source).hexdigest()[:16]
+    target = cache_dir(env) / f"btshim-{tag}-{platform.machine()}.so"
+    if target.exists():
+        return Shim(target)
+    cc = shutil.which(env.get("CC", "cc"), path=env.get("PATH")) or shutil.which("cc")
+    if cc is None:
+        return Shim(None, "no C compiler to build the file-event shim")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".so.partial")
+        os.close(fd)
+        out = subprocess.run(
+            [cc, "-shared", "-fPIC", "-O2", "-o", tmp, str(SOURCE), "-ldl"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if out.returncode != 0:
+            os.unlink(tmp)
+            first = (out.stderr.strip().splitlines() or ["unknown error"])[0]
+            return Shim(None, f"the file-event shim did not compile ({first})")
+        os.replace(tmp, target)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return Shim(None, f"the file-event shim could not be built ({exc})")
+    return Shim(target)
+
+
+def preload_env(env: Mapping[str, str], library: Path, log: Path) -> dict[str, str]:
+    """The build's environment with the shim preloaded ahead of any LD_PRELOAD it had."""
+    out = dict(env)
+    existing = env.get("LD_PRELOAD", "")
+    out["LD_PRELOAD"] = f"{library} {existing}".strip()
+    out[LOG_VAR] = str(log)
+    return out
+
+
+class FileLog:
+    """Reads the shim's records as they are appended and attaches them to processes."""
+
+    def __init__(self, path: Path) -> None:
+        path.touch()
+        self._fh = open(path, encoding="utf-8", errors="surrogateescape")  # noqa: SIM115
+        self._partial = ""
+        # pid -> [(op, path, path2)]
+        self.records: dict[int, list[tuple[str, str, str | None]]] = {}
+        self.unmatched = 0
+
+    def tick(self) -> None:
+        data = self._fh.read()
+        if not data:
+            return
+        lines = (self._partial + data).split("\n")
+        self._partial = lines.pop()
+        for line in lines:
+            parts = line.split("\t")
+            if len(parts) < 3 or not parts[0].isdigit():
+                continue
+            second = os.path.normpath(parts[3]) if len(parts) > 3 else None
+            self.records.setdefault(int(parts[0]), []).append(
+                (parts[1], os.path.normpath(parts[2]), second)
+            )
+
+    def attach(self, processes: list[TracedProcess]) -> None:
+        """Give each process its records (the shim has no clock: times are the process start)."""
+        self.tick()
+        self._fh.close()
+        by_pid = {p.pid: p for p in processes}
+        for pid, records in self.records.items():
+            proc = by_pid.get(pid)
+            if proc is None:
+                self.unmatched += len(records)
+                continue
+            t = proc.start
+            for op, path, second in records:
+                if op in ("r", "u"):
+                    proc.reads.setdefault(path, t)
+                if op in ("w", "u"):
+                    proc.writes.setdefault(path, t)
+                if op == "d":
+                    proc.deleted.setdefault(path, t)
+                if op == "m" and second is not None:
+                    proc.deleted.setdefault(path, t)
+                    proc.writes.setdefault(second, t)
