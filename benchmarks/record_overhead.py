@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shutil
 import statistics
@@ -92,10 +93,11 @@ def main() -> None:
         tar.add(proj, arcname="proj")
     with TapeReader(tape) as reader:
         manifest = reader.read_manifest()
-        meta_bytes = reader._index["manifest"]["length"]
+        meta_bytes = reader.manifest_frame_length
     processes = len(manifest["processes"])
     result = {
-        "machine": f"{platform.machine()}, {shutil.os.cpu_count()} CPUs, Python {platform.python_version()}",
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}",
         "files": args.files,
         "pairs": args.pairs,
         "plain_median_s": round(statistics.median(plain_times), 3),

@@ -111,7 +111,7 @@ class StackTree:
 
 
 def differential(base: StackTree, new: StackTree, normalize: bool = False) -> StackTree:
-    """A tree with NEW's weights and BASE's as base weights; ``normalize`` scales BASE to NEW's total."""
+    """NEW's weights with BASE's as base weights; ``normalize`` scales BASE to NEW's total."""
     out = StackTree(unit=new.unit, title=new.title, source=new.source, differential=True)
     for stack, weight in new.stacks():
         out.add(stack, weight)

@@ -267,7 +267,8 @@ class FileEntry:
             "sha256": self.sha256,
         }
         if self.blob is not None:
-            d["blob"] = self.blob
+            # A stored file's blob is named by its sha256; saying "stored" saves repeating it.
+            d["stored"] = True
         if self.link is not None:
             d["link"] = self.link
         if self.change is not None:
@@ -284,14 +285,12 @@ class FileEntry:
         change = f.opt_text("change")
         if change is not None and change not in CHANGES:
             raise TapeError(f"tape manifest: {where}.change is {change!r}")
+        sha = f.opt_text("sha256")
+        stored = f.raw.get("stored") is True
+        if stored and sha is None:
+            raise TapeError(f"tape manifest: {where} is stored but has no sha256")
         return cls(
-            path,
-            f.integer("mode"),
-            f.integer("size"),
-            f.opt_text("sha256"),
-            f.opt_text("blob"),
-            link,
-            change,
+            path, f.integer("mode"), f.integer("size"), sha, sha if stored else None, link, change
         )
 
 

@@ -28,7 +28,6 @@ from recorder.model import (
     Environment,
     Event,
     ExternalFile,
-    FileEntry,
     Manifest,
     Process,
     Streams,
@@ -346,59 +345,6 @@ def _streams(captured: Captured, scrubber: Scrubber, writer: TapeWriter) -> Stre
     return Streams(blobs["stdout"], blobs["stderr"], chunks)
 
 
-def _build_events(
-    processes: list[Process],
-    outputs: list[FileEntry],
-    custom: list[Event],
-    warnings: list[BuildWarning],
-    status: str,
-    exit_code: int | None,
-    sig: str | None,
-    duration: float,
-    argv: list[str],
-) -> list[Event]:
-    events: list[Event] = [Event(0.0, "build_started", {"argv": argv})]
-    written = {e.path for e in outputs if e.change != "deleted"}
-    for p in processes:
-        events.append(
-            Event(
-                p.start_s, "process_started", {"process": p.id, "pid": p.pid, "parent": p.parent_id}
-            )
-        )
-    for p in processes:
-        if p.end_s is not None:
-            events.append(
-                Event(
-                    p.end_s,
-                    "process_exited",
-                    {"process": p.id, "exit_code": p.exit_code, "signal": p.signal},
-                )
-            )
-    seen: set[str] = set()
-    for p in processes:
-        for path in p.writes:
-            if path in written and path not in seen:
-                seen.add(path)
-                events.append(Event(p.start_s, "file_written", {"path": path, "process": p.id}))
-    events += custom
-    events += [
-        Event(duration, "warning", {"warning": w.kind, "message": w.message, "path": w.path})
-        for w in warnings
-    ]
-    final = {"succeeded": "build_completed", "failed": "build_failed"}.get(
-        status, "build_interrupted"
-    )
-    events.append(
-        Event(
-            duration,
-            final,
-            {"exit_code": exit_code, "signal": sig, "duration_s": round(duration, 6)},
-        )
-    )
-    order = {id(e): i for i, e in enumerate(events)}
-    return sorted(events, key=lambda e: (e.t, order[id(e)]))
-
-
 def _file_events(requested: str, mode: str, env: Mapping[str, str]) -> Path | None:
     """The shim library to preload, or None when strace (or nothing) reports file events."""
     if mode == "none" or requested == "strace":
@@ -520,19 +466,8 @@ def record(options: RecordOptions, notify: Callable[[str], None] = lambda _: Non
             outputs=outputs,
             external=_external_files(processes),
             streams=streams,
-            events=[],
+            events=run.events,
             warnings=warnings,
-        )
-        manifest.events = _build_events(
-            processes,
-            outputs,
-            run.events,
-            warnings,
-            status,
-            exit_code,
-            sig,
-            run.duration,
-            list(options.argv),
         )
         scrubbed = scrubber.tree(manifest.to_dict(), keep=_DIGEST_KEYS)
         writer.commit(scrubbed)
@@ -546,7 +481,7 @@ def record(options: RecordOptions, notify: Callable[[str], None] = lambda _: Non
     return RecordResult(tape_path, Manifest.from_dict(scrubbed), exit_status)
 
 
-_DIGEST_KEYS = frozenset({"sha256", "blob", "stdout_blob", "stderr_blob"})
+_DIGEST_KEYS = frozenset({"sha256", "stdout_blob", "stderr_blob"})
 
 
 def _signum(name: str | None) -> int:

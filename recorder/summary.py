@@ -7,6 +7,7 @@ from typing import Any
 
 from recorder.model import Manifest, Process
 from recorder.reading import Tape
+from recorder.timeline import timeline
 
 _ERROR_LINE = re.compile(
     r"(error[:\[]|\*\*\* |Traceback \(most recent call last\)|fatal:|FAILED)", re.I
@@ -119,6 +120,6 @@ def json_view(tape: Tape) -> dict[str, Any]:
         ],
         "external": [e.to_dict() for e in m.external],
         "metrics": metrics(m),
-        "events": [e.to_dict() for e in m.events],
+        "events": [e.to_dict() for e in timeline(m)],
         "warnings": [w.to_dict() for w in m.warnings],
     }

@@ -2,15 +2,16 @@
 
 Layout (specified in docs/tape-format.md)::
 
-    frame: tar member blobs/ab/<sha256>   one zstd frame per member, checksummed
-    ...
-    frame: tar member manifest.json
+    frame: pack 0   tar members blobs/ab/<sha256> ...   zstd frames, checksummed
+    frame: pack 1   ...
+    frame: tar member manifest.json  (with the blob table under "_tape")
     frame: tar end-of-archive (two zero blocks)
     skippable frame: index JSON, sha256(index), len(index), MAGIC
 
-Every zstd frame decompresses to one tar member, so ``zstd -dc x.tape | tar -x``
-unpacks a tape with standard tools, while this reader seeks straight to the one
-frame it needs through the index and never decompresses blobs to read the manifest.
+Every frame decompresses to whole tar members, so ``zstd -dc x.tape | tar -x`` unpacks a
+tape with standard tools. Small blobs share a frame (a *pack*) so that similar files
+compress together, as they would in one tar.gz; the reader seeks straight to the one pack
+it needs through the blob table, and never decompresses a pack to read the manifest.
 """
 
 from __future__ import annotations
@@ -32,16 +33,21 @@ FORMAT_NAME = "buildtape-tape"
 FORMAT_VERSION = "1.0"
 SUPPORTED_MAJOR = 1
 MAGIC = b"BTAPEIDX"
+TABLE_KEY = "_tape"
 _TRAILER = struct.Struct("<32sQ8s")  # sha256(index), len(index), MAGIC
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _SKIPPABLE_MAGIC = 0x184D2A5B
 _BLOCK = 512
 
+# Blobs up to PACK_MEMBER_MAX share packs of about PACK_TARGET uncompressed bytes.
+PACK_TARGET = 4 * 1024**2
+PACK_MEMBER_MAX = 1024**2
+
 # Decompression-bomb limits: nothing is decompressed past its declared size, and
 # declared sizes above these are refused before any decompression starts.
-MAX_BLOB_SIZE = 2 * 1024**3
+MAX_PACK_SIZE = 2 * 1024**3 + 2 * _BLOCK
 MAX_MANIFEST_SIZE = 512 * 1024**2
-MAX_INDEX_SIZE = 256 * 1024**2
+MAX_INDEX_SIZE = 1024**2
 
 
 class TapeError(Exception):
@@ -52,6 +58,10 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _padded(size: int) -> int:
+    return size + ((-size) % _BLOCK)
+
+
 def _tar_member(name: str, data: bytes) -> bytes:
     info = tarfile.TarInfo(name)
     info.size = len(data)
@@ -59,19 +69,11 @@ def _tar_member(name: str, data: bytes) -> bytes:
     info.mtime = 0
     info.uname = info.gname = ""
     header = info.tobuf(format=tarfile.USTAR_FORMAT)
-    pad = (-len(data)) % _BLOCK
-    return header + data + b"\0" * pad
+    return header + data + b"\0" * (_padded(len(data)) - len(data))
 
 
 def _blob_member_name(digest: str) -> str:
     return f"blobs/{digest[:2]}/{digest}"
-
-
-@dataclass(frozen=True)
-class _Entry:
-    offset: int
-    length: int
-    size: int
 
 
 class TapeWriter:
@@ -86,7 +88,12 @@ class TapeWriter:
         self._compressor = zstandard.ZstdCompressor(
             level=level, write_checksum=True, write_content_size=True
         )
-        self._blobs: dict[str, _Entry] = {}
+        # digest -> [pack index, member offset in the pack, size]
+        self._blobs: dict[str, list[int]] = {}
+        # [frame offset, frame length, uncompressed size]
+        self._packs: list[list[int]] = []
+        self._pending: list[bytes] = []
+        self._pending_size = 0
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
         self._tmp = Path(tmp)
@@ -98,8 +105,8 @@ class TapeWriter:
     def temporary_path(self) -> Path:
         return self._tmp
 
-    def _write_frame(self, member: bytes) -> tuple[int, int]:
-        frame = self._compressor.compress(member)
+    def _write_frame(self, data: bytes) -> tuple[int, int]:
+        frame = self._compressor.compress(data)
         offset = self._offset
         try:
             self._file.write(frame)
@@ -115,38 +122,61 @@ class TapeWriter:
             "free some space or choose another place with -o"
         )
 
+    def _flush_pack(self) -> None:
+        if not self._pending:
+            return
+        offset, length = self._write_frame(b"".join(self._pending))
+        self._packs.append([offset, length, self._pending_size])
+        self._pending = []
+        self._pending_size = 0
+
     def add_blob(self, data: bytes) -> str:
         """Store ``data`` once and return its sha256, the name it is referred to by."""
         digest = sha256_hex(data)
-        if digest not in self._blobs:
-            offset, length = self._write_frame(_tar_member(_blob_member_name(digest), data))
-            self._blobs[digest] = _Entry(offset, length, len(data))
+        if digest in self._blobs:
+            return digest
+        member = _tar_member(_blob_member_name(digest), data)
+        if len(data) > PACK_MEMBER_MAX:
+            self._flush_pack()
+            self._pending = [member]
+            self._pending_size = len(member)
+            self._blobs[digest] = [len(self._packs), 0, len(data)]
+            self._flush_pack()
+            return digest
+        if self._pending_size + len(member) > PACK_TARGET:
+            self._flush_pack()
+        self._blobs[digest] = [len(self._packs), self._pending_size, len(data)]
+        self._pending.append(member)
+        self._pending_size += len(member)
         return digest
 
     def has_blob(self, digest: str) -> bool:
         return digest in self._blobs
 
     def commit(self, manifest: dict[str, Any]) -> Path:
-        """Write the manifest and index, fsync, and rename to the final name."""
+        """Write the manifest (with the blob table) and the index, fsync, rename."""
         if self._closed:
             raise TapeError(f"tape {self.path} was already closed")
+        self._flush_pack()
+        table = {"packs": self._packs, "blobs": dict(sorted(self._blobs.items()))}
+        body = json.dumps(
+            {**manifest, TABLE_KEY: table}, sort_keys=True, separators=(",", ":")
+        ).encode()
+        m_offset, m_length = self._write_frame(_tar_member("manifest.json", body))
+        self._write_frame(b"\0" * (2 * _BLOCK))
+        index = {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "manifest": {
+                "offset": m_offset,
+                "length": m_length,
+                "size": len(body),
+                "sha256": sha256_hex(body),
+            },
+        }
+        raw = json.dumps(index, sort_keys=True, separators=(",", ":")).encode()
+        payload = raw + _TRAILER.pack(hashlib.sha256(raw).digest(), len(raw), MAGIC)
         try:
-            body = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
-            m_offset, m_length = self._write_frame(_tar_member("manifest.json", body))
-            self._write_frame(b"\0" * (2 * _BLOCK))
-            index = {
-                "format": FORMAT_NAME,
-                "format_version": FORMAT_VERSION,
-                "manifest": {
-                    "offset": m_offset,
-                    "length": m_length,
-                    "size": len(body),
-                    "sha256": sha256_hex(body),
-                },
-                "blobs": {d: [e.offset, e.length, e.size] for d, e in sorted(self._blobs.items())},
-            }
-            raw = json.dumps(index, sort_keys=True, separators=(",", ":")).encode()
-            payload = raw + _TRAILER.pack(hashlib.sha256(raw).digest(), len(raw), MAGIC)
             self._file.write(struct.pack("<II", _SKIPPABLE_MAGIC, len(payload)) + payload)
             self._file.flush()
             mask = os.umask(0)
@@ -170,8 +200,18 @@ class TapeWriter:
             self._tmp.unlink()
 
 
+@dataclass(frozen=True)
+class _Pack:
+    offset: int
+    length: int
+    size: int
+
+
 class TapeReader:
-    """Reads and verifies one tape. Every failure is a ``TapeError`` naming the tape."""
+    """Reads and verifies one tape. Every failure is a ``TapeError`` naming the tape.
+
+    Opening reads the trailer, the index and the manifest frame, nothing else.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -183,13 +223,15 @@ class TapeReader:
             raise TapeError(f"{path} is a directory, not a tape") from None
         except OSError as exc:
             raise TapeError(f"cannot open tape {path}: {exc.strerror}") from None
+        self._decompressor = zstandard.ZstdDecompressor()
+        self._cached: tuple[int, bytes] | None = None
         try:
             self._size = os.fstat(self._file.fileno()).st_size
             self._index = self._read_index()
+            self._manifest = self._read_manifest()
         except BaseException:
             self._file.close()
             raise
-        self._decompressor = zstandard.ZstdDecompressor()
 
     def close(self) -> None:
         self._file.close()
@@ -243,69 +285,48 @@ class TapeReader:
                 f"{self.path} uses tape format {version or '?'}, but this buildtape reads "
                 f"format {SUPPORTED_MAJOR}.x; upgrade buildtape to read it"
             )
-        self._check_entries(index)
+        m = index.get("manifest")
+        fields = ("offset", "length", "size")
+        if not isinstance(m, dict) or not all(_count(m.get(k)) for k in fields):
+            raise self._fail("the index does not locate the manifest")
+        if m["offset"] + m["length"] > self._data_end:
+            raise self._fail("the manifest lies past the data (truncated)")
+        if m["size"] > MAX_MANIFEST_SIZE:
+            raise self._fail(f"the manifest declares {m['size']} bytes, over the limit")
         return index
 
-    def _check_entries(self, index: dict[str, Any]) -> None:
-        manifest = index.get("manifest")
-        blobs = index.get("blobs")
-        if not isinstance(manifest, dict) or not isinstance(blobs, dict):
-            raise self._fail("the index lacks its manifest or blob table")
-        entries = [(manifest.get("offset"), manifest.get("length"), manifest.get("size"))]
-        entries += [tuple(v) if isinstance(v, list) else (None,) for v in blobs.values()]
-        total = 0
-        for entry in entries:
-            if len(entry) != 3 or not all(isinstance(x, int) and x >= 0 for x in entry):
-                raise self._fail("an index entry is malformed")
-            offset, length, size = entry
-            assert isinstance(offset, int) and isinstance(length, int) and isinstance(size, int)
-            if offset + length > self._data_end:
-                raise self._fail("an index entry points past the data (truncated)")
-            if size > MAX_BLOB_SIZE:
-                raise self._fail(f"a blob declares {size} bytes, over the {MAX_BLOB_SIZE} limit")
-            total += size
-        if int(manifest["size"]) > MAX_MANIFEST_SIZE:
-            raise self._fail("the manifest declares a size over the limit")
-
-    @property
-    def format_version(self) -> str:
-        return str(self._index["format_version"])
-
-    def blob_digests(self) -> list[str]:
-        return sorted(self._index["blobs"])
-
-    def blob_size(self, digest: str) -> int:
-        entry = self._index["blobs"].get(digest)
-        if entry is None:
-            raise self._fail(f"blob {digest[:12]} is referenced but not stored")
-        return int(entry[2])
-
-    def _member(self, offset: int, length: int, size: int, name: str) -> bytes:
+    def _frame(self, offset: int, length: int, expected: int, what: str) -> bytes:
+        """Decompress one frame, refusing it unless it declares exactly ``expected`` bytes."""
         frame = self._read_at(offset, length)
-        expected = _BLOCK + size + ((-size) % _BLOCK)
         try:
             declared = zstandard.frame_content_size(frame)
         except zstandard.ZstdError:
-            raise self._fail(f"{name} is not a zstd frame (the file is corrupt)") from None
+            raise self._fail(f"{what} is not a zstd frame (the file is corrupt)") from None
         if declared != expected:
-            raise self._fail(f"{name} declares {declared} bytes, expected {expected}")
+            raise self._fail(f"{what} declares {declared} bytes, expected {expected}")
         try:
             out = self._decompressor.decompress(frame, max_output_size=expected)
         except zstandard.ZstdError as exc:
-            raise self._fail(f"{name} does not decompress ({exc}); the file is corrupt") from None
+            raise self._fail(f"{what} does not decompress ({exc}); the file is corrupt") from None
         if len(out) != expected:
-            raise self._fail(f"{name} decompressed to the wrong size")
+            raise self._fail(f"{what} decompressed to the wrong size")
+        return out
+
+    def _member(self, data: bytes, at: int, size: int, name: str) -> bytes:
+        header = data[at : at + _BLOCK]
         try:
-            info = tarfile.TarInfo.frombuf(out[:_BLOCK], "utf-8", "surrogateescape")
+            info = tarfile.TarInfo.frombuf(header, "utf-8", "surrogateescape")
         except tarfile.TarError:
             raise self._fail(f"{name} has a corrupt tar header") from None
         if info.name != name or info.size != size:
             raise self._fail(f"member {info.name!r} found where {name!r} was expected")
-        return out[_BLOCK : _BLOCK + size]
+        return data[at + _BLOCK : at + _BLOCK + size]
 
-    def read_manifest(self) -> dict[str, Any]:
+    def _read_manifest(self) -> dict[str, Any]:
         m = self._index["manifest"]
-        body = self._member(m["offset"], m["length"], m["size"], "manifest.json")
+        size = int(m["size"])
+        frame = self._frame(m["offset"], m["length"], _BLOCK + _padded(size), "manifest.json")
+        body = self._member(frame, 0, size, "manifest.json")
         if sha256_hex(body) != m["sha256"]:
             raise self._fail("the manifest checksum does not match (the file is corrupt)")
         try:
@@ -314,22 +335,88 @@ class TapeReader:
             raise self._fail("the manifest is not valid JSON") from None
         if not isinstance(manifest, dict):
             raise self._fail("the manifest is not a JSON object")
+        table = manifest.pop(TABLE_KEY, None)
+        self._packs, self._blobs = self._check_table(table, m["offset"])
         return manifest
 
-    def read_blob(self, digest: str) -> bytes:
-        entry = self._index["blobs"].get(digest)
+    def _check_table(
+        self, table: object, manifest_offset: int
+    ) -> tuple[list[_Pack], dict[str, tuple[int, int, int]]]:
+        if not isinstance(table, dict):
+            raise self._fail("the manifest lacks its blob table")
+        packs_raw, blobs_raw = table.get("packs"), table.get("blobs")
+        if not isinstance(packs_raw, list) or not isinstance(blobs_raw, dict):
+            raise self._fail("the blob table is malformed")
+        packs = []
+        for entry in packs_raw:
+            if not (isinstance(entry, list) and len(entry) == 3 and all(map(_count, entry))):
+                raise self._fail("a pack entry is malformed")
+            pack = _Pack(*entry)
+            if pack.offset + pack.length > manifest_offset:
+                raise self._fail("a pack lies past the data (truncated)")
+            if pack.size > MAX_PACK_SIZE:
+                raise self._fail(f"a pack declares {pack.size} bytes, over the limit")
+            packs.append(pack)
+        blobs = {}
+        for digest, entry in blobs_raw.items():
+            ok = isinstance(entry, list) and len(entry) == 3 and all(map(_count, entry))
+            if not ok or entry[0] >= len(packs):
+                raise self._fail(f"blob {str(digest)[:12]} has a malformed entry")
+            pack_i, at, size = entry
+            if at + _BLOCK + size > packs[pack_i].size:
+                raise self._fail(f"blob {digest[:12]} lies outside its pack")
+            blobs[str(digest)] = (pack_i, at, size)
+        return packs, blobs
+
+    @property
+    def format_version(self) -> str:
+        return str(self._index["format_version"])
+
+    @property
+    def manifest_frame_length(self) -> int:
+        return int(self._index["manifest"]["length"])
+
+    def read_manifest(self) -> dict[str, Any]:
+        """The manifest as stored, without the blob table (a fresh copy each call)."""
+        copy: dict[str, Any] = json.loads(json.dumps(self._manifest))
+        return copy
+
+    def blob_digests(self) -> list[str]:
+        return sorted(self._blobs)
+
+    def blob_size(self, digest: str) -> int:
+        entry = self._blobs.get(digest)
         if entry is None:
             raise self._fail(f"blob {digest[:12]} is referenced but not stored")
-        offset, length, size = entry
-        data = self._member(offset, length, size, _blob_member_name(digest))
+        return entry[2]
+
+    def _pack(self, index: int) -> bytes:
+        if self._cached is not None and self._cached[0] == index:
+            return self._cached[1]
+        pack = self._packs[index]
+        data = self._frame(pack.offset, pack.length, pack.size, f"pack {index}")
+        self._cached = (index, data)
+        return data
+
+    def read_blob(self, digest: str) -> bytes:
+        entry = self._blobs.get(digest)
+        if entry is None:
+            raise self._fail(f"blob {digest[:12]} is referenced but not stored")
+        pack_i, at, size = entry
+        data = self._member(self._pack(pack_i), at, size, _blob_member_name(digest))
         if sha256_hex(data) != digest:
             raise self._fail(f"blob {digest[:12]} fails its checksum (the file is corrupt)")
         return data
 
     def verify(self) -> int:
-        """Check the manifest and every blob; return the number of blobs checked."""
-        self.read_manifest()
-        digests = self.blob_digests()
-        for digest in digests:
+        """Check every pack and every blob; return the number of blobs checked."""
+        by_pack = sorted(self._blobs, key=lambda d: self._blobs[d][:2])
+        for digest in by_pack:
             self.read_blob(digest)
-        return len(digests)
+        for i in range(len(self._packs)):
+            self._pack(i)
+        return len(by_pack)
+
+
+def _count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0

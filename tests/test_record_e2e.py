@@ -83,8 +83,17 @@ def test_c_make_process_tree_has_one_compile_per_source(
     ws = fixture_copy("c-make")
     tape = tmp_path / "c.tape"
     buildtape(
-        "record", "-q", "--file-events", file_events, "-o", tape, "--", "make", "-j2",
-        cwd=ws, check=True,
+        "record",
+        "-q",
+        "--file-events",
+        file_events,
+        "-o",
+        tape,
+        "--",
+        "make",
+        "-j2",
+        cwd=ws,
+        check=True,
     )
     view = show_json(tape)
     assert view["tracing"] == {"mode": "strace", "files": file_events, "notice": None}
@@ -309,9 +318,9 @@ def test_fallback_gives_valid_tape(
     assert [o["path"] for o in view["outputs"]] == ["out.txt"]
     # The LD_PRELOAD shim needs no ptrace, so even the fallback knows who read what.
     assert view["tracing"]["files"] == "preload"
+    root = view["processes"][0]
     writers = [p for p in view["processes"] if "out.txt" in p["writes"]]
     assert [p["id"] for p in writers] == [root["id"]]
-    root = view["processes"][0]
     assert root["argv"] == ["sh", "-c", script] and root["exit_code"] == 0
     # The polling saw the 0.3 s sleep as a child of the shell.
     assert any(
