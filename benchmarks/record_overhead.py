@@ -1,12 +1,13 @@
-"""Recording overhead and tape size on a real C build (issue: the spine).
+"""Recording overhead and tape size on real C builds.
 
-Builds a generated 200-unit C project with ``make -j2``, in alternating pairs:
-plain, then each recorder in turn, from a clean tree every time. Reports the median
-of per-pair wall-time ratios (each recorder against the plain build of the same
-pair), the tape size against ``tar czf`` of the built workspace, and the tape
-metadata per recorded process.
+Workloads: ``lua`` (Lua 5.4.4's upstream source from Debian's archive, ``make -j2 posix``;
+fetched by benchmarks/fetch_lua.sh) and ``generated`` (a generated 200-unit C project,
+``make -j2``). Each is built in alternating pairs — plain, then one recorder — from a clean
+tree every time; the figure is the median of per-pair wall-time ratios, so drift in the
+machine's speed cancels out. Also reports the tape size against ``tar czf`` of the same
+built workspace and the compressed metadata per recorded process.
 
-    python benchmarks/record_overhead.py [--pairs 5] [--files 200] [--json out.json]
+    python benchmarks/record_overhead.py [--workload lua|generated] [--pairs 7] [--json out.json]
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from recorder.tape import TapeReader
 
 
 def timed(argv: list[str], cwd: Path) -> float:
-    subprocess.run(["make", "-s", "clean"], cwd=cwd, check=True, capture_output=True)
+    subprocess.run(["make", "clean"], cwd=cwd, check=True, capture_output=True)
     t = time.perf_counter()
     subprocess.run(argv, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - t
@@ -41,14 +42,30 @@ def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--pairs", type=int, default=5)
-    ap.add_argument("--files", type=int, default=200)
+    ap.add_argument("--workload", choices=("lua", "generated"), default="lua")
+    ap.add_argument("--pairs", type=int, default=7)
+    ap.add_argument("--files", type=int, default=200, help="units of the generated project")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bt-bench-"))
     proj = work / "proj"
-    generate(proj, args.files)
+    if args.workload == "lua":
+        fetched = (
+            subprocess.run(
+                [str(Path(__file__).with_name("fetch_lua.sh"))],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
+        shutil.copytree(fetched, proj)
+        make = ["make", "-j2", "posix"]
+    else:
+        generate(proj, args.files)
+        make = ["make", "-j2"]
     tape = work / "bench.tape"
     bt = [
         sys.executable,
@@ -63,7 +80,8 @@ def main() -> None:
         "--",
     ]
     variants: dict[str, list[str]] = {
-        "buildtape (strace)": [*bt[:4], "--trace", "strace", *bt[4:]],
+        "buildtape (default: strace + preload)": bt,
+        "buildtape --file-events strace": [*bt[:4], "--file-events", "strace", *bt[4:]],
         "buildtape --trace proc": [*bt[:4], "--trace", "proc", *bt[4:]],
         "buildtape --trace none": [*bt[:4], "--trace", "none", *bt[4:]],
     }
@@ -76,7 +94,6 @@ def main() -> None:
             "-d",
             str(work / "rpz"),
         ]
-    make = ["make", "-j2"]
     timed(make, proj)  # warm the page cache and the compiler
     ratios: dict[str, list[float]] = {name: [] for name in variants}
     plain_times: list[float] = []
@@ -87,7 +104,7 @@ def main() -> None:
             ratios[name].append(timed([*prefix, *make], proj) / base)
 
     # Size: the last strace recording against tar.gz of the same (built) workspace.
-    timed([*variants["buildtape (strace)"], *make], proj)
+    timed([*bt, *make], proj)
     tgz = work / "ws.tar.gz"
     with tarfile.open(tgz, "w:gz") as tar:
         tar.add(proj, arcname="proj")
@@ -98,7 +115,8 @@ def main() -> None:
     result = {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, "
         f"Python {platform.python_version()}",
-        "files": args.files,
+        "workload": args.workload,
+        "build": " ".join(make),
         "pairs": args.pairs,
         "plain_median_s": round(statistics.median(plain_times), 3),
         "median_ratio": {k: round(statistics.median(v), 3) for k, v in ratios.items()},

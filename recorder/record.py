@@ -20,6 +20,7 @@ from typing import Any
 
 from recorder import __version__
 from recorder.events import parse_event_line
+from recorder.hashcache import HashCache
 from recorder.host import current_umask, host_info, locale_settings, ulimits
 from recorder.host import timezone as tz_name
 from recorder.model import (
@@ -47,7 +48,7 @@ from recorder.tracing import (
     choose_tracer,
     fallback_notice,
 )
-from recorder.workspace import git_state, git_toplevel, hash_file, rescan, scan
+from recorder.workspace import git_state, git_toplevel, rescan, scan
 
 EVENTS_VAR = "BUILDTAPE_EVENTS"
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
@@ -96,9 +97,10 @@ class RecordOptions:
     secrets: SecretPolicy = field(default_factory=SecretPolicy)
     # Files larger than this are hashed but their content is not stored.
     max_store_bytes: int = 64 * 1024 * 1024
+    # zstd level of the content packs (3: fast; the manifest is always compressed at 9).
     # Give the build a pty for each of our streams that is a terminal.
     use_tty: bool = True
-    compression_level: int = 9
+    compression_level: int = 3
     # The build's environment; None: this process's environment.
     env: Mapping[str, str] | None = None
 
@@ -312,19 +314,15 @@ def _split_returncode(rc: int) -> tuple[int | None, str | None]:
     return rc, None
 
 
-def _external_files(processes: list[Process]) -> list[ExternalFile]:
+def _external_files(processes: list[Process], cache: HashCache) -> list[ExternalFile]:
     written = {p for proc in processes for p in (*proc.writes, *proc.deleted)}
     candidates = {p for proc in processes for p in proc.reads if p.startswith("/")}
     candidates |= {proc.exe for proc in processes if proc.exe.startswith("/")}
     out = []
     for path in sorted(candidates - written):
-        try:
-            st = os.stat(path)
-        except OSError:
-            continue
-        if not os.path.isfile(path):
-            continue
-        out.append(ExternalFile(path, hash_file(Path(path)), st.st_size))
+        found = cache.sha256(path)
+        if found is not None:
+            out.append(ExternalFile(path, found[0], found[1]))
     return out
 
 
@@ -420,6 +418,7 @@ def record(options: RecordOptions, notify: Callable[[str], None] = lambda _: Non
             build_status = code if code is not None else 128 + _signum(killed_by)
             changes = rescan(workspace, excludes, before, storer("output"), options.max_store_bytes)
         processes = _processes(run, list(options.argv), str(workspace), str(cwd))
+        cache = HashCache.for_env(env)
         exit_code, sig = _split_returncode(run.returncode)
         if processes and processes[0].parent_id is None and choice.mode == "strace":
             exit_code, sig = processes[0].exit_code, processes[0].signal
@@ -460,17 +459,18 @@ def record(options: RecordOptions, notify: Callable[[str], None] = lambda _: Non
                 ulimits=ulimits(),
             ),
             tracing=Tracing(choice.mode, notice, files),
-            toolchain=fingerprint(p.exe for p in processes if p.exe.startswith("/")),
+            toolchain=fingerprint((p.exe for p in processes if p.exe.startswith("/")), cache),
             processes=processes,
             inputs=[s.entry() for s in before.values()],
             outputs=outputs,
-            external=_external_files(processes),
+            external=_external_files(processes, cache),
             streams=streams,
             events=run.events,
             warnings=warnings,
         )
         scrubbed = scrubber.tree(manifest.to_dict(), keep=_DIGEST_KEYS)
         writer.commit(scrubbed)
+        cache.save()
     except TapeError as exc:
         writer.abort()
         raise TapeWriteFailed(str(exc), build_status) from exc

@@ -83,10 +83,14 @@ class TapeWriter:
     file under the final name.
     """
 
-    def __init__(self, path: Path, level: int = 9) -> None:
+    def __init__(self, path: Path, level: int = 3) -> None:
         self.path = path
         self._compressor = zstandard.ZstdCompressor(
             level=level, write_checksum=True, write_content_size=True
+        )
+        # The manifest is small and read first: worth the stronger level.
+        self._manifest_compressor = zstandard.ZstdCompressor(
+            level=max(level, 9), write_checksum=True, write_content_size=True
         )
         # digest -> [pack index, member offset in the pack, size]
         self._blobs: dict[str, list[int]] = {}
@@ -105,8 +109,8 @@ class TapeWriter:
     def temporary_path(self) -> Path:
         return self._tmp
 
-    def _write_frame(self, data: bytes) -> tuple[int, int]:
-        frame = self._compressor.compress(data)
+    def _write_frame(self, data: bytes, compressor: Any = None) -> tuple[int, int]:
+        frame = (compressor or self._compressor).compress(data)
         offset = self._offset
         try:
             self._file.write(frame)
@@ -162,7 +166,9 @@ class TapeWriter:
         body = json.dumps(
             {**manifest, TABLE_KEY: table}, sort_keys=True, separators=(",", ":")
         ).encode()
-        m_offset, m_length = self._write_frame(_tar_member("manifest.json", body))
+        m_offset, m_length = self._write_frame(
+            _tar_member("manifest.json", body), self._manifest_compressor
+        )
         self._write_frame(b"\0" * (2 * _BLOCK))
         index = {
             "format": FORMAT_NAME,

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import subprocess
 from collections.abc import Iterable
-from pathlib import Path
 
+from recorder.hashcache import HashCache
 from recorder.model import Tool
-from recorder.workspace import hash_file
 
 # gcc-12, x86_64-linux-gnu-gcc-12, python3.11, clang++-14, ld.bfd ...
 _KNOWN = re.compile(
@@ -44,12 +44,15 @@ def version_line(exe: str, name: str) -> str | None:
     return None
 
 
-def fingerprint(executables: Iterable[str]) -> list[Tool]:
+def fingerprint(executables: Iterable[str], cache: HashCache) -> list[Tool]:
     """One ``Tool`` per distinct known executable, sorted by name then path."""
     tools = []
     for exe in sorted(set(executables)):
         name = tool_name(exe)
-        if name is None or not os.path.isfile(exe):
+        found = cache.sha256(exe) if name is not None else None
+        if name is None or found is None:
             continue
-        tools.append(Tool(name, exe, hash_file(Path(exe)), version_line(exe, name)))
+        digest = found[0]
+        version = cache.version(digest, functools.partial(version_line, exe, name))
+        tools.append(Tool(name, exe, digest, version))
     return sorted(tools, key=lambda t: (t.name, t.path))

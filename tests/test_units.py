@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from recorder.events import parse_event_line
@@ -126,3 +128,27 @@ def test_event_timestamps_are_build_relative() -> None:
         '{"kind": "span", "name": "link", "start": 1002.0, "end": 1003.5}', 1, 9.0, 1000.0
     )
     assert (ev.kind, ev.t, ev.data["start_s"], ev.data["end_s"]) == ("span", 2.0, 2.0, 3.5)
+
+
+def test_hash_cache_reuses_only_unchanged_files(tmp_path: Path) -> None:
+    from recorder.hashcache import HashCache
+
+    target = tmp_path / "tool"
+    target.write_bytes(b"v1")
+    cache_file = tmp_path / "cache.json"
+    cache = HashCache(cache_file)
+    first = cache.sha256(str(target))
+    calls: list[int] = []
+    assert (
+        cache.version(first[0] if first else None, lambda: calls.append(1) or "tool 1.0")
+        == "tool 1.0"
+    )
+    cache.save()
+    again = HashCache(cache_file)
+    assert again.sha256(str(target)) == first
+    assert again.version(first[0] if first else None, lambda: "recomputed") == "tool 1.0"
+    target.write_bytes(b"v2!")  # size, mtime and ctime change
+    changed = again.sha256(str(target))
+    assert changed is not None and first is not None and changed[0] != first[0]
+    assert again.sha256(str(tmp_path / "missing")) is None
+    assert calls == [1]

@@ -1,0 +1,78 @@
+"""Remembers the sha256 and version line of toolchain files between recordings.
+
+Every recording fingerprints the compilers, headers and libraries it used; hashing a
+30 MB ``cc1`` and running ``--version`` each time is wasted work when nothing changed.
+An entry is reused only while the file's size, mtime, ctime and inode are all the same
+(ctime cannot be set back by user programs). The cache is a JSON file under
+``$XDG_CACHE_HOME/buildtape``, replaced atomically; losing it only costs time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from recorder.workspace import hash_file
+
+_MAX_ENTRIES = 20_000
+
+
+class HashCache:
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._files: dict[str, list[Any]] = {}
+        self._versions: dict[str, str | None] = {}
+        self._dirty = False
+        if path is not None:
+            with contextlib.suppress(OSError, ValueError):
+                data = json.loads(path.read_text())
+                if isinstance(data, dict):
+                    self._files = dict(data.get("files", {}))
+                    self._versions = dict(data.get("versions", {}))
+
+    @classmethod
+    def for_env(cls, env: Mapping[str, str]) -> HashCache:
+        base = env.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        return cls(Path(base) / "buildtape" / "hashes.json")
+
+    def sha256(self, path: str) -> tuple[str | None, int] | None:
+        """(sha256, size) of a regular file, or None when it is not one."""
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        if not os.path.isfile(path):
+            return None
+        key = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+        cached = self._files.get(path)
+        if isinstance(cached, list) and cached[:4] == key:
+            return cached[4], st.st_size
+        digest = hash_file(Path(path))
+        self._files[path] = [*key, digest]
+        self._dirty = True
+        return digest, st.st_size
+
+    def version(self, digest: str | None, compute: Callable[[], str | None]) -> str | None:
+        """The version line of the executable with this sha256, computed once."""
+        if digest is None:
+            return compute()
+        if digest not in self._versions:
+            self._versions[digest] = compute()
+            self._dirty = True
+        return self._versions[digest]
+
+    def save(self) -> None:
+        if self.path is None or not self._dirty:
+            return
+        files = dict(list(self._files.items())[-_MAX_ENTRIES:])
+        with contextlib.suppress(OSError):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".partial")
+            with os.fdopen(fd, "w") as f:
+                json.dump({"files": files, "versions": self._versions}, f)
+            os.replace(tmp, self.path)
