@@ -16,6 +16,7 @@ import click
 
 from buildtape import show_text
 from buildtape.exit_codes import ExitCode
+from flame.folded import FoldedFormatError
 from recorder import __version__
 from recorder.reading import open_tape
 from recorder.record import (
@@ -56,6 +57,10 @@ def _error_code(exc: BaseException) -> int:
         return ExitCode.RECORD_FAILED
     if isinstance(exc, TapeError):
         return ExitCode.NOT_FOUND if "no tape at" in str(exc) else ExitCode.BAD_TAPE
+    if isinstance(exc, FoldedFormatError):
+        return ExitCode.BAD_INPUT
+    if isinstance(exc, FileNotFoundError):
+        return ExitCode.NOT_FOUND
     if isinstance(exc, OSError):
         return ExitCode.IO_ERROR
     return ExitCode.INTERNAL
@@ -286,3 +291,12 @@ def main(argv: list[str] | None = None) -> NoReturn:
         click.echo(f"buildtape: error: {_message(exc)}", err=True)
         sys.exit(_error_code(exc))
     sys.exit(ExitCode.OK)
+
+
+def _register() -> None:
+    from buildtape.flame_cli import flame_cmd
+
+    cli.add_command(flame_cmd)
+
+
+_register()

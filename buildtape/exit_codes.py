@@ -16,6 +16,8 @@ class ExitCode(IntEnum):
     NOT_FOUND = 4
     # Reading or writing failed (disk full, permission denied).
     IO_ERROR = 5
+    # An input file is not in the expected format (e.g. no folded stacks in it).
+    BAD_INPUT = 6
     # A bug in buildtape: run again with --traceback and report it.
     INTERNAL = 70
     # record: buildtape could not record (the build did not run, or its tape could not be written).

@@ -48,10 +48,10 @@ def parse_line(line: str) -> tuple[list[str], float] | str:
         return f"count {count[:20]!r} is not a number"
     if not math.isfinite(weight) or weight < 0:
         return f"count {count[:20]!r} is not a non-negative number"
-    stack = head.strip()
-    if not stack:
+    frames = head.strip().split(";")
+    if not any(frames):
         return "empty stack"
-    return stack.split(";"), weight
+    return frames, weight
 
 
 def read_lines(

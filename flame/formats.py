@@ -1,0 +1,39 @@
+"""Which writer makes which file: picked by ``--format`` or by the output's extension."""
+
+from __future__ import annotations
+
+from flame.chrome import render_chrome_trace
+from flame.folded import folded_text
+from flame.from_tape import Span
+from flame.model import StackTree
+from flame.options import FlameOptions
+from flame.speedscope import render_speedscope
+from flame.svg import render_svg
+
+FORMATS = ("svg", "folded", "speedscope", "trace")
+_EXTENSIONS = (
+    (".speedscope.json", "speedscope"),
+    (".trace.json", "trace"),
+    (".folded", "folded"),
+    (".svg", "svg"),
+)
+
+
+def format_for(path: str | None) -> str | None:
+    """The format an output name asks for, or None when its extension says nothing."""
+    if path is None or path == "-":
+        return None
+    lower = path.lower()
+    return next((fmt for ext, fmt in _EXTENSIONS if lower.endswith(ext)), None)
+
+
+def render(fmt: str, tree: StackTree, spans: list[Span] | None, options: FlameOptions) -> str:
+    if fmt == "svg":
+        return render_svg(tree, options)
+    if fmt == "folded":
+        return folded_text(tree)
+    if fmt == "speedscope":
+        return render_speedscope(tree, spans, options.title)
+    if fmt == "trace":
+        return render_chrome_trace(tree, spans)
+    raise ValueError(f"unknown flame format {fmt!r}")

@@ -1,0 +1,125 @@
+"""Stacks and timelines from a tape's process tree.
+
+A process frame's *self* weight is the part of its wall time during which none of its
+children ran; its *total* is that plus its children's totals. When children run in
+parallel (``make -j8``), a parent's total is therefore the **process time** of its subtree
+— the sum of the wall times its processes spent without a child running — and can exceed
+its own wall time: a frame twice as wide as another took twice the process-seconds, like
+CPU time in a sampling profile when every process has a core of its own. Weights are
+microseconds.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from dataclasses import dataclass
+
+from flame.model import StackTree
+from recorder.model import Manifest, Process
+
+_COMPILERS = {"cc", "gcc", "g++", "c++", "clang", "clang++", "cpp"}
+_SHELLS = {"sh", "bash", "dash", "zsh"}
+_SOURCE_EXT = (".c", ".cc", ".cpp", ".cxx", ".c++", ".m", ".s", ".S", ".f90", ".rs", ".go")
+_LABEL_MAX = 60
+
+
+def label(p: Process) -> str:
+    """A short, readable name for a process: ``make``, ``sh -c …``, ``gcc -c lapi.c``, ``cc1``."""
+    argv = p.argv or [os.path.basename(p.exe) or "?"]
+    prog = os.path.basename(argv[0]) or argv[0]
+    args = argv[1:]
+    if prog in _SHELLS and "-c" in args[:2]:
+        script = args[args.index("-c") + 1] if len(args) > args.index("-c") + 1 else ""
+        text = f"{prog} -c {' '.join(script.split())}"
+    elif prog in _COMPILERS or prog.split("-")[-1] in _COMPILERS:
+        sources = [a for a in args if a.endswith(_SOURCE_EXT) and not a.startswith("-")]
+        if "-c" in args and sources:
+            text = f"{prog} -c {sources[0]}"
+        elif "-o" in args and args.index("-o") + 1 < len(args):
+            text = f"{prog} -o {args[args.index('-o') + 1]}"
+        else:
+            text = prog
+    elif prog.startswith("python") and args:
+        first = next((a for a in args if not a.startswith("-")), args[0])
+        text = f"{prog} {os.path.basename(first)}" if first.endswith(".py") else f"{prog} {first}"
+    elif prog.startswith(("cc1", "collect2", "ld", "as")):
+        text = prog
+    else:
+        rest = [a for a in args if not a.startswith("-")][:1]
+        text = shlex.join([prog, *rest]) if rest else prog
+    text = text.replace(";", ",")  # ';' separates frames in folded stacks
+    return text if len(text) <= _LABEL_MAX else text[: _LABEL_MAX - 1] + "…"
+
+
+@dataclass(frozen=True)
+class Span:
+    """One process on the timeline, in microseconds since the build started."""
+
+    process: Process
+    label: str
+    start_us: int
+    end_us: int
+    lane: int
+
+
+def _end(p: Process, build_end: float) -> float:
+    return p.end_s if p.end_s is not None else build_end
+
+
+def _covered(intervals: list[tuple[float, float]]) -> float:
+    total = 0.0
+    cur_start = cur_end = None
+    for start, end in sorted(intervals):
+        if cur_end is None or start > cur_end:
+            if cur_end is not None and cur_start is not None:
+                total += cur_end - cur_start
+            cur_start, cur_end = start, end
+        else:
+            cur_end = max(cur_end, end)
+    if cur_end is not None and cur_start is not None:
+        total += cur_end - cur_start
+    return total
+
+
+def process_stacks(m: Manifest) -> StackTree:
+    """The tape's process tree as weighted stacks (microseconds of process time)."""
+    tree = StackTree(unit="microseconds", title=" ".join(m.argv), source="process tree")
+    by_id = {p.id: p for p in m.processes}
+    children: dict[int, list[Process]] = {}
+    for p in m.processes:
+        if p.parent_id is not None:
+            children.setdefault(p.parent_id, []).append(p)
+    labels = {p.id: label(p) for p in m.processes}
+    for p in m.processes:
+        start, end = p.start_s, _end(p, m.duration_s)
+        kids = [
+            (max(start, c.start_s), min(end, _end(c, m.duration_s))) for c in children.get(p.id, [])
+        ]
+        own = max(0.0, (end - start) - _covered([k for k in kids if k[1] > k[0]]))
+        stack = []
+        node: Process | None = p
+        while node is not None:
+            stack.append(labels[node.id])
+            node = by_id.get(node.parent_id) if node.parent_id is not None else None
+        stack.reverse()
+        weight = round(own * 1e6)
+        if weight > 0:
+            tree.add(stack, weight)
+    return tree
+
+
+def timeline(m: Manifest) -> list[Span]:
+    """Processes on lanes where no two overlap, by start time: a Gantt chart of the build."""
+    lanes_end: list[float] = []
+    spans = []
+    for p in sorted(m.processes, key=lambda p: (p.start_s, p.id)):
+        end = _end(p, m.duration_s)
+        lane = next((i for i, e in enumerate(lanes_end) if e <= p.start_s), len(lanes_end))
+        if lane == len(lanes_end):
+            lanes_end.append(end)
+        else:
+            lanes_end[lane] = end
+        start_us = round(p.start_s * 1e6)
+        spans.append(Span(p, label(p), start_us, max(start_us, round(end * 1e6)), lane))
+    return spans

@@ -1,0 +1,83 @@
+"""Inputs for ``buildtape flame``: folded files, standard input or tapes; several merge.
+
+Thin layers, as inferno has them: paths -> readers -> lines. Only ``read_lines`` in
+``flame.folded`` parses anything.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flame.folded import FoldedFormatError, FoldedReport, read_lines
+from flame.from_tape import Span, process_stacks, timeline
+from flame.model import StackTree
+from recorder.reading import open_tape
+
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+@dataclass
+class Loaded:
+    tree: StackTree
+    spans: list[Span] | None = None
+    reports: list[tuple[str, FoldedReport]] = field(default_factory=list)
+
+
+def _is_tape(path: str) -> bool:
+    if path == "-":
+        return False
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == _ZSTD_MAGIC
+    except OSError:
+        return False
+
+
+def _lines(path: str) -> Iterable[str]:
+    if path == "-":
+        return io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace")
+    try:
+        return open(path, encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        raise FileNotFoundError(2, "no such file", path) from None
+
+
+def load(paths: list[str], reverse: bool = False, base: StackTree | None = None) -> Loaded:
+    """Merge every input into one tree (into ``base``'s base weights when given)."""
+    tree = base or StackTree()
+    out = Loaded(tree)
+    for path in paths:
+        if _is_tape(path):
+            with open_tape(Path(path)) as tape:
+                stacks = process_stacks(tape.manifest)
+                if out.spans is None and base is None:
+                    out.spans = timeline(tape.manifest)
+            tree.unit = stacks.unit
+            tree.title = tree.title or stacks.title
+            for stack, weight in stacks.stacks():
+                stack = stack[::-1] if reverse else stack
+                if base is not None:
+                    tree.add_base(stack, weight)
+                else:
+                    tree.add(stack, weight)
+            continue
+        lines = _lines(path)
+        target = StackTree()
+        report = read_lines(lines, target)
+        if isinstance(lines, io.TextIOBase) and path != "-":
+            lines.close()
+        if report.stacks == 0:
+            detail = f"; {report.describe(path)}" if report.malformed_count else ""
+            raise FoldedFormatError(f"{path} holds no folded stacks{detail}")
+        out.reports.append((path, report))
+        for stack, weight in target.stacks():
+            stack = stack[::-1] if reverse else stack
+            if base is not None:
+                tree.add_base(stack, weight)
+            else:
+                tree.add(stack, weight)
+    return out
