@@ -55,9 +55,14 @@ def parse_line(line: str) -> tuple[list[str], float] | str:
 
 
 def read_lines(
-    lines: Iterable[str], tree: StackTree, base: bool = False, report: FoldedReport | None = None
+    lines: Iterable[str],
+    tree: StackTree,
+    base: bool = False,
+    report: FoldedReport | None = None,
+    reverse: bool = False,
 ) -> FoldedReport:
-    """Add every stack in ``lines`` to ``tree`` (as base weights when ``base``)."""
+    """Add every stack in ``lines`` to ``tree`` (as base weights when ``base``; leaf first
+    when ``reverse``), in one streaming pass."""
     report = report or FoldedReport()
     add = tree.add_base if base else tree.add
     for lineno, line in enumerate(lines, start=1):
@@ -73,7 +78,7 @@ def read_lines(
             continue
         stack, weight = parsed
         report.stacks += 1
-        add(stack, weight)
+        add(stack[::-1] if reverse else stack, weight)
     return report
 
 

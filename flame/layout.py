@@ -42,23 +42,42 @@ def _layout_weights(root: Frame) -> dict[int, float]:
     return out
 
 
+def root_width(tree: StackTree) -> float:
+    """The width of the whole graph in weight units (ghosts included)."""
+    if not tree.differential:
+        return tree.root.total
+    return _layout_weights(tree.root)[id(tree.root)]
+
+
 def place(tree: StackTree, order: str = "alpha", min_weight: float = 0.0) -> list[Placed]:
-    """Frames in drawing order (parents before children); narrower than ``min_weight`` left out."""
-    widths = _layout_weights(tree.root)
-    placed: list[Placed] = [Placed(tree.root, 0, 0.0, widths[id(tree.root)], -1)]
+    """Frames in drawing order (parents before children); narrower than ``min_weight`` left out.
+
+    Only frames that are drawn are visited, so a huge profile costs what its picture shows.
+    """
+    if tree.differential:
+        ghost_widths = _layout_weights(tree.root)
+
+        def width_of(f: Frame) -> float:
+            return ghost_widths[id(f)]
+    else:
+
+        def width_of(f: Frame) -> float:
+            return f.total
+
+    placed: list[Placed] = [Placed(tree.root, 0, 0.0, width_of(tree.root), -1)]
     stack = [0]
     while stack:
         index = stack.pop()
         parent = placed[index]
         children = list(parent.frame.children.values())
         if order == "widest":
-            children.sort(key=lambda c: (-widths[id(c)], c.name))
+            children.sort(key=lambda c: (-width_of(c), c.name))
         else:
             children.sort(key=lambda c: c.name)
         x = parent.start
         firsts = []
         for child in children:
-            w = widths[id(child)]
+            w = width_of(child)
             if w > 0 and w >= min_weight:
                 placed.append(Placed(child, parent.depth + 1, x, w, index))
                 firsts.append(len(placed) - 1)

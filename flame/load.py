@@ -66,18 +66,11 @@ def load(paths: list[str], reverse: bool = False, base: StackTree | None = None)
                     tree.add(stack, weight)
             continue
         lines = _lines(path)
-        target = StackTree()
-        report = read_lines(lines, target)
+        report = read_lines(lines, tree, base=base is not None, reverse=reverse)
         if isinstance(lines, io.TextIOBase) and path != "-":
             lines.close()
         if report.stacks == 0:
             detail = f"; {report.describe(path)}" if report.malformed_count else ""
             raise FoldedFormatError(f"{path} holds no folded stacks{detail}")
         out.reports.append((path, report))
-        for stack, weight in target.stacks():
-            stack = stack[::-1] if reverse else stack
-            if base is not None:
-                tree.add_base(stack, weight)
-            else:
-                tree.add(stack, weight)
     return out

@@ -13,26 +13,41 @@ from dataclasses import dataclass, field
 UNITS = ("samples", "microseconds", "bytes")
 
 
-@dataclass
 class Frame:
-    name: str
-    total: float = 0.0
-    self_weight: float = 0.0
-    # Weights in the base profile of a differential tree (zero otherwise).
-    base_total: float = 0.0
-    base_self: float = 0.0
-    children: dict[str, Frame] = field(default_factory=dict)
+    """One node of the tree. Slots and a lazily created children dict keep a tree of
+    millions of frames (a big profile) in a few hundred bytes per frame."""
+
+    __slots__ = ("base_self", "base_total", "children", "name", "self_weight", "total")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.total = 0.0
+        self.self_weight = 0.0
+        # Weights in the base profile of a differential tree (zero otherwise).
+        self.base_total = 0.0
+        self.base_self = 0.0
+        self.children: dict[str, Frame] = _NO_CHILDREN
 
     def child(self, name: str) -> Frame:
-        node = self.children.get(name)
+        children = self.children
+        node = children.get(name)
         if node is None:
-            node = self.children[name] = Frame(name)
+            if children is _NO_CHILDREN:
+                children = self.children = {}
+            node = children[name] = Frame(name)
         return node
 
     @property
     def is_ghost(self) -> bool:
         """Present only in the base profile."""
         return self.total == 0 and self.base_total > 0
+
+    def __repr__(self) -> str:
+        return f"Frame({self.name!r}, total={self.total}, self={self.self_weight})"
+
+
+# Shared by every leaf until it gets a child; never written to.
+_NO_CHILDREN: dict[str, Frame] = {}
 
 
 @dataclass
@@ -54,7 +69,11 @@ class StackTree:
         node = self.root
         node.total += weight
         for name in stack:
-            node = node.child(name)
+            children = node.children
+            nxt = children.get(name)
+            if nxt is None:
+                nxt = node.child(name)
+            node = nxt
             node.total += weight
         node.self_weight += weight
 

@@ -13,7 +13,7 @@ import json
 from importlib import resources
 from xml.sax.saxutils import escape
 
-from flame.layout import Placed, place
+from flame.layout import Placed, place, root_width
 from flame.model import Frame, StackTree
 from flame.options import FlameOptions
 from flame.palette import diff_color, frame_color
@@ -101,8 +101,7 @@ def render_svg(tree: StackTree, options: FlameOptions) -> str:
     fs = options.font_size
     fh = options.frame_height
     usable = options.width - 2 * _PAD_X
-    root_width = place(tree, options.order, 0.0)[0].width or 1.0
-    px_per_weight = usable / root_width
+    px_per_weight = usable / (root_width(tree) or 1.0)
     placed = place(tree, options.order, options.min_width / px_per_weight)
     max_depth = max((p.depth for p in placed), default=0)
     top = _PAD_TOP + fs * _TITLE_BLOCK + (fs if options.subtitle else 0)
