@@ -58,8 +58,10 @@ def render(tape: Tape) -> str:
     if fails:
         lines.append("")
         lines.append("Failing steps")
-        for p in fails[:5]:
+        for p, origin in fails[:5]:
             lines.append(f"  #{p.id} {_status(p)}  {short_argv(p.argv, 100)}")
+            if origin is not p:
+                lines.append(f"      failed in #{origin.id} {short_argv(origin.argv, 60)}")
         tail = stderr_tail(tape)
         if tail:
             first = first_error_line(tail)

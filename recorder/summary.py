@@ -58,11 +58,32 @@ def slowest(manifest: Manifest, n: int = 10) -> list[Process]:
     return sorted(timed, key=lambda p: (-(p.duration_s or 0.0), p.id))[:n]
 
 
-def failing(manifest: Manifest) -> list[Process]:
-    """Failed processes none of whose children failed: where the failure started."""
+def failure_origins(manifest: Manifest) -> list[Process]:
+    """Failed processes none of whose children failed: where each failure started."""
     failed = [p for p in manifest.processes if p.failed]
     parents_of_failures = {p.parent_id for p in failed}
     return [p for p in failed if p.id not in parents_of_failures]
+
+
+def failing(manifest: Manifest) -> list[tuple[Process, Process]]:
+    """The failing steps, each with the process where its failure started.
+
+    From each origin, walk up through failed parents while they are steps (not the root,
+    not a driver such as make): ``cc -c parse.c`` is the failing step even when it is its
+    ``cc1`` that exited non-zero.
+    """
+    by_id = {p.id: p for p in manifest.processes}
+    step_ids = {p.id for p in steps(manifest)}
+    out: dict[int, tuple[Process, Process]] = {}
+    for origin in failure_origins(manifest):
+        step = origin
+        while step.parent_id is not None:
+            parent = by_id.get(step.parent_id)
+            if parent is None or not parent.failed or parent.id not in step_ids:
+                break
+            step = parent
+        out.setdefault(step.id, (step, origin))
+    return [out[k] for k in sorted(out)]
 
 
 def stderr_tail(tape: Tape, lines: int = 10) -> list[str]:
@@ -122,4 +143,5 @@ def json_view(tape: Tape) -> dict[str, Any]:
         "metrics": metrics(m),
         "events": [e.to_dict() for e in timeline(m)],
         "warnings": [w.to_dict() for w in m.warnings],
+        "failing_steps": [{"id": s.id, "origin_id": o.id} for s, o in failing(m)],
     }

@@ -422,3 +422,25 @@ def test_command_not_found_is_127_with_one_line(tmp_path: Path) -> None:
     ]
     assert not (tmp_path / "x.tape").exists()
     assert not list(tmp_path.glob(".x.tape*"))
+
+
+@needs_strace
+def test_show_names_the_failing_compile_and_its_error_line(
+    fixture_copy: Callable[..., Path], tmp_path: Path
+) -> None:
+    ws = fixture_copy("c-make-failing")
+    tape = tmp_path / "f.tape"
+    rec = buildtape("record", "-q", "-o", tape, "--", "make", "-j1", cwd=ws)
+    assert rec.returncode == 2
+    view = show_json(tape)
+    procs = {p["id"]: p for p in view["processes"]}
+    [failure] = view["failing_steps"]
+    step, origin = procs[failure["id"]], procs[failure["origin_id"]]
+    assert step["argv"][0] == "cc" and "parse.c" in step["argv"] and step["exit_code"] == 1
+    assert origin["exe"].endswith("cc1") and origin["parent_id"] == step["id"]
+    text = buildtape("show", tape, check=True).stdout.decode()
+    failing_block = text.split("Failing steps\n", 1)[1].split("\n\n", 1)[0]
+    assert "cc -O2 -Wall -c parse.c -o parse.o" in failing_block
+    marked = [line for line in failing_block.splitlines() if line.lstrip().startswith("> ")]
+    # gcc's quotes depend on the locale; the position and the message do not.
+    assert len(marked) == 1 and marked[0].startswith("  > parse.c:9:25: error: expected ")
