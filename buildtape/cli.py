@@ -27,6 +27,7 @@ from recorder.record import (
     TapeWriteFailed,
     record,
 )
+from recorder.sampling import SAMPLERS, SamplerUnavailable
 from recorder.secrets import SecretPolicy
 from recorder.summary import json_view
 from recorder.tape import TapeError
@@ -53,7 +54,7 @@ def _error_code(exc: BaseException) -> int:
         return exc.build_status
     if isinstance(exc, CommandNotExecutable):
         return ExitCode.NOT_EXECUTABLE
-    if isinstance(exc, (RecordError, TracerUnavailable)):
+    if isinstance(exc, (RecordError, TracerUnavailable, SamplerUnavailable)):
         return ExitCode.RECORD_FAILED
     if isinstance(exc, TapeError):
         return ExitCode.NOT_FOUND if "no tape at" in str(exc) else ExitCode.BAD_TAPE
@@ -147,6 +148,23 @@ def cli(ctx: click.Context, traceback: bool) -> None:
     "static binaries); auto: preload when the shim builds, else strace.",
 )
 @click.option(
+    "--stacks",
+    type=click.Choice(SAMPLERS),
+    default="auto",
+    show_default=True,
+    help="Sample the build's Python processes: py-spy (reads memory, no pause; needs ptrace "
+    "permission) or pyinstrument (injected with a sitecustomize; no privilege); auto picks "
+    "py-spy when ptrace works, else pyinstrument.",
+)
+@click.option(
+    "--rate",
+    type=click.IntRange(1, 10_000),
+    default=100,
+    show_default=True,
+    metavar="HZ",
+    help="Python samples per second.",
+)
+@click.option(
     "--exclude",
     multiple=True,
     metavar="GLOB",
@@ -191,6 +209,8 @@ def record_cmd(
     workspace: Path | None,
     trace: str,
     file_events: str,
+    stacks: str,
+    rate: int,
     exclude: tuple[str, ...],
     label: tuple[str, ...],
     redact: tuple[str, ...],
@@ -218,6 +238,8 @@ def record_cmd(
         workspace=workspace,
         trace=trace,
         file_events=file_events,
+        stacks=stacks,
+        rate=rate,
         excludes=exclude,
         labels=_label(label),
         secrets=SecretPolicy(extra_secret_names=redact, extra_allowed_names=no_redact),

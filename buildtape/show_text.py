@@ -51,6 +51,13 @@ def render(tape: Tape) -> str:
         f"{len(m.outputs)} outputs, {len(m.inputs)} workspace files, "
         f"{len(m.external)} external inputs"
     )
+    if m.sampling.sampler != "none":
+        lines.append(
+            f"  stacks    {m.sampling.sampler} at {m.sampling.rate} Hz: "
+            f"{m.sampling.count} Python samples"
+        )
+    elif m.sampling.notice:
+        lines.append(f"  stacks    none ({m.sampling.notice})")
     if m.toolchain:
         tools = ", ".join(f"{t.name} ({t.version or '?'})" for t in m.toolchain[:6])
         lines.append(f"  toolchain {tools}")

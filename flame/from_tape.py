@@ -11,6 +11,7 @@ microseconds.
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 from dataclasses import dataclass
@@ -82,8 +83,60 @@ def _covered(intervals: list[tuple[float, float]]) -> float:
     return total
 
 
-def process_stacks(m: Manifest) -> StackTree:
-    """The tape's process tree as weighted stacks (microseconds of process time)."""
+@dataclass(frozen=True)
+class Samples:
+    """A tape's sampled Python stacks, as stored (see ``recorder.model.Sampling``)."""
+
+    frames: list[str]
+    # (process id, start_us, dur_us, frame indexes outermost first)
+    samples: list[tuple[int, int, int, list[int]]]
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> Samples:
+        doc = json.loads(raw)
+        frames = [f"{func} ({os.path.basename(file)}:{line})" for func, file, line in doc["frames"]]
+        samples = [(int(p), int(s), int(d), [int(i) for i in st]) for p, s, d, st in doc["samples"]]
+        return cls([f.replace(";", ",") for f in frames], samples)
+
+
+@dataclass(frozen=True)
+class _Span:
+    name: str
+    start: float
+    end: float
+
+
+def _spans_by_process(m: Manifest) -> dict[int, list[_Span]]:
+    """``buildtape.step`` spans, attributed to the process that emitted them."""
+    ids = {p.pid: p.id for p in m.processes}
+    out: dict[int, list[_Span]] = {}
+    for e in m.events:
+        if e.kind != "span" or not isinstance(e.data.get("pid"), int):
+            continue
+        pid = ids.get(e.data["pid"])
+        if pid is not None:
+            span = _Span(
+                f"[step] {e.data['name']}", float(e.data["start_s"]), float(e.data["end_s"])
+            )
+            out.setdefault(pid, []).append(span)
+    for spans in out.values():
+        spans.sort(key=lambda s: (s.start, -s.end))
+    return out
+
+
+def _enclosing(spans: list[_Span], t: float) -> list[str]:
+    """Names of the spans that contain ``t``, outermost first."""
+    return [s.name for s in spans if s.start <= t < s.end]
+
+
+def process_stacks(m: Manifest, samples: Samples | None = None) -> StackTree:
+    """The tape's process tree as weighted stacks (microseconds of process time).
+
+    Python samples are grafted under their process (and inside the ``buildtape.step``
+    spans that were open when they were taken); the process's own frame keeps only the
+    time the samples do not account for. Spans of processes without samples weigh their
+    own duration.
+    """
     tree = StackTree(unit="microseconds", title=" ".join(m.argv), source="process tree")
     by_id = {p.id: p for p in m.processes}
     children: dict[int, list[Process]] = {}
@@ -91,21 +144,46 @@ def process_stacks(m: Manifest) -> StackTree:
         if p.parent_id is not None:
             children.setdefault(p.parent_id, []).append(p)
     labels = {p.id: label(p) for p in m.processes}
+    chains: dict[int, list[str]] = {}
+    for p in m.processes:
+        chain = []
+        node: Process | None = p
+        while node is not None:
+            chain.append(labels[node.id])
+            node = by_id.get(node.parent_id) if node.parent_id is not None else None
+        chains[p.id] = chain[::-1]
+    spans = _spans_by_process(m)
+    grafted: dict[int, float] = {}
+    for pid, start_us, dur_us, frame_ids in samples.samples if samples else []:
+        if pid not in chains:
+            continue
+        enclosing = _enclosing(spans.get(pid, []), start_us / 1e6)
+        tree.add([*chains[pid], *enclosing, *(samples.frames[i] for i in frame_ids)], dur_us)  # type: ignore[union-attr]
+        grafted[pid] = grafted.get(pid, 0.0) + dur_us / 1e6
+    for pid, pspans in spans.items():
+        if pid in grafted:
+            continue
+        for s in pspans:
+            inner = [c for c in pspans if c is not s and s.start <= c.start and c.end <= s.end]
+            outer = [c.name for c in pspans if c is not s and c.start <= s.start and s.end <= c.end]
+            own_span = (s.end - s.start) - _covered([(c.start, c.end) for c in inner])
+            if own_span > 0:
+                tree.add([*chains[pid], *outer, s.name], round(own_span * 1e6))
+        top = [
+            s
+            for s in pspans
+            if not any(o is not s and o.start <= s.start and s.end <= o.end for o in pspans)
+        ]
+        grafted[pid] = _covered([(s.start, s.end) for s in top])
     for p in m.processes:
         start, end = p.start_s, _end(p, m.duration_s)
         kids = [
             (max(start, c.start_s), min(end, _end(c, m.duration_s))) for c in children.get(p.id, [])
         ]
         own = max(0.0, (end - start) - _covered([k for k in kids if k[1] > k[0]]))
-        stack = []
-        node: Process | None = p
-        while node is not None:
-            stack.append(labels[node.id])
-            node = by_id.get(node.parent_id) if node.parent_id is not None else None
-        stack.reverse()
-        weight = round(own * 1e6)
+        weight = round(max(0.0, own - grafted.get(p.id, 0.0)) * 1e6)
         if weight > 0:
-            tree.add(stack, weight)
+            tree.add(chains[p.id], weight)
     return tree
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from flame.folded import FoldedFormatError, FoldedReport, read_lines
-from flame.from_tape import Span, process_stacks, timeline
+from flame.from_tape import Samples, Span, process_stacks, timeline
 from flame.model import StackTree
 from recorder.reading import open_tape
 
@@ -53,7 +53,9 @@ def load(paths: list[str], reverse: bool = False, base: StackTree | None = None)
     for path in paths:
         if _is_tape(path):
             with open_tape(Path(path)) as tape:
-                stacks = process_stacks(tape.manifest)
+                digest = tape.manifest.sampling.samples_blob
+                samples = Samples.from_json(tape.blob(digest)) if digest else None
+                stacks = process_stacks(tape.manifest, samples)
                 if out.spans is None and base is None:
                     out.spans = timeline(tape.manifest)
             tree.unit = stacks.unit

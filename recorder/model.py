@@ -425,6 +425,34 @@ class Tracing:
         return cls(f.text("mode"), f.opt_text("notice"), f.opt_text("files") or "none")
 
 
+@dataclass(frozen=True)
+class Sampling:
+    """Sampled Python stacks: which sampler, at what rate, and the blob that holds them.
+
+    The blob is JSON: ``{"frames": [[function, file, line], ...], "samples":
+    [[process_id, start_us, dur_us, [frame index, ...outermost first]], ...]}``.
+    """
+
+    sampler: str = "none"
+    rate: int = 0
+    notice: str | None = None
+    samples_blob: str | None = None
+    count: int = 0
+
+    @classmethod
+    def from_dict(cls, raw: object, where: str) -> Sampling:
+        if raw is None:
+            return cls()
+        f = _Fields(raw, where)
+        return cls(
+            f.text("sampler"),
+            f.integer("rate"),
+            f.opt_text("notice"),
+            f.opt_text("samples_blob"),
+            f.integer("count"),
+        )
+
+
 @dataclass
 class Manifest:
     """Everything a tape says about one build, except stored file and stream contents."""
@@ -453,6 +481,7 @@ class Manifest:
     streams: Streams
     events: list[Event]
     warnings: list[BuildWarning]
+    sampling: Sampling = field(default_factory=Sampling)
 
     @property
     def cwd_in_workspace(self) -> str:
@@ -493,6 +522,7 @@ class Manifest:
             "streams": self.streams.to_dict(),
             "events": [e.to_dict() for e in self.events],
             "warnings": [w.to_dict() for w in self.warnings],
+            "sampling": self.sampling.__dict__,
         }
 
     @classmethod
@@ -528,6 +558,7 @@ class Manifest:
             streams=Streams.from_dict(raw.get("streams"), "manifest.streams"),
             events=f.items("events", Event.from_dict),
             warnings=f.items("warnings", BuildWarning.from_dict),
+            sampling=Sampling.from_dict(raw.get("sampling"), "manifest.sampling"),
         )
 
 
@@ -535,6 +566,10 @@ def blobs_referenced(manifest: Manifest) -> Iterable[str]:
     for entry in (*manifest.inputs, *manifest.outputs):
         if entry.blob is not None:
             yield entry.blob
-    for blob in (manifest.streams.stdout_blob, manifest.streams.stderr_blob):
+    for blob in (
+        manifest.streams.stdout_blob,
+        manifest.streams.stderr_blob,
+        manifest.sampling.samples_blob,
+    ):
         if blob is not None:
             yield blob

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -31,10 +32,12 @@ from recorder.model import (
     ExternalFile,
     Manifest,
     Process,
+    Sampling,
     Streams,
     Tracing,
 )
 from recorder.preload import LOG_VAR, FileLog, build_shim, preload_env
+from recorder.sampling import Segment, choose_sampler
 from recorder.secrets import Redaction, Scrubber, SecretPolicy, redact_environment
 from recorder.strace_parser import TracedProcess
 from recorder.streams import Captured, StreamPump
@@ -97,6 +100,10 @@ class RecordOptions:
     secrets: SecretPolicy = field(default_factory=SecretPolicy)
     # Files larger than this are hashed but their content is not stored.
     max_store_bytes: int = 64 * 1024 * 1024
+    # auto | py-spy | pyinstrument | none: how Python processes are sampled.
+    stacks: str = "auto"
+    # Samples per second of each Python process.
+    rate: int = 100
     # zstd level of the content packs (3: fast; the manifest is always compressed at 9).
     # Give the build a pty for each of our streams that is a terminal.
     use_tty: bool = True
@@ -182,6 +189,9 @@ class _Run:
     events: list[Event]
     wall0: float
     duration: float
+    sampler: str = "none"
+    sampler_notice: str | None = None
+    segments: list[Segment] = field(default_factory=list)
 
 
 def _spawn(
@@ -204,6 +214,9 @@ def _run_build(
     use_tty: bool,
     workdir: Path,
     shim: Path | None,
+    stacks: str,
+    rate: int,
+    ptrace_ok: bool,
 ) -> _Run:
     events_path = workdir / "events.jsonl"
     events_path.touch()
@@ -213,6 +226,9 @@ def _run_build(
         file_log = FileLog(workdir / "files.log")
         env = preload_env(env, shim, workdir / "files.log")
     t0, wall0 = time.monotonic(), time.time()
+    sampler, sampler_notice = choose_sampler(stacks, ptrace_ok, env, workdir, rate, wall0)
+    if sampler is not None:
+        env = sampler.child_env(env)
     pump = StreamPump(sys.stdout.fileno(), sys.stderr.fileno(), use_tty, t0)
     tail = _EventsTail(events_path, t0, wall0)
     interrupted: list[str] = []
@@ -241,6 +257,9 @@ def _run_build(
     def tick() -> None:
         tracer.tick()
         tail.tick()
+        if sampler is not None:
+            for pid, exe in tracer.drain_execs():
+                sampler.process_started(pid, exe)
         if file_log is not None:
             file_log.tick()
 
@@ -256,6 +275,7 @@ def _run_build(
     if file_log is not None:
         file_log.attach(traced)
     tail.close()
+    segments = sampler.finish() if sampler is not None else []
     return _Run(
         returncode=proc.returncode,
         interrupted_by=interrupted[0] if interrupted else None,
@@ -264,6 +284,9 @@ def _run_build(
         events=tail.events,
         wall0=wall0,
         duration=duration,
+        sampler=sampler.name if sampler is not None else "none",
+        sampler_notice=sampler_notice,
+        segments=segments,
     )
 
 
@@ -343,6 +366,28 @@ def _streams(captured: Captured, scrubber: Scrubber, writer: TapeWriter) -> Stre
     return Streams(blobs["stdout"], blobs["stderr"], chunks)
 
 
+def _sampling(
+    run: _Run, processes: list[Process], rate: int, scrubber: Scrubber, writer: TapeWriter
+) -> Sampling:
+    """Store the Python samples, attributed to recorded processes, as one JSON blob."""
+    if run.sampler == "none":
+        return Sampling(notice=run.sampler_notice)
+    ids = {p.pid: p.id for p in processes}
+    frames: dict[tuple[str, str, int], int] = {}
+    samples = []
+    for seg in sorted(run.segments, key=lambda s: (s.start_us, s.pid)):
+        if seg.pid not in ids:
+            continue
+        stack = [frames.setdefault(f, len(frames)) for f in seg.stack]
+        samples.append([ids[seg.pid], seg.start_us, seg.dur_us, stack])
+    blob = None
+    if samples:
+        doc = {"frames": [list(f) for f in frames], "samples": samples}
+        text = scrubber.text(json.dumps(doc, separators=(",", ":")))
+        blob = writer.add_blob(text.encode())
+    return Sampling(run.sampler, rate, run.sampler_notice, blob, len(samples))
+
+
 def _file_events(requested: str, mode: str, env: Mapping[str, str]) -> Path | None:
     """The shim library to preload, or None when strace (or nothing) reports file events."""
     if mode == "none" or requested == "strace":
@@ -413,7 +458,10 @@ def record(options: RecordOptions, notify: Callable[[str], None] = lambda _: Non
                 tracer = ProcTracer(str(cwd))
             else:
                 tracer = NoTracer(str(cwd))
-            run = _run_build(list(options.argv), cwd, env, tracer, options.use_tty, workdir, shim)
+            run = _run_build(
+                list(options.argv), cwd, env, tracer, options.use_tty, workdir, shim,
+                options.stacks, options.rate, choice.mode == "strace",
+            )  # fmt: skip
             code, killed_by = _split_returncode(run.returncode)
             build_status = code if code is not None else 128 + _signum(killed_by)
             changes = rescan(workspace, excludes, before, storer("output"), options.max_store_bytes)
@@ -467,6 +515,7 @@ def record(options: RecordOptions, notify: Callable[[str], None] = lambda _: Non
             streams=streams,
             events=run.events,
             warnings=warnings,
+            sampling=_sampling(run, processes, options.rate, scrubber, writer),
         )
         scrubbed = scrubber.tree(manifest.to_dict(), keep=_DIGEST_KEYS)
         writer.commit(scrubbed)

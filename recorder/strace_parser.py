@@ -162,6 +162,8 @@ class StraceParser:
         self._leader: dict[int, int] = {}
         self._pending: dict[int, str] = {}
         self.unparsed = 0
+        # (pid, exe) of every successful exec, for samplers to pick up; drained by the tracer.
+        self.execs: list[tuple[int, str]] = []
 
     def _proc(self, pid: int, t: float) -> TracedProcess:
         pid = self._leader.get(pid, pid)
@@ -309,6 +311,7 @@ class StraceParser:
         proc.exe = self._resolve(proc, None, path) or path
         proc.argv = list(argv) if isinstance(argv, list) else [path]
         proc.exec_cwd = proc.cwd
+        self.execs.append((proc.pid, proc.exe))
 
     def _open(self, proc: TracedProcess, t: float, name: str, args: list[Arg]) -> None:
         if name == "openat":

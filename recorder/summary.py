@@ -123,6 +123,7 @@ def json_view(tape: Tape) -> dict[str, Any]:
         "git": None if m.git is None else m.git.__dict__,
         "labels": m.labels,
         "tracing": m.tracing.__dict__,
+        "sampling": m.sampling.__dict__,
         "env": m.environment.vars,
         "redacted": m.environment.redacted,
         "umask": m.environment.umask,

@@ -37,6 +37,10 @@ class Tracer(Protocol):
 
     def tick(self) -> None: ...
 
+    def drain_execs(self) -> list[tuple[int, str]]:
+        """(pid, executable) of the programs started since the last call."""
+        ...
+
     def finish(self) -> list[TracedProcess]: ...
 
 
@@ -114,6 +118,10 @@ class StraceTracer:
         for line in lines:
             self._parser.feed(line)
 
+    def drain_execs(self) -> list[tuple[int, str]]:
+        execs, self._parser.execs = self._parser.execs, []
+        return execs
+
     def finish(self, grace_s: float = 0.5) -> list[TracedProcess]:
         tracer = self._tracer_pid
         if tracer is not None and not _wait_gone(tracer, grace_s):
@@ -173,6 +181,7 @@ class ProcTracer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._root: int | None = None
+        self._execs: list[tuple[int, str]] = []
 
     def wrap(self, argv: list[str]) -> list[str]:
         return argv
@@ -234,16 +243,20 @@ class ProcTracer:
                     proc.end = now
             self._stop.wait(self._interval)
 
-    @staticmethod
     def _update(
-        proc: TracedProcess, info: tuple[int, list[str], str | None, str | None] | None
+        self, proc: TracedProcess, info: tuple[int, list[str], str | None, str | None] | None
     ) -> None:
         if info is None or not info[1]:
             return
         _, argv, exe, cwd = info
         proc.argv, proc.exe = argv, exe or argv[0]
+        self._execs.append((proc.pid, proc.exe))
         if cwd:
             proc.cwd = proc.exec_cwd = cwd
+
+    def drain_execs(self) -> list[tuple[int, str]]:
+        execs, self._execs = self._execs, []
+        return execs
 
     def finish(self) -> list[TracedProcess]:
         self._stop.set()
@@ -270,6 +283,14 @@ class NoTracer:
 
     def started(self, pid: int) -> None:
         self._root = TracedProcess(pid=pid, parent_pid=None, start=time.time(), cwd=self._cwd)
+        try:
+            self._execs = [(pid, os.readlink(f"/proc/{pid}/exe"))]
+        except OSError:
+            self._execs = []
+
+    def drain_execs(self) -> list[tuple[int, str]]:
+        execs, self._execs = self._execs, []
+        return execs
 
     def tick(self) -> None:
         pass
