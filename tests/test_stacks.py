@@ -42,11 +42,17 @@ def function_weights(stacks: list[tuple[list[str], int]], under: str) -> dict[st
 def test_python_build_hot_function_under_its_process(
     fixture_copy: Callable[..., Path], tmp_path: Path, sampler: str
 ) -> None:
-    plain = subprocess.run(["make"], cwd=fixture_copy("py-build", "plain"), capture_output=True)
+    # Long enough (~1.5 s) that a sampler attaching ~100 ms late still sees the hot loop.
+    env = {**os.environ, "PYBUILD_ROUNDS": "150"}
+    plain = subprocess.run(
+        ["make"], cwd=fixture_copy("py-build", "plain"), capture_output=True, env=env
+    )
     ws = fixture_copy("py-build", "recorded")
     tape = tmp_path / "py.tape"
     trace = [] if sampler == "py-spy" else ["--trace", "proc"]
-    rec = buildtape("record", "-q", *trace, "--stacks", sampler, "-o", tape, "--", "make", cwd=ws)
+    rec = buildtape(
+        "record", "-q", *trace, "--stacks", sampler, "-o", tape, "--", "make", cwd=ws, env=env
+    )
     assert rec.returncode == plain.returncode == 0
     assert rec.stdout == plain.stdout and rec.stderr == plain.stderr
     view = json.loads(buildtape("show", "--json", tape, check=True).stdout)
