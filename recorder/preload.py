@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from recorder.strace_parser import TracedProcess
+from recorder.tail import LineTail
 
 SOURCE = Path(__file__).with_name("shim") / "btshim.c"
 LOG_VAR = "BUILDTAPE_FILELOG"
@@ -83,19 +84,15 @@ class FileLog:
     """Reads the shim's records as they are appended and attaches them to processes."""
 
     def __init__(self, path: Path) -> None:
-        path.touch()
-        self._fh = open(path, encoding="utf-8", errors="surrogateescape")  # noqa: SIM115
-        self._partial = ""
+        self._tail = LineTail(path)
         # pid -> [(op, path, path2)]
         self.records: dict[int, list[tuple[str, str, str | None]]] = {}
         self.unmatched = 0
 
     def tick(self) -> None:
-        data = self._fh.read()
-        if not data:
-            return
-        lines = (self._partial + data).split("\n")
-        self._partial = lines.pop()
+        self._add(self._tail.lines())
+
+    def _add(self, lines: list[str]) -> None:
         for line in lines:
             parts = line.split("\t")
             if len(parts) < 3 or not parts[0].isdigit():
@@ -107,8 +104,7 @@ class FileLog:
 
     def attach(self, processes: list[TracedProcess]) -> None:
         """Give each process its records (the shim has no clock: times are the process start)."""
-        self.tick()
-        self._fh.close()
+        self._add(self._tail.close())
         by_pid = {p.pid: p for p in processes}
         for pid, records in self.records.items():
             proc = by_pid.get(pid)

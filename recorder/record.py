@@ -41,6 +41,7 @@ from recorder.sampling import Segment, choose_sampler
 from recorder.secrets import Redaction, Scrubber, SecretPolicy, redact_environment
 from recorder.strace_parser import TracedProcess
 from recorder.streams import Captured, StreamPump
+from recorder.tail import LineTail
 from recorder.tape import FORMAT_VERSION, TapeError, TapeWriter
 from recorder.toolchain import fingerprint
 from recorder.tracing import (
@@ -149,35 +150,26 @@ def _iso(ts: float) -> str:
 
 
 class _EventsTail:
-    """Reads complete lines appended to the events file while the build runs."""
+    """Parses lines appended to the events file while the build runs, timing each arrival."""
 
     def __init__(self, path: Path, t0: float, wall0: float) -> None:
-        self._fh = open(path, encoding="utf-8", errors="replace")  # noqa: SIM115
+        self._tail = LineTail(path, errors="replace")
         self._t0, self._wall0 = t0, wall0
-        self._partial = ""
         self._lineno = 0
         self.events: list[Event] = []
 
     def tick(self) -> None:
-        data = self._fh.read()
-        if not data:
-            return
-        lines = (self._partial + data).split("\n")
-        self._partial = lines.pop()
-        for line in lines:
-            self._line(line)
-
-    def _line(self, line: str) -> None:
-        self._lineno += 1
-        if line.strip():
-            arrived = time.monotonic() - self._t0
-            self.events.append(parse_event_line(line, self._lineno, arrived, self._wall0))
+        self._add(self._tail.lines())
 
     def close(self) -> None:
-        self.tick()
-        if self._partial:
-            self._line(self._partial)
-        self._fh.close()
+        self._add(self._tail.close())
+
+    def _add(self, lines: list[str]) -> None:
+        for line in lines:
+            self._lineno += 1
+            if line.strip():
+                arrived = time.monotonic() - self._t0
+                self.events.append(parse_event_line(line, self._lineno, arrived, self._wall0))
 
 
 @dataclass

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Protocol
 
 from recorder.strace_parser import PROCESS_SYSCALLS, TRACED_SYSCALLS, StraceParser, TracedProcess
+from recorder.tail import LineTail
 
 TRACE_MODES = ("auto", "strace", "proc", "none")
 FILE_EVENT_SOURCES = ("auto", "preload", "strace")
@@ -81,8 +82,7 @@ class StraceTracer:
         self._log = workdir / "strace.log"
         self._log.touch()
         self._parser = StraceParser(cwd)
-        self._fh = open(self._log, encoding="utf-8", errors="surrogateescape")  # noqa: SIM115
-        self._partial = ""
+        self._tail = LineTail(self._log)
         self._tracer_pid: int | None = None
 
     def wrap(self, argv: list[str]) -> list[str]:
@@ -110,12 +110,7 @@ class StraceTracer:
         self._tracer_pid = _tracer_of(pid)
 
     def tick(self) -> None:
-        data = self._fh.read()
-        if not data:
-            return
-        lines = (self._partial + data).split("\n")
-        self._partial = lines.pop()
-        for line in lines:
+        for line in self._tail.lines():
             self._parser.feed(line)
 
     def drain_execs(self) -> list[tuple[int, str]]:
@@ -129,11 +124,8 @@ class StraceTracer:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(tracer, signal.SIGTERM)
             _wait_gone(tracer, 10.0)
-        self.tick()
-        if self._partial:
-            self._parser.feed(self._partial)
-            self._partial = ""
-        self._fh.close()
+        for line in self._tail.close():
+            self._parser.feed(line)
         return list(self._parser.processes.values())
 
 
