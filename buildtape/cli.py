@@ -32,6 +32,9 @@ from recorder.secrets import SecretPolicy
 from recorder.summary import json_view
 from recorder.tape import TapeError
 from recorder.tracing import FILE_EVENT_SOURCES, TRACE_MODES, TracerUnavailable
+from replay.extract import ExtractError
+from replay.replay import ReplayError
+from replay.restore import RestoreError
 
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?$", re.I)
 
@@ -60,6 +63,8 @@ def _error_code(exc: BaseException) -> int:
         return ExitCode.NOT_FOUND if "no tape at" in str(exc) else ExitCode.BAD_TAPE
     if isinstance(exc, FoldedFormatError):
         return ExitCode.BAD_INPUT
+    if isinstance(exc, (ReplayError, ExtractError, RestoreError)):
+        return ExitCode.REPLAY_FAILED
     if isinstance(exc, FileNotFoundError):
         return ExitCode.NOT_FOUND
     if isinstance(exc, OSError):
@@ -317,8 +322,10 @@ def main(argv: list[str] | None = None) -> NoReturn:
 
 def _register() -> None:
     from buildtape.flame_cli import flame_cmd
+    from buildtape.replay_cli import extract_cmd, ps_cmd, replay_cmd
 
-    cli.add_command(flame_cmd)
+    for command in (flame_cmd, ps_cmd, extract_cmd, replay_cmd):
+        cli.add_command(command)
 
 
 _register()

@@ -18,6 +18,8 @@ class ExitCode(IntEnum):
     IO_ERROR = 5
     # An input file is not in the expected format (e.g. no folded stacks in it).
     BAD_INPUT = 6
+    # replay/extract could not run (unknown step, sandbox not empty, unsafe restore).
+    REPLAY_FAILED = 7
     # A bug in buildtape: run again with --traceback and report it.
     INTERNAL = 70
     # record: buildtape could not record (the build did not run, or its tape could not be written).

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -61,3 +62,18 @@ def strace_usable() -> bool:
 needs_strace = pytest.mark.skipif(
     not strace_usable(), reason="strace is missing or ptrace is not permitted here"
 )
+
+
+def rewrite(src: Path, dst: Path, mutate: Callable[[dict[str, Any]], None]) -> Path:
+    """Copy a tape through the real writer with its manifest changed (a crafted tape)."""
+    from recorder.tape import TapeReader, TapeWriter
+
+    with TapeReader(src) as r:
+        manifest = r.read_manifest()
+        blobs = {d: r.read_blob(d) for d in r.blob_digests()}
+    mutate(manifest)
+    w = TapeWriter(dst)
+    for data in blobs.values():
+        w.add_blob(data)
+    w.commit(manifest)
+    return dst

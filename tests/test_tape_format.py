@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ import zstandard
 from recorder import tape as tape_mod
 from recorder.reading import open_tape
 from recorder.tape import TapeError, TapeReader, TapeWriter
-from tests.conftest import buildtape
+from tests.conftest import buildtape, rewrite
 
 
 @pytest.fixture(scope="module")
@@ -48,19 +47,6 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def manifest_of(tape: Path) -> dict[str, Any]:
     with TapeReader(tape) as r:
         return r.read_manifest()
-
-
-def rewrite(src: Path, dst: Path, mutate: Callable[[dict[str, Any]], None]) -> Path:
-    """Copy a tape through the real writer with its manifest changed."""
-    with TapeReader(src) as r:
-        manifest = r.read_manifest()
-        blobs = {d: r.read_blob(d) for d in r.blob_digests()}
-    mutate(manifest)
-    w = TapeWriter(dst)
-    for data in blobs.values():
-        w.add_blob(data)
-    w.commit(manifest)
-    return dst
 
 
 def test_round_trip_and_dedup(tmp_path: Path) -> None:

@@ -1,0 +1,178 @@
+"""``buildtape ps``, ``extract`` and ``replay``: naming steps and re-running them."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from buildtape.exit_codes import ExitCode
+from buildtape.show_text import short_argv
+from recorder.reading import open_tape
+from replay.extract import ExtractOptions, extract
+from replay.playback import playback as recorded_chunks
+from replay.replay import ReplayOptions, ReplayResult, replay
+
+
+@click.command("ps")
+@click.argument("tape", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="One object per step, as a JSON array.")
+def ps_cmd(tape: Path, as_json: bool) -> None:
+    """List the recorded steps (processes) with the ID that names them.
+
+    \b
+    ID is stable for a tape: use it with `buildtape replay TAPE --step ID`
+    and `buildtape extract TAPE --step ID -o DIR`.
+    """
+    with open_tape(tape) as t:
+        procs = t.manifest.processes
+    if as_json:
+        rows = [
+            {"id": p.id, "parent_id": p.parent_id, "pid": p.pid, "duration_s": p.duration_s,
+             "exit_code": p.exit_code, "signal": p.signal, "argv": p.argv, "cwd": p.cwd}
+            for p in procs
+        ]  # fmt: skip
+        click.echo(json.dumps(rows, indent=2, sort_keys=True))
+        return
+    click.echo(f"{'ID':>5} {'PARENT':>6} {'DURATION':>9} {'EXIT':>8}  COMMAND")
+    for p in procs:
+        exit_text = p.signal or ("?" if p.exit_code is None else str(p.exit_code))
+        duration = "?" if p.duration_s is None else f"{p.duration_s:.3f}s"
+        parent = "-" if p.parent_id is None else str(p.parent_id)
+        click.echo(f"{p.id:>5} {parent:>6} {duration:>9} {exit_text:>8}  {short_argv(p.argv, 90)}")
+
+
+@click.command("extract")
+@click.argument("tape", type=click.Path(path_type=Path))
+@click.option("--step", type=int, required=True, help="The step ID (see `buildtape ps`).")
+@click.option(
+    "-o",
+    "--output",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="New or empty directory for the reproducer.",
+)
+def extract_cmd(tape: Path, step: int, out_dir: Path) -> None:
+    """Write a standalone reproducer of one step: its inputs and a run.sh.
+
+    The directory can be attached to a bug report: `sh run.sh` re-runs the step with the
+    recorded cwd, environment and argv, and `sha256sum -c expected.sha256` compares its
+    outputs with the recorded ones. No buildtape is needed to run it.
+    """
+    with open_tape(tape) as t:
+        result = extract(t, ExtractOptions(step, out_dir))
+    click.echo(f"step {result.step.id}: {short_argv(result.step.argv, 100)}")
+    click.echo(f"  {result.files} input files, {len(result.outputs)} recorded outputs -> {out_dir}")
+    if result.missing:
+        click.echo(f"  not in the tape (too large or secret): {', '.join(result.missing)}")
+    if result.redacted:
+        click.echo(f"  redacted variables left unset: {', '.join(result.redacted)}")
+    click.echo(f"  run it: sh {out_dir / 'run.sh'}")
+
+
+def _confirm(tape_host: str, argv: list[str], yes: bool) -> None:
+    if yes or not sys.stdin.isatty() or tape_host == socket.gethostname():
+        return
+    click.echo(f"This tape was recorded on {tape_host}; replaying runs: {short_argv(argv, 200)}")
+    if not click.confirm("Run it here?", default=False):
+        raise click.Abort()
+
+
+def _report(result: ReplayResult) -> None:
+    for d in result.drift:
+        click.echo(f"drift: {d.path}: {d.recorded} in the tape, {d.here} here")
+    for note in result.env_notes:
+        click.echo(f"env: {note}")
+    for path in result.missing_inputs:
+        click.echo(f"input not in the tape (too large or secret): {path}")
+    counts: dict[str, int] = {}
+    for c in result.checks:
+        counts[c.status] = counts.get(c.status, 0) + 1
+    for c in result.checks:
+        if c.status != "same":
+            click.echo(
+                f"{c.status:>9}: {c.path} (recorded {(c.recorded or '-')[:12]}, "
+                f"replayed {(c.replayed or '-')[:12]})"
+            )
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no outputs"
+    if result.reproduced:
+        click.echo(f"reproduced: {summary}; exit {result.replay_exit} as recorded")
+        return
+    why = []
+    if result.replay_exit != result.recorded_exit:
+        why.append(f"exit {result.replay_exit}, recorded {result.recorded_exit}")
+    click.echo(f"diverged: {summary}" + (f"; {'; '.join(why)}" if why else ""))
+    step = result.first_divergent_step
+    if step is not None:
+        click.echo(f"first divergent step: #{step.id} {short_argv(step.argv, 100)}")
+
+
+@click.command("replay")
+@click.argument("tape", type=click.Path(path_type=Path))
+@click.option("--step", type=int, help="Re-run only this step (ID from `buildtape ps`).")
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Sandbox directory (new or empty). Default: a temporary one, removed after.",
+)
+@click.option("--keep", is_flag=True, help="Keep the temporary sandbox and the replay's tape.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Keep the replay's own tape here.",
+)
+@click.option(
+    "--playback", is_flag=True, help="Print the recorded output with its timing; run nothing."
+)
+@click.option("--speed", type=float, default=1.0, show_default=True, help="Playback speed factor.")
+@click.option("--yes", is_flag=True, help="Do not ask before running a tape from another host.")
+def replay_cmd(
+    tape: Path,
+    step: int | None,
+    workdir: Path | None,
+    keep: bool,
+    output: Path | None,
+    playback: bool,
+    speed: float,
+    yes: bool,
+) -> None:
+    """Re-run a tape in a sandbox and say what did and did not reproduce.
+
+    The recorded workspace is restored into the sandbox (your checkout is never touched),
+    the recorded environment, cwd and umask are restored, external inputs and tool
+    versions are checked for drift, the command runs under `buildtape record`, and its
+    outputs are compared with the recorded ones by content.
+
+    \b
+    Exit codes: 0 reproduced, 1 diverged, others as in docs/cli.md.
+    """
+    with open_tape(tape) as t:
+        if playback:
+            out = {"stdout": sys.stdout.buffer, "stderr": sys.stderr.buffer}
+            for delay, stream, data in recorded_chunks(t):
+                if delay and speed > 0:
+                    time.sleep(delay / speed)
+                out[stream].write(data)
+                out[stream].flush()
+            return
+        m = t.manifest
+        _confirm(m.host.hostname, m.argv, yes)
+
+        def notify(message: str) -> None:
+            click.echo(f"buildtape: note: {message}", err=True)
+
+        result = replay(
+            t, ReplayOptions(workdir=workdir, keep=keep, step=step, output=output),
+            os.environ, notify,
+        )  # fmt: skip
+    _report(result)
+    if keep or workdir:
+        click.echo(f"sandbox: {result.sandbox}")
+    sys.exit(ExitCode.OK if result.reproduced else ExitCode.DIFFERENT)
