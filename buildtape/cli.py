@@ -322,9 +322,9 @@ def main(argv: list[str] | None = None) -> NoReturn:
 
 def _register() -> None:
     from buildtape.flame_cli import flame_cmd
-    from buildtape.replay_cli import extract_cmd, ps_cmd, replay_cmd
+    from buildtape.replay_cli import diff_cmd, extract_cmd, ps_cmd, replay_cmd
 
-    for command in (flame_cmd, ps_cmd, extract_cmd, replay_cmd):
+    for command in (flame_cmd, ps_cmd, extract_cmd, replay_cmd, diff_cmd):
         cli.add_command(command)
 
 

@@ -1,0 +1,147 @@
+"""buildtape diff on pairs of real recordings."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import buildtape, needs_strace
+
+pytestmark = needs_strace
+
+
+def record(ws: Path, tape: Path, *argv: str, env: dict[str, str] | None = None) -> Path:
+    buildtape("record", "-q", "-o", tape, "--", *argv, cwd=ws, env=env, check=True)
+    return tape
+
+
+@pytest.fixture
+def pair(
+    fixture_copy: Callable[..., Path], tmp_path: Path
+) -> Callable[[Callable[[Path], None]], tuple[Path, Path]]:
+    """Record c-make, then record a copy changed by ``change``."""
+
+    def make_pair(change: Callable[[Path], None]) -> tuple[Path, Path]:
+        a = record(fixture_copy("c-make", "a"), tmp_path / "a.tape", "make", "-j2")
+        ws_b = fixture_copy("c-make", "b")
+        change(ws_b)
+        b = record(ws_b, tmp_path / "b.tape", "make", "-j2")
+        return a, b
+
+    return make_pair
+
+
+def diff_json(a: Path, b: Path) -> dict[str, Any]:
+    out = buildtape("diff", "--format", "json", a, b)
+    assert out.returncode in (0, 1), out.stderr
+    data: dict[str, Any] = json.loads(out.stdout)
+    return data
+
+
+def test_changed_cflag_names_the_compile_as_cause_and_the_link_downstream(pair: Any) -> None:
+    def change(ws: Path) -> None:
+        with (ws / "Makefile").open("a") as f:
+            f.write("\nparse.o: CFLAGS += -O0\n")
+
+    a, b = pair(change)
+    out = buildtape("diff", a, b)
+    assert out.returncode == 1
+    text = out.stdout.decode()
+    first_two = text.splitlines()[:2]
+    assert first_two[0] == "verdict: different"
+    assert first_two[1].startswith("likely cause: step #") and "cc [.] parse.o" in first_two[1]
+    assert "arguments + -O0" in first_two[1]
+    report = diff_json(a, b)
+    roles = {
+        c["identity"].split(" [")[0] + " " + c["identity"].split("] ")[1]: c["role"]
+        for c in report["steps"]["changed"]
+    }
+    assert roles["cc parse.o"] == "cause"
+    assert roles["ld app"] == "downstream"
+    assert {o["path"] for o in report["outputs"]} == {"parse.o", "app"}
+    assert [i["path"] for i in report["inputs"]] == ["Makefile"]
+
+
+def test_changed_source_names_the_file_and_its_compile(pair: Any) -> None:
+    def change(ws: Path) -> None:
+        src = ws / "stats.c"
+        src.write_text(
+            src.read_text().replace(
+                "return v->len ? s / (double)v->len : 0.0;",
+                "return v->len ? s / (double)v->len : -1.0;",
+            )
+        )
+
+    a, b = pair(change)
+    report = diff_json(a, b)
+    assert not report["equivalent"]
+    [changed_input] = report["inputs"]
+    assert changed_input["path"] == "stats.c"
+    assert any("-1.0" in line for line in changed_input["detail"])
+    cause = next(c for c in report["steps"]["changed"] if c["role"] == "cause")
+    assert "stats.c" in cause["argv_a"] and "stats.c" in cause["changed_inputs"]
+    assert "stats.c" in report["cause"]
+
+
+def test_diff_of_a_build_against_itself_is_empty(
+    fixture_copy: Callable[..., Path], tmp_path: Path
+) -> None:
+    tape = record(fixture_copy("c-make"), tmp_path / "a.tape", "make")
+    out = buildtape("diff", tape, tape)
+    assert out.returncode == 0
+    assert out.stdout == b"verdict: equivalent: same command, inputs, steps and outputs\n"
+
+
+def test_diff_output_is_stable_across_runs_and_hash_seeds(pair: Any) -> None:
+    def change(ws: Path) -> None:
+        (ws / "hash.c").write_text(
+            (ws / "hash.c").read_text().replace("1099511628211UL", "1099511628212UL")
+        )
+
+    a, b = pair(change)
+    outputs = set()
+    for seed in ("0", "1", "987"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        for fmt in ("text", "json"):
+            outputs.add((fmt, buildtape("diff", "--format", fmt, a, b, env=env).stdout))
+    assert len(outputs) == 2
+
+
+def test_nondeterministic_step_is_named(fixture_copy: Callable[..., Path], tmp_path: Path) -> None:
+    a = record(fixture_copy("nondeterministic", "a"), tmp_path / "a.tape", "make")
+    b = record(fixture_copy("nondeterministic", "b"), tmp_path / "b.tape", "make")
+    report = diff_json(a, b)
+    assert report["cause"].startswith(
+        "nondeterministic: same command and inputs, different outputs"
+    )
+    [step] = report["steps"]["changed"]
+    assert step["role"] == "nondeterministic" and step["changed_outputs"] == ["out/stamp.txt"]
+    assert [o["path"] for o in report["outputs"]] == ["out/stamp.txt"]
+
+
+def test_archive_outputs_are_compared_by_member(tmp_path: Path) -> None:
+    script = (
+        "import os, zipfile\n"
+        "with zipfile.ZipFile('out.whl', 'w') as z:\n"
+        "    z.writestr('pkg/__init__.py', 'VERSION = %r\\n' % os.environ['V'])\n"
+        "    z.writestr('pkg/data.txt', 'same\\n')\n"
+    )
+    tapes = []
+    for v in ("1.0", "1.1"):
+        ws = tmp_path / v
+        ws.mkdir()
+        (ws / "mk.py").write_text(script)
+        tapes.append(
+            record(ws, tmp_path / f"{v}.tape", sys.executable, "mk.py", env={**os.environ, "V": v})
+        )
+    report = diff_json(*tapes)
+    [whl] = [o for o in report["outputs"] if o["path"] == "out.whl"]
+    assert whl["detail"][0] == "member changed: pkg/__init__.py"
+    assert "-VERSION = '1.0'" in whl["detail"] and "+VERSION = '1.1'" in whl["detail"]
+    assert not any("data.txt" in line for line in whl["detail"])
