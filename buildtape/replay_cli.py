@@ -11,12 +11,9 @@ from pathlib import Path
 
 import click
 
-from buildtape import diff_text
 from buildtape.exit_codes import ExitCode
-from buildtape.output import write_text
 from buildtape.show_text import short_argv
 from recorder.reading import open_tape
-from replay.diff import DiffOptions, diff
 from replay.extract import ExtractOptions, extract
 from replay.playback import playback as recorded_chunks
 from replay.replay import ReplayOptions, ReplayResult, replay
@@ -179,35 +176,3 @@ def replay_cmd(
     if keep or workdir:
         click.echo(f"sandbox: {result.sandbox}")
     sys.exit(ExitCode.OK if result.reproduced else ExitCode.DIFFERENT)
-
-
-@click.command("diff")
-@click.argument("tape_a", type=click.Path(path_type=Path))
-@click.argument("tape_b", type=click.Path(path_type=Path))
-@click.option(
-    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
-)
-@click.option("-o", "--output", help="Write the report here instead of stdout.")
-@click.option(
-    "--no-normalize",
-    is_flag=True,
-    help="Compare argv and streams as recorded: keep workspace paths, temp names, "
-    "pids and timestamps.",
-)
-def diff_cmd(tape_a: Path, tape_b: Path, fmt: str, output: str | None, no_normalize: bool) -> None:
-    """Explain why two builds differ: verdict and likely cause first.
-
-    \b
-    Sections: command and status, environment, toolchain, inputs, steps (matched across
-    the tapes, with argument-level changes), outputs (text diffs, archive members, first
-    differing byte), timings, streams. Same two tapes, same bytes out.
-    Exit codes: 0 equivalent, 1 different, others as in docs/cli.md.
-    """
-    with open_tape(tape_a) as a, open_tape(tape_b) as b:
-        report = diff(a, b, DiffOptions(normalize=not no_normalize))
-    if fmt == "json":
-        text = json.dumps(report.to_json(), indent=2, sort_keys=True) + "\n"
-    else:
-        text = diff_text.render(report)
-    write_text(output, text)
-    sys.exit(ExitCode.OK if report.equivalent else ExitCode.DIFFERENT)

@@ -277,6 +277,30 @@ class FileEntry:
 
     @classmethod
     def from_dict(cls, raw: object, where: str) -> FileEntry:
+        # Tapes hold tens of thousands of these: check the common shape directly, and fall
+        # back to the general accessor (for its error messages) when anything is off.
+        if isinstance(raw, dict):
+            path, mode, size = raw.get("path"), raw.get("mode"), raw.get("size")
+            sha, link, change = raw.get("sha256"), raw.get("link"), raw.get("change")
+            if (
+                type(path) is str
+                and type(mode) is int
+                and type(size) is int
+                and (sha is None or type(sha) is str)
+                and link is None
+                and (change is None or change in CHANGES)
+                and path
+                and path[0] != "/"
+                and "\0" not in path
+                and "\\" not in path
+                and "//" not in path
+                and not path.endswith("/")
+                and ".." not in path.split("/")
+                and "." not in path.split("/")
+            ):
+                stored = raw.get("stored") is True
+                if not (stored and sha is None):
+                    return cls(path, mode, size, sha, sha if stored else None, None, change)
         f = _Fields(raw, where)
         path = check_relative_path(f.text("path"), where)
         link = f.opt_text("link")

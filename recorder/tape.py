@@ -364,14 +364,26 @@ class TapeReader:
                 raise self._fail(f"a pack declares {pack.size} bytes, over the limit")
             packs.append(pack)
         blobs = {}
+        sizes = [p.size for p in packs]
         for digest, entry in blobs_raw.items():
-            ok = isinstance(entry, list) and len(entry) == 3 and all(map(_count, entry))
-            if not ok or entry[0] >= len(packs):
-                raise self._fail(f"blob {str(digest)[:12]} has a malformed entry")
-            pack_i, at, size = entry
-            if at + _BLOCK + size > packs[pack_i].size:
-                raise self._fail(f"blob {digest[:12]} lies outside its pack")
-            blobs[str(digest)] = (pack_i, at, size)
+            try:
+                pack_i, at, size = entry
+                ok = (
+                    type(pack_i) is int
+                    and type(at) is int
+                    and type(size) is int
+                    and 0 <= pack_i < len(sizes)
+                    and at >= 0
+                    and size >= 0
+                    and at + _BLOCK + size <= sizes[pack_i]
+                )
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise self._fail(
+                    f"blob {str(digest)[:12]} has a malformed entry or lies outside its pack"
+                )
+            blobs[digest] = (pack_i, at, size)
         return packs, blobs
 
     @property
@@ -383,9 +395,15 @@ class TapeReader:
         return int(self._index["manifest"]["length"])
 
     def read_manifest(self) -> dict[str, Any]:
-        """The manifest as stored, without the blob table (a fresh copy each call)."""
-        copy: dict[str, Any] = json.loads(json.dumps(self._manifest))
-        return copy
+        """The manifest as stored, without the blob table. Callers own the returned dict:
+        it is parsed once per reader, and a caller that changes it changes only its copy."""
+        manifest, self._manifest = self._manifest, {}
+        if not manifest:
+            manifest = self._parse_manifest_again()
+        return manifest
+
+    def _parse_manifest_again(self) -> dict[str, Any]:
+        return self._read_manifest()
 
     def blob_digests(self) -> list[str]:
         return sorted(self._blobs)

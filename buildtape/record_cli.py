@@ -1,0 +1,180 @@
+"""``buildtape record``: run a build command and record it into a tape."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import click
+
+from recorder.record import RecordOptions, record
+from recorder.sampling import SAMPLERS
+from recorder.secrets import SecretPolicy
+from recorder.tracing import FILE_EVENT_SOURCES, TRACE_MODES
+
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?$", re.I)
+
+
+def parse_size(text: str) -> int:
+    m = _SIZE.match(text.strip())
+    if not m:
+        raise click.BadParameter(f"{text!r} is not a size like 64M, 1.5G or 4096")
+    scale = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}[m.group(2).lower()]
+    return int(float(m.group(1)) * scale)
+
+
+def _label(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    out = []
+    for v in values:
+        key, sep, value = v.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{v!r} is not KEY=VALUE", param_hint="--label")
+        out.append((key, value))
+    return tuple(out)
+
+
+@click.command(
+    "record", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False}
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Tape to write. Default: .buildtape/tapes/<time>-<cmd>-<pid>.tape in the workspace.",
+)
+@click.option(
+    "--workspace",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Root to snapshot before and after. Default: the git top level, else the cwd.",
+)
+@click.option(
+    "--trace",
+    type=click.Choice(TRACE_MODES),
+    default="auto",
+    show_default=True,
+    help="How to see processes: strace (every process, exit codes), proc (/proc polling, "
+    "no privilege; short processes may be missed), none (root process only); auto falls "
+    "back from strace to proc.",
+)
+@click.option(
+    "--file-events",
+    type=click.Choice(FILE_EVENT_SOURCES),
+    default="auto",
+    show_default=True,
+    help="Where per-process file reads and writes come from: preload (an LD_PRELOAD shim, "
+    "compiled once with cc; no ptrace stops) or strace (tracing openat: slower, but also sees "
+    "static binaries); auto: preload when the shim builds, else strace.",
+)
+@click.option(
+    "--stacks",
+    type=click.Choice(SAMPLERS),
+    default="auto",
+    show_default=True,
+    help="Sample the build's Python processes: py-spy (reads memory, no pause; needs ptrace "
+    "permission) or pyinstrument (injected with a sitecustomize; no privilege); auto picks "
+    "py-spy when ptrace works, else pyinstrument.",
+)
+@click.option(
+    "--rate",
+    type=click.IntRange(1, 10_000),
+    default=100,
+    show_default=True,
+    metavar="HZ",
+    help="Python samples per second.",
+)
+@click.option(
+    "--exclude",
+    multiple=True,
+    metavar="GLOB",
+    help="Leave matching paths (relative path or file name) out of the snapshots. Repeatable.",
+)
+@click.option(
+    "--label", multiple=True, metavar="KEY=VALUE", help="Attach a label to the tape. Repeatable."
+)
+@click.option(
+    "--redact",
+    multiple=True,
+    metavar="NAME_GLOB",
+    help="Also treat variables matching this name glob as secrets. Repeatable.",
+)
+@click.option(
+    "--no-redact",
+    multiple=True,
+    metavar="NAME_GLOB",
+    help="Never treat variables matching this name glob as secrets. Repeatable.",
+)
+@click.option(
+    "--max-store-size",
+    default="64M",
+    show_default=True,
+    metavar="SIZE",
+    help="Files larger than this are hashed but not stored.",
+)
+@click.option(
+    "--no-tty",
+    is_flag=True,
+    help="Give the build pipes even when buildtape's output is a terminal.",
+)
+@click.option(
+    "-q",
+    "--quiet",
+    is_flag=True,
+    help="Print nothing of buildtape's own unless something is wrong.",
+)
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def record_cmd(
+    output: Path | None,
+    workspace: Path | None,
+    trace: str,
+    file_events: str,
+    stacks: str,
+    rate: int,
+    exclude: tuple[str, ...],
+    label: tuple[str, ...],
+    redact: tuple[str, ...],
+    no_redact: tuple[str, ...],
+    max_store_size: str,
+    no_tty: bool,
+    quiet: bool,
+    command: tuple[str, ...],
+) -> None:
+    """Run COMMAND, pass its output and exit status through, and record it into a tape.
+
+    \b
+    Examples:
+      buildtape record -- make -j8
+      buildtape record -o fail.tape --label ci=github -- ninja -C build
+      buildtape record --trace proc -- ./build.sh     # where ptrace is not allowed
+
+    Secrets in the environment (names like *TOKEN*, *SECRET*, *PASSWORD*, *_KEY, and
+    credential-shaped values) are redacted, and their values scrubbed from everything
+    captured. A build step can add events by appending JSON lines to $BUILDTAPE_EVENTS.
+    """
+    options = RecordOptions(
+        argv=command,
+        output=output,
+        workspace=workspace,
+        trace=trace,
+        file_events=file_events,
+        stacks=stacks,
+        rate=rate,
+        excludes=exclude,
+        labels=_label(label),
+        secrets=SecretPolicy(extra_secret_names=redact, extra_allowed_names=no_redact),
+        max_store_bytes=parse_size(max_store_size),
+        use_tty=not no_tty,
+    )
+
+    def notify(message: str) -> None:
+        click.echo(f"buildtape: note: {message}", err=True)
+
+    result = record(options, notify)
+    m = result.manifest
+    if not quiet:
+        click.echo(
+            f"buildtape: {m.status}, {len(m.processes)} processes, {m.duration_s:.2f}s; "
+            f"tape: {result.tape}",
+            err=True,
+        )
+    sys.exit(result.exit_status)
