@@ -107,14 +107,16 @@ def _rel_cwd(m: Manifest, p: Process) -> str:
 def _identity(m: Manifest, p: Process, norm: _Norm) -> str:
     prog = os.path.basename(p.argv[0]) if p.argv else os.path.basename(p.exe)
     argv = norm.argv(p.argv)
-    target = ""
+    # The sources a step names tell apart steps whose output is a temp file (every cc1
+    # writes -o $TMP once temp names are normalised), so parallel builds still match.
+    sources = ",".join(a for a in argv[1:] if a.endswith(_SOURCE_EXT))
     if "-o" in argv[:-1]:
         target = argv[argv.index("-o") + 1]
     else:
         writes = sorted(w for w in p.writes if not w.startswith("/"))
-        sources = [a for a in argv[1:] if a.endswith(_SOURCE_EXT)]
-        target = ",".join(writes[:3]) or ",".join(sources[:3]) or " ".join(argv[1:3])
-    return f"{prog} [{_rel_cwd(m, p)}] {target}"
+        target = ",".join(writes[:3]) or " ".join(argv[1:3])
+    named = f" <{sources}>" if sources and sources != target else ""
+    return f"{prog} [{_rel_cwd(m, p)}] {target}{named}"
 
 
 def _match(

@@ -58,12 +58,9 @@ def test_changed_cflag_names_the_compile_as_cause_and_the_link_downstream(pair: 
     assert first_two[1].startswith("likely cause: step #") and "cc [.] parse.o" in first_two[1]
     assert "arguments + -O0" in first_two[1]
     report = diff_json(a, b)
-    roles = {
-        c["identity"].split(" [")[0] + " " + c["identity"].split("] ")[1]: c["role"]
-        for c in report["steps"]["changed"]
-    }
-    assert roles["cc parse.o"] == "cause"
-    assert roles["ld app"] == "downstream"
+    roles = {c["identity"]: c["role"] for c in report["steps"]["changed"]}
+    assert roles["cc [.] parse.o <parse.c>"] == "cause"
+    assert roles["ld [.] app"] == "downstream"
     assert {o["path"] for o in report["outputs"]} == {"parse.o", "app"}
     assert [i["path"] for i in report["inputs"]] == ["Makefile"]
 
