@@ -17,6 +17,8 @@ from recorder.reading import open_tape
 from replay.extract import ExtractOptions, extract
 from replay.playback import playback as recorded_chunks
 from replay.replay import ReplayOptions, ReplayResult, replay
+from replay.vary import VaryOptions, VaryResult, parse_variations
+from replay.vary import vary as run_variations
 
 
 @click.command("ps")
@@ -113,6 +115,20 @@ def _report(result: ReplayResult) -> None:
         click.echo(f"first divergent step: #{step.id} {short_argv(step.argv, 100)}")
 
 
+def _report_vary(r: VaryResult) -> None:
+    for path in r.noisy:
+        click.echo(f"not reproducible even without variation: {path}")
+    for names, diffs in r.runs:
+        shown = ", ".join(diffs) if diffs else "all outputs reproduced"
+        click.echo(f"varied {','.join(names)}: {shown}")
+    if not r.unreproducible:
+        click.echo(f"reproducible under {','.join(r.variations)}")
+        return
+    click.echo(f"not reproducible under variation: {', '.join(r.unreproducible)}")
+    if r.responsible:
+        click.echo(f"responsible variation: {r.responsible} ({len(r.runs)} varied runs)")
+
+
 @click.command("replay")
 @click.argument("tape", type=click.Path(path_type=Path))
 @click.option("--step", type=int, help="Re-run only this step (ID from `buildtape ps`).")
@@ -133,6 +149,17 @@ def _report(result: ReplayResult) -> None:
 )
 @click.option("--speed", type=float, default=1.0, show_default=True, help="Playback speed factor.")
 @click.option("--yes", is_flag=True, help="Do not ask before running a tape from another host.")
+@click.option(
+    "--vary",
+    metavar="LIST",
+    help="Run a control replay and a varied one, and report the outputs that change. "
+    "LIST: comma-separated, from time,tz,locale,umask,path,env-order,jobs.",
+)
+@click.option(
+    "--bisect",
+    is_flag=True,
+    help="With --vary: find the single variation responsible (at most ceil(log2 k)+1 varied runs).",
+)
 def replay_cmd(
     tape: Path,
     step: int | None,
@@ -142,6 +169,8 @@ def replay_cmd(
     playback: bool,
     speed: float,
     yes: bool,
+    vary: str | None,
+    bisect: bool,
 ) -> None:
     """Re-run a tape in a sandbox and say what did and did not reproduce.
 
@@ -168,6 +197,13 @@ def replay_cmd(
         def notify(message: str) -> None:
             click.echo(f"buildtape: note: {message}", err=True)
 
+        if vary:
+            options = VaryOptions(parse_variations(vary), bisect, step, keep, workdir)
+            varied = run_variations(t, options, os.environ, notify)
+            _report_vary(varied)
+            sys.exit(ExitCode.DIFFERENT if varied.unreproducible else ExitCode.OK)
+        if bisect:
+            raise click.UsageError("--bisect goes with --vary")
         result = replay(
             t, ReplayOptions(workdir=workdir, keep=keep, step=step, output=output),
             os.environ, notify,

@@ -112,7 +112,7 @@ def replay_env(m: Manifest, current: Mapping[str, str]) -> tuple[dict[str, str],
     return env, notes
 
 
-def _compare(
+def compare_outputs(
     expected: list[FileEntry], got: list[FileEntry], only_expected: bool
 ) -> list[OutputCheck]:
     want = {e.path: e for e in expected if e.change != "deleted"}
@@ -139,6 +139,66 @@ def _umask(mask: str) -> Iterator[None]:
         os.umask(old)
 
 
+@dataclass
+class Run:
+    """One run of a tape's command (or of one step) in a sandbox."""
+
+    exit_status: int
+    expected_status: int
+    expected: list[FileEntry]
+    outputs: list[FileEntry]
+    missing_inputs: list[str]
+    tape: Path
+
+
+def run_in_sandbox(
+    tape: Tape,
+    sandbox: Path,
+    env: Mapping[str, str],
+    step: int | None,
+    umask: str,
+    trace: str = "auto",
+    output: Path | None = None,
+    notify: Callable[[str], None] = lambda _: None,
+) -> Run:
+    """Restore the workspace under ``sandbox``, run the command (or step) under ``record``."""
+    m = tape.manifest
+    workspace = sandbox / "workspace"
+    if step is None:
+        entries, expected = m.inputs, m.outputs
+        argv, rel_cwd = m.argv, m.cwd_in_workspace
+        expected_status = shell_status(m.exit_code, m.signal)
+    else:
+        chosen = next(p for p in subtree(m, step) if p.id == step)
+        entries, expected = step_inputs(m, chosen.id), step_outputs(m, chosen.id)
+        argv, rel_cwd = chosen.argv, os.path.relpath(chosen.cwd, m.workspace)
+        expected_status = shell_status(chosen.exit_code, chosen.signal)
+        for e in expected:
+            (workspace / e.path).parent.mkdir(parents=True, exist_ok=True)
+    restored = restore(tape, entries, workspace)
+    cwd = workspace / rel_cwd
+    cwd.mkdir(parents=True, exist_ok=True)
+    with _umask(umask):
+        result = record(
+            RecordOptions(
+                argv=tuple(argv),
+                output=output or sandbox / "replay.tape",
+                workspace=workspace,
+                cwd=cwd,
+                trace=trace,
+                env=env,
+                use_tty=False,
+                stacks="none",
+            ),
+            notify,
+        )
+    with open_tape(result.tape) as replayed:
+        outputs = replayed.manifest.outputs
+    return Run(
+        result.exit_status, expected_status, expected, outputs, restored.missing, result.tape
+    )
+
+
 def replay(
     tape: Tape,
     options: ReplayOptions,
@@ -153,40 +213,12 @@ def replay(
     assert sandbox is not None
     if not temp and sandbox.exists() and any(sandbox.iterdir()):
         raise ReplayError(f"{sandbox} is not empty; give --workdir a new or empty directory")
-    workspace = sandbox / "workspace"
     try:
-        if options.step is None:
-            entries, expected = m.inputs, m.outputs
-            argv, rel_cwd = m.argv, m.cwd_in_workspace
-            expected_status = shell_status(m.exit_code, m.signal)
-        else:
-            step = next(p for p in subtree(m, options.step) if p.id == options.step)
-            entries, expected = step_inputs(m, step.id), step_outputs(m, step.id)
-            argv, rel_cwd = step.argv, os.path.relpath(step.cwd, m.workspace)
-            expected_status = shell_status(step.exit_code, step.signal)
-            for e in expected:
-                (workspace / e.path).parent.mkdir(parents=True, exist_ok=True)
-        restored = restore(tape, entries, workspace)
-        cwd = workspace / rel_cwd
-        cwd.mkdir(parents=True, exist_ok=True)
-        out_tape = options.output or sandbox / "replay.tape"
-        with _umask(m.environment.umask):
-            result = record(
-                RecordOptions(
-                    argv=tuple(argv),
-                    output=out_tape,
-                    workspace=workspace,
-                    cwd=cwd,
-                    trace=options.trace,
-                    env=env,
-                    use_tty=False,
-                    stacks="none",
-                ),
-                notify,
-            )
-        with open_tape(result.tape) as replayed:
-            got = replayed.manifest.outputs
-        checks = _compare(expected, got, only_expected=options.step is not None)
+        run = run_in_sandbox(
+            tape, sandbox, env, options.step, m.environment.umask, options.trace,
+            options.output, notify,
+        )  # fmt: skip
+        checks = compare_outputs(run.expected, run.outputs, only_expected=options.step is not None)
         reproduced = all(c.status == "same" for c in checks)
         first = None
         if not reproduced:
@@ -194,16 +226,16 @@ def replay(
             writers = [p for p in m.processes if bad & set(p.writes)]
             first = min(writers, key=lambda p: (p.start_s, p.id)) if writers else None
         return ReplayResult(
-            reproduced=reproduced and result.exit_status == expected_status,
+            reproduced=reproduced and run.exit_status == run.expected_status,
             sandbox=sandbox,
             drift=drift,
             env_notes=env_notes,
             checks=checks,
-            replay_exit=result.exit_status,
-            recorded_exit=expected_status,
+            replay_exit=run.exit_status,
+            recorded_exit=run.expected_status,
             first_divergent_step=first,
-            replay_tape=result.tape if (options.output or options.keep or not temp) else None,
-            missing_inputs=restored.missing,
+            replay_tape=run.tape if (options.output or options.keep or not temp) else None,
+            missing_inputs=run.missing_inputs,
         )
     finally:
         if temp and not options.keep:

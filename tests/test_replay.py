@@ -166,3 +166,54 @@ def test_unknown_step_is_a_clear_error(c_make_tape: tuple[Path, Path], tmp_path:
     assert out.stderr.decode().strip() == (
         "buildtape: error: the tape has no step 999; `buildtape ps TAPE` lists them"
     )
+
+
+def _build(tmp_path: Path, recipe: str) -> Path:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "Makefile").write_text(
+        f"all:\n\tmkdir -p out\n\t{recipe}\n\tprintf 'stable\\n' > out/stable.txt\n"
+    )
+    tape = tmp_path / "v.tape"
+    buildtape("record", "-q", "-o", tape, "--", "make", cwd=ws, check=True)
+    return tape
+
+
+def test_vary_bisect_finds_the_time_zone(tmp_path: Path) -> None:
+    tape = _build(tmp_path, "date -d @0 +%H > out/hour.txt")
+    out = buildtape("replay", tape, "--vary", "tz,umask,path,locale", "--bisect")
+    lines = out.stdout.decode().splitlines()
+    assert out.returncode == 1
+    assert "not reproducible under variation: out/hour.txt" in lines
+    assert "responsible variation: tz (3 varied runs)" in lines  # ceil(log2 4) + 1
+    assert "varied locale,path,tz,umask: out/hour.txt" in lines
+
+
+def test_vary_path_catches_an_embedded_build_path(tmp_path: Path) -> None:
+    tape = _build(tmp_path, "pwd > out/where.txt")
+    out = buildtape("replay", tape, "--vary", "path")
+    assert out.returncode == 1
+    assert "not reproducible under variation: out/where.txt" in out.stdout.decode().splitlines()
+
+
+def test_vary_separates_plain_nondeterminism(
+    fixture_copy: Callable[..., Path], tmp_path: Path
+) -> None:
+    ws = fixture_copy("nondeterministic")
+    tape = tmp_path / "nd.tape"
+    buildtape("record", "-q", "-o", tape, "--", "make", cwd=ws, check=True)
+    out = buildtape("replay", tape, "--vary", "tz,umask")
+    lines = out.stdout.decode().splitlines()
+    assert out.returncode == 0
+    assert "not reproducible even without variation: out/stamp.txt" in lines
+    assert "reproducible under tz,umask" in lines
+
+
+def test_unknown_variation_is_a_clear_error(c_make_tape: tuple[Path, Path]) -> None:
+    tape, _ = c_make_tape
+    out = buildtape("replay", tape, "--vary", "tz,moon-phase")
+    assert out.returncode == 7
+    assert out.stderr.decode().strip() == (
+        "buildtape: error: unknown variation moon-phase; choose from "
+        "time, tz, locale, umask, path, env-order, jobs"
+    )
