@@ -28,7 +28,14 @@ from replay.diff import DiffOptions, diff
     help="Compare argv and streams as recorded: keep workspace paths, temp names, "
     "pids and timestamps.",
 )
-def diff_cmd(tape_a: Path, tape_b: Path, fmt: str, output: str | None, no_normalize: bool) -> None:
+@click.option(
+    "--deep",
+    is_flag=True,
+    help="Also hand each pair of differing outputs to diffoscope (when installed).",
+)
+def diff_cmd(
+    tape_a: Path, tape_b: Path, fmt: str, output: str | None, no_normalize: bool, deep: bool
+) -> None:
     """Explain why two builds differ: verdict and likely cause first.
 
     \b
@@ -38,7 +45,7 @@ def diff_cmd(tape_a: Path, tape_b: Path, fmt: str, output: str | None, no_normal
     Exit codes: 0 equivalent, 1 different, others as in docs/cli.md.
     """
     with open_tape(tape_a) as a, open_tape(tape_b) as b:
-        report = diff(a, b, DiffOptions(normalize=not no_normalize))
+        report = diff(a, b, DiffOptions(normalize=not no_normalize, deep=deep))
     if fmt == "json":
         text = json.dumps(report.to_json(), indent=2, sort_keys=True) + "\n"
     else:

@@ -16,7 +16,9 @@ def render(r: DiffReport) -> str:
     out = [f"verdict: {r.verdict}"]
     if r.cause:
         out.append(f"likely cause: {r.cause}")
-    if r.equivalent:
+    env = r.environment
+    env_changed = bool(env["added"] or env["removed"] or env["changed"] or env["other"])
+    if r.equivalent and not env_changed and not r.toolchain:
         return "\n".join(out) + "\n"
     c = r.command
     out.append("")
@@ -25,13 +27,17 @@ def render(r: DiffReport) -> str:
         out += [f"- {_argv(c['a'])}", f"+ {_argv(c['b'])}"]
     (status_a, status_b), (exit_a, exit_b) = c["status"], c["exit_code"]
     out.append(f"  status {status_a} (exit {exit_a}) -> {status_b} (exit {exit_b})")
-    env = r.environment
-    if env["added"] or env["removed"] or env["changed"] or env["other"]:
+    if env_changed:
         out.append("")
         out.append("== environment")
         out += [f"+ {name}" for name in env["added"]]
         out += [f"- {name}" for name in env["removed"]]
-        out += [f"~ {ch['name']}: {ch['a']!r} -> {ch['b']!r}" for ch in env["changed"]]
+        out += [
+            f"~ {ch['name']}: secret value changed (compared by digest, not shown)"
+            if ch.get("secret")
+            else f"~ {ch['name']}: {ch['a']!r} -> {ch['b']!r}"
+            for ch in env["changed"]
+        ]
         out += [f"~ {k}: {v[0]} -> {v[1]}" for k, v in sorted(env["other"].items())]
     if r.toolchain:
         out.append("")

@@ -158,10 +158,13 @@ class Environment:
     locale: dict[str, str]
     tz: str
     ulimits: dict[str, str]
+    # name -> slow salted digest of a redacted value (recorder.secrets.value_digest).
+    redacted_digests: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, raw: object, where: str) -> Environment:
         f = _Fields(raw, where)
+        digests = f.text_map("redacted_digests") if "redacted_digests" in f.raw else {}
         return cls(
             f.text_map("vars"),
             f.texts("redacted"),
@@ -169,6 +172,7 @@ class Environment:
             f.text_map("locale"),
             f.text("tz"),
             f.text_map("ulimits"),
+            digests,
         )
 
 

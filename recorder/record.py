@@ -497,6 +497,7 @@ def record(options: RecordOptions, notify: Callable[[str], None] = lambda _: Non
                 locale=locale_settings(env),
                 tz=tz_name(env),
                 ulimits=ulimits(),
+                redacted_digests=redaction.digests,
             ),
             tracing=Tracing(choice.mode, notice, files),
             toolchain=fingerprint((p.exe for p in processes if p.exe.startswith("/")), cache),
@@ -522,7 +523,7 @@ def record(options: RecordOptions, notify: Callable[[str], None] = lambda _: Non
     return RecordResult(tape_path, Manifest.from_dict(scrubbed), exit_status)
 
 
-_DIGEST_KEYS = frozenset({"sha256", "stdout_blob", "stderr_blob"})
+_DIGEST_KEYS = frozenset({"sha256", "stdout_blob", "stderr_blob", "redacted_digests"})
 
 
 def _signum(name: str | None) -> int:

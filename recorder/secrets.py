@@ -9,6 +9,7 @@ keeps its shape with the password redacted. Every secret value is then replaced 
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -87,9 +88,23 @@ class Redaction:
     env: dict[str, str]
     redacted_names: list[str]
     values: list[str] = field(default_factory=list)
+    # name -> value_digest(name, value): lets `diff` say a secret changed, never what it is.
+    digests: dict[str, str] = field(default_factory=dict)
 
     def scrubber(self) -> Scrubber:
         return Scrubber(self.values)
+
+
+def value_digest(name: str, value: str) -> str:
+    """A slow, salted, truncated digest of a secret, so two tapes can tell whether it changed.
+
+    PBKDF2 with 20,000 iterations and the variable's name as salt makes guessing a weak
+    secret from a tape expensive; 64 bits are plenty to tell "same" from "changed".
+    """
+    raw = hashlib.pbkdf2_hmac(
+        "sha256", value.encode("utf-8", "surrogateescape"), f"buildtape:{name}".encode(), 20_000
+    )
+    return raw.hex()[:16]
 
 
 def redact_environment(env: Mapping[str, str], policy: SecretPolicy) -> Redaction:
@@ -109,7 +124,8 @@ def redact_environment(env: Mapping[str, str], policy: SecretPolicy) -> Redactio
             values.update(m.group("pw") for m in _URL_PASSWORD.finditer(value))
         out[name] = masked
     scrub = sorted((v for v in values if len(v) >= MIN_SCRUB_LENGTH), key=lambda v: (-len(v), v))
-    return Redaction(out, names, scrub)
+    digests = {name: value_digest(name, env[name]) for name in names}
+    return Redaction(out, names, scrub, digests)
 
 
 class Scrubber:

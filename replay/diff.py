@@ -14,7 +14,10 @@ import difflib
 import io
 import os
 import re
+import shutil
+import subprocess
 import tarfile
+import tempfile
 import zipfile
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -40,6 +43,8 @@ class DiffOptions:
     max_diff_lines: int = 60
     # Step timing changes smaller than this (seconds) are not listed.
     min_timing_delta_s: float = 0.05
+    # Hand each pair of differing outputs to diffoscope, when it is installed.
+    deep: bool = False
 
 
 @dataclass
@@ -230,7 +235,34 @@ def _content_detail(
                 out += [f"member changed: {name}", *(text or _binary_detail(ma, mb))]
         return out or ["archives differ only in metadata (order, timestamps, permissions)"]
     text = _text_diff(a, b, ea.path, options.max_diff_lines)
-    return text if text is not None else _binary_detail(a, b)
+    detail = text if text is not None else _binary_detail(a, b)
+    if options.deep:
+        detail += _diffoscope(a, b, ea.path, options.max_diff_lines * 4)
+    return detail
+
+
+def _diffoscope(a: bytes, b: bytes, path: str, limit: int) -> list[str]:
+    """diffoscope's text report of one pair, run from fixed relative names so it is stable."""
+    tool = shutil.which("diffoscope")
+    if tool is None:
+        return ["--deep: diffoscope is not installed (apt-get install diffoscope-minimal)"]
+    name = os.path.basename(path) or "file"
+    with tempfile.TemporaryDirectory(prefix="buildtape-deep-") as tmp:
+        for side, data in (("a", a), ("b", b)):
+            os.mkdir(os.path.join(tmp, side))
+            with open(os.path.join(tmp, side, name), "wb") as f:
+                f.write(data)
+        try:
+            out = subprocess.run(
+                [tool, "--text", "-", "--no-progress", f"a/{name}", f"b/{name}"],
+                cwd=tmp, capture_output=True, text=True, errors="replace", timeout=300,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired:
+            return ["diffoscope: timed out after 300 s"]
+    lines = ["diffoscope:", *out.stdout.splitlines()]
+    if len(lines) > limit:
+        lines = [*lines[:limit], f"... {len(lines) - limit} more diffoscope lines not shown"]
+    return lines
 
 
 def _files(
@@ -254,13 +286,15 @@ def _files(
 def _environment(a: Manifest, b: Manifest, na: _Norm, nb: _Norm) -> dict[str, Any]:
     va = {k: na.text(v) for k, v in a.environment.vars.items()}
     vb = {k: nb.text(v) for k, v in b.environment.vars.items()}
-    changed = []
+    da, db = a.environment.redacted_digests, b.environment.redacted_digests
+    changed: list[dict[str, Any]] = []
     for k in sorted(set(va) & set(vb)):
-        if va[k] != vb[k]:
-            shown = REDACTED not in va[k] and REDACTED not in vb[k]
-            changed.append(
-                {"name": k, "a": va[k] if shown else REDACTED, "b": vb[k] if shown else REDACTED}
-            )
+        if REDACTED in va[k] or REDACTED in vb[k]:
+            # Never shown: compared by the digests recorded with the tapes.
+            if va[k] != vb[k] or (k in da and k in db and da[k] != db[k]):
+                changed.append({"name": k, "a": REDACTED, "b": REDACTED, "secret": True})
+        elif va[k] != vb[k]:
+            changed.append({"name": k, "a": va[k], "b": vb[k]})
     other = {}
     for key in ("umask", "tz"):
         if getattr(a.environment, key) != getattr(b.environment, key):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -142,3 +143,41 @@ def test_archive_outputs_are_compared_by_member(tmp_path: Path) -> None:
     assert whl["detail"][0] == "member changed: pkg/__init__.py"
     assert "-VERSION = '1.0'" in whl["detail"] and "+VERSION = '1.1'" in whl["detail"]
     assert not any("data.txt" in line for line in whl["detail"])
+
+
+def test_redacted_values_are_compared_by_digest_never_shown(
+    fixture_copy: Callable[..., Path], tmp_path: Path
+) -> None:
+    tapes = []
+    for name, token in (
+        ("a", "first-secret-value-1"),
+        ("b", "second-secret-value-2"),
+        ("c", "second-secret-value-2"),
+    ):
+        env = {**os.environ, "DEPLOY_TOKEN": token}
+        tapes.append(
+            record(
+                fixture_copy("nondeterministic", name), tmp_path / f"{name}.tape", "true", env=env
+            )
+        )
+    changed = diff_json(tapes[0], tapes[1])["environment"]["changed"]
+    assert {"name": "DEPLOY_TOKEN", "a": "[REDACTED]", "b": "[REDACTED]", "secret": True} in changed
+    text = buildtape("diff", tapes[0], tapes[1]).stdout.decode()
+    assert "DEPLOY_TOKEN: secret value changed (compared by digest, not shown)" in text
+    assert "secret-value" not in text
+    same = diff_json(tapes[1], tapes[2])["environment"]["changed"]
+    assert not any(c["name"] == "DEPLOY_TOKEN" for c in same)
+
+
+@pytest.mark.skipif(
+    shutil.which("diffoscope") is None,
+    reason="diffoscope is not installed (CI installs diffoscope-minimal)",
+)
+def test_deep_hands_differing_outputs_to_diffoscope(
+    fixture_copy: Callable[..., Path], tmp_path: Path
+) -> None:
+    a = record(fixture_copy("nondeterministic", "a"), tmp_path / "a.tape", "make")
+    b = record(fixture_copy("nondeterministic", "b"), tmp_path / "b.tape", "make")
+    first = buildtape("diff", "--deep", a, b).stdout
+    assert b"diffoscope:" in first and b"a/stamp.txt" in first and b"b/stamp.txt" in first
+    assert buildtape("diff", "--deep", a, b).stdout == first
