@@ -118,8 +118,8 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
-        click.echo("buildtape: aborted", err=True)
-        sys.exit(ExitCode.RECORD_FAILED)
+        click.echo("buildtape: aborted; nothing was run", err=True)
+        sys.exit(ExitCode.ABORTED)
     except click.ClickException as exc:
         exc.show()
         sys.exit(ExitCode.USAGE)

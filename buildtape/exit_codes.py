@@ -20,6 +20,8 @@ class ExitCode(IntEnum):
     BAD_INPUT = 6
     # replay/extract could not run (unknown step, sandbox not empty, unsafe restore).
     REPLAY_FAILED = 7
+    # The user declined a confirmation (replaying a tape recorded on another host).
+    ABORTED = 8
     # A bug in buildtape: run again with --traceback and report it.
     INTERNAL = 70
     # record: buildtape could not record (the build did not run, or its tape could not be written).

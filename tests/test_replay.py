@@ -217,3 +217,54 @@ def test_unknown_variation_is_a_clear_error(c_make_tape: tuple[Path, Path]) -> N
         "buildtape: error: unknown variation moon-phase; choose from "
         "time, tz, locale, umask, path, env-order, jobs"
     )
+
+
+def _on_a_terminal(args: list[str], answer: bytes) -> tuple[int, str]:
+    """Run the CLI with a pseudo-terminal as stdin/stdout, answering one prompt."""
+    import os
+    import pty
+    import sys
+    import time
+
+    pid, fd = pty.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.execv(sys.executable, [sys.executable, "-m", "buildtape", *args])
+    seen = b""
+    deadline = time.monotonic() + 60
+    answered = False
+    while time.monotonic() < deadline:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+        if not answered and b"Run it here?" in seen:
+            os.write(fd, answer)
+            answered = True
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), seen.decode(errors="replace")
+
+
+def test_tape_from_another_host_asks_before_running(
+    c_make_tape: tuple[Path, Path], tmp_path: Path
+) -> None:
+    tape, _ = c_make_tape
+
+    def elsewhere(m: dict[str, Any]) -> None:
+        m["host"]["hostname"] = "build-agent-7"
+
+    foreign = rewrite(tape, tmp_path / "foreign.tape", elsewhere)
+    sandbox = tmp_path / "sandbox"
+    code, text = _on_a_terminal(["replay", str(foreign), "--workdir", str(sandbox)], b"n\n")
+    assert "recorded on build-agent-7; replaying runs: make -j2" in text
+    assert code == 8 and "aborted; nothing was run" in text
+    assert not sandbox.exists()
+    code, text = _on_a_terminal(["replay", str(foreign), "--workdir", str(sandbox)], b"y\n")
+    assert code == 0 and "reproduced: 7 same" in text
+    code, text = _on_a_terminal(
+        ["replay", str(foreign), "--yes", "--workdir", str(tmp_path / "s2")], b""
+    )
+    assert code == 0 and "Run it here?" not in text
