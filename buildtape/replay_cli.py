@@ -113,6 +113,8 @@ def _report(result: ReplayResult) -> None:
     step = result.first_divergent_step
     if step is not None:
         click.echo(f"first divergent step: #{step.id} {short_argv(step.argv, 100)}")
+    if result.diff_cause:
+        click.echo(f"diff: {result.diff_cause}")
 
 
 def _report_vary(r: VaryResult) -> None:

@@ -16,6 +16,7 @@ from recorder.model import REDACTED, FileEntry, Manifest, Process
 from recorder.reading import Tape, open_tape
 from recorder.record import RecordOptions, record
 from recorder.toolchain import version_line
+from replay.diff import DiffOptions, diff
 from replay.extract import step_inputs, step_outputs, subtree
 from replay.restore import restore
 
@@ -66,6 +67,8 @@ class ReplayResult:
     first_divergent_step: Process | None = None
     replay_tape: Path | None = None
     missing_inputs: list[str] = field(default_factory=list)
+    # The diff engine's account of the recording against the replay, when it diverged.
+    diff_cause: str | None = None
 
 
 def shell_status(exit_code: int | None, signal_name: str | None) -> int:
@@ -221,10 +224,15 @@ def replay(
         checks = compare_outputs(run.expected, run.outputs, only_expected=options.step is not None)
         reproduced = all(c.status == "same" for c in checks)
         first = None
+        cause = None
         if not reproduced:
             bad = {c.path for c in checks if c.status != "same"}
             writers = [p for p in m.processes if bad & set(p.writes)]
             first = min(writers, key=lambda p: (p.start_s, p.id)) if writers else None
+            if options.step is None:
+                # The same engine as `buildtape diff`, recording against replay.
+                with open_tape(run.tape) as replayed:
+                    cause = diff(tape, replayed, DiffOptions()).cause
         return ReplayResult(
             reproduced=reproduced and run.exit_status == run.expected_status,
             sandbox=sandbox,
@@ -236,6 +244,7 @@ def replay(
             first_divergent_step=first,
             replay_tape=run.tape if (options.output or options.keep or not temp) else None,
             missing_inputs=run.missing_inputs,
+            diff_cause=cause,
         )
     finally:
         if temp and not options.keep:

@@ -268,3 +268,46 @@ def test_tape_from_another_host_asks_before_running(
         ["replay", str(foreign), "--yes", "--workdir", str(tmp_path / "s2")], b""
     )
     assert code == 0 and "Run it here?" not in text
+
+
+def test_redacted_variables_are_taken_from_here_or_left_unset(
+    fixture_copy: Callable[..., Path], tmp_path: Path
+) -> None:
+    import os
+
+    ws = fixture_copy("nondeterministic")
+    env = {**os.environ, "UPLOAD_TOKEN": "tok-abcdef-123456"}
+    tape = tmp_path / "t.tape"
+    buildtape(
+        "record",
+        "-q",
+        "-o",
+        tape,
+        "--",
+        "sh",
+        "-c",
+        'echo "${UPLOAD_TOKEN:-unset}" > seen.txt',
+        cwd=ws,
+        env=env,
+        check=True,
+    )
+    without = {k: v for k, v in os.environ.items() if k != "UPLOAD_TOKEN"}
+    out = buildtape("replay", tape, env=without).stdout.decode()
+    assert "env: UPLOAD_TOKEN was redacted in the tape and is not set here; left unset" in out
+    assert "different: seen.txt" in out  # the build saw no token this time
+    out = buildtape("replay", tape, env=env).stdout.decode()
+    assert "env: UPLOAD_TOKEN was redacted in the tape; using this environment's value" in out
+    assert "reproduced:" in out
+
+
+def test_diverged_replay_reports_the_diff_engines_cause(
+    fixture_copy: Callable[..., Path], tmp_path: Path
+) -> None:
+    ws = fixture_copy("nondeterministic")
+    tape = tmp_path / "nd.tape"
+    buildtape("record", "-q", "-o", tape, "--", "make", cwd=ws, check=True)
+    lines = buildtape("replay", tape).stdout.decode().splitlines()
+    cause = [line for line in lines if line.startswith("diff: ")]
+    assert cause and cause[0].startswith(
+        "diff: nondeterministic: same command and inputs, different outputs"
+    )
