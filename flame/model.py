@@ -87,46 +87,23 @@ class StackTree:
             node.base_total += weight
         node.base_self += weight
 
-    def merge(self, other: StackTree) -> None:
-        """Add every stack of ``other`` into this tree."""
-        for stack, weight in other.stacks():
-            self.add(stack, weight)
-
     def stacks(self) -> Iterator[tuple[list[str], float]]:
-        """Every stack with a self weight, depth first, children in name order."""
+        """Every stack with a self weight, depth first, children in name order.
+
+        Iterative, so stacks deeper than Python's recursion limit (deep recursion in the
+        profiled program) are fine.
+        """
+        # (node, its depth); ``path`` holds the names down to the node being visited.
+        todo = [(self.root.children[n], 1) for n in sorted(self.root.children, reverse=True)]
         path: list[str] = []
-
-        def walk(node: Frame) -> Iterator[tuple[list[str], float]]:
-            if node.self_weight and path:
+        while todo:
+            node, depth = todo.pop()
+            del path[depth - 1 :]
+            path.append(node.name)
+            if node.self_weight:
                 yield list(path), node.self_weight
-            for name in sorted(node.children):
-                path.append(name)
-                yield from walk(node.children[name])
-                path.pop()
-
-        yield from walk(self.root)
-
-    def frame_count(self) -> int:
-        count = 0
-        todo = [self.root]
-        while todo:
-            node = todo.pop()
-            count += 1
-            todo.extend(node.children.values())
-        return count - 1
-
-    def scale(self, factor: float, base: bool = False) -> None:
-        """Multiply every weight (or every base weight) by ``factor``."""
-        todo = [self.root]
-        while todo:
-            node = todo.pop()
-            if base:
-                node.base_total *= factor
-                node.base_self *= factor
-            else:
-                node.total *= factor
-                node.self_weight *= factor
-            todo.extend(node.children.values())
+            for name in sorted(node.children, reverse=True):
+                todo.append((node.children[name], depth + 1))
 
 
 def differential(base: StackTree, new: StackTree, normalize: bool = False) -> StackTree:

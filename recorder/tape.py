@@ -154,9 +154,6 @@ class TapeWriter:
         self._pending_size += len(member)
         return digest
 
-    def has_blob(self, digest: str) -> bool:
-        return digest in self._blobs
-
     def commit(self, manifest: dict[str, Any]) -> Path:
         """Write the manifest (with the blob table) and the index, fsync, rename."""
         if self._closed:

@@ -40,6 +40,11 @@ def buildtape(
     return proc
 
 
+def spawn_buildtape(*args: str | os.PathLike[str], **popen: Any) -> subprocess.Popen[bytes]:
+    """Start the CLI without waiting, for tests that signal it while it runs."""
+    return subprocess.Popen([sys.executable, "-m", "buildtape", *map(str, args)], **popen)
+
+
 @pytest.fixture
 def fixture_copy(tmp_path: Path) -> Callable[..., Path]:
     """Copy a fixture build into a fresh directory (never build inside the repository)."""

@@ -271,3 +271,12 @@ def test_minwidth_prunes_and_size_stays_small(tmp_path: Path) -> None:
     pruned = tmp_path / "pruned.svg"
     buildtape("flame", src, "-o", pruned, "--minwidth", "2", check=True)
     assert pruned.stat().st_size < out.stat().st_size / 2
+
+
+def test_stacks_deeper_than_the_recursion_limit(tmp_path: Path) -> None:
+    src = tmp_path / "deep.folded"
+    deep = ";".join(f"f{i}" for i in range(5000))
+    src.write_text(f"{deep} 3\n{deep};leaf 1\nmain 2\n")
+    out = buildtape("flame", src, "--format", "folded", check=True).stdout.decode().splitlines()
+    assert out == [f"{deep} 3", f"{deep};leaf 1", "main 2"]
+    assert buildtape("flame", src, "-o", tmp_path / "deep.svg").returncode == 0

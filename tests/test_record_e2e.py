@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import zstandard
 
-from tests.conftest import buildtape, needs_strace
+from tests.conftest import buildtape, needs_strace, spawn_buildtape
 
 C_FILES = ["main.c", "vec.c", "strbuf.c", "hash.c", "parse.c", "stats.c"]
 HEADERS = ["common.h", "vec.h", "strbuf.h"]
@@ -211,20 +211,15 @@ def test_sigkill_of_recorder_leaves_no_file_under_final_name(
 ) -> None:
     ws = fixture_copy("c-make")
     tape = tmp_path / "killed.tape"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "buildtape",
-            "record",
-            "-q",
-            "-o",
-            str(tape),
-            "--",
-            "sh",
-            "-c",
-            "make >/dev/null && sleep 30",
-        ],
+    proc = spawn_buildtape(
+        "record",
+        "-q",
+        "-o",
+        tape,
+        "--",
+        "sh",
+        "-c",
+        "make >/dev/null && sleep 30",
         cwd=ws,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -254,20 +249,15 @@ def test_sigint_gives_interrupted_tape_and_reaches_the_build(
     ws = fixture_copy("c-make")
     tape = tmp_path / "int.tape"
     script = "trap 'echo got-int > marker; exit 9' INT; echo ready; while :; do sleep 0.1; done"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "buildtape",
-            "record",
-            "-q",
-            "-o",
-            str(tape),
-            "--",
-            "sh",
-            "-c",
-            script,
-        ],
+    proc = spawn_buildtape(
+        "record",
+        "-q",
+        "-o",
+        tape,
+        "--",
+        "sh",
+        "-c",
+        script,
         cwd=ws,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
