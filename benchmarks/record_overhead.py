@@ -46,6 +46,11 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=7)
     ap.add_argument("--files", type=int, default=200, help="units of the generated project")
     ap.add_argument("--json", type=Path)
+    ap.add_argument(
+        "--variants",
+        default="default,strace-files,proc,none,reprozip",
+        help="comma-separated subset of: default, strace-files, proc, none, reprozip",
+    )
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bt-bench-"))
@@ -79,21 +84,29 @@ def main() -> None:
         str(tape),
         "--",
     ]
-    variants: dict[str, list[str]] = {
-        "buildtape (default: strace + preload)": bt,
-        "buildtape --file-events strace": [*bt[:4], "--file-events", "strace", *bt[4:]],
-        "buildtape --trace proc": [*bt[:4], "--trace", "proc", *bt[4:]],
-        "buildtape --trace none": [*bt[:4], "--trace", "none", *bt[4:]],
+    all_variants: dict[str, tuple[str, list[str]]] = {
+        "default": ("buildtape (default: strace + preload)", bt),
+        "strace-files": (
+            "buildtape --file-events strace",
+            [*bt[:4], "--file-events", "strace", *bt[4:]],
+        ),
+        "proc": ("buildtape --trace proc", [*bt[:4], "--trace", "proc", *bt[4:]]),
+        "none": ("buildtape --trace none", [*bt[:4], "--trace", "none", *bt[4:]]),
     }
     if shutil.which("reprozip"):
-        variants["reprozip trace"] = [
-            "reprozip",
-            "trace",
-            "--overwrite",
-            "--dont-identify-packages",
-            "-d",
-            str(work / "rpz"),
-        ]
+        all_variants["reprozip"] = (
+            "reprozip trace",
+            [
+                "reprozip",
+                "trace",
+                "--overwrite",
+                "--dont-identify-packages",
+                "-d",
+                str(work / "rpz"),
+            ],
+        )
+    wanted = [v.strip() for v in args.variants.split(",") if v.strip()]
+    variants = {all_variants[v][0]: all_variants[v][1] for v in wanted if v in all_variants}
     timed(make, proj)  # warm the page cache and the compiler
     ratios: dict[str, list[float]] = {name: [] for name in variants}
     plain_times: list[float] = []
