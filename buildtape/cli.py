@@ -26,6 +26,7 @@ COMMANDS = {
     "extract": "buildtape.replay_cli:extract_cmd",
     "diff": "buildtape.diff_cli:diff_cmd",
     "flame": "buildtape.flame_cli:flame_cmd",
+    "history": "buildtape.history_cli:history_cmd",
 }
 
 
@@ -43,6 +44,7 @@ class LazyGroup(click.Group):
 
 
 def _error_code(exc: BaseException) -> int:
+    from buildtape.history_store import HistoryError
     from flame.folded import FoldedFormatError
     from recorder.record import (
         CommandNotExecutable,
@@ -57,6 +59,8 @@ def _error_code(exc: BaseException) -> int:
     from replay.replay import ReplayError
     from replay.restore import RestoreError
 
+    if isinstance(exc, HistoryError):
+        return ExitCode.USAGE if "--since" in str(exc) else ExitCode.IO_ERROR
     if isinstance(exc, CommandNotFound):
         return ExitCode.COMMAND_NOT_FOUND
     if isinstance(exc, TapeWriteFailed) and exc.build_status:

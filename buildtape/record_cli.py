@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from pathlib import Path
 
 import click
 
+from buildtape.history_store import HistoryError, HistoryStore, home_for
+from recorder.model import Manifest
 from recorder.record import RecordOptions, record
 from recorder.sampling import SAMPLERS
 from recorder.secrets import SecretPolicy
@@ -32,6 +35,15 @@ def _label(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
             raise click.BadParameter(f"{v!r} is not KEY=VALUE", param_hint="--label")
         out.append((key, value))
     return tuple(out)
+
+
+def _index(tape: Path, m: Manifest) -> None:
+    """Add the tape to the history; a failure is a warning, never the build's status."""
+    try:
+        with HistoryStore(home_for(Path(m.workspace), os.environ)) as store:
+            store.index(tape, m)
+    except HistoryError as exc:
+        click.echo(f"buildtape: warning: {exc}", err=True)
 
 
 @click.command(
@@ -122,6 +134,7 @@ def _label(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     is_flag=True,
     help="Print nothing of buildtape's own unless something is wrong.",
 )
+@click.option("--no-store", is_flag=True, help="Do not index this tape into the history.")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def record_cmd(
     output: Path | None,
@@ -137,6 +150,7 @@ def record_cmd(
     max_store_size: str,
     no_tty: bool,
     quiet: bool,
+    no_store: bool,
     command: tuple[str, ...],
 ) -> None:
     """Run COMMAND, pass its output and exit status through, and record it into a tape.
@@ -171,6 +185,8 @@ def record_cmd(
 
     result = record(options, notify)
     m = result.manifest
+    if not no_store:
+        _index(result.tape, m)
     if not quiet:
         click.echo(
             f"buildtape: {m.status}, {len(m.processes)} processes, {m.duration_s:.2f}s; "

@@ -1,0 +1,139 @@
+"""The history store and `buildtape history`, on real recordings."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import buildtape
+
+
+def history(ws: Path, *args: str, env: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    out = buildtape("history", "--json", *args, cwd=ws, env=env, check=True)
+    rows: list[dict[str, Any]] = json.loads(out.stdout)
+    return rows
+
+
+def test_records_are_indexed_newest_first_and_filtered(tmp_path: Path) -> None:
+    for script, label in (("true", "first"), ("exit 3", "second"), ("true", "third")):
+        buildtape(
+            "record",
+            "-q",
+            "--trace",
+            "none",
+            "--label",
+            f"n={label}",
+            "--",
+            "sh",
+            "-c",
+            script,
+            cwd=tmp_path,
+        )
+    rows = history(tmp_path)
+    assert [r["labels"]["n"] for r in rows] == ["third", "second", "first"]
+    assert [r["status"] for r in rows] == ["succeeded", "failed", "succeeded"]
+    assert rows[1]["exit_code"] == 3 and rows[1]["command"] == ["sh", "-c", "exit 3"]
+    assert [r["labels"]["n"] for r in history(tmp_path, "--status", "failed")] == ["second"]
+    assert [r["labels"]["n"] for r in history(tmp_path, "--label", "n=first")] == ["first"]
+    assert len(history(tmp_path, "--limit", "2")) == 2
+    assert len(history(tmp_path, "--since", "1h")) == 3
+    assert history(tmp_path, "--since", "2999-01-01T00:00:00Z") == []
+    text = buildtape("history", cwd=tmp_path, check=True).stdout.decode().splitlines()
+    assert text[0].split()[:3] == ["STARTED", "STATUS", "EXIT"] and len(text) == 4
+
+
+def test_no_store_and_home_override(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    buildtape("record", "-q", "--trace", "none", "--no-store", "--", "true", cwd=ws, check=True)
+    assert history(ws) == []
+    home = tmp_path / "elsewhere"
+    env = {**os.environ, "BUILDTAPE_HOME": str(home)}
+    buildtape(
+        "record",
+        "-q",
+        "--trace",
+        "none",
+        "-o",
+        ws / "x.tape",
+        "--",
+        "true",
+        cwd=ws,
+        env=env,
+        check=True,
+    )
+    assert (home / "history.sqlite").exists()
+    assert len(history(ws, env=env)) == 1
+
+
+def test_eight_concurrent_recorders_share_one_history(tmp_path: Path) -> None:
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "buildtape",
+                "record",
+                "-q",
+                "--trace",
+                "none",
+                "--label",
+                f"i={i}",
+                "--",
+                "sh",
+                "-c",
+                "sleep 0.2",
+            ],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for i in range(8)
+    ]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert errors == [b""] * 8  # no lock errors, no warnings
+    rows = history(tmp_path, "--limit", "100")
+    assert sorted(r["labels"]["i"] for r in rows) == [str(i) for i in range(8)]
+    assert len({r["tape"] for r in rows}) == 8
+
+
+def test_deleted_tape_is_reported_and_reindex_recovers(tmp_path: Path) -> None:
+    for i in range(3):
+        buildtape(
+            "record",
+            "-q",
+            "--trace",
+            "none",
+            "--label",
+            f"i={i}",
+            "--",
+            "true",
+            cwd=tmp_path,
+            check=True,
+        )
+    rows = history(tmp_path)
+    Path(rows[0]["tape"]).unlink()
+    rows = history(tmp_path)
+    assert [r["present"] for r in rows] == [False, True, True]
+    text = buildtape("history", cwd=tmp_path, check=True).stdout.decode()
+    assert "(tape missing: " in text
+    (tmp_path / ".buildtape" / "history.sqlite").unlink()
+    for suffix in ("-wal", "-shm"):
+        (tmp_path / ".buildtape" / f"history.sqlite{suffix}").unlink(missing_ok=True)
+    assert history(tmp_path) == []
+    out = buildtape("history", "--reindex", cwd=tmp_path, check=True)
+    assert b"reindexed 2 tapes" in out.stderr
+    assert sorted(r["labels"]["i"] for r in history(tmp_path)) == ["0", "1"]  # i=2 was deleted
+
+
+def test_bad_since_is_a_usage_error(tmp_path: Path) -> None:
+    out = buildtape("history", "--since", "last tuesday", cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.decode().strip() == (
+        "buildtape: error: --since 'last tuesday' is neither like 7d, 12h, 30m nor an ISO time"
+    )
