@@ -53,8 +53,11 @@ def steps(manifest: Manifest) -> list[Process]:
 
 
 def slowest(manifest: Manifest, n: int = 10) -> list[Process]:
-    """The slowest steps, longest first, ties by id."""
-    timed = [p for p in steps(manifest) if p.duration_s is not None]
+    """The slowest steps, longest first, ties by id. A step inside another step (the cc1 of
+    a cc) is part of that step's time, so only the outermost is listed."""
+    candidates = steps(manifest)
+    ids = {p.id for p in candidates}
+    timed = [p for p in candidates if p.duration_s is not None and p.parent_id not in ids]
     return sorted(timed, key=lambda p: (-(p.duration_s or 0.0), p.id))[:n]
 
 

@@ -434,3 +434,17 @@ def test_show_names_the_failing_compile_and_its_error_line(
     marked = [line for line in failing_block.splitlines() if line.lstrip().startswith("> ")]
     # gcc's quotes depend on the locale; the position and the message do not.
     assert len(marked) == 1 and marked[0].startswith("  > parse.c:9:25: error: expected ")
+
+
+@needs_strace
+def test_slowest_steps_list_each_compile_once(
+    fixture_copy: Callable[..., Path], tmp_path: Path
+) -> None:
+    ws = fixture_copy("c-make")
+    tape = tmp_path / "c.tape"
+    buildtape("record", "-q", "-o", tape, "--", "make", "-j2", cwd=ws, check=True)
+    text = buildtape("show", tape, check=True).stdout.decode()
+    block = text.split("Slowest steps\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    commands = [line.split(None, 2)[2] for line in block]
+    assert len(commands) == 7  # six compiles and the link, nothing nested inside them
+    assert all(c.startswith("cc -O2 -Wall") for c in commands)
