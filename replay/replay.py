@@ -81,6 +81,18 @@ def shell_status(exit_code: int | None, signal_name: str | None) -> int:
         return 128
 
 
+def make_sandbox(workdir: Path | None, prefix: str) -> tuple[Path, bool]:
+    """The directory a replay runs in, and whether it is a temporary one to remove after.
+
+    A ``--workdir`` must be new or empty: a replay never writes over what is there.
+    """
+    if workdir is None:
+        return Path(tempfile.mkdtemp(prefix=prefix)), True
+    if workdir.exists() and any(workdir.iterdir()):
+        raise ReplayError(f"{workdir} is not empty; give --workdir a new or empty directory")
+    return workdir, False
+
+
 def check_drift(m: Manifest, env: Mapping[str, str]) -> list[Drift]:
     """External inputs whose sha256 changed (or vanished), and tools whose version changed."""
     cache = HashCache.for_env(env)
@@ -211,11 +223,7 @@ def replay(
     m = tape.manifest
     drift = check_drift(m, current_env)
     env, env_notes = replay_env(m, current_env)
-    temp = options.workdir is None
-    sandbox = Path(tempfile.mkdtemp(prefix="buildtape-replay-")) if temp else options.workdir
-    assert sandbox is not None
-    if not temp and sandbox.exists() and any(sandbox.iterdir()):
-        raise ReplayError(f"{sandbox} is not empty; give --workdir a new or empty directory")
+    sandbox, temp = make_sandbox(options.workdir, "buildtape-replay-")
     try:
         run = run_in_sandbox(
             tape, sandbox, env, options.step, m.environment.umask, options.trace,

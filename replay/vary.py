@@ -12,14 +12,20 @@ from __future__ import annotations
 
 import math
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from recorder.reading import Tape
-from replay.replay import ReplayError, Run, compare_outputs, replay_env, run_in_sandbox
+from replay.replay import (
+    ReplayError,
+    Run,
+    compare_outputs,
+    make_sandbox,
+    replay_env,
+    run_in_sandbox,
+)
 
 # name -> (what the control run uses, what the varied run uses), documented in docs/replay.md
 VARIATIONS: dict[str, tuple[str, str]] = {
@@ -92,11 +98,7 @@ def vary(
 ) -> VaryResult:
     m = tape.manifest
     base, _ = replay_env(m, current_env)
-    temp = options.workdir is None
-    root = Path(tempfile.mkdtemp(prefix="buildtape-vary-")) if temp else options.workdir
-    assert root is not None
-    if not temp and root.exists() and any(root.iterdir()):
-        raise VaryError(f"{root} is not empty; give --workdir a new or empty directory")
+    root, temp = make_sandbox(options.workdir, "buildtape-vary-")
 
     def run(applied: set[str]) -> Run:
         # Every run without the path variation uses the very same directory, so the path

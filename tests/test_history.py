@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import buildtape
+from tests.conftest import buildtape, spawn_buildtape
 
 
 def history(ws: Path, *args: str, env: dict[str, str] | None = None) -> list[dict[str, Any]]:
@@ -72,22 +71,17 @@ def test_no_store_and_home_override(tmp_path: Path) -> None:
 
 def test_eight_concurrent_recorders_share_one_history(tmp_path: Path) -> None:
     procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "buildtape",
-                "record",
-                "-q",
-                "--trace",
-                "none",
-                "--label",
-                f"i={i}",
-                "--",
-                "sh",
-                "-c",
-                "sleep 0.2",
-            ],
+        spawn_buildtape(
+            "record",
+            "-q",
+            "--trace",
+            "none",
+            "--label",
+            f"i={i}",
+            "--",
+            "sh",
+            "-c",
+            "sleep 0.2",
             cwd=tmp_path,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
