@@ -13,7 +13,6 @@ from __future__ import annotations
 import difflib
 import io
 import os
-import re
 import shutil
 import subprocess
 import tarfile
@@ -23,14 +22,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from recorder.model import REDACTED, FileEntry, Manifest, Process
+from recorder.normalize import Normalizer as _Norm
 from recorder.reading import Tape
 from recorder.summary import steps as build_steps
 
-_TEMP = re.compile(r"/tmp/cc[A-Za-z0-9]{6}\.(s|o|res|ld|c)\b|/tmp/tmp[A-Za-z0-9_]{6,}")
-_TIMESTAMP = re.compile(
-    r"\b\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:?\d\d)?\b|\b\d\d:\d\d:\d\d(\.\d+)?\b"
-)
-_PID = re.compile(r"\b(pid[ =:]?)\d+\b", re.I)
 _SOURCE_EXT = (".c", ".cc", ".cpp", ".cxx", ".s", ".S", ".py", ".rs", ".go", ".f90")
 
 
@@ -85,23 +80,6 @@ class DiffReport:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
-
-
-class _Norm:
-    def __init__(self, m: Manifest, enabled: bool) -> None:
-        self.workspace = m.workspace
-        self.enabled = enabled
-
-    def text(self, s: str) -> str:
-        if not self.enabled:
-            return s
-        s = s.replace(self.workspace, "$WORKSPACE")
-        s = _TEMP.sub("$TMP", s)
-        s = _TIMESTAMP.sub("$TIME", s)
-        return _PID.sub(lambda m: m.group(1) + "$PID", s)
-
-    def argv(self, argv: list[str]) -> list[str]:
-        return [self.text(a) for a in argv]
 
 
 def _rel_cwd(m: Manifest, p: Process) -> str:
@@ -330,7 +308,7 @@ def _toolchain(a: Manifest, b: Manifest) -> list[dict[str, Any]]:
 
 def diff(ta: Tape, tb: Tape, options: DiffOptions) -> DiffReport:
     a, b = ta.manifest, tb.manifest
-    na, nb = _Norm(a, options.normalize), _Norm(b, options.normalize)
+    na, nb = _Norm(a.workspace, options.normalize), _Norm(b.workspace, options.normalize)
     pairs, only_a, only_b = _match(a, b, na, nb)
     reads_a, reads_b = _content_at_read(a), _content_at_read(b)
     produced_a = {w for p in a.processes for w in p.writes}
