@@ -96,6 +96,14 @@ def check_relative_path(path: str, where: str) -> str:
     return path
 
 
+def link_stays_inside(path: str, target: str) -> bool:
+    """Whether a symlink at ``path`` (workspace-relative) resolves inside the workspace."""
+    if not target or "\0" in target or target.startswith("/"):
+        return False
+    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
+    return not (resolved == ".." or resolved.startswith("../"))
+
+
 def check_link_target(path: str, target: str, where: str) -> str:
     """A symlink stored in a tape must resolve inside the workspace it is restored into."""
     if not target or "\0" in target or target.startswith("/"):

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from recorder.model import FileEntry, GitState
+from recorder.model import FileEntry, GitState, link_stays_inside
 
 ALWAYS_EXCLUDED = (".git", ".buildtape")
 _CHUNK = 1 << 20
@@ -67,9 +67,20 @@ def walk(root: Path, excludes: tuple[str, ...]) -> Iterator[tuple[str, os.stat_r
                 continue
             if stat.S_ISDIR(st.st_mode):
                 subdirs.append(rel)
-            elif stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
+            elif stat.S_ISREG(st.st_mode) or (
+                # A tape restores only inside its workspace, so a link that points out of it
+                # is not part of the build's state; readers refuse such links.
+                stat.S_ISLNK(st.st_mode) and _link_inside(root, rel)
+            ):
                 yield rel, st
         stack.extend(reversed(subdirs))
+
+
+def _link_inside(root: Path, rel: str) -> bool:
+    try:
+        return link_stays_inside(rel, os.readlink(root / rel))
+    except OSError:
+        return False
 
 
 def hash_file(path: Path) -> str | None:

@@ -448,3 +448,19 @@ def test_slowest_steps_list_each_compile_once(
     commands = [line.split(None, 2)[2] for line in block]
     assert len(commands) == 7  # six compiles and the link, nothing nested inside them
     assert all(c.startswith("cc -O2 -Wall") for c in commands)
+
+
+def test_links_pointing_out_of_the_workspace_are_left_out(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "inside.txt").write_text("x")
+    os.symlink("inside.txt", ws / "ok-link")
+    os.symlink("/etc/hostname", ws / "absolute-link")
+    os.symlink("../../elsewhere", ws / "climbing-link")
+    tape = tmp_path / "t.tape"
+    buildtape("record", "-q", "--no-store", "--trace", "none", "-o", tape, "--",
+              "sh", "-c", "ln -s /usr made-link", cwd=ws, check=True)  # fmt: skip
+    data = show_json(tape)  # the reader would refuse an escaping link
+    recorded = {e["path"] for e in data["inputs"]} | {e["path"] for e in data["outputs"]}
+    assert {"inside.txt", "ok-link"} <= recorded
+    assert not recorded & {"absolute-link", "climbing-link", "made-link"}
