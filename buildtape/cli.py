@@ -27,6 +27,13 @@ COMMANDS = {
     "diff": "buildtape.diff_cli:diff_cmd",
     "flame": "buildtape.flame_cli:flame_cmd",
     "history": "buildtape.history_cli:history_cmd",
+    "stats": "buildtape.stats_cli:stats_cmd",
+    "alerts": "buildtape.alerts_cli:alerts_cmd",
+    "check": "buildtape.alerts_cli:check_cmd",
+    "events": "buildtape.events_cli:events_cmd",
+    "export": "buildtape.export_cli:export_cmd",
+    "gc": "buildtape.gc_cli:gc_cmd",
+    "config": "buildtape.config_cli:config_cmd",
 }
 
 
@@ -44,6 +51,7 @@ class LazyGroup(click.Group):
 
 
 def _error_code(exc: BaseException) -> int:
+    from buildtape.config import ConfigError
     from buildtape.history_store import HistoryError
     from flame.folded import FoldedFormatError
     from recorder.record import (
@@ -59,6 +67,8 @@ def _error_code(exc: BaseException) -> int:
     from replay.replay import ReplayError
     from replay.restore import RestoreError
 
+    if isinstance(exc, ConfigError):
+        return ExitCode.BAD_INPUT
     if isinstance(exc, HistoryError):
         return ExitCode.USAGE if "--since" in str(exc) else ExitCode.IO_ERROR
     if isinstance(exc, CommandNotFound):

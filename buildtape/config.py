@@ -115,7 +115,7 @@ def _read_toml(path: Path, table: str | None) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
     if table is None:
-        return data
+        return dict(data)
     section: Any = data.get("tool", {}).get(table, {})
     if not isinstance(section, dict):
         raise ConfigError(f"[tool.{table}] in {path} must be a table")

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import click
 
-from buildtape.history_store import HistoryStore, home_for, parse_since
+from buildtape.config import load_here
+from buildtape.history_store import HistoryStore, parse_since
 from buildtape.show_text import short_argv
-from recorder.workspace import git_toplevel
 
 
 def default_home() -> Path:
-    cwd = Path.cwd()
-    return home_for(git_toplevel(cwd) or cwd, os.environ)
+    return load_here().home
 
 
 @click.command("history")

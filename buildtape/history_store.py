@@ -13,17 +13,18 @@ import os
 import re
 import sqlite3
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from buildtape.history_rows import indexed_rows
 from recorder.model import Manifest
 from recorder.reading import open_tape
 from recorder.tape import TapeError
 
-HOME_VAR = "BUILDTAPE_HOME"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _SINCE = re.compile(r"^(\d+)([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -50,7 +51,9 @@ class Build:
 
 
 def home_for(workspace: Path, env: Mapping[str, str]) -> Path:
-    return Path(env[HOME_VAR]) if env.get(HOME_VAR) else workspace / ".buildtape"
+    from buildtape.config import load
+
+    return load(workspace, env).home
 
 
 def parse_since(text: str, now: datetime | None = None) -> str:
@@ -69,6 +72,39 @@ def parse_since(text: str, now: datetime | None = None) -> str:
     return text
 
 
+_TABLES = (
+    "CREATE TABLE IF NOT EXISTS builds ("
+    " tape TEXT PRIMARY KEY, started_at TEXT NOT NULL, status TEXT NOT NULL,"
+    " exit_code INTEGER, duration_s REAL NOT NULL, command TEXT NOT NULL,"
+    " labels TEXT NOT NULL, processes INTEGER NOT NULL, host TEXT NOT NULL,"
+    " workspace TEXT NOT NULL, busy_s REAL NOT NULL DEFAULT 0)",
+    "CREATE INDEX IF NOT EXISTS builds_started ON builds(started_at)",
+    # One row per outermost step (see recorder.summary.steps), keyed by normalised argv.
+    "CREATE TABLE IF NOT EXISTS steps (tape TEXT NOT NULL, key TEXT NOT NULL,"
+    " argv TEXT NOT NULL, start_s REAL NOT NULL, duration_s REAL, exit_code INTEGER,"
+    " signal TEXT)",
+    "CREATE INDEX IF NOT EXISTS steps_tape ON steps(tape)",
+    "CREATE INDEX IF NOT EXISTS steps_key ON steps(key)",
+    "CREATE TABLE IF NOT EXISTS failures (tape TEXT NOT NULL, key TEXT NOT NULL,"
+    " argv TEXT NOT NULL, exit_code INTEGER, signal TEXT, error_line TEXT)",
+    "CREATE INDEX IF NOT EXISTS failures_tape ON failures(tape)",
+    "CREATE TABLE IF NOT EXISTS metrics (tape TEXT NOT NULL, name TEXT NOT NULL,"
+    " value REAL NOT NULL, unit TEXT)",
+    "CREATE INDEX IF NOT EXISTS metrics_tape ON metrics(tape)",
+    "CREATE TABLE IF NOT EXISTS events (tape TEXT NOT NULL, t REAL NOT NULL,"
+    " kind TEXT NOT NULL, name TEXT, data TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS events_tape ON events(tape)",
+    "CREATE TABLE IF NOT EXISTS warnings (tape TEXT NOT NULL, kind TEXT NOT NULL,"
+    " message TEXT NOT NULL, path TEXT)",
+    "CREATE INDEX IF NOT EXISTS warnings_tape ON warnings(tape)",
+    # Alerts as they were raised; (tape, rule, subject) is raised once.
+    "CREATE TABLE IF NOT EXISTS alerts (raised_at TEXT NOT NULL, tape TEXT NOT NULL,"
+    " level TEXT NOT NULL, rule TEXT NOT NULL, subject TEXT NOT NULL, message TEXT NOT NULL,"
+    " PRIMARY KEY (tape, rule, subject))",
+)
+_CHILD_TABLES = ("steps", "failures", "metrics", "events", "warnings")
+
+
 class HistoryStore:
     def __init__(self, home: Path) -> None:
         self.home = home
@@ -78,17 +114,43 @@ class HistoryStore:
             self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA busy_timeout=30000")
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS builds ("
-                " tape TEXT PRIMARY KEY, started_at TEXT NOT NULL, status TEXT NOT NULL,"
-                " exit_code INTEGER, duration_s REAL NOT NULL, command TEXT NOT NULL,"
-                " labels TEXT NOT NULL, processes INTEGER NOT NULL, host TEXT NOT NULL,"
-                " workspace TEXT NOT NULL)"
-            )
-            self._db.execute("CREATE INDEX IF NOT EXISTS builds_started ON builds(started_at)")
-            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            self._migrate()
         except sqlite3.Error as exc:
             raise HistoryError(f"cannot open the history at {self.path}: {exc}") from None
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version == SCHEMA_VERSION:
+            return
+        with self.transaction():
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version == SCHEMA_VERSION:
+                return  # another process migrated it while we waited for the lock
+            if version > SCHEMA_VERSION:
+                raise HistoryError(
+                    f"the history at {self.path} was written by a newer buildtape (schema "
+                    f"{version}); upgrade buildtape, or use another --home"
+                )
+            has_builds = self._db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='builds'"
+            ).fetchone()
+            if has_builds and version < 2:
+                self._db.execute("ALTER TABLE builds ADD COLUMN busy_s REAL NOT NULL DEFAULT 0")
+            for sql in _TABLES:
+                self._db.execute(sql)
+            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        # IMMEDIATE takes the write lock up front, so two writers queue on the busy timeout
+        # instead of one failing when it upgrades a read lock.
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def close(self) -> None:
         self._db.close()
@@ -99,16 +161,58 @@ class HistoryStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def index(self, tape: Path, m: Manifest) -> None:
-        row = (
-            str(tape.resolve()), m.started_at, m.status, m.exit_code, m.duration_s,
-            json.dumps(m.argv), json.dumps(m.labels, sort_keys=True), len(m.processes),
-            m.host.hostname, m.workspace,
+    @property
+    def db(self) -> sqlite3.Connection:
+        return self._db
+
+    def index(self, tape: Path, m: Manifest, stderr: bytes | None = None) -> None:
+        """Add or replace one tape. ``stderr`` (the build's) gives failures their error line;
+        when it is not given and the build failed, it is read from the tape."""
+        if m.status != "succeeded" and stderr is None:
+            try:
+                with open_tape(tape) as t:
+                    stderr = t.stream("stderr")
+            except TapeError:
+                stderr = b""
+        rows = indexed_rows(m, stderr or b"")
+        key = str(tape.resolve())
+        build = (
+            key, m.started_at, m.status, m.exit_code, m.duration_s, json.dumps(m.argv),
+            json.dumps(m.labels, sort_keys=True), len(m.processes), m.host.hostname,
+            m.workspace, rows.busy_s,
         )  # fmt: skip
         try:
-            self._db.execute("INSERT OR REPLACE INTO builds VALUES (?,?,?,?,?,?,?,?,?,?)", row)
+            with self.transaction():
+                self._forget(key)
+                self._db.execute("INSERT INTO builds VALUES (?,?,?,?,?,?,?,?,?,?,?)", build)
+                self._db.executemany(
+                    "INSERT INTO steps VALUES (?,?,?,?,?,?,?)", [(key, *r) for r in rows.steps]
+                )
+                self._db.executemany(
+                    "INSERT INTO failures VALUES (?,?,?,?,?,?)", [(key, *r) for r in rows.failures]
+                )
+                self._db.executemany(
+                    "INSERT INTO metrics VALUES (?,?,?,?)", [(key, *r) for r in rows.metrics]
+                )
+                self._db.executemany(
+                    "INSERT INTO events VALUES (?,?,?,?,?)", [(key, *r) for r in rows.events]
+                )
+                self._db.executemany(
+                    "INSERT INTO warnings VALUES (?,?,?,?)", [(key, *r) for r in rows.warnings]
+                )
         except sqlite3.Error as exc:
             raise HistoryError(f"cannot index {tape} into {self.path}: {exc}") from None
+
+    def _forget(self, key: str) -> None:
+        self._db.execute("DELETE FROM builds WHERE tape = ?", (key,))
+        for table in _CHILD_TABLES:
+            self._db.execute(f"DELETE FROM {table} WHERE tape = ?", (key,))
+
+    def forget(self, tapes: list[str]) -> None:
+        """Drop tapes from the index (their alerts stay: alert history is kept)."""
+        with self.transaction():
+            for key in tapes:
+                self._forget(key)
 
     def builds(
         self,
@@ -147,7 +251,9 @@ class HistoryStore:
 
     def reindex(self, roots: list[Path]) -> tuple[int, list[str]]:
         """Rebuild the index from the tapes under ``roots``; (indexed, unreadable)."""
-        self._db.execute("DELETE FROM builds")
+        with self.transaction():
+            for table in ("builds", *_CHILD_TABLES):
+                self._db.execute(f"DELETE FROM {table}")
         indexed, bad = 0, []
         for path in sorted(_tapes(roots)):
             try:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 from pathlib import Path
 
 import click
 
-from buildtape.history_store import HistoryError, HistoryStore, home_for
+from buildtape.config import ConfigError
+from buildtape.config import load as load_config
+from buildtape.history_store import HistoryError, HistoryStore
 from recorder.model import Manifest
 from recorder.record import RecordOptions, record
 from recorder.sampling import SAMPLERS
@@ -37,12 +38,15 @@ def _label(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
-def _index(tape: Path, m: Manifest) -> None:
+def _index(tape: Path, m: Manifest, no_store: bool) -> None:
     """Add the tape to the history; a failure is a warning, never the build's status."""
     try:
-        with HistoryStore(home_for(Path(m.workspace), os.environ)) as store:
+        cfg = load_config(Path(m.workspace))
+        if no_store or not cfg.get("store"):
+            return
+        with HistoryStore(cfg.home) as store:
             store.index(tape, m)
-    except HistoryError as exc:
+    except (HistoryError, ConfigError) as exc:
         click.echo(f"buildtape: warning: {exc}", err=True)
 
 
@@ -185,8 +189,7 @@ def record_cmd(
 
     result = record(options, notify)
     m = result.manifest
-    if not no_store:
-        _index(result.tape, m)
+    _index(result.tape, m, no_store)
     if not quiet:
         click.echo(
             f"buildtape: {m.status}, {len(m.processes)} processes, {m.duration_s:.2f}s; "
