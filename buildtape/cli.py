@@ -53,6 +53,7 @@ class LazyGroup(click.Group):
 def _error_code(exc: BaseException) -> int:
     from buildtape.config import ConfigError
     from buildtape.history_store import HistoryError
+    from buildtape.otlp import OtlpError
     from flame.folded import FoldedFormatError
     from recorder.record import (
         CommandNotExecutable,
@@ -69,6 +70,8 @@ def _error_code(exc: BaseException) -> int:
 
     if isinstance(exc, ConfigError):
         return ExitCode.BAD_INPUT
+    if isinstance(exc, OtlpError):
+        return ExitCode.IO_ERROR
     if isinstance(exc, HistoryError):
         return ExitCode.USAGE if "--since" in str(exc) else ExitCode.IO_ERROR
     if isinstance(exc, CommandNotFound):

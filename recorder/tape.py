@@ -17,6 +17,7 @@ it needs through the blob table, and never decompresses a pack to read the manif
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -101,6 +102,9 @@ class TapeWriter:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
         self._tmp = Path(tmp)
+        # Held until the file is closed: `buildtape gc` leaves a locked partial (and the
+        # tape it will become) alone, and removes only partials a killed recorder left.
+        fcntl.flock(fd, fcntl.LOCK_EX)
         self._file: IO[bytes] = os.fdopen(fd, "wb")
         self._offset = 0
         self._closed = False
