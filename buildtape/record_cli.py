@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from buildtape.config import ConfigError
+from buildtape.config import Config, ConfigError, workspace_root
 from buildtape.config import load as load_config
 from buildtape.history_store import HistoryError, HistoryStore
 from recorder.model import Manifest
@@ -38,15 +38,22 @@ def _label(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
-def _index(tape: Path, m: Manifest, no_store: bool) -> None:
+def _config(workspace: Path | None) -> Config | None:
+    """The workspace's settings; a broken config is a warning, never a reason not to build."""
+    try:
+        return load_config(workspace or workspace_root())
+    except ConfigError as exc:
+        click.echo(f"buildtape: warning: {exc}; using the defaults", err=True)
+        return None
+
+
+def _index(tape: Path, m: Manifest, cfg: Config | None) -> None:
     """Add the tape to the history; a failure is a warning, never the build's status."""
     try:
-        cfg = load_config(Path(m.workspace))
-        if no_store or not cfg.get("store"):
-            return
-        with HistoryStore(cfg.home) as store:
+        home = cfg.home if cfg else Path(m.workspace) / ".buildtape"
+        with HistoryStore(home) as store:
             store.index(tape, m)
-    except (HistoryError, ConfigError) as exc:
+    except HistoryError as exc:
         click.echo(f"buildtape: warning: {exc}", err=True)
 
 
@@ -57,7 +64,8 @@ def _index(tape: Path, m: Manifest, no_store: bool) -> None:
     "-o",
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Tape to write. Default: .buildtape/tapes/<time>-<cmd>-<pid>.tape in the workspace.",
+    help="Tape to write. Default: <history>/tapes/<time>-<cmd>-<pid>.tape, where the "
+    "history is .buildtape in the workspace unless BUILDTAPE_HOME or config moves it.",
 )
 @click.option(
     "--workspace",
@@ -169,9 +177,11 @@ def record_cmd(
     credential-shaped values) are redacted, and their values scrubbed from everything
     captured. A build step can add events by appending JSON lines to $BUILDTAPE_EVENTS.
     """
+    cfg = _config(workspace)
     options = RecordOptions(
         argv=command,
         output=output,
+        tapes_dir=cfg.home / "tapes" if cfg else None,
         workspace=workspace,
         trace=trace,
         file_events=file_events,
@@ -189,7 +199,8 @@ def record_cmd(
 
     result = record(options, notify)
     m = result.manifest
-    _index(result.tape, m, no_store)
+    if not no_store and (cfg is None or cfg.get("store")):
+        _index(result.tape, m, cfg)
     if not quiet:
         click.echo(
             f"buildtape: {m.status}, {len(m.processes)} processes, {m.duration_s:.2f}s; "

@@ -84,8 +84,10 @@ class RecordOptions:
     """What to record and how. Defaults here are the CLI's defaults."""
 
     argv: tuple[str, ...]
-    # Tape path; None: .buildtape/tapes/<UTC time>-<command>-<pid>.tape in the workspace.
+    # Tape path; None: <tapes_dir>/<UTC time>-<command>-<pid>.tape.
     output: Path | None = None
+    # Where default tape names go; None: .buildtape/tapes in the workspace.
+    tapes_dir: Path | None = None
     # Root whose files are snapshotted; None: the git top level of cwd, else cwd.
     workspace: Path | None = None
     # Where the build runs; None: the current directory.
@@ -135,10 +137,10 @@ def _resolve_command(argv0: str, env: Mapping[str, str], cwd: Path) -> str:
     return found
 
 
-def _default_tape_path(workspace: Path, argv0: str) -> Path:
+def _default_tape_path(tapes_dir: Path, argv0: str) -> Path:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     name = os.path.basename(argv0) or "build"
-    return workspace / ".buildtape" / "tapes" / f"{stamp}-{name}-{os.getpid()}.tape"
+    return tapes_dir / f"{stamp}-{name}-{os.getpid()}.tape"
 
 
 def _iso(ts: float) -> str:
@@ -406,7 +408,8 @@ def record(options: RecordOptions, notify: Callable[[str], None] = lambda _: Non
     workspace = (options.workspace or git_toplevel(cwd) or cwd).resolve()
     if not workspace.is_dir():
         raise RecordError(f"workspace {workspace} is not a directory")
-    tape_path = (options.output or _default_tape_path(workspace, options.argv[0])).absolute()
+    tapes_dir = options.tapes_dir or workspace / ".buildtape" / "tapes"
+    tape_path = (options.output or _default_tape_path(tapes_dir, options.argv[0])).absolute()
     choice = choose_tracer(options.trace, env)
     shim = _file_events(options.file_events, choice.mode, env)
     files = "preload" if shim else "strace" if choice.mode == "strace" else "none"
