@@ -12,7 +12,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -33,7 +33,7 @@ def by_hand_percentile(values: list[float], q: float) -> float:
     """Linear interpolation between closest ranks, written out independently."""
     xs = sorted(values)
     rank = (q / 100) * (len(xs) - 1)
-    below = int(math.floor(rank))
+    below = math.floor(rank)
     above = min(below + 1, len(xs) - 1)
     return xs[below] * (1 - (rank - below)) + xs[above] * (rank - below)
 
@@ -227,9 +227,9 @@ def test_csv_export_parses_back_to_the_same_rows(fixture_copy: Callable[..., Pat
 
 
 class _Receiver(http.server.BaseHTTPRequestHandler):
-    bodies: list[tuple[str, str, bytes]] = []
+    bodies: ClassVar[list[tuple[str, str, bytes]]] = []
 
-    def do_POST(self) -> None:  # noqa: N802 - the http.server API
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         self.bodies.append((self.path, self.headers.get("Content-Type", ""), body))
         self.send_response(200)
@@ -243,7 +243,7 @@ class _Receiver(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def otlp_receiver() -> Iterator[tuple[str, list[tuple[str, str, bytes]]]]:
-    bodies: list[tuple[str, str, bytes]] = []
+    bodies: ClassVar[list[tuple[str, str, bytes]]] = []
     handler = type("Handler", (_Receiver,), {"bodies": bodies})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
