@@ -193,7 +193,7 @@ def load(workspace: Path, env: Mapping[str, str] | None = None) -> Config:
 
 
 def workspace_root(cwd: Path | None = None) -> Path:
-    from recorder.workspace import git_toplevel
+    from recorder.git import git_toplevel
 
     cwd = cwd or Path.cwd()
     return git_toplevel(cwd) or cwd

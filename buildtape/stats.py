@@ -55,7 +55,8 @@ def period_start(period: str, now: datetime | None = None) -> str | None:
     return start.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-@dataclass(frozen=True)
+# Not frozen: a frozen dataclass's __init__ costs 3x, and 10k of them are made per query.
+@dataclass(slots=True)
 class BuildRow:
     tape: str
     started_at: str
@@ -63,11 +64,23 @@ class BuildRow:
     exit_code: int | None
     duration_s: float
     busy_s: float
-    command: list[str]
-    labels: dict[str, str]
+    # Kept as JSON text: decoding 10k of them costs more than the rest of `stats`.
+    command_json: str
+    labels_json: str
+
+    @property
+    def command(self) -> list[str]:
+        out: list[str] = json.loads(self.command_json)
+        return out
+
+    @property
+    def labels(self) -> dict[str, str]:
+        out: dict[str, str] = json.loads(self.labels_json)
+        return out
 
 
 def build_rows(store: HistoryStore, since: str | None) -> list[BuildRow]:
+    """Builds, oldest first."""
     sql = (
         "SELECT tape, started_at, status, exit_code, duration_s, busy_s, command, labels"
         " FROM builds"
@@ -77,19 +90,34 @@ def build_rows(store: HistoryStore, since: str | None) -> list[BuildRow]:
         sql += " WHERE started_at >= ?"
         args.append(since)
     sql += " ORDER BY started_at, tape"
-    return [
-        BuildRow(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), json.loads(r[7]))
-        for r in store.db.execute(sql, args)
-    ]
+    return [BuildRow(*r) for r in store.db.execute(sql, args)]
 
 
-def summarise(builds: Sequence[BuildRow]) -> dict[str, Any]:
+# (started_at, status, duration_s, busy_s): all that the figures of a set of builds need,
+# straight from SQLite as tuples (making 10k objects would cost more than the query).
+Outcome = tuple[str, str, float, float]
+
+
+def outcomes(store: HistoryStore, since: str | None) -> list[Outcome]:
+    sql = "SELECT started_at, status, duration_s, busy_s FROM builds"
+    args: list[Any] = []
+    if since:
+        sql += " WHERE started_at >= ?"
+        args.append(since)
+    return store.db.execute(sql + " ORDER BY started_at, tape", args).fetchall()
+
+
+def outcome(b: BuildRow) -> Outcome:
+    return (b.started_at, b.status, b.duration_s, b.busy_s)
+
+
+def summarise(builds: Sequence[Outcome]) -> dict[str, Any]:
     """Counts, rates and duration percentiles of a set of builds."""
     n = len(builds)
-    succeeded = sum(b.status == "succeeded" for b in builds)
-    failed = sum(b.status == "failed" for b in builds)
-    durations = sorted(b.duration_s for b in builds)
-    busy = [b.busy_s for b in builds]
+    succeeded = sum(b[1] == "succeeded" for b in builds)
+    failed = sum(b[1] == "failed" for b in builds)
+    durations = sorted(b[2] for b in builds)
+    busy = [b[3] for b in builds]
     return {
         "builds": n,
         "succeeded": succeeded,
@@ -109,19 +137,22 @@ def summarise(builds: Sequence[BuildRow]) -> dict[str, Any]:
     }
 
 
-def _window(since: str | None) -> tuple[str, list[Any]]:
-    return ("b.started_at >= ?", [since]) if since else ("1", [])
+def _window(since: str | None, table: str) -> tuple[str, str, list[Any]]:
+    """FROM and WHERE for rows of ``table`` (aliased x) of builds since ``since``; over the
+    whole history there is nothing to join."""
+    if since is None:
+        return f"{table} x", "1", []
+    return f"{table} x JOIN builds b ON b.tape = x.tape", "b.started_at >= ?", [since]
 
 
 def failures(store: HistoryStore, since: str | None) -> list[dict[str, Any]]:
-    where, args = _window(since)
     # SQLite returns the bare columns of the row where max() was found: the newest example.
     rows = store.db.execute(
         "SELECT f.key, f.exit_code, f.signal, count(*), count(DISTINCT f.tape),"
         " max(b.started_at), f.error_line, f.tape FROM failures f"
-        f" JOIN builds b ON b.tape = f.tape WHERE {where}"
+        " JOIN builds b ON b.tape = f.tape WHERE b.started_at >= ?"
         " GROUP BY f.key, f.exit_code, f.signal ORDER BY count(*) DESC, f.key",
-        args,
+        [since or ""],
     )
     return [
         {
@@ -139,31 +170,24 @@ def failures(store: HistoryStore, since: str | None) -> list[dict[str, Any]]:
 
 
 def slowest_steps(store: HistoryStore, since: str | None, n: int = 10) -> list[dict[str, Any]]:
-    where, args = _window(since)
+    # Over the whole history the covering index on (key, duration_s) answers alone.
+    source, where, args = _window(since, "steps")
     top = store.db.execute(
-        "SELECT s.key, count(*), avg(s.duration_s), max(s.duration_s), sum(s.duration_s)"
-        f" FROM steps s JOIN builds b ON b.tape = s.tape WHERE {where}"
-        " AND s.duration_s IS NOT NULL GROUP BY s.key"
-        " ORDER BY avg(s.duration_s) DESC, s.key LIMIT ?",
+        "SELECT x.key, count(*), avg(x.duration_s), max(x.duration_s), sum(x.duration_s)"
+        f" FROM {source} WHERE {where}"
+        " AND x.duration_s IS NOT NULL GROUP BY x.key"
+        " ORDER BY avg(x.duration_s) DESC, x.key LIMIT ?",
         [*args, n],
     ).fetchall()
     out = []
     for key, count, avg, worst, total in top:
-        durations = sorted(
-            r[0]
-            for r in store.db.execute(
-                "SELECT s.duration_s FROM steps s JOIN builds b ON b.tape = s.tape"
-                f" WHERE s.key = ? AND {where} AND s.duration_s IS NOT NULL",
-                [key, *args],
-            )
-        )
         out.append(
             {
                 "step": key,
                 "runs": count,
                 "avg_s": _r(avg),
-                "p50_s": _r(percentile(durations, 50)),
-                "p95_s": _r(percentile(durations, 95)),
+                "p50_s": _r(_step_percentile(store, key, count, 50, source, where, args)),
+                "p95_s": _r(_step_percentile(store, key, count, 95, source, where, args)),
                 "max_s": _r(worst),
                 "total_s": _r(total),
             }
@@ -171,12 +195,34 @@ def slowest_steps(store: HistoryStore, since: str | None, n: int = 10) -> list[d
     return out
 
 
+def _step_percentile(
+    store: HistoryStore, key: str, count: int, q: float, source: str, where: str, args: list[Any]
+) -> float | None:
+    """``percentile`` of one step's durations, reading only the two ranks it needs: the
+    index on (key, duration_s) hands them over already sorted."""
+    pos = (count - 1) * q / 100.0
+    lo = math.floor(pos)
+    pair = [
+        r[0]
+        for r in store.db.execute(
+            f"SELECT x.duration_s FROM {source} WHERE x.key = ? AND {where}"
+            " AND x.duration_s IS NOT NULL ORDER BY x.duration_s LIMIT 2 OFFSET ?",
+            [key, *args, lo],
+        )
+    ]
+    if not pair:
+        return None
+    low: float = pair[0]
+    high: float = pair[-1]
+    return low + (high - low) * (pos - lo)
+
+
 def metric_stats(store: HistoryStore, since: str | None) -> list[dict[str, Any]]:
-    where, args = _window(since)
+    source, where, args = _window(since, "metrics")
     rows = store.db.execute(
-        "SELECT m.name, m.unit, count(*), avg(m.value), sum(m.value), min(m.value),"
-        f" max(m.value), count(DISTINCT m.tape) FROM metrics m JOIN builds b ON b.tape = m.tape"
-        f" WHERE {where} GROUP BY m.name, m.unit ORDER BY m.name, m.unit",
+        "SELECT x.name, x.unit, count(*), avg(x.value), sum(x.value), min(x.value),"
+        f" max(x.value) FROM {source}"
+        f" WHERE {where} GROUP BY x.name, x.unit ORDER BY x.name, x.unit",
         args,
     )
     return [
@@ -188,16 +234,15 @@ def metric_stats(store: HistoryStore, since: str | None) -> list[dict[str, Any]]
             "sum": _r(r[4]),
             "min": r[5],
             "max": r[6],
-            "builds": r[7],
         }
         for r in rows
     ]
 
 
-def trend(builds: Sequence[BuildRow]) -> list[dict[str, Any]]:
-    days: dict[str, list[BuildRow]] = {}
+def trend(builds: Sequence[Outcome]) -> list[dict[str, Any]]:
+    days: dict[str, list[Outcome]] = {}
     for b in builds:
-        days.setdefault(b.started_at[:10], []).append(b)
+        days.setdefault(b[0][:10], []).append(b)
     out = []
     for day in sorted(days):
         s = summarise(days[day])
@@ -224,7 +269,7 @@ def group_key(b: BuildRow, by: str) -> str:
 
 def stats(store: HistoryStore, period: str = "all", by: str | None = None) -> dict[str, Any]:
     since = period_start(period)
-    builds = build_rows(store, since)
+    builds = outcomes(store, since)
     out: dict[str, Any] = {"period": period, "since": since, "history": str(store.path)}
     out.update(summarise(builds))
     out["failures"] = failures(store, since)
@@ -232,9 +277,9 @@ def stats(store: HistoryStore, period: str = "all", by: str | None = None) -> di
     out["trend"] = trend(builds)
     out["metrics"] = metric_stats(store, since)
     if by:
-        groups: dict[str, list[BuildRow]] = {}
-        for b in builds:
-            groups.setdefault(group_key(b, by), []).append(b)
+        groups: dict[str, list[Outcome]] = {}
+        for b in build_rows(store, since):
+            groups.setdefault(group_key(b, by), []).append(outcome(b))
         out["by"] = by
         out["groups"] = [{"group": g, **summarise(groups[g])} for g in sorted(groups)]
     return out

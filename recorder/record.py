@@ -21,6 +21,7 @@ from typing import Any
 
 from recorder import __version__
 from recorder.events import parse_event_line
+from recorder.git import git_toplevel
 from recorder.hashcache import HashCache
 from recorder.host import current_umask, host_info, locale_settings, ulimits
 from recorder.host import timezone as tz_name
@@ -52,7 +53,7 @@ from recorder.tracing import (
     choose_tracer,
     fallback_notice,
 )
-from recorder.workspace import git_state, git_toplevel, rescan, scan
+from recorder.workspace import git_state, rescan, scan
 
 EVENTS_VAR = "BUILDTAPE_EVENTS"
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)

@@ -11,11 +11,11 @@ import fnmatch
 import hashlib
 import os
 import stat
-import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from recorder.git import git as _git
 from recorder.model import FileEntry, GitState, link_stays_inside
 
 ALWAYS_EXCLUDED = (".git", ".buildtape")
@@ -164,25 +164,6 @@ def rescan(
             modified.append(new)
     deleted = [s for rel, s in before.items() if rel not in seen]
     return Changes(created, modified, deleted)
-
-
-def _git(root: Path, *args: str) -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(root), *args],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout if out.returncode == 0 else None
-
-
-def git_toplevel(cwd: Path) -> Path | None:
-    out = _git(cwd, "rev-parse", "--show-toplevel")
-    return Path(out.strip()) if out else None
 
 
 def git_state(root: Path) -> GitState | None:
