@@ -26,6 +26,7 @@ COMMANDS = {
     "extract": "buildtape.replay_cli:extract_cmd",
     "diff": "buildtape.diff_cli:diff_cmd",
     "flame": "buildtape.flame_cli:flame_cmd",
+    "report": "buildtape.report_cli:report_cmd",
     "history": "buildtape.history_cli:history_cmd",
     "stats": "buildtape.stats_cli:stats_cmd",
     "alerts": "buildtape.alerts_cli:alerts_cmd",

@@ -19,7 +19,12 @@ from replay.diff import DiffOptions, diff
 @click.argument("tape_a", type=click.Path(path_type=Path))
 @click.argument("tape_b", type=click.Path(path_type=Path))
 @click.option(
-    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "html"]),
+    default="text",
+    show_default=True,
+    help="html: one self-contained page, with a differential flamegraph of process time.",
 )
 @click.option("-o", "--output", help="Write the report here instead of stdout.")
 @click.option(
@@ -41,12 +46,23 @@ def diff_cmd(
     \b
     Sections: command and status, environment, toolchain, inputs, steps (matched across
     the tapes, with argument-level changes), outputs (text diffs, archive members, first
-    differing byte), timings, streams. Same two tapes, same bytes out.
+    differing byte), timings, streams. Same two tapes, same bytes out. With --format html
+    (and -o diff.html), one page with all of it and a differential flamegraph.
     Exit codes: 0 equivalent, 1 different, others as in docs/cli.md.
     """
     with open_tape(tape_a) as a, open_tape(tape_b) as b:
         report = diff(a, b, DiffOptions(normalize=not no_normalize, deep=deep))
-    if fmt == "json":
+        if fmt == "html":
+            from flame.model import differential
+            from reports.data import tape_tree
+            from reports.render import render_diff_page
+
+            tree = differential(tape_tree(a), tape_tree(b))
+            names = (tape_a.name, tape_b.name)
+            html = render_diff_page(report.to_json(), tree, names)
+    if fmt == "html":
+        text = html
+    elif fmt == "json":
         text = json.dumps(report.to_json(), indent=2, sort_keys=True) + "\n"
     else:
         text = diff_text.render(report)

@@ -18,8 +18,8 @@ from flame.options import DIFF_MODES, ORDERS, PALETTES, FlameOptions
     "-o",
     "--output",
     metavar="FILE",
-    help="Output file; its extension picks the format (.svg, .folded, .speedscope.json, "
-    ".trace.json). Default: SVG on stdout, like flamegraph.pl.",
+    help="Output file; its extension picks the format (.svg, .html, .folded, "
+    ".speedscope.json, .trace.json). Default: SVG on stdout, like flamegraph.pl.",
 )
 @click.option(
     "--format", "fmt", type=click.Choice(FORMATS), help="Output format, whatever -o says."
@@ -111,6 +111,7 @@ def flame_cmd(
     Examples:
       buildtape flame out.folded > out.svg                 # flamegraph.pl drop-in
       buildtape flame ci.tape -o ci.svg
+      buildtape flame ci.tape -o ci.html                   # canvas viewer, for big profiles
       buildtape flame ci.tape -o ci.speedscope.json        # open in speedscope
       buildtape flame ci.tape -o ci.trace.json             # open in Perfetto
       buildtape flame --diff before.folded after.folded -o diff.svg

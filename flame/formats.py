@@ -10,8 +10,10 @@ from flame.options import FlameOptions
 from flame.speedscope import render_speedscope
 from flame.svg import render_svg
 
-FORMATS = ("svg", "folded", "speedscope", "trace")
+FORMATS = ("svg", "folded", "speedscope", "trace", "html")
 _EXTENSIONS = (
+    (".html", "html"),
+    (".htm", "html"),
     (".speedscope.json", "speedscope"),
     (".trace.json", "trace"),
     (".folded", "folded"),
@@ -36,4 +38,9 @@ def render(fmt: str, tree: StackTree, spans: list[Span] | None, options: FlameOp
         return render_speedscope(tree, spans, options.title)
     if fmt == "trace":
         return render_chrome_trace(tree, spans)
+    if fmt == "html":
+        # The interactive page (canvas, search, zoom) lives with the other HTML pages.
+        from reports.render import render_flame_page
+
+        return render_flame_page(tree, options.title)
     raise ValueError(f"unknown flame format {fmt!r}")

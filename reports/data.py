@@ -1,0 +1,212 @@
+"""What the HTML pages show, as plain data: compact enough that a tape of 5k processes and
+100k stacks stays a few MB of JSON, and ordered deterministically so the same tape gives
+the same bytes."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from buildtape.history_rows import error_line_for, outermost_steps
+from flame.from_tape import Samples, process_stacks, timeline
+from flame.model import Frame, StackTree
+from recorder.model import REDACTED
+from recorder.reading import Tape
+from recorder.summary import failing, first_error_line, steps
+from recorder.timeline import timeline as events_timeline
+from reports.critical import critical_path, parallelism
+
+# Per process, the panel lists this many files read and written ("and N more" after).
+MAX_FILES_PER_PROCESS = 40
+# Streams longer than this many lines show their tail.
+MAX_STREAM_LINES = 5000
+MAX_HEAVIEST = 100
+_CUSTOM_KINDS = frozenset({"event", "metric", "span", "invalid_event", "warning"})
+
+
+def _num(x: float) -> float | int:
+    return int(x) if float(x).is_integer() else round(x, 6)
+
+
+def flame_payload(tree: StackTree) -> dict[str, Any]:
+    """The tree in depth-first pre-order, children by name, as parallel arrays: the
+    viewer lays frames out from ``depth`` and ``total`` alone."""
+    names: dict[str, int] = {}
+    name_idx: list[int] = []
+    depth: list[int] = []
+    total: list[float | int] = []
+    self_w: list[float | int] = []
+    btotal: list[float | int] = []
+    bself: list[float | int] = []
+    heaviest: dict[str, list[float]] = {}
+    stack: list[tuple[Frame, int]] = [(tree.root, 0)]
+    while stack:
+        node, d = stack.pop()
+        name_idx.append(names.setdefault(node.name, len(names)))
+        depth.append(d)
+        total.append(_num(node.total))
+        self_w.append(_num(node.self_weight))
+        if tree.differential:
+            btotal.append(_num(node.base_total))
+            bself.append(_num(node.base_self))
+        if d > 0:
+            agg = heaviest.setdefault(node.name, [0.0, 0.0])
+            agg[0] += node.self_weight
+            agg[1] += node.total
+        kids = sorted(node.children.values(), key=lambda f: f.name, reverse=True)
+        stack += [(k, d + 1) for k in kids]
+    top = sorted(heaviest.items(), key=lambda kv: (-kv[1][0], kv[0]))[:MAX_HEAVIEST]
+    out: dict[str, Any] = {
+        "unit": tree.unit,
+        "title": tree.title,
+        "differential": tree.differential,
+        "names": list(names),
+        "name": name_idx,
+        "depth": depth,
+        "total": total,
+        "self": self_w,
+        "heaviest": [[n, _num(s), _num(t)] for n, (s, t) in top if s > 0],
+    }
+    if tree.differential:
+        out["btotal"] = btotal
+        out["bself"] = bself
+    return out
+
+
+def tape_tree(tape: Tape) -> StackTree:
+    digest = tape.manifest.sampling.samples_blob
+    samples = Samples.from_json(tape.blob(digest)) if digest else None
+    return process_stacks(tape.manifest, samples)
+
+
+def _tail(text: str) -> tuple[list[str], int]:
+    lines = text.splitlines()
+    cut = max(0, len(lines) - MAX_STREAM_LINES)
+    return lines[cut:], cut
+
+
+def report_payload(tape: Tape) -> dict[str, Any]:
+    m = tape.manifest
+    paths: dict[str, int] = {}
+
+    def pid(path: str) -> int:
+        return paths.setdefault(path, len(paths))
+
+    spans = timeline(m)
+    lane = {s.process.id: s.lane for s in spans}
+    label = {s.process.id: s.label for s in spans}
+    step_list = outermost_steps(m)
+    crit = critical_path(m, step_list)
+    par = parallelism(m)
+    cols: dict[str, list[Any]] = {
+        k: []
+        for k in ("id", "parent", "start", "end", "exit", "signal", "lane", "label", "argv",
+                  "cwd", "reads", "writes", "nreads", "nwrites", "step")
+    }  # fmt: skip
+    step_ids = {p.id for p in steps(m)}
+    for p in sorted(m.processes, key=lambda p: (p.start_s, p.id)):
+        cols["id"].append(p.id)
+        cols["parent"].append(p.parent_id)
+        cols["start"].append(round(p.start_s, 6))
+        cols["end"].append(round(p.end_s if p.end_s is not None else m.duration_s, 6))
+        cols["exit"].append(p.exit_code)
+        cols["signal"].append(p.signal)
+        cols["lane"].append(lane[p.id])
+        cols["label"].append(label[p.id])
+        cols["argv"].append(p.argv)
+        cols["cwd"].append(pid(p.cwd))
+        cols["reads"].append([pid(r) for r in sorted(p.reads)[:MAX_FILES_PER_PROCESS]])
+        cols["writes"].append([pid(w) for w in sorted(p.writes)[:MAX_FILES_PER_PROCESS]])
+        cols["nreads"].append(len(p.reads))
+        cols["nwrites"].append(len(p.writes))
+        cols["step"].append(p.id in step_ids)
+
+    stderr_lines, stderr_cut = _tail(tape.stream("stderr").decode("utf-8", "replace"))
+    stdout_lines, stdout_cut = _tail(tape.stream("stdout").decode("utf-8", "replace"))
+    failures = []
+    for step, origin in failing(m):
+        line = error_line_for(step, stderr_lines)
+        index = next((i for i, x in enumerate(stderr_lines) if x.strip() == line), None)
+        failures.append(
+            {
+                "id": step.id,
+                "origin": origin.id,
+                "argv": step.argv,
+                "cwd": step.cwd,
+                "exit_code": step.exit_code
+                if step.exit_code not in (0, None)
+                else origin.exit_code,
+                "signal": step.signal or origin.signal,
+                "error_line": line,
+                "error_index": index,
+            }
+        )
+    if m.status != "succeeded" and not failures:
+        line = first_error_line(stderr_lines)
+        index = None if line is None else stderr_lines.index(line)
+        failures.append({"id": None, "origin": None, "argv": m.argv, "cwd": m.cwd,
+                         "exit_code": m.exit_code, "signal": m.signal,
+                         "error_line": line, "error_index": index})  # fmt: skip
+
+    read = {r for p in m.processes for r in p.reads}
+    custom = [
+        e
+        for e in events_timeline(m)
+        if e.kind in ("event", "metric", "span", "invalid_event", "warning")
+    ]
+    slow = sorted(
+        (p for p in step_list if p.duration_s is not None),
+        key=lambda p: (-(p.duration_s or 0.0), p.id),
+    )
+    return {
+        "build": {
+            "command": m.argv,
+            "status": m.status,
+            "exit_code": m.exit_code,
+            "signal": m.signal,
+            "started_at": m.started_at,
+            "duration_s": round(m.duration_s, 6),
+            "host": {
+                "hostname": m.host.hostname,
+                "cpus": m.host.cpus,
+                "os": m.host.os,
+                "arch": m.host.arch,
+            },
+            "git": None
+            if m.git is None
+            else {"commit": m.git.commit, "branch": m.git.branch, "dirty": len(m.git.dirty)},
+            "labels": dict(sorted(m.labels.items())),
+            "tape": os.path.basename(str(tape.path)),
+            "processes": len(m.processes),
+        },
+        "paths": list(paths),
+        "processes": cols,
+        "critical": [p.id for p in crit],
+        "critical_s": round(sum(p.duration_s or 0.0 for p in crit), 6),
+        "parallelism": {
+            "points": par.points,
+            "peak": par.peak,
+            "average": round(par.average, 3),
+            "cpus": m.host.cpus,
+        },
+        "failures": failures,
+        "slowest": [[p.id, label[p.id], round(p.duration_s or 0.0, 6), p.exit_code] for p in slow],
+        "inputs": [[e.path, e.size, e.sha256, e.path in read] for e in m.inputs],
+        "outputs": [[e.path, e.size, e.sha256, e.change] for e in m.outputs],
+        "env": [[k, v, v == REDACTED] for k, v in sorted(m.environment.vars.items())],
+        "events": [
+            [
+                round(e.t, 6),
+                e.kind,
+                e.data.get("name") or e.data.get("warning") or "",
+                json.dumps({k: v for k, v in e.data.items() if k != "name"}, sort_keys=True),
+            ]
+            for e in custom
+        ],
+        "stderr": stderr_lines,
+        "stderr_cut": stderr_cut,
+        "stdout": stdout_lines,
+        "stdout_cut": stdout_cut,
+        "flame": flame_payload(tape_tree(tape)),
+    }

@@ -1,0 +1,75 @@
+"""Render the HTML pages: jinja2 templates, with the CSS, the JavaScript and the data
+inlined, so each page is one file that works offline and makes no request of any kind."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from typing import Any
+
+import jinja2
+
+from flame.model import StackTree
+from recorder import __version__
+from recorder.reading import Tape
+from reports.data import flame_payload, report_payload
+
+_ASSETS = ("report.css", "viewer.js")
+
+
+def _asset(name: str) -> str:
+    return (resources.files("reports") / "assets" / name).read_text(encoding="utf-8")
+
+
+def embed_json(data: Any) -> str:
+    """JSON for a <script type="application/json"> block: every ``<`` escaped, so no string
+    in a tape (a path, a line of stderr) can close the element or open a comment."""
+    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    return text.replace("<", "\\u003c").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+
+
+def _seconds(x: float | None) -> str:
+    if x is None:
+        return "-"
+    return f"{x * 1000:.0f} ms" if x < 1 else f"{x:.2f} s"
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n = n / 1024  # type: ignore[assignment]
+    return str(n)
+
+
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("reports", "templates"),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    env.filters["seconds"] = _seconds
+    env.filters["size"] = _size
+    env.filters["embed_json"] = embed_json
+    env.globals["version"] = __version__
+    env.globals["asset"] = _asset
+    return env
+
+
+def render_report(tape: Tape) -> str:
+    data = report_payload(tape)
+    return _env().get_template("report.html.j2").render(d=data, page="report")
+
+
+def render_flame_page(tree: StackTree, title: str) -> str:
+    data = {"flame": flame_payload(tree), "title": title}
+    return _env().get_template("flame.html.j2").render(d=data, page="flame")
+
+
+def render_diff_page(report: dict[str, Any], tree: StackTree, names: tuple[str, str]) -> str:
+    data = {"diff": report, "flame": flame_payload(tree), "names": list(names)}
+    return _env().get_template("diff.html.j2").render(d=data, page="diff")
