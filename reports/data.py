@@ -29,48 +29,61 @@ def _num(x: float) -> float | int:
     return int(x) if float(x).is_integer() else round(x, 6)
 
 
+def _w(x: float) -> float | int:
+    return int(x) if x.is_integer() else round(x, 6)
+
+
 def flame_payload(tree: StackTree) -> dict[str, Any]:
-    """The tree in depth-first pre-order, children by name, as parallel arrays: the
-    viewer lays frames out from ``depth`` and ``total`` alone."""
-    names: dict[str, int] = {}
-    name_idx: list[int] = []
-    depth: list[int] = []
-    total: list[float | int] = []
-    self_w: list[float | int] = []
-    btotal: list[float | int] = []
-    bself: list[float | int] = []
-    heaviest: dict[str, list[float]] = {}
+    """The tree in depth-first pre-order, children by name, as parallel arrays, compact
+    enough for 600k frames in a few MB:
+
+    - ``step``: depth of each frame minus the previous frame's depth minus one (0 for the
+      first child of the previous frame, the common case; negative going back up);
+    - ``name``: an index into ``names``, ordered by use so frequent names are short;
+    - ``self`` (and ``bself`` for the base of a differential tree): self weights. Totals
+      are the sums over subtrees, which the viewer adds up itself.
+    """
+    order: list[Frame] = []
+    depths: list[int] = []
     stack: list[tuple[Frame, int]] = [(tree.root, 0)]
     while stack:
         node, d = stack.pop()
-        name_idx.append(names.setdefault(node.name, len(names)))
-        depth.append(d)
-        total.append(_num(node.total))
-        self_w.append(_num(node.self_weight))
-        if tree.differential:
-            btotal.append(_num(node.base_total))
-            bself.append(_num(node.base_self))
-        if d > 0:
+        order.append(node)
+        depths.append(d)
+        if node.children:
+            kids = sorted(node.children.values(), key=lambda f: f.name, reverse=True)
+            stack += [(k, d + 1) for k in kids]
+    uses: dict[str, int] = {}
+    heaviest: dict[str, list[float]] = {}
+    for node in order:
+        uses[node.name] = uses.get(node.name, 0) + 1
+        if node is not tree.root and node.self_weight:
             agg = heaviest.setdefault(node.name, [0.0, 0.0])
             agg[0] += node.self_weight
-            agg[1] += node.total
-        kids = sorted(node.children.values(), key=lambda f: f.name, reverse=True)
-        stack += [(k, d + 1) for k in kids]
+    for node in order[1:]:
+        weights = heaviest.get(node.name)
+        if weights is not None:
+            weights[1] += node.total
+    names = sorted(uses, key=lambda n: (-uses[n], n))
+    index = {n: i for i, n in enumerate(names)}
+    prev = -1
+    steps = []
+    for d in depths:
+        steps.append(d - prev - 1)
+        prev = d
     top = sorted(heaviest.items(), key=lambda kv: (-kv[1][0], kv[0]))[:MAX_HEAVIEST]
     out: dict[str, Any] = {
         "unit": tree.unit,
         "title": tree.title,
         "differential": tree.differential,
-        "names": list(names),
-        "name": name_idx,
-        "depth": depth,
-        "total": total,
-        "self": self_w,
-        "heaviest": [[n, _num(s), _num(t)] for n, (s, t) in top if s > 0],
+        "names": names,
+        "name": [index[n.name] for n in order],
+        "step": steps,
+        "self": [_w(n.self_weight) for n in order],
+        "heaviest": [[n, _w(s), _w(t)] for n, (s, t) in top],
     }
     if tree.differential:
-        out["btotal"] = btotal
-        out["bself"] = bself
+        out["bself"] = [_w(n.base_self) for n in order]
     return out
 
 
