@@ -110,6 +110,17 @@ def synth_tape(base: Path, out: Path, n: int, stacks: int) -> None:
     w.commit(big.to_dict())
 
 
+INTERACT = """() => {
+  const bt = window.buildtape, t = [];
+  const time = (f) => { const a = performance.now(); f(); t.push(performance.now() - a); };
+  time(() => bt.flame.search("fn_1"));
+  time(() => bt.flame.zoomTo(1));
+  time(() => bt.flame.reset());
+  time(() => bt.timeline.zoomAt(0.5, bt.timeline.total / 2));
+  return t;
+}"""
+
+
 def first_render(html: Path, runs: int) -> float:
     from playwright.sync_api import sync_playwright
 
@@ -121,9 +132,13 @@ def first_render(html: Path, runs: int) -> float:
             page.goto(html.as_uri())
             page.wait_for_function("window.buildtape && window.buildtape.paintedAt")
             times.append(page.evaluate("() => window.buildtape.paintedAt") / 1000)
+            INTERACTIONS.append(page.evaluate(INTERACT))
             page.close()
         browser.close()
     return statistics.median(times)
+
+
+INTERACTIONS: list[list[float]] = []
 
 
 def html_frames(html: Path) -> int:
@@ -162,7 +177,11 @@ def main() -> None:
         small_cli = report(small, small_html)
         big_cli = report(big, big_html)
         small_render = first_render(small_html, args.runs)
+        INTERACTIONS.clear()
         big_render = first_render(big_html, args.runs)
+        search_ms, zoom_ms, reset_ms, tl_zoom_ms = (
+            round(statistics.median(col), 1) for col in zip(*INTERACTIONS, strict=True)
+        )
         with open_tape(big) as t:
             procs = len(t.manifest.processes)
         frames = html_frames(big_html)
@@ -176,6 +195,10 @@ def main() -> None:
             "first_render_s": round(big_render, 3),
             "baseline_small_report_first_render_s": round(small_render, 3),
             "render_ratio_to_small": round(big_render / small_render, 1),
+            "flame_search_ms": search_ms,
+            "flame_zoom_ms": zoom_ms,
+            "flame_reset_ms": reset_ms,
+            "timeline_zoom_ms": tl_zoom_ms,
             "baseline_small_report_command_s": round(small_cli, 2),
             "small_html_kb": small_html.stat().st_size // 1024,
         }, indent=2))  # fmt: skip
