@@ -338,3 +338,26 @@ def test_report_errors_are_one_line(tmp_path: Path) -> None:
     bad.write_bytes(b"not a tape at all")
     out = buildtape("report", bad, "-o", tmp_path / "bad.html")
     assert out.returncode == 3 and not (tmp_path / "bad.html").exists()
+
+
+def test_report_header_environment_and_events(tmp_path: Path, pages: Callable[[Path], Any]) -> None:
+    secret = "s3cr3t-value-that-must-not-show"
+    env = {**os.environ, "DEPLOY_TOKEN": secret}
+    script = (
+        'echo \'{"kind": "metric", "name": "binary_size", "value": 4242, "unit": "bytes"}\''
+        ' >> "$BUILDTAPE_EVENTS"; echo built'
+    )
+    tape = tmp_path / "ok.tape"
+    buildtape("record", "-q", "--no-store", "--trace", "none", "--label", "branch=main", "-o",
+              tape, "--", "sh", "-c", script, cwd=tmp_path, env=env, check=True)  # fmt: skip
+    html = tmp_path / "ok.html"
+    buildtape("report", tape, "-o", html, check=True)
+    assert secret.encode() not in html.read_bytes()
+    page = pages(html)
+    assert page.locator("#header .badge").text_content() == "succeeded"
+    assert "branch=main" in page.locator("#header .label").text_content()
+    row = page.locator("#environment tr", has_text="DEPLOY_TOKEN")
+    assert row.locator("td.redacted").text_content() == "redacted"
+    metric = page.locator("#events tr", has_text="binary_size")
+    assert metric.count() == 1 and "4242" in metric.text_content()
+    assert page.locator("#stdout .line").all_text_contents() == ["built"]
