@@ -12,6 +12,9 @@ from typing import Any
 
 import pytest
 
+# The browser fixture (Debian's chromium through Playwright) for the HTML and SVG tests.
+pytest_plugins = ["tests.browser"]
+
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "fixtures"
 

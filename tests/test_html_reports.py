@@ -15,25 +15,10 @@ from typing import Any
 
 import pytest
 
+from tests.browser import needs_browser
 from tests.conftest import FIXTURES, buildtape, needs_strace
-from tests.test_svg_browser import CHROMIUM, LAUNCH_ARGS, sync_playwright
 
-pytestmark = [
-    pytest.mark.skipif(
-        CHROMIUM is None or sync_playwright is None,
-        reason="needs Debian's chromium and playwright (CI installs both: see .ci/run)",
-    ),
-    needs_strace,
-]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    assert sync_playwright is not None
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
-        yield b
-        b.close()
+pytestmark = [needs_browser, needs_strace]
 
 
 class Page:
@@ -85,15 +70,21 @@ def record(ws: Path, tape: Path, *argv: str) -> dict[str, Any]:
     return data
 
 
+def reported(
+    ws: Path, tmp_path: Path, pages: Callable[[Path], Any]
+) -> tuple[Any, Path, dict[str, Any]]:
+    """Record ``make -j2`` in ``ws``, write its report and open it: (page, tape, show --json)."""
+    tape = tmp_path / "build.tape"
+    shown = record(ws, tape, "make", "-j2")
+    html = tmp_path / "build.html"
+    buildtape("report", tape, "-o", html, check=True)
+    return pages(html), tape, shown
+
+
 def test_report_of_a_failed_build(
     fixture_copy: Callable[..., Path], tmp_path: Path, pages: Callable[[Path], Any]
 ) -> None:
-    ws = fixture_copy("c-make-failing")
-    tape = tmp_path / "fail.tape"
-    shown = record(ws, tape, "make", "-j2")
-    html = tmp_path / "fail.html"
-    buildtape("report", tape, "-o", html, check=True)
-    page = pages(html)
+    page, _, shown = reported(fixture_copy("c-make-failing"), tmp_path, pages)
 
     assert page.locator("#header .badge").text_content() == "failed"
     assert page.locator("#exit-code").text_content().strip() == "2"
@@ -134,12 +125,7 @@ def test_report_of_a_failed_build(
 def test_report_marks_the_critical_path_and_sorts(
     fixture_copy: Callable[..., Path], tmp_path: Path, pages: Callable[[Path], Any]
 ) -> None:
-    ws = fixture_copy("c-make")
-    tape = tmp_path / "ok.tape"
-    shown = record(ws, tape, "make", "-j2")
-    html = tmp_path / "ok.html"
-    buildtape("report", tape, "-o", html, check=True)
-    page = pages(html)
+    page, _, shown = reported(fixture_copy("c-make"), tmp_path, pages)
     assert page.locator("#failures").count() == 0
     link = next(p for p in shown["processes"] if p["argv"][0] == "cc" and "app" in p["argv"])
     assert "critical" in page.locator(f'#tl-svg rect.bar[data-id="{link["id"]}"]').get_attribute(
@@ -210,12 +196,7 @@ def _stacks(tape: Path) -> list[tuple[list[str], float]]:
 def test_report_flamegraph_search_zoom_and_reset(
     fixture_copy: Callable[..., Path], tmp_path: Path, pages: Callable[[Path], Any]
 ) -> None:
-    ws = fixture_copy("c-make")
-    tape = tmp_path / "ok.tape"
-    record(ws, tape, "make", "-j2")
-    html = tmp_path / "ok.html"
-    buildtape("report", tape, "-o", html, check=True)
-    page = pages(html)
+    page, tape, _ = reported(fixture_copy("c-make"), tmp_path, pages)
 
     stacks = _stacks(tape)
     total = sum(w for _, w in stacks)

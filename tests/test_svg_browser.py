@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import http.server
-import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,22 +11,10 @@ from typing import Any
 
 import pytest
 
+from tests.browser import needs_browser
 from tests.conftest import FIXTURES, buildtape
 
-CHROMIUM = shutil.which("chromium")
-try:
-    from playwright.sync_api import sync_playwright
-except ImportError:  # pragma: no cover - CI installs it
-    sync_playwright = None  # type: ignore[assignment]
-
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None or sync_playwright is None,
-    reason="needs Debian's chromium and playwright (CI installs both: see .ci/run)",
-)
-LAUNCH_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--no-first-run",
-]  # fmt: skip
+pytestmark = needs_browser
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
@@ -52,15 +39,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    assert sync_playwright is not None
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture
