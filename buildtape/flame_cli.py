@@ -7,9 +7,10 @@ import click
 from buildtape.output import write_text
 from flame.folded import folded_unit
 from flame.formats import FORMATS, format_for, render
-from flame.load import load
+from flame.load import all_folded, load, load_drawable
 from flame.model import differential
 from flame.options import DIFF_MODES, ORDERS, PALETTES, FlameOptions
+from flame.svg import min_weight, render_svg
 
 
 @click.command("flame")
@@ -137,19 +138,29 @@ def flame_cmd(
         diff_mode=diff_mode,
         noise=noise,
     )
+    chosen = fmt or format_for(output) or "svg"
+    starts = None
     if diff:
         new = load([diff[1]], reverse=reverse)
         base = load([diff[0]], reverse=reverse)
         tree = differential(base.tree, new.tree, normalize=normalize)
         reports = base.reports + new.reports
         spans = None
+    elif chosen == "svg" and order == "alpha" and all_folded(list(inputs)):
+        # Only the frames wide enough to draw are built: the fast path for big profiles.
+        loaded, starts = load_drawable(
+            list(inputs), reverse, lambda total: min_weight(total, options)
+        )
+        tree, spans, reports = loaded.tree, None, loaded.reports
     else:
         loaded = load(list(inputs), reverse=reverse)
         tree, spans, reports = loaded.tree, loaded.spans, loaded.reports
     for source, report in reports:
         if report.malformed_count:
             click.echo(f"buildtape: warning: {report.describe(source)}", err=True)
-    chosen = fmt or format_for(output) or "svg"
     if chosen == "folded" and tree.unit != "samples":
         click.echo(f"buildtape: note: folded counts are in {folded_unit(tree)}", err=True)
-    write_text(output, render(chosen, tree, spans, options))
+    if starts is not None:
+        write_text(output, render_svg(tree, options, starts))
+    else:
+        write_text(output, render(chosen, tree, spans, options))

@@ -9,7 +9,7 @@ number instead of stopping the read.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from flame.model import StackTree
@@ -54,17 +54,11 @@ def parse_line(line: str) -> tuple[list[str], float] | str:
     return frames, weight
 
 
-def read_lines(
-    lines: Iterable[str],
-    tree: StackTree,
-    base: bool = False,
-    report: FoldedReport | None = None,
-    reverse: bool = False,
-) -> FoldedReport:
-    """Add every stack in ``lines`` to ``tree`` (as base weights when ``base``; leaf first
-    when ``reverse``), in one streaming pass."""
-    report = report or FoldedReport()
-    add = tree.add_base if base else tree.add
+def parsed_stacks(
+    lines: Iterable[str], report: FoldedReport, reverse: bool = False
+) -> Iterator[tuple[list[str], float]]:
+    """Every well-formed stack with its weight (leaf first when ``reverse``); blank and
+    ``#`` lines skipped, malformed ones counted in ``report`` with their line numbers."""
     for lineno, line in enumerate(lines, start=1):
         report.lines += 1
         stripped = line.strip()
@@ -78,7 +72,22 @@ def read_lines(
             continue
         stack, weight = parsed
         report.stacks += 1
-        add(stack[::-1] if reverse else stack, weight)
+        yield (stack[::-1] if reverse else stack), weight
+
+
+def read_lines(
+    lines: Iterable[str],
+    tree: StackTree,
+    base: bool = False,
+    report: FoldedReport | None = None,
+    reverse: bool = False,
+) -> FoldedReport:
+    """Add every stack in ``lines`` to ``tree`` (as base weights when ``base``; leaf first
+    when ``reverse``), in one streaming pass."""
+    report = report or FoldedReport()
+    add = tree.add_base if base else tree.add
+    for stack, weight in parsed_stacks(lines, report, reverse):
+        add(stack, weight)
     return report
 
 

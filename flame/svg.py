@@ -96,13 +96,20 @@ def _diff_scale(placed: list[Placed], tree: StackTree, options: FlameOptions) ->
     return max((abs(d) for d in deltas), default=0.0)
 
 
-def render_svg(tree: StackTree, options: FlameOptions) -> str:
-    """The whole SVG document for ``tree``."""
+def min_weight(total: float, options: FlameOptions) -> float:
+    """The narrowest weight drawn: ``--minwidth`` pixels at this width."""
+    return options.min_width * total / (options.width - 2 * _PAD_X)
+
+
+def render_svg(
+    tree: StackTree, options: FlameOptions, starts: dict[int, float] | None = None
+) -> str:
+    """The whole SVG document for ``tree`` (``starts``: see ``flame.layout.place``)."""
     fs = options.font_size
     fh = options.frame_height
     usable = options.width - 2 * _PAD_X
     px_per_weight = usable / (root_width(tree) or 1.0)
-    placed = place(tree, options.order, options.min_width / px_per_weight)
+    placed = place(tree, options.order, options.min_width / px_per_weight, starts)
     max_depth = max((p.depth for p in placed), default=0)
     top = _PAD_TOP + fs * _TITLE_BLOCK + (fs if options.subtitle else 0)
     height = int(top + (max_depth + 1) * fh + fs * _PAD_BOTTOM + 4)

@@ -280,3 +280,41 @@ def test_stacks_deeper_than_the_recursion_limit(tmp_path: Path) -> None:
     out = buildtape("flame", src, "--format", "folded", check=True).stdout.decode().splitlines()
     assert out == [f"{deep} 3", f"{deep};leaf 1", "main 2"]
     assert buildtape("flame", src, "-o", tmp_path / "deep.svg").returncode == 0
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("min_width", [0.0, 0.1, 3.0])
+def test_fast_path_draws_exactly_what_the_tree_draws(seed: int, min_width: float) -> None:
+    """The stream of sorted stacks (only drawable frames built) gives the same SVG as the
+    full tree: unsorted input, duplicates, self weight on inner frames, names that are
+    prefixes of others, shared and diverging paths, tiny and large weights."""
+    import random
+
+    from flame.options import FlameOptions
+    from flame.stream import drawable_tree
+    from flame.svg import min_weight, render_svg
+
+    rng = random.Random(seed)
+    names = ["a", "a b", "ab", "b", "main", "main.c", "cc1", "x;y"[0], "é", "Z", ""]
+    stacks: list[tuple[list[str], float]] = []
+    for _ in range(600):
+        depth = rng.randrange(1, 9)
+        stack = [rng.choice(names[:3]) if d < 2 else rng.choice(names) for d in range(depth)]
+        stacks.append((stack, float(rng.choice([1, 1, 2, 5, 40, 900]))))
+    stacks += stacks[:50]  # duplicates merge
+    tree = StackTree()
+    for stack, weight in stacks:
+        tree.add(stack, weight)
+    options = FlameOptions(min_width=min_width, javascript=True)
+    drawable = drawable_tree(list(stacks), lambda t: min_weight(t, options))
+    assert drawable is not None
+    small, starts = drawable
+    assert render_svg(small, options, starts) == render_svg(tree, options)
+    assert len(starts) < sum(1 for _ in tree.stacks()) * 8
+
+
+def test_fast_path_declines_names_it_cannot_order() -> None:
+    from flame.stream import drawable_tree
+
+    assert drawable_tree([(["a\x02b", "c"], 1.0)], lambda t: 0.0) is None
+    assert drawable_tree([(["a\x01b"], 1.0)], lambda t: 0.0) is None
