@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from flame.chrome import render_chrome_trace
+from typing import TYPE_CHECKING
+
 from flame.folded import folded_text
-from flame.from_tape import Span
 from flame.model import StackTree
 from flame.options import FlameOptions
-from flame.speedscope import render_speedscope
 from flame.svg import render_svg
+
+if TYPE_CHECKING:
+    from flame.from_tape import Span
 
 FORMATS = ("svg", "folded", "speedscope", "trace", "html")
 _EXTENSIONS = (
@@ -34,9 +36,14 @@ def render(fmt: str, tree: StackTree, spans: list[Span] | None, options: FlameOp
         return render_svg(tree, options)
     if fmt == "folded":
         return folded_text(tree)
+    # Each writer loads only when asked for: start-up is part of every render.
     if fmt == "speedscope":
+        from flame.speedscope import render_speedscope
+
         return render_speedscope(tree, spans, options.title)
     if fmt == "trace":
+        from flame.chrome import render_chrome_trace
+
         return render_chrome_trace(tree, spans)
     if fmt == "html":
         # The interactive page (canvas, search, zoom) lives with the other HTML pages.

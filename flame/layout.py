@@ -77,7 +77,9 @@ def place(
         index = stack.pop()
         parent = placed[index]
         children = list(parent.frame.children.values())
-        if order == "widest":
+        if starts is not None:
+            pass  # a drawable tree holds its children in name order already
+        elif order == "widest":
             children.sort(key=lambda c: (-width_of(c), c.name))
         else:
             children.sort(key=lambda c: c.name)

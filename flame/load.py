@@ -11,12 +11,14 @@ import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from flame.folded import FoldedFormatError, FoldedReport, parsed_stacks, read_lines
-from flame.from_tape import Samples, Span, process_stacks, timeline
+from flame.folded import FoldedFormatError, FoldedReport, read_lines
 from flame.model import StackTree
-from flame.stream import drawable_tree
-from recorder.reading import open_tape
+from flame.stream import drawable_tree, keyed_stacks
+
+if TYPE_CHECKING:
+    from flame.from_tape import Span
 
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
@@ -56,26 +58,43 @@ def load_drawable(
 ) -> tuple[Loaded, dict[int, float] | None]:
     """Folded inputs straight to the frames wide enough to draw (``flame.stream``), for an
     SVG in name order: the fast path for big profiles. Tapes go through ``load``, and so
-    do stacks whose names the fast path cannot order (then the starts are None)."""
-    stacks: list[tuple[list[str], float]] = []
+    does input the fast path cannot order (then the starts are None)."""
+    keyed: list[tuple[str, float]] = []
     reports = []
+    stdin: list[str] | None = None
     for path in paths:
         lines = _lines(path)
+        # One string per input: split, checked and parsed at C speed.
+        text = lines.read() if isinstance(lines, io.TextIOBase) else "".join(lines)
+        if path == "-":
+            stdin = text.splitlines(keepends=True)
+        elif isinstance(lines, io.TextIOBase):
+            lines.close()
         report = FoldedReport()
-        stacks.extend(parsed_stacks(lines, report, reverse))
-        if isinstance(lines, io.TextIOBase) and path != "-":
+        got = keyed_stacks(text, report, reverse)
+        if got is None:
+            return _tree_from_folded(paths, reverse, stdin), None
+        if report.stacks == 0:
+            detail = f"; {report.describe(path)}" if report.malformed_count else ""
+            raise FoldedFormatError(f"{path} holds no folded stacks{detail}")
+        keyed += got
+        reports.append((path, report))
+    tree, starts = drawable_tree(keyed, min_weight_for)
+    return Loaded(tree, None, reports), starts
+
+
+def _tree_from_folded(paths: list[str], reverse: bool, stdin: list[str] | None) -> Loaded:
+    out = Loaded(StackTree())
+    for path in paths:
+        lines = (stdin or []) if path == "-" else _lines(path)
+        report = read_lines(lines, out.tree, reverse=reverse)
+        if isinstance(lines, io.TextIOBase):
             lines.close()
         if report.stacks == 0:
             detail = f"; {report.describe(path)}" if report.malformed_count else ""
             raise FoldedFormatError(f"{path} holds no folded stacks{detail}")
-        reports.append((path, report))
-    drawable = drawable_tree(stacks, min_weight_for)
-    if drawable is None:
-        tree = StackTree()
-        for stack, weight in stacks:
-            tree.add(stack, weight)
-        return Loaded(tree, None, reports), None
-    return Loaded(drawable[0], None, reports), drawable[1]
+        out.reports.append((path, report))
+    return out
 
 
 def load(paths: list[str], reverse: bool = False, base: StackTree | None = None) -> Loaded:
@@ -84,6 +103,10 @@ def load(paths: list[str], reverse: bool = False, base: StackTree | None = None)
     out = Loaded(tree)
     for path in paths:
         if _is_tape(path):
+            # The tape reader and the process model load only for tapes.
+            from flame.from_tape import Samples, process_stacks, timeline
+            from recorder.reading import open_tape
+
             with open_tape(Path(path)) as tape:
                 digest = tape.manifest.sampling.samples_blob
                 samples = Samples.from_json(tape.blob(digest)) if digest else None

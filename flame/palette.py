@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import zlib
 
 # (r, g, b) base and span for each palette: colour = base + span * v, v in [0, 1).
@@ -23,6 +24,7 @@ def _unit(name: str, salt: int) -> float:
     return (zlib.crc32(name.encode("utf-8", "surrogateescape"), salt) & 0xFFFF) / 65536.0
 
 
+@functools.lru_cache(maxsize=65536)
 def frame_color(name: str, palette: str) -> str:
     (rb, rs), (gb, gs), (bb, bs) = _RANGES[palette]
     # Like flamegraph.pl, colour by the function name (the part before any " (file:line)").

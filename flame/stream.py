@@ -1,99 +1,139 @@
-"""A flamegraph's drawable frames straight from sorted folded stacks, without the full tree.
+"""A flamegraph's drawable frames straight from folded text, without the full tree.
 
-In a flamegraph with frames in name order, the stacks under any frame are consecutive once
-the stacks are sorted, so one pass over them sees every frame open (at its first stack)
-and close (after its last). A frame's left edge is the running weight when it opens, its
-width the running weight when it closes minus that. Frames open deeper are never wider
-than the ones they sit in, so the ones too narrow to draw are a suffix of the open path,
-found by bisection and dropped without being looked at: the pass costs a few C-level list
-operations per stack, and a Python object only for each frame that will be drawn (22k of
-3.5M in the benchmark), where the tree costs one per distinct frame.
+Sorted, the stacks under any frame are consecutive, and in the order the flamegraph lays
+frames out. So with the stacks sorted once (in C) and a running sum of their weights, a
+frame over stacks [lo, hi) is sum[hi] - sum[lo] wide, and each child's range is found by
+bisection on the sorted stacks. A walk from the root visits only the frames wide enough
+to draw and their immediate siblings (49k of 3.5M distinct frames in the benchmark, where
+the full tree builds an object for each), jumping over every narrow frame's whole
+subtree in one bisection.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_right
+import math
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable
+from itertools import accumulate, repeat
 
+from flame.folded import MAX_REPORTED, FoldedReport, parse_line
 from flame.model import Frame, StackTree
 
-# Stacks are sorted as strings: frames joined by _SEP, ended by _END. _SEP sorts below every
-# character of a name, so the order is the tree's name order frame by frame; _END sorts
-# between _SEP and the rest, so a stack comes right after the stacks that extend it (a
-# frame's self weight sits right of its children, as in the tree's layout). Names holding
-# either character cannot be ordered this way; they take the tree path.
+# Stacks are sorted as strings with their frames joined by _SEP, which sorts below every
+# character of a name, so the order is the tree's name order frame by frame. Input holding
+# _SEP, _AFTER or NUL (which would sort below them) takes the tree path.
 _SEP = "\x01"
-_END = "\x02"
+# Sorts right after the separator: the end of the stacks under one frame name.
+_AFTER = "\x02"
 
 
-def _common_prefix(a: list[str], b: list[str]) -> int:
-    lo, hi = 0, min(len(a), len(b))
-    while lo < hi:  # the longest m with a[:m] == b[:m], by bisection on list slices
-        mid = (lo + hi + 1) // 2
-        if a[:mid] == b[:mid]:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
+def keyed_stacks(
+    text: str, report: FoldedReport, reverse: bool = False
+) -> list[tuple[str, float]] | None:
+    """(sort key, weight) of every well-formed line of ``text``, counted and reported as
+    ``flame.folded.read_lines`` does; None if the text holds a character the keys use.
+
+    Input made only of clean lines (a stack with a frame name at either end, one space, a
+    count) is parsed by C-level passes over all lines at once; anything else (comments,
+    blank or malformed lines, ``--reverse``) goes line by line, as the tree path does.
+    """
+    if _SEP in text or _AFTER in text or "\x00" in text:
+        return None
+    lines = text.replace(";", _SEP).split("\n")
+    if lines and not lines[-1]:
+        lines.pop()  # the newline that ends the last line starts no line
+    if not reverse and lines:
+        heads, seps, counts = zip(*map(str.rpartition, lines, repeat(" ")), strict=True)
+        try:
+            weights = list(map(float, counts))
+        except ValueError:
+            weights = []
+        clean = (
+            len(weights) == len(lines)
+            and "" not in seps
+            and "" not in heads
+            and all(map((0.0).__le__, weights))  # also false for NaN
+            and math.inf not in weights
+            and not any(map(str.startswith, heads, repeat(("#", _SEP))))
+            and not any(map(str.endswith, heads, repeat(_SEP)))
+            and list(map(str.strip, heads)) == list(heads)
+        )
+        if clean:
+            report.lines += len(lines)
+            report.stacks += len(lines)
+            return list(zip(heads, weights, strict=True))
+    return _keyed_lines(text, report, reverse)
+
+
+def _keyed_lines(text: str, report: FoldedReport, reverse: bool) -> list[tuple[str, float]]:
+    """The same, line by line, for input the regular expressions do not cover."""
+    lines = text.split("\n")
+    if lines and not lines[-1]:
+        lines.pop()  # the newline that ends the last line starts no line
+    out: list[tuple[str, float]] = []
+    for lineno, line in enumerate(lines, start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        parsed = parse_line(line)
+        if isinstance(parsed, str):
+            report.malformed_count += 1
+            if len(report.malformed) < MAX_REPORTED:
+                report.malformed.append((lineno, parsed))
+            continue
+        frames, weight = parsed
+        if reverse:
+            frames = frames[::-1]
+        out.append((_SEP.join(frames), weight))
+    report.lines += len(lines)
+    report.stacks += len(out)
+    return out
 
 
 def drawable_tree(
-    stacks: list[tuple[list[str], float]],
-    min_weight_for: Callable[[float], float],
-    unit: str = "samples",
-) -> tuple[StackTree, dict[int, float]] | None:
+    keyed: list[tuple[str, float]], min_weight_for: Callable[[float], float]
+) -> tuple[StackTree, dict[int, float]]:
     """The tree of the frames at least ``min_weight_for(total)`` wide, with each frame's
-    left edge (by ``id``) for :func:`flame.layout.place`; None when a frame name holds a
-    character that the string order relies on."""
-    keyed = []
-    for frames, weight in stacks:
-        key = _SEP.join(frames)
-        if _END in key or key.count(_SEP) != len(frames) - 1:
-            return None
-        keyed.append((key + _END, frames, weight))
-    keyed.sort(key=lambda k: k[0])
-    ordered = [(frames, weight) for _, frames, weight in keyed]
-    total = sum(w for _, w in stacks)
+    left edge (by ``id``) for :func:`flame.layout.place`."""
+    keyed.sort()
+    keys = [k for k, _ in keyed]
+    # cum[i]: the weight of the stacks before the i-th, so stacks [lo, hi) weigh
+    # cum[hi] - cum[lo].
+    cum = list(accumulate((w for _, w in keyed), initial=0.0))
+    total = cum[-1]
     # A hair under the limit: ``place`` applies the exact one, and must never find a
     # frame it would draw missing because two float subtractions rounded apart.
     threshold = max(min_weight_for(total) * (1 - 1e-9), 1e-300)
-    starts: dict[int, float] = {}
-    path: list[str] = []
-    opened: list[float] = []  # running weight when each frame of ``path`` opened
-    self_w: list[float] = []
-    kept: list[list[Frame]] = [[]]  # drawable children of the frame at each depth (0: root)
-    running = 0.0
-
-    def close_to(depth: int) -> None:
-        """Close the frames of ``path`` deeper than ``depth``, keeping the wide ones."""
-        last_wide = bisect_right(opened, running - threshold, depth, len(path))
-        for j in range(last_wide - 1, depth - 1, -1):
-            f = Frame(path[j])
-            f.total = running - opened[j]
-            f.self_weight = self_w[j]
-            if len(kept) > j + 2 and kept[j + 2]:
-                f.children = {c.name: c for c in kept[j + 2]}
-                kept[j + 2] = []
-            starts[id(f)] = opened[j]
-            while len(kept) <= j + 1:
-                kept.append([])
-            kept[j + 1].append(f)
-        del path[depth:], opened[depth:], self_w[depth:]
-
-    for frames, weight in ordered:
-        k = _common_prefix(path, frames)
-        if k < len(path):
-            close_to(k)
-        if k < len(frames):
-            path.extend(frames[k:])
-            opened.extend([running] * (len(frames) - k))
-            self_w.extend([0.0] * (len(frames) - k))
-        self_w[len(frames) - 1] += weight
-        running += weight
-    close_to(0)
-
-    tree = StackTree(unit=unit)
+    tree = StackTree()
     tree.root.total = total
-    tree.root.children = {c.name: c for c in kept[1]} if len(kept) > 1 else {}
-    starts[id(tree.root)] = 0.0
+    starts: dict[int, float] = {id(tree.root): 0.0}
+    # (frame, its left edge, the key prefix of its children, their stacks [lo, hi)). A
+    # frame's own stacks (its self weight) sort first, before its children's; the children
+    # are drawn from the frame's left edge, its self weight to their right.
+    todo: list[tuple[Frame, float, str, int, int]] = [(tree.root, 0.0, "", 0, len(keys))]
+    while todo:
+        parent, left, prefix, lo, hi = todo.pop()
+        cut = len(prefix)
+        children: dict[str, Frame] = {}
+        i = lo
+        while i < hi:
+            key = keys[i]
+            # Every key here names a child: up to the next separator, or the whole key.
+            end = key.find(_SEP, cut)
+            stem = key if end < 0 else key[:end]
+            # The child's stacks: its own (== stem), then those under it (stem + _SEP).
+            j = bisect_left(keys, stem + _AFTER, i, hi)
+            width = cum[j] - cum[i]
+            if width >= threshold:
+                f = Frame(stem[cut:])
+                f.total = width
+                own = bisect_right(keys, stem, i, j)
+                f.self_weight = cum[own] - cum[i]
+                x = left + cum[i] - cum[lo]
+                starts[id(f)] = x
+                children[f.name] = f
+                todo.append((f, x, stem + _SEP, own, j))
+            i = j
+        if children:
+            parent.children = children
     return tree, starts

@@ -10,13 +10,19 @@ Output depends only on the tree and the options: byte-identical across runs.
 from __future__ import annotations
 
 import json
+from html import escape as _html_escape
 from importlib import resources
-from xml.sax.saxutils import escape
 
 from flame.layout import Placed, place, root_width
 from flame.model import Frame, StackTree
 from flame.options import FlameOptions
 from flame.palette import diff_color, frame_color
+
+
+def escape(text: str) -> str:
+    """&, < and > as entities (xml.sax.saxutils.escape, without importing urllib)."""
+    return _html_escape(text, quote=False)
+
 
 _PAD_X = 10
 _PAD_TOP = 3  # above the title block

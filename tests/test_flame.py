@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from flame.folded import folded_text, read_lines
+from flame.folded import FoldedReport, folded_text, read_lines
 from flame.model import StackTree
+from flame.stream import drawable_tree, keyed_stacks
 from tests.conftest import FIXTURES, buildtape, needs_strace
 
 GOLDEN = FIXTURES / "golden" / "flame"
@@ -284,14 +285,16 @@ def test_stacks_deeper_than_the_recursion_limit(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 @pytest.mark.parametrize("min_width", [0.0, 0.1, 3.0])
-def test_fast_path_draws_exactly_what_the_tree_draws(seed: int, min_width: float) -> None:
+@pytest.mark.parametrize("clean", [True, False])
+def test_fast_path_draws_exactly_what_the_tree_draws(
+    seed: int, min_width: float, clean: bool
+) -> None:
     """The stream of sorted stacks (only drawable frames built) gives the same SVG as the
     full tree: unsorted input, duplicates, self weight on inner frames, names that are
     prefixes of others, shared and diverging paths, tiny and large weights."""
     import random
 
     from flame.options import FlameOptions
-    from flame.stream import drawable_tree
     from flame.svg import min_weight, render_svg
 
     rng = random.Random(seed)
@@ -302,19 +305,22 @@ def test_fast_path_draws_exactly_what_the_tree_draws(seed: int, min_width: float
         stack = [rng.choice(names[:3]) if d < 2 else rng.choice(names) for d in range(depth)]
         stacks.append((stack, float(rng.choice([1, 1, 2, 5, 40, 900]))))
     stacks += stacks[:50]  # duplicates merge
-    tree = StackTree()
-    for stack, weight in stacks:
-        tree.add(stack, weight)
     options = FlameOptions(min_width=min_width, javascript=True)
-    drawable = drawable_tree(list(stacks), lambda t: min_weight(t, options))
-    assert drawable is not None
-    small, starts = drawable
+    lines = [f"{';'.join(stack)} {weight:g}\n" for stack, weight in stacks]
+    if not clean:  # comments, blanks and bad lines: the line-by-line parse
+        lines += ["# a comment 5\n", "\n", "no-count\n", "x;y nan\n", " a;b 3\n"]
+    tree = StackTree()
+    tree_report = read_lines(lines, tree)
+    report = FoldedReport()
+    keyed = keyed_stacks("".join(lines), report)
+    assert keyed is not None
+    small, starts = drawable_tree(keyed, lambda t: min_weight(t, options))
     assert render_svg(small, options, starts) == render_svg(tree, options)
-    assert len(starts) < sum(1 for _ in tree.stacks()) * 8
+    assert (report.lines, report.stacks, report.malformed) == (
+        tree_report.lines, tree_report.stacks, tree_report.malformed,
+    )  # fmt: skip
 
 
-def test_fast_path_declines_names_it_cannot_order() -> None:
-    from flame.stream import drawable_tree
-
-    assert drawable_tree([(["a\x02b", "c"], 1.0)], lambda t: 0.0) is None
-    assert drawable_tree([(["a\x01b"], 1.0)], lambda t: 0.0) is None
+def test_fast_path_declines_input_it_cannot_order() -> None:
+    assert keyed_stacks("a\x02b;c 1\n", FoldedReport()) is None
+    assert keyed_stacks("a\x01b 1\n", FoldedReport()) is None
