@@ -139,7 +139,7 @@ def flame_cmd(
         noise=noise,
     )
     chosen = fmt or format_for(output) or "svg"
-    starts = None
+    placed = None
     if diff:
         new = load([diff[1]], reverse=reverse)
         base = load([diff[0]], reverse=reverse)
@@ -148,7 +148,7 @@ def flame_cmd(
         spans = None
     elif chosen == "svg" and order == "alpha" and all_folded(list(inputs)):
         # Only the frames wide enough to draw are built: the fast path for big profiles.
-        loaded, starts = load_drawable(
+        loaded, placed = load_drawable(
             list(inputs), reverse, lambda total: min_weight(total, options)
         )
         tree, spans, reports = loaded.tree, None, loaded.reports
@@ -160,7 +160,7 @@ def flame_cmd(
             click.echo(f"buildtape: warning: {report.describe(source)}", err=True)
     if chosen == "folded" and tree.unit != "samples":
         click.echo(f"buildtape: note: folded counts are in {folded_unit(tree)}", err=True)
-    if starts is not None:
-        write_text(output, render_svg(tree, options, starts))
+    if placed is not None:
+        write_text(output, render_svg(tree, options, placed))
     else:
         write_text(output, render(chosen, tree, spans, options))

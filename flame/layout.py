@@ -49,17 +49,10 @@ def root_width(tree: StackTree) -> float:
     return _layout_weights(tree.root)[id(tree.root)]
 
 
-def place(
-    tree: StackTree,
-    order: str = "alpha",
-    min_weight: float = 0.0,
-    starts: dict[int, float] | None = None,
-) -> list[Placed]:
+def place(tree: StackTree, order: str = "alpha", min_weight: float = 0.0) -> list[Placed]:
     """Frames in drawing order (parents before children); narrower than ``min_weight`` left out.
 
     Only frames that are drawn are visited, so a huge profile costs what its picture shows.
-    ``starts`` gives each frame's left edge (by ``id``) for a tree that holds only the
-    drawable frames (``flame.stream``), whose left edges cannot be summed from siblings.
     """
     if tree.differential:
         ghost_widths = _layout_weights(tree.root)
@@ -77,9 +70,7 @@ def place(
         index = stack.pop()
         parent = placed[index]
         children = list(parent.frame.children.values())
-        if starts is not None:
-            pass  # a drawable tree holds its children in name order already
-        elif order == "widest":
+        if order == "widest":
             children.sort(key=lambda c: (-width_of(c), c.name))
         else:
             children.sort(key=lambda c: c.name)
@@ -87,8 +78,6 @@ def place(
         firsts = []
         for child in children:
             w = width_of(child)
-            if starts is not None:
-                x = starts[id(child)]
             if w > 0 and w >= min_weight:
                 placed.append(Placed(child, parent.depth + 1, x, w, index))
                 firsts.append(len(placed) - 1)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from flame.folded import FoldedFormatError, FoldedReport, read_lines
+from flame.layout import Placed
 from flame.model import StackTree
 from flame.stream import drawable_tree, keyed_stacks
 
@@ -55,10 +56,10 @@ def all_folded(paths: list[str]) -> bool:
 
 def load_drawable(
     paths: list[str], reverse: bool, min_weight_for: Callable[[float], float]
-) -> tuple[Loaded, dict[int, float] | None]:
+) -> tuple[Loaded, list[Placed] | None]:
     """Folded inputs straight to the frames wide enough to draw (``flame.stream``), for an
     SVG in name order: the fast path for big profiles. Tapes go through ``load``, and so
-    does input the fast path cannot order (then the starts are None)."""
+    does input the fast path cannot order (then the placed frames are None)."""
     keyed: list[tuple[str, float]] = []
     reports = []
     stdin: list[str] | None = None
@@ -79,8 +80,8 @@ def load_drawable(
             raise FoldedFormatError(f"{path} holds no folded stacks{detail}")
         keyed += got
         reports.append((path, report))
-    tree, starts = drawable_tree(keyed, min_weight_for)
-    return Loaded(tree, None, reports), starts
+    tree, placed = drawable_tree(keyed, min_weight_for)
+    return Loaded(tree, None, reports), placed
 
 
 def _tree_from_folded(paths: list[str], reverse: bool, stdin: list[str] | None) -> Loaded:

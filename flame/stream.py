@@ -17,6 +17,7 @@ from collections.abc import Callable
 from itertools import accumulate, repeat
 
 from flame.folded import MAX_REPORTED, FoldedReport, parse_line
+from flame.layout import Placed
 from flame.model import Frame, StackTree
 
 # Stacks are sorted as strings with their frames joined by _SEP, which sorts below every
@@ -92,29 +93,32 @@ def _keyed_lines(text: str, report: FoldedReport, reverse: bool) -> list[tuple[s
 
 def drawable_tree(
     keyed: list[tuple[str, float]], min_weight_for: Callable[[float], float]
-) -> tuple[StackTree, dict[int, float]]:
-    """The tree of the frames at least ``min_weight_for(total)`` wide, with each frame's
-    left edge (by ``id``) for :func:`flame.layout.place`."""
-    keyed.sort()
-    keys = [k for k, _ in keyed]
+) -> tuple[StackTree, list[Placed]]:
+    """The tree of the frames at least ``min_weight_for(total)`` wide, and those frames
+    placed as :func:`flame.layout.place` would place them, in the same order."""
+    unsorted = [k for k, _ in keyed]
+    # Sorting indexes by key beats sorting (key, weight) tuples: no tuple compares.
+    order = sorted(range(len(unsorted)), key=unsorted.__getitem__)
+    keys = list(map(unsorted.__getitem__, order))
     # cum[i]: the weight of the stacks before the i-th, so stacks [lo, hi) weigh
     # cum[hi] - cum[lo].
-    cum = list(accumulate((w for _, w in keyed), initial=0.0))
+    cum = list(accumulate(map([w for _, w in keyed].__getitem__, order), initial=0.0))
     total = cum[-1]
-    # A hair under the limit: ``place`` applies the exact one, and must never find a
-    # frame it would draw missing because two float subtractions rounded apart.
-    threshold = max(min_weight_for(total) * (1 - 1e-9), 1e-300)
+    threshold = min_weight_for(total)
     tree = StackTree()
     tree.root.total = total
-    starts: dict[int, float] = {id(tree.root): 0.0}
-    # (frame, its left edge, the key prefix of its children, their stacks [lo, hi)). A
-    # frame's own stacks (its self weight) sort first, before its children's; the children
-    # are drawn from the frame's left edge, its self weight to their right.
-    todo: list[tuple[Frame, float, str, int, int]] = [(tree.root, 0.0, "", 0, len(keys))]
+    placed = [Placed(tree.root, 0, 0.0, total, -1)]
+    # Walked as ``place`` walks: a frame's children are placed together, then the first
+    # child's subtree is expanded. Per frame: its index in ``placed``, its key prefix for
+    # its children, and their stacks [lo, hi). A frame's own stacks (its self weight) sort
+    # before its children's; the children are drawn from its left edge.
+    todo: list[tuple[int, str, int, int]] = [(0, "", 0, len(keys))]
     while todo:
-        parent, left, prefix, lo, hi = todo.pop()
+        index, prefix, lo, hi = todo.pop()
+        parent = placed[index]
         cut = len(prefix)
         children: dict[str, Frame] = {}
+        expand: list[tuple[int, str, int, int]] = []
         i = lo
         while i < hi:
             key = keys[i]
@@ -124,16 +128,17 @@ def drawable_tree(
             # The child's stacks: its own (== stem), then those under it (stem + _SEP).
             j = bisect_left(keys, stem + _AFTER, i, hi)
             width = cum[j] - cum[i]
-            if width >= threshold:
+            if width > 0 and width >= threshold:
                 f = Frame(stem[cut:])
                 f.total = width
                 own = bisect_right(keys, stem, i, j)
                 f.self_weight = cum[own] - cum[i]
-                x = left + cum[i] - cum[lo]
-                starts[id(f)] = x
                 children[f.name] = f
-                todo.append((f, x, stem + _SEP, own, j))
+                placed.append(Placed(f, parent.depth + 1, parent.start + cum[i] - cum[lo],
+                                     width, index))  # fmt: skip
+                expand.append((len(placed) - 1, stem + _SEP, own, j))
             i = j
         if children:
-            parent.children = children
-    return tree, starts
+            parent.frame.children = children
+        todo += reversed(expand)
+    return tree, placed

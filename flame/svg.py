@@ -107,15 +107,15 @@ def min_weight(total: float, options: FlameOptions) -> float:
     return options.min_width * total / (options.width - 2 * _PAD_X)
 
 
-def render_svg(
-    tree: StackTree, options: FlameOptions, starts: dict[int, float] | None = None
-) -> str:
-    """The whole SVG document for ``tree`` (``starts``: see ``flame.layout.place``)."""
+def render_svg(tree: StackTree, options: FlameOptions, placed: list[Placed] | None = None) -> str:
+    """The whole SVG document for ``tree``; ``placed``: its frames already placed (as
+    ``flame.stream`` does for big folded inputs), else ``flame.layout.place`` places them."""
     fs = options.font_size
     fh = options.frame_height
     usable = options.width - 2 * _PAD_X
     px_per_weight = usable / (root_width(tree) or 1.0)
-    placed = place(tree, options.order, options.min_width / px_per_weight, starts)
+    if placed is None:
+        placed = place(tree, options.order, options.min_width / px_per_weight)
     max_depth = max((p.depth for p in placed), default=0)
     top = _PAD_TOP + fs * _TITLE_BLOCK + (fs if options.subtitle else 0)
     height = int(top + (max_depth + 1) * fh + fs * _PAD_BOTTOM + 4)

@@ -314,8 +314,8 @@ def test_fast_path_draws_exactly_what_the_tree_draws(
     report = FoldedReport()
     keyed = keyed_stacks("".join(lines), report)
     assert keyed is not None
-    small, starts = drawable_tree(keyed, lambda t: min_weight(t, options))
-    assert render_svg(small, options, starts) == render_svg(tree, options)
+    small, placed = drawable_tree(keyed, lambda t: min_weight(t, options))
+    assert render_svg(small, options, placed) == render_svg(tree, options)
     assert (report.lines, report.stacks, report.malformed) == (
         tree_report.lines, tree_report.stacks, tree_report.malformed,
     )  # fmt: skip
