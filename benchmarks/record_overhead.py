@@ -30,7 +30,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.gen_cproject import generate
 from recorder.tape import TapeReader
 
-
 PACKAGES = ("buildtape", "recorder", "replay", "flame", "reports")
 
 
