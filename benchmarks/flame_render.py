@@ -26,6 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.gen_folded import generate
+from benchmarks.record_overhead import PACKAGES
 
 
 def run(argv: list[str], out: Path) -> tuple[float, int]:
@@ -49,6 +50,13 @@ def main() -> None:
     ap.add_argument("--lines", type=int, default=100_000)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
+    # Byte-compile buildtape as `pip install` does (this VM sets PYTHONDONTWRITEBYTECODE).
+    root = Path(__file__).resolve().parent.parent
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", *(str(root / p) for p in PACKAGES)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     work = Path(tempfile.mkdtemp(prefix="bt-flame-"))
     folded = work / "in.folded"
     generate(folded, args.lines, 28, 1)
