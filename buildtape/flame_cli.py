@@ -146,12 +146,16 @@ def flame_cmd(
         tree = differential(base.tree, new.tree, normalize=normalize)
         reports = base.reports + new.reports
         spans = None
-    elif chosen == "svg" and order == "alpha" and all_folded(list(inputs)):
+    elif chosen in ("svg", "html") and order == "alpha" and all_folded(list(inputs)):
         # Only the frames wide enough to draw are built: the fast path for big profiles.
+        # The HTML viewer zooms, so it keeps frames --minwidth wide at 10x zoom.
+        zoom = 10.0 if chosen == "html" else 1.0
         loaded, placed = load_drawable(
-            list(inputs), reverse, lambda total: min_weight(total, options)
+            list(inputs), reverse, lambda total: min_weight(total, options) / zoom
         )
         tree, spans, reports = loaded.tree, None, loaded.reports
+        if chosen == "html":
+            placed = None  # the page lays frames out itself
     else:
         loaded = load(list(inputs), reverse=reverse)
         tree, spans, reports = loaded.tree, loaded.spans, loaded.reports

@@ -41,7 +41,9 @@ def flame_payload(tree: StackTree) -> dict[str, Any]:
       first child of the previous frame, the common case; negative going back up);
     - ``name``: an index into ``names``, ordered by use so frequent names are short;
     - ``self`` (and ``bself`` for the base of a differential tree): self weights. Totals
-      are the sums over subtrees, which the viewer adds up itself.
+      are the sums over subtrees, which the viewer adds up itself;
+    - ``rest``, only for a tree whose narrowest frames were left out (``flame.stream``):
+      the weight of each frame's children that are not in the tree, so widths stay true.
     """
     order: list[Frame] = []
     depths: list[int] = []
@@ -84,6 +86,9 @@ def flame_payload(tree: StackTree) -> dict[str, Any]:
     }
     if tree.differential:
         out["bself"] = [_w(n.base_self) for n in order]
+    rest = [n.total - n.self_weight - sum(c.total for c in n.children.values()) for n in order]
+    if any(abs(r) > 1e-9 * (tree.total or 1.0) for r in rest):
+        out["rest"] = [_w(max(r, 0.0)) for r in rest]
     return out
 
 

@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from flame.folded import read_lines
+from flame.model import StackTree
 from tests.browser import needs_browser
 from tests.conftest import FIXTURES, buildtape, needs_strace
 
@@ -342,3 +344,41 @@ def test_report_header_environment_and_events(tmp_path: Path, pages: Callable[[P
     metric = page.locator("#events tr", has_text="binary_size")
     assert metric.count() == 1 and "4242" in metric.text_content()
     assert page.locator("#stdout .line").all_text_contents() == ["built"]
+
+
+def test_big_folded_flame_page_is_pruned_but_keeps_widths(
+    tmp_path: Path, pages: Callable[[Path], Any]
+) -> None:
+    """Folded input goes through the fast path; frames too narrow to see at 10x zoom are
+    left out, and the page still gives every kept frame its full width."""
+    import random
+
+    rng = random.Random(4)
+    lines = []
+    for i in range(3000):
+        tail = [f"leaf{i}_{d}" for d in range(rng.randrange(1, 4))]
+        lines.append(f"main;work{i % 7};{';'.join(tail)} {rng.randrange(1, 5)}")
+    lines.append("main 5000000")
+    folded = tmp_path / "big.folded"
+    folded.write_text("\n".join(lines) + "\n")
+    full = StackTree()
+    read_lines(lines, full)
+    html = tmp_path / "big.html"
+    buildtape("flame", folded, "-o", html, check=True)
+    page = pages(html)
+    kept = page.evaluate("() => window.buildtape.flame.n")
+    frames, todo = 0, [full.root]
+    while todo:
+        frames += 1
+        todo += todo.pop().children.values()
+    assert kept < frames / 2  # pruned
+    assert "left out" in page.locator("header").text_content()
+    totals = page.evaluate(
+        """() => { const f = window.buildtape.flame, out = {};
+                   for (let i = 0; i < f.n; i++) if (f.d.depth[i] <= 2) out[f.name(i)] = f.d.total[i];
+                   return out; }"""
+    )
+    assert totals["all"] == full.total
+    assert totals["main"] == full.root.children["main"].total
+    for name, frame in full.root.children["main"].children.items():
+        assert totals[name] == frame.total

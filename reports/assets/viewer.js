@@ -79,12 +79,14 @@
         if (d > maxDepth) maxDepth = d;
       }
       while (path.length) this.end[path.pop()] = n;
-      const sums = (selfs) => {
+      const sums = (selfs, rest) => {
         const t = Float64Array.from(selfs);
+        if (rest) for (let i = 0; i < n; i++) t[i] += rest[i];
         for (let i = n - 1; i > 0; i--) t[this.parent[i]] += t[i];
         return t;
       };
-      data.total = sums(data.self);
+      // ``rest``: weight of children left out of a pruned tree, so parents keep their width.
+      data.total = sums(data.self, data.rest);
       if (data.differential) data.btotal = sums(data.bself);
       this.x = new Float64Array(n);
       const cursor = [];
