@@ -35,6 +35,14 @@ def report_cmd(tape: Path, output: str | None) -> None:
     from reports.render import render_report
 
     with open_tape(tape) as t:
+        m = t.manifest
+        if len(m.processes) > 2000 or m.sampling.count > 20_000:
+            # A big tape takes seconds: say so before going quiet.
+            click.echo(
+                f"buildtape: building the report of {len(m.processes)} processes and "
+                f"{m.sampling.count} Python samples...",
+                err=True,
+            )
         html = render_report(t)
     target = output or f"{tape.name.removesuffix('.tape')}.html"
     write_text(target, html)
