@@ -50,6 +50,12 @@ def _lines(path: str) -> Iterable[str]:
         raise FileNotFoundError(2, "no such file", path) from None
 
 
+def _require_stacks(path: str, report: FoldedReport) -> None:
+    if report.stacks == 0:
+        detail = f"; {report.describe(path)}" if report.malformed_count else ""
+        raise FoldedFormatError(f"{path} holds no folded stacks{detail}")
+
+
 def all_folded(paths: list[str]) -> bool:
     return not any(_is_tape(p) for p in paths)
 
@@ -75,9 +81,7 @@ def load_drawable(
         got = keyed_stacks(text, report, reverse)
         if got is None:
             return _tree_from_folded(paths, reverse, stdin), None
-        if report.stacks == 0:
-            detail = f"; {report.describe(path)}" if report.malformed_count else ""
-            raise FoldedFormatError(f"{path} holds no folded stacks{detail}")
+        _require_stacks(path, report)
         keyed += got
         reports.append((path, report))
     tree, placed = drawable_tree(keyed, min_weight_for)
@@ -91,9 +95,7 @@ def _tree_from_folded(paths: list[str], reverse: bool, stdin: list[str] | None) 
         report = read_lines(lines, out.tree, reverse=reverse)
         if isinstance(lines, io.TextIOBase):
             lines.close()
-        if report.stacks == 0:
-            detail = f"; {report.describe(path)}" if report.malformed_count else ""
-            raise FoldedFormatError(f"{path} holds no folded stacks{detail}")
+        _require_stacks(path, report)
         out.reports.append((path, report))
     return out
 
@@ -127,8 +129,6 @@ def load(paths: list[str], reverse: bool = False, base: StackTree | None = None)
         report = read_lines(lines, tree, base=base is not None, reverse=reverse)
         if isinstance(lines, io.TextIOBase) and path != "-":
             lines.close()
-        if report.stacks == 0:
-            detail = f"; {report.describe(path)}" if report.malformed_count else ""
-            raise FoldedFormatError(f"{path} holds no folded stacks{detail}")
+        _require_stacks(path, report)
         out.reports.append((path, report))
     return out

@@ -16,7 +16,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from itertools import accumulate, repeat
 
-from flame.folded import MAX_REPORTED, FoldedReport, parse_line
+from flame.folded import FoldedReport, parsed_stacks
 from flame.layout import Placed
 from flame.model import Frame, StackTree
 
@@ -67,28 +67,11 @@ def keyed_stacks(
 
 
 def _keyed_lines(text: str, report: FoldedReport, reverse: bool) -> list[tuple[str, float]]:
-    """The same, line by line, for input the regular expressions do not cover."""
+    """The same, line by line (comments, blank or malformed lines, ``--reverse``)."""
     lines = text.split("\n")
     if lines and not lines[-1]:
         lines.pop()  # the newline that ends the last line starts no line
-    out: list[tuple[str, float]] = []
-    for lineno, line in enumerate(lines, start=1):
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        parsed = parse_line(line)
-        if isinstance(parsed, str):
-            report.malformed_count += 1
-            if len(report.malformed) < MAX_REPORTED:
-                report.malformed.append((lineno, parsed))
-            continue
-        frames, weight = parsed
-        if reverse:
-            frames = frames[::-1]
-        out.append((_SEP.join(frames), weight))
-    report.lines += len(lines)
-    report.stacks += len(out)
-    return out
+    return [(_SEP.join(f), w) for f, w in parsed_stacks(lines, report, reverse)]
 
 
 def drawable_tree(
