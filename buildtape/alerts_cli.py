@@ -21,7 +21,7 @@ def _line(a: Alert) -> str:
 
 def _judge(home: Path | None) -> tuple[list[Alert], Path]:
     cfg = load_here()
-    with HistoryStore(home or cfg.home) as store:
+    with HistoryStore(home or cfg.home, create=False) as store:
         found = evaluate(store, cfg)
         remember(store, found)
         return found, store.path
@@ -57,7 +57,7 @@ def alerts_cmd(
     """
     if show_history:
         cfg = load_here()
-        with HistoryStore(home or cfg.home) as store:
+        with HistoryStore(home or cfg.home, create=False) as store:
             rows = [
                 r
                 for r in past(store, parse_since(since) if since else None)

@@ -62,7 +62,7 @@ def events_cmd(
                 if kind is None or e.kind == kind
             ][:count]
     else:
-        with HistoryStore(home or load_here().home) as store:
+        with HistoryStore(home or load_here().home, create=False) as store:
             history = rows(store, "events", parse_since(since) if since else None, kind)
         # Newest builds first, each build's events in time order.
         history.sort(key=lambda r: r["started_at"], reverse=True)

@@ -67,7 +67,7 @@ def export_cmd(
     if fmt != "otlp":
         if tapes or last or endpoint:
             raise click.UsageError("TAPES, --last and --endpoint go with --format otlp")
-        with HistoryStore(home or cfg.home) as store:
+        with HistoryStore(home or cfg.home, create=False) as store:
             data = rows(store, what, since_iso)
         write_text(output, to_csv(what, data) if fmt == "csv" else to_json(data))
         return
@@ -95,7 +95,7 @@ def _export_otlp(
     from recorder.reading import open_tape
 
     if not tapes:
-        with HistoryStore(home) as store:
+        with HistoryStore(home, create=False) as store:
             found = rows(store, "builds", since)
         if not found:
             raise click.UsageError(f"no builds in the history at {home} to export")

@@ -59,7 +59,7 @@ def gc_cmd(
             "[tool.buildtape.gc])"
         )
     limit = parse_size(max_size) if max_size is not None else None
-    with HistoryStore(home or cfg.home) as store:
+    with HistoryStore(home or cfg.home, create=False) as store:
         p = plan(store, keep_last, keep_days, limit)
         problems = [] if dry_run else apply(store, p)
     if as_json:

@@ -65,7 +65,7 @@ def history_cmd(
             raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--label")
         wanted[key] = value
     home = home or default_home()
-    with HistoryStore(home) as store:
+    with HistoryStore(home, create=reindex) as store:
         if reindex:
             indexed, bad = store.reindex([home, *scan])
             click.echo(

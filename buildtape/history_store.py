@@ -111,12 +111,18 @@ _CHILD_TABLES = ("steps", "failures", "metrics", "events", "warnings")
 
 
 class HistoryStore:
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, create: bool = True) -> None:
+        """Open the history at ``home``. Without ``create``, a history that does not exist
+        reads as empty and nothing is written to disk (queries leave no .buildtape behind)."""
         self.home = home
         self.path = home / "history.sqlite"
         try:
-            home.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            if create or self.path.exists():
+                home.mkdir(parents=True, exist_ok=True)
+                target = str(self.path)
+            else:
+                target = ":memory:"
+            self._db = sqlite3.connect(target, timeout=30, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA busy_timeout=30000")
             self._migrate()

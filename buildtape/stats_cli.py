@@ -123,7 +123,7 @@ def stats_cmd(period: str, by: str | None, as_json: bool, home: Path | None) -> 
       buildtape stats --period week --by label:branch --json
     """
     by = _by(by)
-    with HistoryStore(home or load_here().home) as store:
+    with HistoryStore(home or load_here().home, create=False) as store:
         result = stats(store, period, by)
     if as_json:
         click.echo(json.dumps(result, indent=2, sort_keys=True))

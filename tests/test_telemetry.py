@@ -417,3 +417,12 @@ def test_a_schema_1_history_is_upgraded_in_place(tmp_path: Path) -> None:
     db.close()
     out = buildtape("history", cwd=tmp_path)
     assert out.returncode == 5 and b"newer buildtape" in out.stderr
+
+
+def test_queries_on_no_history_are_empty_and_write_nothing(tmp_path: Path) -> None:
+    for args in (("stats",), ("alerts",), ("events",), ("history",), ("gc", "--keep-last", "1")):
+        out = buildtape(*args, "--json", cwd=tmp_path)
+        assert out.returncode == 0, out.stderr
+    assert cli_json(tmp_path, "stats")["builds"] == 0
+    assert buildtape("check", cwd=tmp_path).returncode == 0
+    assert list(tmp_path.iterdir()) == []  # no .buildtape left behind
