@@ -2,7 +2,7 @@
 
 The build is fixtures/py-build with more rounds (PYBUILD_ROUNDS, default 400: a few seconds
 of hashing and dictionary work in Python). Each pair records it twice, alternating:
-``--stacks none`` (the baseline), then ``--stacks py-spy`` or ``--stacks pyinstrument`` at
+``--stacks none`` (the baseline), then ``--stacks py-spy``, ``pyinstrument`` or ``thread`` at
 the default rate; the figure is the median of per-pair wall-time ratios.
 
     python benchmarks/sampling_overhead.py [--pairs 7] [--rounds 400] [--json out.json]
@@ -37,6 +37,11 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=7)
     ap.add_argument("--rounds", type=int, default=400)
     ap.add_argument("--json", type=Path)
+    ap.add_argument(
+        "--samplers",
+        default="py-spy,pyinstrument,thread",
+        help="comma-separated, each against --stacks none",
+    )
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bt-sampling-"))
     proj = work / "py-build"
@@ -52,7 +57,7 @@ def main() -> None:
 
     timed(record("none"), proj, env)  # warm-up: caches, the shim
     result: dict[str, object] = {"rounds": args.rounds, "pairs": args.pairs}
-    for sampler in ("py-spy", "pyinstrument"):
+    for sampler in args.samplers.split(","):
         ratios, base = [], []
         for _ in range(args.pairs):
             b = timed(record("none"), proj, env)

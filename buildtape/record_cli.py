@@ -96,7 +96,8 @@ def _index(tape: Path, m: Manifest, cfg: Config | None) -> None:
     default="auto",
     show_default=True,
     help="Sample the build's Python processes: py-spy (reads memory, no pause; needs ptrace "
-    "permission) or pyinstrument (injected with a sitecustomize; no privilege); auto picks "
+    "permission), pyinstrument (injected with a sitecustomize; no privilege, but slows "
+    "call-heavy code) or thread (a sampling thread injected the same way; cheap); auto picks "
     "py-spy when ptrace works, else pyinstrument.",
 )
 @click.option(

@@ -41,6 +41,8 @@ def label(p: Process) -> str:
             text = f"{prog} -o {args[args.index('-o') + 1]}"
         else:
             text = prog
+    elif prog.startswith("python") and "-c" in args[:2]:
+        text = f"{prog} -c {' '.join(args[args.index('-c') + 1 :][:1])}"
     elif prog.startswith("python") and args:
         first = next((a for a in args if not a.startswith("-")), args[0])
         text = f"{prog} {os.path.basename(first)}" if first.endswith(".py") else f"{prog} {first}"
@@ -49,7 +51,8 @@ def label(p: Process) -> str:
     else:
         rest = [a for a in args if not a.startswith("-")][:1]
         text = shlex.join([prog, *rest]) if rest else prog
-    text = text.replace(";", ",")  # ';' separates frames in folded stacks
+    # ';' separates frames and a newline ends a stack in folded text: a label has neither.
+    text = " ".join(text.replace(";", ",").split())
     return text if len(text) <= _LABEL_MAX else text[: _LABEL_MAX - 1] + "…"
 
 

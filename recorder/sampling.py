@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SAMPLERS = ("auto", "py-spy", "pyinstrument", "none")
+SAMPLERS = ("auto", "py-spy", "pyinstrument", "thread", "none")
 DIR_VAR = "BUILDTAPE_PYSTACKS"
 INTERVAL_VAR = "BUILDTAPE_PYSTACKS_INTERVAL"
 FALLBACK_PATH_VAR = "BUILDTAPE_PYINSTRUMENT_PATH"
@@ -138,13 +138,15 @@ def _chrometrace_segments(pid: int, path: Path, offset_us: int) -> list[Segment]
     return out
 
 
-_SITECUSTOMIZE = '''\
-"""buildtape: profile this Python process with pyinstrument, then run the build's own
+_SITE_HEAD = '''\
+"""buildtape: profile this Python process ({kind}), then run the build's own
 sitecustomize. Installed only for the duration of a `buildtape record`."""
 import os as _os
 import sys as _sys
 
 
+'''
+_PYINSTRUMENT_PROFILE = """\
 def _buildtape_profile():
     out_dir = _os.environ.get("{dir_var}")
     if not out_dir:
@@ -160,7 +162,6 @@ def _buildtape_profile():
             from pyinstrument import Profiler
         except ImportError:
             return
-    import atexit
     import json
 
     interval = float(_os.environ.get("{interval_var}", "0.01"))
@@ -169,6 +170,8 @@ def _buildtape_profile():
     profiler.start()
 
     def save():
+        if _os.getpid() != pid:
+            return  # a forked child inherited this handler; its parent writes the file
         try:
             session = profiler.stop()
             path = _os.path.join(out_dir, "%d.json" % pid)
@@ -178,9 +181,68 @@ def _buildtape_profile():
         except Exception:
             pass
 
-    atexit.register(save)
+    return save
 
 
+"""
+_THREAD_PROFILE = """\
+def _buildtape_profile():
+    out_dir = _os.environ.get("{dir_var}")
+    if not out_dir:
+        return
+    import json
+    import threading
+    import time
+
+    interval = float(_os.environ.get("{interval_var}", "0.01"))
+    main = threading.main_thread().ident
+    index = dict()
+    frames = []
+    samples = []
+    stop = threading.Event()
+    pid = _os.getpid()
+
+    def sample():
+        last = time.time()
+        while not stop.wait(interval):
+            frame = _sys._current_frames().get(main)
+            now = time.time()
+            stack = []
+            while frame is not None:
+                code = frame.f_code
+                key = (code.co_name, code.co_filename, frame.f_lineno)
+                i = index.get(key)
+                if i is None:
+                    i = index[key] = len(frames)
+                    frames.append(key)
+                stack.append(i)
+                frame = frame.f_back
+            stack.reverse()
+            if stack:
+                samples.append((last, now - last, stack))
+            last = now
+
+    thread = threading.Thread(target=sample, name="buildtape-sampler", daemon=True)
+    thread.start()
+
+    def save():
+        if _os.getpid() != pid:
+            return  # a forked child inherited this handler; its parent writes the file
+        try:
+            stop.set()
+            thread.join(1.0)
+            path = _os.path.join(out_dir, "%d.json" % pid)
+            with open(path + ".partial", "w") as f:
+                json.dump(dict(pid=pid, frames=frames, samples=samples), f)
+            _os.replace(path + ".partial", path)
+        except Exception:
+            pass
+
+    return save
+
+
+"""
+_SITE_CHAIN = """\
 def _buildtape_chain():
     import importlib.machinery
     import importlib.util
@@ -195,31 +257,106 @@ def _buildtape_chain():
     spec.loader.exec_module(module)
 
 
+def _buildtape_keep(save):
+    # Write the samples at exit, and before an exec replaces this process (os.execl*,
+    # execvp* and the spawn helpers all end in execv or execve).
+    import atexit
+
+    atexit.register(save)
+
+    def wrap(real):
+        def exec_keeping_samples(*args, **kwargs):
+            save()
+            return real(*args, **kwargs)
+
+        return exec_keeping_samples
+
+    for name in ("execv", "execve"):
+        real = getattr(_os, name, None)
+        if real is not None:
+            setattr(_os, name, wrap(real))
+
+
 try:
-    _buildtape_profile()
+    _save = _buildtape_profile()
+    if _save is not None:
+        _buildtape_keep(_save)
 except Exception:
     pass
 _buildtape_chain()
-'''
+"""
 
 
-class PyinstrumentSampler:
-    """Profiles every Python process of the build from the inside; no ptrace needed."""
+def sitecustomize(kind: str, profile: str) -> str:
+    """The sitecustomize.py put first on the build's PYTHONPATH: start sampling in this
+    Python process, then run the build's own sitecustomize, if any."""
+    text = _SITE_HEAD.replace("{kind}", kind) + profile + _SITE_CHAIN
+    return text.format(dir_var=DIR_VAR, path_var=FALLBACK_PATH_VAR, interval_var=INTERVAL_VAR)
 
-    name = "pyinstrument"
+
+class _InjectedSampler:
+    """Samples every Python process of the build from the inside, through a
+    sitecustomize first on PYTHONPATH; no ptrace needed."""
+
+    name = "?"
+    _kind = ""
+    _profile = ""
 
     def __init__(self, workdir: Path, rate: int, wall0: float) -> None:
         self._site = workdir / "site"
         self._site.mkdir()
-        self._out = workdir / "pyinstrument"
+        self._out = workdir / self.name
         self._out.mkdir()
         self._rate = rate
         self._wall0 = wall0
-        (self._site / "sitecustomize.py").write_text(
-            _SITECUSTOMIZE.format(
-                dir_var=DIR_VAR, path_var=FALLBACK_PATH_VAR, interval_var=INTERVAL_VAR
-            )
-        )
+        (self._site / "sitecustomize.py").write_text(sitecustomize(self._kind, self._profile))
+
+    def child_env(self, env: dict[str, str]) -> dict[str, str]:
+        out = dict(env)
+        existing = env.get("PYTHONPATH")
+        out["PYTHONPATH"] = str(self._site) + (os.pathsep + existing if existing else "")
+        out[DIR_VAR] = str(self._out)
+        out[INTERVAL_VAR] = f"{1.0 / self._rate:.6f}"
+        return out
+
+    def process_started(self, pid: int, exe: str) -> None:
+        pass
+
+
+class ThreadSampler(_InjectedSampler):
+    """A thread in each Python process reads the main thread's stack ``rate`` times a
+    second (``sys._current_frames``). Nothing runs on calls and returns, so call-heavy
+    code pays only for the samples; threads end with ``exec`` and do not survive ``fork``,
+    so nothing leaks into the programs a build runs."""
+
+    name = "thread"
+    _kind = "with a sampling thread"
+    _profile = _THREAD_PROFILE
+
+    def finish(self) -> list[Segment]:
+        segments: list[Segment] = []
+        for path in sorted(self._out.glob("*.json")):
+            try:
+                data = json.loads(path.read_text())
+                pid = int(data["pid"])
+                frames = [(str(f), str(file), int(line)) for f, file, line in data["frames"]]
+                samples = data["samples"]
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            for t, dur, stack in samples:
+                dur_us = round(float(dur) * 1e6)
+                if stack and dur_us > 0:
+                    start_us = round((float(t) - self._wall0) * 1e6)
+                    segments.append(Segment(pid, tuple(frames[i] for i in stack), start_us, dur_us))
+        return segments
+
+
+class PyinstrumentSampler(_InjectedSampler):
+    """pyinstrument in every Python process of the build; no ptrace needed."""
+
+    name = "pyinstrument"
+    _kind = "with pyinstrument"
+    _profile = _PYINSTRUMENT_PROFILE
 
     def child_env(self, env: dict[str, str]) -> dict[str, str]:
         # Where pyinstrument is installed, for the build's Python processes to find it;
@@ -228,16 +365,9 @@ class PyinstrumentSampler:
         origin = spec.origin if spec is not None else None
         if origin is None:
             raise SamplerUnavailable("pyinstrument is not installed")
-        out = dict(env)
-        existing = env.get("PYTHONPATH")
-        out["PYTHONPATH"] = str(self._site) + (os.pathsep + existing if existing else "")
-        out[DIR_VAR] = str(self._out)
-        out[INTERVAL_VAR] = f"{1.0 / self._rate:.6f}"
+        out = super().child_env(env)
         out[FALLBACK_PATH_VAR] = str(Path(origin).resolve().parent.parent)
         return out
-
-    def process_started(self, pid: int, exe: str) -> None:
-        pass
 
     def finish(self) -> list[Segment]:
         segments: list[Segment] = []
@@ -269,7 +399,7 @@ def _pyinstrument_frame(identifier: str) -> tuple[str, str, int]:
     return func, file, line
 
 
-Sampler = PySpySampler | PyinstrumentSampler
+Sampler = PySpySampler | PyinstrumentSampler | ThreadSampler
 
 
 def choose_sampler(
@@ -278,6 +408,8 @@ def choose_sampler(
     """The sampler to use and, when ``auto`` had to settle for less, why."""
     if requested == "none":
         return None, None
+    if requested == "thread":
+        return ThreadSampler(workdir, rate, wall0), None
     py_spy = shutil.which("py-spy", path=env.get("PATH")) or shutil.which("py-spy")
     if requested == "py-spy" or (requested == "auto" and ptrace_ok and py_spy):
         if py_spy is None:

@@ -324,3 +324,19 @@ def test_fast_path_draws_exactly_what_the_tree_draws(
 def test_fast_path_declines_input_it_cannot_order() -> None:
     assert keyed_stacks("a\x02b;c 1\n", FoldedReport()) is None
     assert keyed_stacks("a\x01b 1\n", FoldedReport()) is None
+
+
+def test_process_labels_are_one_line_without_separators() -> None:
+    from flame.from_tape import label
+    from recorder.model import Process
+
+    def proc(*argv: str) -> Process:
+        return Process(1, 10, None, list(argv), argv[0], "/w", 0.0, 1.0, 0, None)
+
+    assert (
+        label(proc("python3", "-c", "import os\nos.fork()\n")) == "python3 -c import os os.fork()"
+    )
+    assert label(proc("sh", "-c", "a; b\n  c")) == "sh -c a, b c"
+    assert label(proc("python3", "build.py", "--fast")) == "python3 build.py"
+    for text in (label(proc("python3", "-c", "x\ny;z")), label(proc("tool", "a\nb"))):
+        assert "\n" not in text and ";" not in text

@@ -37,7 +37,7 @@ def function_weights(stacks: list[tuple[list[str], int]], under: str) -> dict[st
 
 @pytest.mark.parametrize(
     "sampler",
-    [pytest.param("py-spy", marks=needs_strace), "pyinstrument"],
+    [pytest.param("py-spy", marks=needs_strace), "pyinstrument", "thread"],
 )
 def test_python_build_hot_function_under_its_process(
     fixture_copy: Callable[..., Path], tmp_path: Path, sampler: str
@@ -67,8 +67,9 @@ def test_python_build_hot_function_under_its_process(
     assert weights["crunch_tokens"] > 0.5 * sampled, weights
 
 
-def test_pyinstrument_keeps_the_builds_own_sitecustomize(
-    fixture_copy: Callable[..., Path], tmp_path: Path
+@pytest.mark.parametrize("sampler", ["pyinstrument", "thread"])
+def test_injected_sampler_keeps_the_builds_own_sitecustomize(
+    fixture_copy: Callable[..., Path], tmp_path: Path, sampler: str
 ) -> None:
     ws = fixture_copy("py-build")
     site = tmp_path / "site"
@@ -84,7 +85,7 @@ def test_pyinstrument_keeps_the_builds_own_sitecustomize(
     env = {**os.environ, "PYTHONPATH": str(site), "MARKER": str(marker)}
     tape = tmp_path / "s.tape"
     rec = buildtape(
-        "record", "-q", "--trace", "proc", "--stacks", "pyinstrument", "-o", tape, "--",
+        "record", "-q", "--trace", "proc", "--stacks", sampler, "-o", tape, "--",
         sys.executable, "build.py", cwd=ws, env=env,
     )  # fmt: skip
     assert rec.returncode == 0, rec.stderr
@@ -166,3 +167,30 @@ def test_step_records_errors_and_reraises(tmp_path: Path) -> None:
     [record] = [json.loads(line) for line in events.read_text().splitlines()]
     assert record["kind"] == "span" and record["name"] == "boom" and record["error"] == "ValueError"
     assert record["end"] >= record["start"] and record["pid"] > 0
+
+
+FORK_AND_EXEC = """
+import os, sys
+child = os.fork()
+if child == 0:
+    sum(i * i for i in range(200000))
+    sys.exit(0)  # runs the atexit handlers it inherited
+os.waitpid(child, 0)
+sum(i * i for i in range(2000000))
+os.execv("/bin/sh", ["sh", "-c", "exit 7"])
+"""
+
+
+@pytest.mark.parametrize("sampler", ["pyinstrument", "thread"])
+def test_injected_sampler_survives_fork_and_exec(tmp_path: Path, sampler: str) -> None:
+    """A forked child must not write its parent's samples, and a process that execs a
+    non-Python program must carry nothing into it: the build's status stays its own."""
+    tape = tmp_path / "f.tape"
+    rec = buildtape("record", "-q", "--trace", "proc", "--stacks", sampler, "-o", tape, "--",
+                    sys.executable, "-c", FORK_AND_EXEC, cwd=tmp_path)  # fmt: skip
+    assert rec.returncode == 7, rec.stderr
+    assert rec.stderr == b""
+    view = json.loads(buildtape("show", "--json", tape, check=True).stdout)
+    assert view["sampling"]["sampler"] == sampler
+    # The parent's samples were written before it exec'd sh: its loop is in the tape.
+    assert any(f.startswith("<genexpr> (") for s, _ in folded_of(tape) for f in s)
