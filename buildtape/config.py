@@ -139,10 +139,12 @@ def _apply_file(
                     continue
                 if key not in SCHEMA[name]:
                     raise ConfigError(f"unknown setting {name}.{key} in {where}")
-                values[_dotted(name, key)] = _coerce(SCHEMA[name][key][0], item, f"{name}.{key}")
+                values[_dotted(name, key)] = _coerce(
+                    SCHEMA[name][key][0], item, f"{name}.{key} in {where}"
+                )
                 sources[_dotted(name, key)] = where
         elif name in SCHEMA[""]:
-            values[name] = _coerce(SCHEMA[""][name][0], value, name)
+            values[name] = _coerce(SCHEMA[""][name][0], value, f"{name} in {where}")
             sources[name] = where
         else:
             raise ConfigError(f"unknown setting {name} in {where}")

@@ -426,3 +426,26 @@ def test_queries_on_no_history_are_empty_and_write_nothing(tmp_path: Path) -> No
     assert cli_json(tmp_path, "stats")["builds"] == 0
     assert buildtape("check", cwd=tmp_path).returncode == 0
     assert list(tmp_path.iterdir()) == []  # no .buildtape left behind
+
+
+def test_bad_options_and_config_values_are_one_line_errors(tmp_path: Path) -> None:
+    out = buildtape("stats", "--by", "colour", cwd=tmp_path)
+    assert out.returncode == 2 and b"label, label:KEY or command" in out.stderr
+    out = buildtape("export", "--format", "otlp", "-o", tmp_path / "x", cwd=tmp_path)
+    assert out.returncode == 2 and b"writes no file" in out.stderr
+    out = buildtape("gc", "--max-size", "lots", cwd=tmp_path)
+    assert out.returncode == 2 and b"is not a size" in out.stderr
+    (tmp_path / "buildtape.toml").write_text('[alerts]\nwindow = "twenty"\n')
+    out = buildtape("alerts", cwd=tmp_path)
+    assert out.returncode == 6
+    assert out.stderr.decode().strip() == (
+        f"buildtape: error: alerts.window in {tmp_path / 'buildtape.toml'} must be int, "
+        "not 'twenty'"
+    )
+    env = {**os.environ, "BUILDTAPE_STORE": "maybe"}
+    (tmp_path / "buildtape.toml").unlink()
+    out = buildtape("stats", cwd=tmp_path, env=env)
+    assert out.returncode == 6 and b"BUILDTAPE_STORE='maybe' is not a bool" in out.stderr
+    # record never fails on config: it warns and records with the defaults.
+    rec = buildtape("record", "-q", "--trace", "none", "--", "true", cwd=tmp_path, env=env)
+    assert rec.returncode == 0 and b"using the defaults" in rec.stderr
