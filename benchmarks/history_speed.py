@@ -11,7 +11,10 @@
    with its steps, metrics and events, commit) into that 10k-build history, against
    the recording's own wall time. Goal: <= 20 ms.
 
-    python benchmarks/history_speed.py [--builds 10000] [--runs 7]
+    python benchmarks/history_speed.py [--builds 10000] [--runs 7] [--tape BIG.tape]
+
+``--tape`` indexes that recording instead of c-make's (e.g. a tape of the Lua build from
+``record_overhead.py``: 115 processes, 39 outermost steps per build).
 """
 
 from __future__ import annotations
@@ -81,6 +84,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--builds", type=int, default=10_000)
     ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument("--tape", type=Path, help="index this recording instead of c-make's")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bt-history-"))
     try:
@@ -94,6 +98,8 @@ def main() -> None:
             cwd=ws, check=True, capture_output=True,
         )  # fmt: skip
         record_wall = time.perf_counter() - t
+        if args.tape:
+            tape = args.tape
         with open_tape(tape) as tp:
             m = tp.manifest
         home = work / "history"

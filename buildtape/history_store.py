@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 # The tape reader and the row builder load only when a tape is indexed: the queries
 # (stats, alerts, history) start faster without them.
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _SINCE = re.compile(r"^(\d+)([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -108,6 +108,17 @@ _TABLES = (
     " PRIMARY KEY (tape, rule, subject))",
 )
 _CHILD_TABLES = ("steps", "failures", "metrics", "events", "warnings")
+# Runs, summed and longest duration per step key over the whole history, kept up to date by
+# index and forget: `stats` over all builds reads the slowest steps from here instead of
+# grouping every step row (390k rows for 10k builds of a 39-step build: 0.17 s).
+_STEP_TOTALS = (
+    "CREATE TABLE IF NOT EXISTS step_totals (key TEXT PRIMARY KEY, runs INTEGER NOT NULL,"
+    " total REAL NOT NULL, longest REAL NOT NULL)"
+)
+_FILL_STEP_TOTALS = (
+    "INSERT OR REPLACE INTO step_totals SELECT key, count(*), sum(duration_s),"
+    " max(duration_s) FROM steps WHERE duration_s IS NOT NULL GROUP BY key"
+)
 
 
 class HistoryStore:
@@ -149,6 +160,9 @@ class HistoryStore:
                 self._db.execute("ALTER TABLE builds ADD COLUMN busy_s REAL NOT NULL DEFAULT 0")
             for sql in _TABLES:
                 self._db.execute(sql)
+            self._db.execute(_STEP_TOTALS)
+            if version < 3:
+                self._db.execute(_FILL_STEP_TOTALS)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     @contextmanager
@@ -204,6 +218,12 @@ class HistoryStore:
                     "INSERT INTO steps VALUES (?,?,?,?,?,?,?)", [(key, *r) for r in rows.steps]
                 )
                 self._db.executemany(
+                    "INSERT INTO step_totals VALUES (?,?,?,?) ON CONFLICT(key) DO UPDATE SET"
+                    " runs = runs + excluded.runs, total = total + excluded.total,"
+                    " longest = max(longest, excluded.longest)",
+                    _totals(rows.steps),
+                )
+                self._db.executemany(
                     "INSERT INTO failures VALUES (?,?,?,?,?,?)", [(key, *r) for r in rows.failures]
                 )
                 self._db.executemany(
@@ -219,9 +239,27 @@ class HistoryStore:
             raise HistoryError(f"cannot index {tape} into {self.path}: {exc}") from None
 
     def _forget(self, key: str) -> None:
+        gone = self._db.execute(
+            "SELECT key, count(*), sum(duration_s) FROM steps WHERE tape = ?"
+            " AND duration_s IS NOT NULL GROUP BY key",
+            (key,),
+        ).fetchall()
         self._db.execute("DELETE FROM builds WHERE tape = ?", (key,))
         for table in _CHILD_TABLES:
             self._db.execute(f"DELETE FROM {table} WHERE tape = ?", (key,))
+        if gone:
+            self._db.executemany(
+                "UPDATE step_totals SET runs = runs - ?, total = total - ? WHERE key = ?",
+                [(runs, total, step) for step, runs, total in gone],
+            )
+            # A longest run cannot be subtracted: look it up again (the covering index on
+            # (key, duration_s) answers it directly).
+            self._db.executemany(
+                "UPDATE step_totals SET longest = coalesce((SELECT max(duration_s) FROM steps"
+                " WHERE steps.key = step_totals.key), 0) WHERE key = ?",
+                [(step,) for step, _, _ in gone],
+            )
+            self._db.execute("DELETE FROM step_totals WHERE runs <= 0")
 
     def forget(self, tapes: list[str]) -> None:
         """Drop tapes from the index (their alerts stay: alert history is kept)."""
@@ -270,7 +308,7 @@ class HistoryStore:
         from recorder.tape import TapeError
 
         with self.transaction():
-            for table in ("builds", *_CHILD_TABLES):
+            for table in ("builds", "step_totals", *_CHILD_TABLES):
                 self._db.execute(f"DELETE FROM {table}")
         indexed, bad = 0, []
         for path in sorted(_tapes(roots)):
@@ -281,6 +319,18 @@ class HistoryStore:
             except TapeError as exc:
                 bad.append(f"{path}: {exc}")
         return indexed, bad
+
+
+def _totals(steps: list[tuple[Any, ...]]) -> list[tuple[str, int, float, float]]:
+    """(key, runs, summed, longest duration) of one tape's timed steps."""
+    out: dict[str, list[float]] = {}
+    for key, _argv, _start, duration, *_ in steps:
+        if duration is not None:
+            agg = out.setdefault(key, [0, 0.0, 0.0])
+            agg[0] += 1
+            agg[1] += duration
+            agg[2] = max(agg[2], duration)
+    return [(k, int(a[0]), a[1], a[2]) for k, a in sorted(out.items())]
 
 
 def _tapes(roots: list[Path]) -> Iterator[Path]:

@@ -170,15 +170,22 @@ def failures(store: HistoryStore, since: str | None) -> list[dict[str, Any]]:
 
 
 def slowest_steps(store: HistoryStore, since: str | None, n: int = 10) -> list[dict[str, Any]]:
-    # Over the whole history the covering index on (key, duration_s) answers alone.
     source, where, args = _window(since, "steps")
-    top = store.db.execute(
-        "SELECT x.key, count(*), avg(x.duration_s), max(x.duration_s), sum(x.duration_s)"
-        f" FROM {source} WHERE {where}"
-        " AND x.duration_s IS NOT NULL GROUP BY x.key"
-        " ORDER BY avg(x.duration_s) DESC, x.key LIMIT ?",
-        [*args, n],
-    ).fetchall()
+    if since is None:
+        # The whole history: the running totals the store keeps per step.
+        top = store.db.execute(
+            "SELECT key, runs, total / runs, longest, total FROM step_totals"
+            " ORDER BY total / runs DESC, key LIMIT ?",
+            [n],
+        ).fetchall()
+    else:
+        top = store.db.execute(
+            "SELECT x.key, count(*), avg(x.duration_s), max(x.duration_s), sum(x.duration_s)"
+            f" FROM {source} WHERE {where}"
+            " AND x.duration_s IS NOT NULL GROUP BY x.key"
+            " ORDER BY avg(x.duration_s) DESC, x.key LIMIT ?",
+            [*args, n],
+        ).fetchall()
     out = []
     for key, count, avg, worst, total in top:
         out.append(

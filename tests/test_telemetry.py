@@ -449,3 +449,32 @@ def test_bad_options_and_config_values_are_one_line_errors(tmp_path: Path) -> No
     # record never fails on config: it warns and records with the defaults.
     rec = buildtape("record", "-q", "--trace", "none", "--", "true", cwd=tmp_path, env=env)
     assert rec.returncode == 0 and b"using the defaults" in rec.stderr
+
+
+def test_slowest_steps_running_totals_match_the_rows_through_gc(tmp_path: Path) -> None:
+    """Over the whole history, slowest steps come from totals kept at index time; over a
+    period, from the step rows. Both must agree, also after gc has removed builds."""
+    for script in ("sleep 0.05", "sleep 0.05", "sleep 0.1", "sleep 0.05"):
+        record(tmp_path, "sh", "-c", script)
+
+    def both() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        return (
+            cli_json(tmp_path, "stats", "--period", "all")["slowest_steps"],
+            cli_json(tmp_path, "stats", "--period", "week")["slowest_steps"],
+        )
+
+    everything, week = both()
+    assert everything == week
+    runs = {s["step"]: s["runs"] for s in everything}
+    assert runs == {"sh -c 'sleep 0.05'": 3, "sh -c 'sleep 0.1'": 1}
+    buildtape("gc", "--keep-last", "2", cwd=tmp_path, check=True)  # drops two 0.05 s runs
+    everything, week = both()
+    assert everything == week
+    assert {s["step"]: s["runs"] for s in everything} == {
+        "sh -c 'sleep 0.05'": 1,
+        "sh -c 'sleep 0.1'": 1,
+    }
+    exported = buildtape("export", "--format", "json", "--what", "steps", cwd=tmp_path)
+    longest = {s["step"]: s["max_s"] for s in everything}
+    for row in json.loads(exported.stdout):
+        assert longest[row["step"]] == pytest.approx(row["duration_s"], abs=1e-6)
