@@ -11,8 +11,7 @@ import click
 from buildtape.config import Config, ConfigError, workspace_root
 from buildtape.config import load as load_config
 from buildtape.history_store import HistoryError, HistoryStore
-from recorder.model import Manifest
-from recorder.record import RecordOptions, record
+from recorder.record import RecordOptions, RecordResult, record
 from recorder.sampling import SAMPLERS
 from recorder.secrets import SecretPolicy
 from recorder.tracing import FILE_EVENT_SOURCES, TRACE_MODES
@@ -47,12 +46,12 @@ def _config(workspace: Path | None) -> Config | None:
         return None
 
 
-def _index(tape: Path, m: Manifest, cfg: Config | None) -> None:
+def _index(result: RecordResult, cfg: Config | None) -> None:
     """Add the tape to the history; a failure is a warning, never the build's status."""
     try:
-        home = cfg.home if cfg else Path(m.workspace) / ".buildtape"
+        home = cfg.home if cfg else Path(result.manifest.workspace) / ".buildtape"
         with HistoryStore(home) as store:
-            store.index(tape, m)
+            store.index(result.tape, result.manifest, result.stderr)
     except HistoryError as exc:
         click.echo(f"buildtape: warning: {exc}", err=True)
 
@@ -201,7 +200,7 @@ def record_cmd(
     result = record(options, notify)
     m = result.manifest
     if not no_store and (cfg is None or cfg.get("store")):
-        _index(result.tape, m, cfg)
+        _index(result, cfg)
     if not quiet:
         click.echo(
             f"buildtape: {m.status}, {len(m.processes)} processes, {m.duration_s:.2f}s; "

@@ -122,6 +122,9 @@ class RecordResult:
     manifest: Manifest
     # What a transparent wrapper exits with: the build's code, or 128+N for signal N.
     exit_status: int
+    # The build's stderr as stored in the tape (secrets scrubbed), for the history's
+    # error lines without reading the tape back.
+    stderr: bytes = b""
 
 
 def _resolve_command(argv0: str, env: Mapping[str, str], cwd: Path) -> str:
@@ -344,21 +347,24 @@ def _external_files(processes: list[Process], cache: HashCache) -> list[External
     return out
 
 
-def _streams(captured: Captured, scrubber: Scrubber, writer: TapeWriter) -> Streams:
+def _streams(captured: Captured, scrubber: Scrubber, writer: TapeWriter) -> tuple[Streams, bytes]:
+    """The streams' record in the manifest, and the scrubbed stderr stored for it."""
     blobs: dict[str, str | None] = {}
     sizes: dict[str, list[int]] = {}
+    stored: dict[str, bytes] = {}
     for name in ("stdout", "stderr"):
         data, new_sizes = scrubber.stream(
             captured.joined(name), [len(d) for _, s, d in captured.chunks if s == name]
         )
         blobs[name] = writer.add_blob(data) if data else None
         sizes[name] = new_sizes
+        stored[name] = data
     chunks = []
     cursor = {"stdout": 0, "stderr": 0}
     for t, name, _ in captured.chunks:
         chunks.append(Chunk(t, name, sizes[name][cursor[name]]))
         cursor[name] += 1
-    return Streams(blobs["stdout"], blobs["stderr"], chunks)
+    return Streams(blobs["stdout"], blobs["stderr"], chunks), stored["stderr"]
 
 
 def _sampling(
@@ -478,7 +484,7 @@ def record(options: RecordOptions, notify: Callable[[str], None] = lambda _: Non
                     BuildWarning("invalid_event", f"line {ev.data['line']}: {ev.data['reason']}")
                 )
         outputs = changes.entries()
-        streams = _streams(run.captured, scrubber, writer)
+        streams, stderr = _streams(run.captured, scrubber, writer)
         manifest = Manifest(
             format_version=FORMAT_VERSION,
             buildtape_version=__version__,
@@ -524,7 +530,7 @@ def record(options: RecordOptions, notify: Callable[[str], None] = lambda _: Non
         writer.abort()
         raise
     exit_status = exit_code if exit_code is not None else 128 + _signum(sig)
-    return RecordResult(tape_path, Manifest.from_dict(scrubbed), exit_status)
+    return RecordResult(tape_path, Manifest.from_dict(scrubbed), exit_status, stderr)
 
 
 _DIGEST_KEYS = frozenset({"sha256", "stdout_blob", "stderr_blob", "redacted_digests"})
