@@ -49,6 +49,24 @@ def _partials(tape: Path) -> list[Path]:
     return sorted(tape.parent.glob(f".{tape.name}.*.partial"))
 
 
+class _Partials:
+    """The partial files of each tape directory, listed once per directory: a history of
+    10k tapes in one directory must not be listed 10k times."""
+
+    def __init__(self) -> None:
+        self._by_dir: dict[Path, list[Path]] = {}
+
+    def under(self, directory: Path) -> list[Path]:
+        if directory not in self._by_dir:
+            found = sorted(directory.glob(".*.partial")) if directory.is_dir() else []
+            self._by_dir[directory] = found
+        return self._by_dir[directory]
+
+    def being_written(self, tape: Path) -> bool:
+        prefix = f".{tape.name}."
+        return any(p.name.startswith(prefix) and _locked(p) for p in self.under(tape.parent))
+
+
 def plan(
     store: HistoryStore,
     keep_last: int | None,
@@ -62,6 +80,7 @@ def plan(
         cutoff = (now - timedelta(days=keep_days)).isoformat(timespec="milliseconds")
         cutoff = cutoff.replace("+00:00", "Z")
     out = Plan()
+    partials = _Partials()
     newest_first = list(reversed(build_rows(store, None)))
     kept_size = 0
     for rank, b in enumerate(newest_first):
@@ -77,7 +96,7 @@ def plan(
             keep = True
         if keep and max_size is not None and kept_size + size > max_size:
             keep = False
-        if any(_locked(p) for p in _partials(path)):
+        if partials.being_written(path):
             out.busy.append(b.tape)
         elif keep:
             out.keep.append(b.tape)
@@ -88,7 +107,7 @@ def plan(
     out.kept_bytes = kept_size
     dirs = {Path(t).parent for t in out.keep + out.delete + out.busy} | {store.home / "tapes"}
     for d in sorted(dirs):
-        for partial in sorted(d.glob(".*.partial")) if d.is_dir() else []:
+        for partial in partials.under(d):
             if not _locked(partial):
                 out.stale_partials.append(str(partial))
     return out
@@ -101,7 +120,7 @@ def apply(store: HistoryStore, p: Plan) -> list[str]:
     for tape in p.delete:
         path = Path(tape)
         if any(_locked(x) for x in _partials(path)):
-            continue  # a recorder started rewriting it since the plan was made
+            continue  # a recorder started rewriting it since the plan was made (fresh look)
         try:
             path.unlink()
             gone.append(tape)

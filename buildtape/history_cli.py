@@ -12,10 +12,6 @@ from buildtape.history_store import HistoryStore, parse_since
 from buildtape.show_text import short_argv
 
 
-def default_home() -> Path:
-    return load_here().home
-
-
 @click.command("history")
 @click.option("--limit", type=click.IntRange(1), default=20, show_default=True)
 @click.option("--status", type=click.Choice(["succeeded", "failed", "interrupted"]))
@@ -64,7 +60,7 @@ def history_cmd(
         if not sep:
             raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--label")
         wanted[key] = value
-    home = home or default_home()
+    home = home or load_here().home
     with HistoryStore(home, create=reindex) as store:
         if reindex:
             indexed, bad = store.reindex([home, *scan])

@@ -51,12 +51,6 @@ class Build:
         return self.__dict__.copy()
 
 
-def home_for(workspace: Path, env: Mapping[str, str]) -> Path:
-    from buildtape.config import load
-
-    return load(workspace, env).home
-
-
 def parse_since(text: str, now: datetime | None = None) -> str:
     """``7d``, ``12h``, ``30m`` (or an ISO 8601 time) -> the ISO time it means."""
     m = _SINCE.match(text.strip())
