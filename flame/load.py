@@ -68,13 +68,13 @@ def load_drawable(
     does input the fast path cannot order (then the placed frames are None)."""
     keyed: list[tuple[str, float]] = []
     reports = []
-    stdin: list[str] | None = None
+    stdin: str | None = None  # kept: the tree path may need it again
     for path in paths:
         lines = _lines(path)
         # One string per input: split, checked and parsed at C speed.
         text = lines.read() if isinstance(lines, io.TextIOBase) else "".join(lines)
         if path == "-":
-            stdin = text.splitlines(keepends=True)
+            stdin = text
         elif isinstance(lines, io.TextIOBase):
             lines.close()
         report = FoldedReport()
@@ -88,10 +88,10 @@ def load_drawable(
     return Loaded(tree, None, reports), placed
 
 
-def _tree_from_folded(paths: list[str], reverse: bool, stdin: list[str] | None) -> Loaded:
+def _tree_from_folded(paths: list[str], reverse: bool, stdin: str | None) -> Loaded:
     out = Loaded(StackTree())
     for path in paths:
-        lines = (stdin or []) if path == "-" else _lines(path)
+        lines = (stdin or "").splitlines(keepends=True) if path == "-" else _lines(path)
         report = read_lines(lines, out.tree, reverse=reverse)
         if isinstance(lines, io.TextIOBase):
             lines.close()

@@ -162,26 +162,15 @@ def _buildtape_profile():
             from pyinstrument import Profiler
         except ImportError:
             return
-    import json
 
     interval = float(_os.environ.get("{interval_var}", "0.01"))
     profiler = Profiler(interval=interval, async_mode="disabled")
-    pid = _os.getpid()
     profiler.start()
 
-    def save():
-        if _os.getpid() != pid:
-            return  # a forked child inherited this handler; its parent writes the file
-        try:
-            session = profiler.stop()
-            path = _os.path.join(out_dir, "%d.json" % pid)
-            with open(path + ".partial", "w") as f:
-                json.dump(dict(pid=pid, session=session.to_json()), f)
-            _os.replace(path + ".partial", path)
-        except Exception:
-            pass
+    def collect():
+        return dict(session=profiler.stop().to_json())
 
-    return save
+    return collect
 
 
 """
@@ -190,7 +179,6 @@ def _buildtape_profile():
     out_dir = _os.environ.get("{dir_var}")
     if not out_dir:
         return
-    import json
     import threading
     import time
 
@@ -200,7 +188,6 @@ def _buildtape_profile():
     frames = []
     samples = []
     stop = threading.Event()
-    pid = _os.getpid()
 
     def sample():
         last = time.time()
@@ -225,20 +212,12 @@ def _buildtape_profile():
     thread = threading.Thread(target=sample, name="buildtape-sampler", daemon=True)
     thread.start()
 
-    def save():
-        if _os.getpid() != pid:
-            return  # a forked child inherited this handler; its parent writes the file
-        try:
-            stop.set()
-            thread.join(1.0)
-            path = _os.path.join(out_dir, "%d.json" % pid)
-            with open(path + ".partial", "w") as f:
-                json.dump(dict(pid=pid, frames=frames, samples=samples), f)
-            _os.replace(path + ".partial", path)
-        except Exception:
-            pass
+    def collect():
+        stop.set()
+        thread.join(1.0)
+        return dict(frames=frames, samples=samples)
 
-    return save
+    return collect
 
 
 """
@@ -257,10 +236,27 @@ def _buildtape_chain():
     spec.loader.exec_module(module)
 
 
-def _buildtape_keep(save):
+def _buildtape_keep(collect):
     # Write the samples at exit, and before an exec replaces this process (os.execl*,
     # execvp* and the spawn helpers all end in execv or execve).
     import atexit
+    import json
+
+    pid = _os.getpid()
+    out_dir = _os.environ["{dir_var}"]
+
+    def save():
+        if _os.getpid() != pid:
+            return  # a forked child inherited this handler; its parent writes the file
+        try:
+            data = collect()
+            data["pid"] = pid
+            path = _os.path.join(out_dir, "%d.json" % pid)
+            with open(path + ".partial", "w") as f:
+                json.dump(data, f)
+            _os.replace(path + ".partial", path)
+        except Exception:
+            pass
 
     atexit.register(save)
 
@@ -278,9 +274,9 @@ def _buildtape_keep(save):
 
 
 try:
-    _save = _buildtape_profile()
-    if _save is not None:
-        _buildtape_keep(_save)
+    _collect = _buildtape_profile()
+    if _collect is not None:
+        _buildtape_keep(_collect)
 except Exception:
     pass
 _buildtape_chain()
