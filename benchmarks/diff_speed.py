@@ -11,7 +11,6 @@ baseline, in the same run). Goal: under 0.5 s.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import shutil
 import statistics
@@ -23,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.common import emit
 from recorder.reading import open_tape
 from replay.diff import DiffOptions, diff
 
@@ -90,9 +90,7 @@ def main() -> None:
         "diff_rq_median_s": round(statistics.median(baseline), 3),
         "cli_vs_diff_rq": round(statistics.median(cli) / statistics.median(baseline), 2),
     }
-    print(json.dumps(result, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    emit(result, args.json)
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -14,7 +14,6 @@ its path; it is not part of this repository.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -25,8 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.common import byte_compile, emit
 from benchmarks.gen_folded import generate
-from benchmarks.record_overhead import PACKAGES
 
 
 def run(argv: list[str], out: Path) -> tuple[float, int]:
@@ -50,13 +49,7 @@ def main() -> None:
     ap.add_argument("--lines", type=int, default=100_000)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    # Byte-compile buildtape as `pip install` does (this VM sets PYTHONDONTWRITEBYTECODE).
-    root = Path(__file__).resolve().parent.parent
-    subprocess.run(
-        [sys.executable, "-m", "compileall", "-q", *(str(root / p) for p in PACKAGES)],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
+    byte_compile()
     work = Path(tempfile.mkdtemp(prefix="bt-flame-"))
     folded = work / "in.folded"
     generate(folded, args.lines, 28, 1)
@@ -95,9 +88,7 @@ def main() -> None:
         "fixed_bytes": fixed,
         "bytes_per_frame": round(frame_bytes / max(1, frames), 1),
     }
-    print(json.dumps(result, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    emit(result, args.json)
 
 
 if __name__ == "__main__":

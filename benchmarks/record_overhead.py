@@ -13,7 +13,6 @@ built workspace and the compressed metadata per recorded process.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -27,10 +26,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.common import byte_compile, emit
 from benchmarks.gen_cproject import generate
 from recorder.tape import TapeReader
-
-PACKAGES = ("buildtape", "recorder", "replay", "flame", "reports")
 
 
 def timed(argv: list[str], cwd: Path) -> float:
@@ -109,14 +107,7 @@ def main() -> None:
         )
     wanted = [v.strip() for v in args.variants.split(",") if v.strip()]
     variants = {all_variants[v][0]: all_variants[v][1] for v in wanted if v in all_variants}
-    # Byte-compile buildtape as `pip install` does: where PYTHONDONTWRITEBYTECODE is set (as
-    # on this VM) every run would otherwise recompile its modules, about 0.1 s a run.
-    root = Path(__file__).resolve().parent.parent
-    subprocess.run(
-        [sys.executable, "-m", "compileall", "-q", *(str(root / p) for p in PACKAGES)],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
+    byte_compile()
     timed(make, proj)  # warm the page cache and the compiler
     ratios: dict[str, list[float]] = {name: [] for name in variants}
     plain_times: list[float] = []
@@ -150,9 +141,7 @@ def main() -> None:
         "manifest_compressed_bytes": meta_bytes,
         "metadata_bytes_per_process": round(meta_bytes / processes, 1),
     }
-    print(json.dumps(result, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    emit(result, args.json)
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -21,6 +21,10 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.common import emit
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -75,9 +79,7 @@ def main() -> None:
             "baseline_median_s": round(statistics.median(base), 3),
             "segments_in_last_tape": samples,
         }
-    print(json.dumps(result, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    emit(result, args.json)
     shutil.rmtree(work, ignore_errors=True)
 
 
