@@ -14,10 +14,6 @@ from recorder.normalize import Normalizer
 from recorder.summary import failing, first_error_line, steps
 from recorder.timeline import timeline
 
-# Per-process events stay in the tape (`buildtape events TAPE` reads them); the history
-# keeps what a person queries across builds.
-PER_PROCESS_EVENTS = frozenset({"process_started", "process_exited", "file_written"})
-
 
 @dataclass
 class Rows:
@@ -67,15 +63,16 @@ def indexed_rows(m: Manifest, stderr: bytes) -> Rows:
             (norm.command_key(step.argv), json.dumps(step.argv), exit_code,
              step.signal or origin.signal, error_line_for(step, lines))
         )  # fmt: skip
-    for e in timeline(m):
+    # Per-process events stay in the tape (`buildtape events TAPE` reads them); the
+    # history keeps what a person queries across builds.
+    for e in timeline(m, per_process=False):
         if e.kind == "metric":
             rows.metrics.append((e.data["name"], e.data["value"], e.data.get("unit")))
-        if e.kind not in PER_PROCESS_EVENTS:
-            name = e.data.get("name")
-            rows.events.append(
-                (round(e.t, 6), e.kind, name if isinstance(name, str) else None,
-                 json.dumps(e.to_dict(), sort_keys=True))
-            )  # fmt: skip
+        name = e.data.get("name")
+        rows.events.append(
+            (round(e.t, 6), e.kind, name if isinstance(name, str) else None,
+             json.dumps(e.to_dict(), sort_keys=True))
+        )  # fmt: skip
     rows.warnings = [(w.kind, w.message, w.path) for w in m.warnings]
     rows.busy_s = round(rows.busy_s, 6)
     return rows

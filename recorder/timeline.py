@@ -16,13 +16,14 @@ FINAL_EVENT = {
 }
 
 
-def timeline(m: Manifest) -> list[Event]:
-    """Every event of the build in time order (ties keep the order they are listed here)."""
+def timeline(m: Manifest, per_process: bool = True) -> list[Event]:
+    """Every event of the build in time order (ties keep the order they are listed here);
+    without ``per_process``, all but process_started, process_exited and file_written."""
     events: list[Event] = [Event(0.0, "build_started", {"argv": m.argv})]
-    for p in m.processes:
+    for p in m.processes if per_process else ():
         data = {"process": p.id, "pid": p.pid, "parent": p.parent_id}
         events.append(Event(p.start_s, "process_started", data))
-    for p in m.processes:
+    for p in m.processes if per_process else ():
         if p.end_s is not None:
             exited: dict[str, object] = {
                 "process": p.id,
@@ -32,7 +33,7 @@ def timeline(m: Manifest) -> list[Event]:
             events.append(Event(p.end_s, "process_exited", exited))
     written = {e.path for e in m.outputs if e.change != "deleted"}
     seen: set[str] = set()
-    for p in m.processes:
+    for p in m.processes if per_process else ():
         for path in p.writes:
             if path in written and path not in seen:
                 seen.add(path)
