@@ -24,6 +24,8 @@ import os
 import struct
 import tarfile
 import tempfile
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -43,6 +45,8 @@ _BLOCK = 512
 # Blobs up to PACK_MEMBER_MAX share packs of about PACK_TARGET uncompressed bytes.
 PACK_TARGET = 4 * 1024**2
 PACK_MEMBER_MAX = 1024**2
+# Packs waiting for the background compressor before the writer waits for it.
+_MAX_QUEUED = 2
 
 # Decompression-bomb limits: nothing is decompressed past its declared size, and
 # declared sizes above these are refused before any decompression starts.
@@ -73,8 +77,70 @@ def _tar_member(name: str, data: bytes) -> bytes:
     return header + data + b"\0" * (_padded(len(data)) - len(data))
 
 
+def _member_size(data: bytes) -> int:
+    """A blob's member in a pack: one ustar header block (its name is always short), then
+    the data padded to whole blocks."""
+    return _BLOCK + _padded(len(data))
+
+
+# (sha256, data) of the blobs of one pack, in order.
+_Members = list[tuple[str, bytes]]
+
+
 def _blob_member_name(digest: str) -> str:
     return f"blobs/{digest[:2]}/{digest}"
+
+
+class _PackQueue:
+    """Compresses and writes full packs in one background thread, in the order given.
+
+    zstd releases the GIL, so a pack compresses while the recorder hashes the next
+    files or the build runs. ``wait`` returns once every pack is written and re-raises
+    the first write error. At most ``_MAX_QUEUED`` packs wait, so a workspace that hashes
+    faster than it compresses is held back instead of piling up in memory.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: list[tuple[_Members, int]] = []
+        self._cond = threading.Condition()
+        self._busy = False
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+
+    def put(self, members: _Members, size: int, write: Callable[[_Members, int], None]) -> None:
+        with self._cond:
+            while len(self._jobs) >= _MAX_QUEUED:
+                self._cond.wait()
+            self._jobs.append((members, size))
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, args=(write,), name="buildtape-packs", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify_all()
+
+    def _run(self, write: Callable[[_Members, int], None]) -> None:
+        while True:
+            with self._cond:
+                while not self._jobs:
+                    self._busy = False
+                    self._cond.notify_all()
+                    self._cond.wait()
+                self._busy = True
+                members, size = self._jobs.pop(0)
+                self._cond.notify_all()
+            if self._error is None:
+                try:
+                    write(members, size)
+                except BaseException as exc:  # re-raised by wait(), in the writer's thread
+                    self._error = exc
+
+    def wait(self) -> None:
+        with self._cond:
+            while self._jobs or self._busy:
+                self._cond.wait()
+        if self._error is not None:
+            raise self._error
 
 
 class TapeWriter:
@@ -97,7 +163,9 @@ class TapeWriter:
         self._blobs: dict[str, list[int]] = {}
         # [frame offset, frame length, uncompressed size]
         self._packs: list[list[int]] = []
-        self._pending: list[bytes] = []
+        self._sealed = 0  # packs handed to the queue, written or not
+        self._queue = _PackQueue()
+        self._pending: _Members = []
         self._pending_size = 0
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
@@ -116,12 +184,16 @@ class TapeWriter:
     def _write_frame(self, data: bytes, compressor: Any = None) -> tuple[int, int]:
         frame = (compressor or self._compressor).compress(data)
         offset = self._offset
-        try:
-            self._file.write(frame)
-        except OSError as exc:
-            raise self._write_failed(exc) from exc
+        self._file.write(frame)
         self._offset += len(frame)
         return offset, len(frame)
+
+    def _write_pack(self, members: _Members, size: int) -> None:
+        # The tar headers are made here, in the queue's thread, off the recorder's path.
+        data = b"".join(_tar_member(_blob_member_name(d), blob) for d, blob in members)
+        assert len(data) == size, "a blob member is not the size add_blob counted"
+        offset, length = self._write_frame(data)
+        self._packs.append([offset, length, size])
 
     def _write_failed(self, exc: OSError) -> TapeError:
         self.abort()
@@ -130,47 +202,62 @@ class TapeWriter:
             "free some space or choose another place with -o"
         )
 
-    def _flush_pack(self) -> None:
+    def flush(self) -> None:
+        """Start compressing the blobs added so far, in the background.
+
+        Call it when a batch of blobs is complete (the workspace before the build, the
+        outputs after it) so that their compression overlaps what comes next.
+        """
         if not self._pending:
             return
-        offset, length = self._write_frame(b"".join(self._pending))
-        self._packs.append([offset, length, self._pending_size])
+        self._queue.put(self._pending, self._pending_size, self._write_pack)
+        self._sealed += 1
         self._pending = []
         self._pending_size = 0
 
-    def add_blob(self, data: bytes) -> str:
-        """Store ``data`` once and return its sha256, the name it is referred to by."""
-        digest = sha256_hex(data)
+    def add_blob(self, data: bytes, sha256: str | None = None) -> str:
+        """Store ``data`` once and return its sha256, the name it is referred to by.
+
+        ``sha256`` is the caller's digest of ``data`` when it has one, to hash only once.
+        """
+        digest = sha256 or sha256_hex(data)
         if digest in self._blobs:
             return digest
-        member = _tar_member(_blob_member_name(digest), data)
+        size = _member_size(data)
         if len(data) > PACK_MEMBER_MAX:
-            self._flush_pack()
-            self._pending = [member]
-            self._pending_size = len(member)
-            self._blobs[digest] = [len(self._packs), 0, len(data)]
-            self._flush_pack()
+            self.flush()
+            self._pending = [(digest, data)]
+            self._pending_size = size
+            self._blobs[digest] = [self._sealed, 0, len(data)]
+            self.flush()
             return digest
-        if self._pending_size + len(member) > PACK_TARGET:
-            self._flush_pack()
-        self._blobs[digest] = [len(self._packs), self._pending_size, len(data)]
-        self._pending.append(member)
-        self._pending_size += len(member)
+        if self._pending_size + size > PACK_TARGET:
+            self.flush()
+        self._blobs[digest] = [self._sealed, self._pending_size, len(data)]
+        self._pending.append((digest, data))
+        self._pending_size += size
         return digest
 
     def commit(self, manifest: dict[str, Any]) -> Path:
         """Write the manifest (with the blob table) and the index, fsync, rename."""
         if self._closed:
             raise TapeError(f"tape {self.path} was already closed")
-        self._flush_pack()
+        self.flush()
+        try:
+            self._queue.wait()
+        except OSError as exc:
+            raise self._write_failed(exc) from exc
         table = {"packs": self._packs, "blobs": dict(sorted(self._blobs.items()))}
         body = json.dumps(
             {**manifest, TABLE_KEY: table}, sort_keys=True, separators=(",", ":")
         ).encode()
-        m_offset, m_length = self._write_frame(
-            _tar_member("manifest.json", body), self._manifest_compressor
-        )
-        self._write_frame(b"\0" * (2 * _BLOCK))
+        try:
+            m_offset, m_length = self._write_frame(
+                _tar_member("manifest.json", body), self._manifest_compressor
+            )
+            self._write_frame(b"\0" * (2 * _BLOCK))
+        except OSError as exc:
+            raise self._write_failed(exc) from exc
         index = {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
@@ -201,6 +288,8 @@ class TapeWriter:
         """Discard the temporary file; safe to call more than once."""
         if not self._closed:
             self._closed = True
+            with contextlib.suppress(OSError):
+                self._queue.wait()
             with contextlib.suppress(OSError):
                 self._file.close()
         with contextlib.suppress(FileNotFoundError):

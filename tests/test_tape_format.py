@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import random
 import shutil
 import subprocess
 from pathlib import Path
@@ -61,6 +63,40 @@ def test_round_trip_and_dedup(tmp_path: Path) -> None:
         assert r.read_blob(a) == b"same bytes"
         assert r.read_blob(b) == b""
         assert r.verify() == 2
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_packs_written_in_the_background_keep_their_order(tmp_path: Path) -> None:
+    """Blobs spread over many packs (small ones filling packs, big ones alone, explicit
+    flushes between batches) all read back: the background queue keeps the table true."""
+    rng = random.Random(7)
+    w = TapeWriter(tmp_path / "t.tape")
+    blobs: dict[str, bytes] = {}
+    for _batch in range(3):
+        for _ in range(40):
+            size = rng.choice([10, 5_000, 300_000, tape_mod.PACK_MEMBER_MAX + 1])
+            data = rng.randbytes(size)
+            blobs[w.add_blob(data)] = data
+        w.flush()
+    w.commit({"batches": 3})
+    with TapeReader(tmp_path / "t.tape") as r:
+        assert len(r._packs) > 10
+        assert r.verify() == len(blobs)
+        for digest, data in blobs.items():
+            assert r.read_blob(digest) == data
+
+
+def test_full_disk_in_the_background_is_one_clear_error(tmp_path: Path) -> None:
+    if not Path("/dev/full").exists():
+        pytest.skip("/dev/full is not available to simulate a full disk")
+    w = TapeWriter(tmp_path / "t.tape")
+    w._file.close()
+    w._file = open("/dev/full", "wb")  # noqa: SIM115 - every write fails with ENOSPC
+    w.add_blob(os.urandom(tape_mod.PACK_MEMBER_MAX + 1))  # its own pack, written at once
+    w.flush()
+    with pytest.raises(TapeError, match=r"No space left on device.*free some space"):
+        w.commit({"m": 1})
+    assert not (tmp_path / "t.tape").exists()
     assert not list(tmp_path.glob("*.partial"))
 
 
@@ -212,7 +248,8 @@ def test_link_inside_workspace_is_accepted(recorded: Path) -> None:
 def test_declared_bomb_is_refused_before_decompressing(tmp_path: Path) -> None:
     w = TapeWriter(tmp_path / "bomb.tape")
     w.add_blob(b"tiny")
-    w._flush_pack()
+    w.flush()
+    w._queue.wait()  # the pack is written: the test edits its table entry
     w._packs[0][2] = 50 * 1024**3  # a pack that claims 50 GiB
     w.commit({"m": 1})
     with pytest.raises(TapeError, match="over the limit"):
@@ -223,7 +260,8 @@ def test_frame_larger_than_declared_is_refused(tmp_path: Path) -> None:
     """A frame that would inflate to 256 MiB where the blob table says a few bytes."""
     w = TapeWriter(tmp_path / "inflate.tape")
     small = w.add_blob(b"tiny")
-    w._flush_pack()
+    w.flush()
+    w._queue.wait()  # the pack is written: the test edits its table entry
     bomb = zstandard.ZstdCompressor(level=19).compress(b"\0" * (256 * 1024**2))
     assert len(bomb) < 64 * 1024
     w._file.write(bomb)
