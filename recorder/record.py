@@ -20,6 +20,7 @@ from types import FrameType
 from typing import Any
 
 from recorder import __version__
+from recorder.background import Background
 from recorder.events import parse_event_line
 from recorder.git import git_toplevel
 from recorder.hashcache import HashCache
@@ -50,6 +51,7 @@ from recorder.tracing import (
     ProcTracer,
     StraceTracer,
     Tracer,
+    TracerChoice,
     choose_tracer,
     fallback_notice,
 )
@@ -215,6 +217,7 @@ def _run_build(
     stacks: str,
     rate: int,
     ptrace_ok: bool,
+    while_building: Callable[[], object] | None = None,
 ) -> _Run:
     events_path = workdir / "events.jsonl"
     events_path.touch()
@@ -233,6 +236,7 @@ def _run_build(
     proc = _spawn(tracer.wrap(argv), cwd, env, pump.child_fds())
     pump.close_child_fds()
     tracer.started(proc.pid)
+    meanwhile = Background(while_building, "meanwhile") if while_building else None
 
     def forward(signum: int, frame: FrameType | None) -> None:
         interrupted.append(signal.Signals(signum).name)
@@ -274,6 +278,8 @@ def _run_build(
         file_log.attach(traced)
     tail.close()
     segments = sampler.finish() if sampler is not None else []
+    if meanwhile is not None:
+        meanwhile.result()
     return _Run(
         returncode=proc.returncode,
         interrupted_by=interrupted[0] if interrupted else None,
@@ -399,11 +405,23 @@ def _file_events(requested: str, mode: str, env: Mapping[str, str]) -> Path | No
     return shim.library
 
 
-def record(options: RecordOptions, notify: Callable[[str], None] = lambda _: None) -> RecordResult:
+def _tracing(options: RecordOptions, env: Mapping[str, str]) -> tuple[TracerChoice, Path | None]:
+    """The tracer that can run here, and the file-event shim to preload with it."""
+    choice = choose_tracer(options.trace, env)
+    return choice, _file_events(options.file_events, choice.mode, env)
+
+
+def record(
+    options: RecordOptions,
+    notify: Callable[[str], None] = lambda _: None,
+    while_building: Callable[[], object] | None = None,
+) -> RecordResult:
     """Run ``options.argv``, pass its output through, and write its tape.
 
     ``notify`` receives one-line notices (tracing fallback, secrets found in outputs)
-    at the moment they apply; the caller decides how to show them.
+    at the moment they apply; the caller decides how to show them. ``while_building``
+    runs in a thread once the build has started, for the caller's own preparations
+    (imports for what it does with the tape), so they are not added to the build's time.
     """
     if not options.argv:
         raise RecordError("no command given; put the build command after --")
@@ -417,13 +435,9 @@ def record(options: RecordOptions, notify: Callable[[str], None] = lambda _: Non
         raise RecordError(f"workspace {workspace} is not a directory")
     tapes_dir = options.tapes_dir or workspace / ".buildtape" / "tapes"
     tape_path = (options.output or _default_tape_path(tapes_dir, options.argv[0])).absolute()
-    choice = choose_tracer(options.trace, env)
-    shim = _file_events(options.file_events, choice.mode, env)
-    files = "preload" if shim else "strace" if choice.mode == "strace" else "none"
-    notice = None
-    if choice.fallback_reason:
-        notice = fallback_notice(choice.fallback_reason, files)
-        notify(notice)
+    # Probing strace and asking git wait on other programs: let them overlap the scan.
+    tracing = Background(lambda: _tracing(options, env), "probe")
+    git_later = Background(lambda: git_state(workspace), "git")
     redaction: Redaction = redact_environment(env, options.secrets)
     scrubber = redaction.scrubber()
     warnings: list[BuildWarning] = []
@@ -434,14 +448,14 @@ def record(options: RecordOptions, notify: Callable[[str], None] = lambda _: Non
         if not rel.startswith("/"):
             excludes += (rel,)
 
-    def storer(kind: str) -> Callable[[str, bytes], str | None]:
-        def store(rel: str, data: bytes) -> str | None:
+    def storer(kind: str) -> Callable[[str, bytes, str], str | None]:
+        def store(rel: str, data: bytes, sha256: str) -> str | None:
             if scrubber.found_in(data):
                 msg = f"a secret value appears in {kind} file {rel}; its content was not stored"
                 warnings.append(BuildWarning(f"secret_in_{kind}", msg, rel))
                 notify(msg)
                 return None
-            return writer.add_blob(data)
+            return writer.add_blob(data, sha256)
 
         return store
 
@@ -450,8 +464,15 @@ def record(options: RecordOptions, notify: Callable[[str], None] = lambda _: Non
         with tempfile.TemporaryDirectory(prefix="buildtape-") as tmp:
             workdir = Path(tmp)
             umask = current_umask()
-            git = git_state(workspace)
             before = scan(workspace, excludes, storer("input"), options.max_store_bytes)
+            writer.flush()  # the inputs compress while the build runs
+            git = git_later.result()
+            choice, shim = tracing.result()
+            files = "preload" if shim else "strace" if choice.mode == "strace" else "none"
+            notice = None
+            if choice.fallback_reason:
+                notice = fallback_notice(choice.fallback_reason, files)
+                notify(notice)
             tracer: Tracer
             if choice.mode == "strace":
                 assert choice.strace is not None
@@ -462,11 +483,12 @@ def record(options: RecordOptions, notify: Callable[[str], None] = lambda _: Non
                 tracer = NoTracer(str(cwd))
             run = _run_build(
                 list(options.argv), cwd, env, tracer, options.use_tty, workdir, shim,
-                options.stacks, options.rate, choice.mode == "strace",
+                options.stacks, options.rate, choice.mode == "strace", while_building,
             )  # fmt: skip
             code, killed_by = _split_returncode(run.returncode)
             build_status = code if code is not None else 128 + _signum(killed_by)
             changes = rescan(workspace, excludes, before, storer("output"), options.max_store_bytes)
+            writer.flush()  # the outputs compress while the manifest is put together
         processes = _processes(run, list(options.argv), str(workspace), str(cwd))
         cache = HashCache.for_env(env)
         exit_code, sig = _split_returncode(run.returncode)
@@ -520,8 +542,11 @@ def record(options: RecordOptions, notify: Callable[[str], None] = lambda _: Non
             warnings=warnings,
             sampling=_sampling(run, processes, options.rate, scrubber, writer),
         )
-        scrubbed = scrubber.tree(manifest.to_dict(), keep=_DIGEST_KEYS)
+        raw = manifest.to_dict()
+        scrubbed = scrubber.tree(raw, keep=_DIGEST_KEYS)
         writer.commit(scrubbed)
+        if scrubbed is not raw:  # a secret was scrubbed: the caller gets the tape's text
+            manifest = Manifest.from_dict(scrubbed)
         cache.save()
     except TapeError as exc:
         writer.abort()
@@ -530,7 +555,7 @@ def record(options: RecordOptions, notify: Callable[[str], None] = lambda _: Non
         writer.abort()
         raise
     exit_status = exit_code if exit_code is not None else 128 + _signum(sig)
-    return RecordResult(tape_path, Manifest.from_dict(scrubbed), exit_status, stderr)
+    return RecordResult(tape_path, manifest, exit_status, stderr)
 
 
 _DIGEST_KEYS = frozenset({"sha256", "stdout_blob", "stderr_blob", "redacted_digests"})

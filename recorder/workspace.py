@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import os
+import re
 import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -37,18 +38,29 @@ class FileState:
         return FileEntry(self.path, self.mode, self.size, self.sha256, self.blob, self.link, change)
 
 
-# Called with a relative path and its bytes; returns the blob name, or None to keep only the hash.
-Store = Callable[[str, bytes], "str | None"]
+# Called with a relative path, its bytes and their sha256; returns the blob name, or None
+# to keep only the hash.
+Store = Callable[[str, bytes, str], "str | None"]
 
 
-def is_excluded(rel: str, patterns: tuple[str, ...]) -> bool:
-    name = rel.rsplit("/", 1)[-1]
-    return any(fnmatch.fnmatchcase(rel, p) or fnmatch.fnmatchcase(name, p) for p in patterns)
+def exclusion(patterns: tuple[str, ...]) -> Callable[[str], bool]:
+    """Whether a relative path, or its file name, matches one of the glob ``patterns``.
+
+    The globs become one regular expression: a walk asks this of every path.
+    """
+    if not patterns:
+        return lambda rel: False
+    match = re.compile("|".join(fnmatch.translate(p) for p in patterns)).match
+
+    def excluded(rel: str) -> bool:
+        return bool(match(rel) or match(rel.rsplit("/", 1)[-1]))
+
+    return excluded
 
 
 def walk(root: Path, excludes: tuple[str, ...]) -> Iterator[tuple[str, os.stat_result]]:
     """Yield (relative path, lstat) of every file and symlink, in sorted order."""
-    patterns = ALWAYS_EXCLUDED + excludes
+    excluded = exclusion(ALWAYS_EXCLUDED + excludes)
     stack = [""]
     while stack:
         rel_dir = stack.pop()
@@ -59,7 +71,7 @@ def walk(root: Path, excludes: tuple[str, ...]) -> Iterator[tuple[str, os.stat_r
         subdirs = []
         for entry in entries:
             rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
-            if is_excluded(rel, patterns):
+            if excluded(rel):
                 continue
             try:
                 st = entry.stat(follow_symlinks=False)
@@ -112,7 +124,7 @@ def _state(
     except OSError:
         return FileState(rel, st.st_mode, st.st_size, st.st_mtime_ns, st.st_ino, None)
     digest = hashlib.sha256(data).hexdigest()
-    blob = store(rel, data)
+    blob = store(rel, data, digest)
     return FileState(rel, st.st_mode, len(data), st.st_mtime_ns, st.st_ino, digest, blob=blob)
 
 

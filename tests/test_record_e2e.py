@@ -464,3 +464,19 @@ def test_links_pointing_out_of_the_workspace_are_left_out(tmp_path: Path) -> Non
     recorded = {e["path"] for e in data["inputs"]} | {e["path"] for e in data["outputs"]}
     assert {"inside.txt", "ok-link"} <= recorded
     assert not recorded & {"absolute-link", "climbing-link", "made-link"}
+
+
+def test_exclude_globs_match_the_relative_path_or_the_file_name(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    (ws / "src").mkdir(parents=True)
+    (ws / "cache").mkdir()
+    for rel in ("src/a.c", "src/a.log", "cache/big.bin", "top.log", "keep.txt", "src/keep.o"):
+        (ws / rel).write_text(rel)
+    tape = tmp_path / "t.tape"
+    buildtape("record", "-q", "--no-store", "--trace", "none", "--exclude", "*.log",
+              "--exclude", "cache", "--exclude", "src/*.o", "-o", tape, "--",
+              "sh", "-c", "echo new > made.log; echo new > made.txt; echo o > src/new.o",
+              cwd=ws, check=True)  # fmt: skip
+    data = show_json(tape)
+    assert {e["path"] for e in data["inputs"]} == {"src/a.c", "keep.txt"}
+    assert {e["path"] for e in data["outputs"]} == {"made.txt"}
