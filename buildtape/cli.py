@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import importlib
 import sys
-import traceback
 from typing import NoReturn
 
 import click
@@ -148,6 +147,8 @@ def main(argv: list[str] | None = None) -> NoReturn:
         sys.exit(130)
     except BaseException as exc:
         if show_tb:
+            import traceback
+
             traceback.print_exc()
         click.echo(f"buildtape: error: {_message(exc)}", err=True)
         sys.exit(_error_code(exc))

@@ -16,11 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
-
 LEVELS = ("info", "warning", "error", "critical")
 
 
@@ -108,6 +103,11 @@ def _from_env_text(kind: type, text: str, where: str) -> Any:
 
 
 def _read_toml(path: Path, table: str | None) -> dict[str, Any]:
+    # Imported here: most workspaces have no config, and record's start-up is build time.
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:

@@ -10,7 +10,6 @@ import click
 
 from buildtape.config import Config, ConfigError, workspace_root
 from buildtape.config import load as load_config
-from buildtape.history_store import HistoryError, HistoryStore
 from recorder.record import RecordOptions, RecordResult, record
 from recorder.sampling import SAMPLERS
 from recorder.secrets import SecretPolicy
@@ -46,8 +45,16 @@ def _config(workspace: Path | None) -> Config | None:
         return None
 
 
+def _prefetch_indexing() -> None:
+    """Import what indexing needs. It runs while the build does, not after it."""
+    import buildtape.history_rows
+    import buildtape.history_store  # noqa: F401
+
+
 def _index(result: RecordResult, cfg: Config | None) -> None:
     """Add the tape to the history; a failure is a warning, never the build's status."""
+    from buildtape.history_store import HistoryError, HistoryStore
+
     try:
         home = cfg.home if cfg else Path(result.manifest.workspace) / ".buildtape"
         with HistoryStore(home) as store:
@@ -197,9 +204,10 @@ def record_cmd(
     def notify(message: str) -> None:
         click.echo(f"buildtape: note: {message}", err=True)
 
-    result = record(options, notify)
+    store = not no_store and (cfg is None or bool(cfg.get("store")))
+    result = record(options, notify, _prefetch_indexing if store else None)
     m = result.manifest
-    if not no_store and (cfg is None or cfg.get("store")):
+    if store:
         _index(result, cfg)
     if not quiet:
         click.echo(

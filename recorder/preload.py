@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import platform
 import shutil
 import subprocess
 import tempfile
@@ -44,7 +43,7 @@ def build_shim(env: Mapping[str, str]) -> Shim:
     except OSError as exc:
         return Shim(None, f"the shim source is missing ({exc.strerror})")
     tag = hashlib.sha256(source).hexdigest()[:16]
-    target = cache_dir(env) / f"btshim-{tag}-{platform.machine()}.so"
+    target = cache_dir(env) / f"btshim-{tag}-{os.uname().machine}.so"
     if target.exists():
         return Shim(target)
     cc = shutil.which(env.get("CC", "cc"), path=env.get("PATH")) or shutil.which("cc")
