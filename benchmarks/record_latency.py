@@ -55,7 +55,9 @@ def _one(argv: list[str], stamp: Path, env: dict[str, str]) -> tuple[float, floa
     stamp.unlink(missing_ok=True)
     cpu = _cpu()
     start = time.time()
-    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, env=env)
+    # Run from the stamp's directory: `python -m` puts the current directory first on
+    # sys.path, which would hide --against's PYTHONPATH when run from a checkout.
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, env=env, cwd=stamp.parent)
     end = time.time()
     ran = float(stamp.read_text())
     return ran - start, end - ran, _cpu() - cpu
