@@ -5,7 +5,8 @@ fetched by benchmarks/fetch_lua.sh) and ``generated`` (a generated 200-unit C pr
 ``make -j2``). Each is built in alternating pairs — plain, then one recorder — from a clean
 tree every time; the figure is the median of per-pair wall-time ratios, so drift in the
 machine's speed cancels out. Also reports the tape size against ``tar czf`` of the same
-built workspace and the compressed metadata per recorded process.
+built workspace and the compressed metadata per recorded process. Pairs alternate which side
+runs first, and the interquartile range of the per-pair ratios is printed beside the median.
 
     python benchmarks/record_overhead.py [--workload lua|generated] [--pairs 7] [--json out.json]
 """
@@ -111,11 +112,18 @@ def main() -> None:
     timed(make, proj)  # warm the page cache and the compiler
     ratios: dict[str, list[float]] = {name: [] for name in variants}
     plain_times: list[float] = []
-    for _ in range(args.pairs):
+    for i in range(args.pairs):
         for name, prefix in variants.items():
-            base = timed(make, proj)
+            # Every other pair runs the recorder first, so a machine that is slower on the
+            # second of two builds (or drifts) does not favour either side.
+            if i % 2 == 0:
+                base = timed(make, proj)
+                recorded = timed([*prefix, *make], proj)
+            else:
+                recorded = timed([*prefix, *make], proj)
+                base = timed(make, proj)
             plain_times.append(base)
-            ratios[name].append(timed([*prefix, *make], proj) / base)
+            ratios[name].append(recorded / base)
 
     # Size: the last strace recording against tar.gz of the same (built) workspace.
     timed([*bt, *make], proj)
@@ -134,6 +142,12 @@ def main() -> None:
         "pairs": args.pairs,
         "plain_median_s": round(statistics.median(plain_times), 3),
         "median_ratio": {k: round(statistics.median(v), 3) for k, v in ratios.items()},
+        # The middle half of the per-pair ratios: how much one pair can be trusted here.
+        "ratio_iqr": {
+            k: [round(q, 3) for q in statistics.quantiles(v, n=4)[::2]]
+            for k, v in ratios.items()
+            if len(v) > 1
+        },
         "tape_bytes": tape.stat().st_size,
         "tar_gz_bytes": tgz.stat().st_size,
         "tape_vs_tar_gz": round(tape.stat().st_size / tgz.stat().st_size, 3),
