@@ -36,10 +36,10 @@ def _label(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
-def _config(workspace: Path | None) -> Config | None:
+def _config(workspace: Path) -> Config | None:
     """The workspace's settings; a broken config is a warning, never a reason not to build."""
     try:
-        return load_config(workspace or workspace_root())
+        return load_config(workspace)
     except ConfigError as exc:
         click.echo(f"buildtape: warning: {exc}; using the defaults", err=True)
         return None
@@ -184,6 +184,8 @@ def record_cmd(
     credential-shaped values) are redacted, and their values scrubbed from everything
     captured. A build step can add events by appending JSON lines to $BUILDTAPE_EVENTS.
     """
+    # Found once here (git rev-parse), for the config and for the recording.
+    workspace = workspace or workspace_root()
     cfg = _config(workspace)
     options = RecordOptions(
         argv=command,
