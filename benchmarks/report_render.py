@@ -79,7 +79,7 @@ def samples(procs: list[Process], stacks: int, rng: random.Random) -> bytes:
     frames = [[f"fn_{i}", f"/w/tools/mod{i % 40}.py", 10 + i % 300] for i in range(3000)]
     pythons = [p.id for p in procs[60:80]]
     seen: set[tuple[int, ...]] = set()
-    rows = []
+    rows: list[list[object]] = []
     while len(rows) < stacks:
         stack = [0, 1, 2]
         for _ in range(rng.randrange(2, 22)):
@@ -124,14 +124,14 @@ INTERACT = """() => {
 def first_render(html: Path, runs: int) -> float:
     from playwright.sync_api import sync_playwright
 
-    times = []
+    times: list[float] = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=LAUNCH_ARGS)
         for _ in range(runs):
             page = browser.new_page(viewport={"width": 1400, "height": 900}, bypass_csp=True)
             page.goto(html.as_uri())
             page.wait_for_function("window.buildtape && window.buildtape.paintedAt")
-            times.append(page.evaluate("() => window.buildtape.paintedAt") / 1000)
+            times.append(float(page.evaluate("() => window.buildtape.paintedAt")) / 1000)
             INTERACTIONS.append(page.evaluate(INTERACT))
             page.close()
         browser.close()
