@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -316,6 +317,25 @@ def test_fallback_gives_valid_tape(
     assert any(
         p["argv"][:1] == ["sleep"] and p["parent_id"] == root["id"] for p in view["processes"]
     )
+
+
+def test_strace_asked_for_but_missing_runs_nothing_and_writes_nothing(tmp_path: Path) -> None:
+    """The strace probe runs beside the workspace scan; its refusal still stops the
+    recording before the build starts, with one line, exit 125, and no tape or partial."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sh").symlink_to("/bin/sh")
+    (bin_dir / "touch").symlink_to(shutil.which("touch") or "/usr/bin/touch")
+    env = {**os.environ, "PATH": str(bin_dir)}
+    rec = buildtape("record", "--trace", "strace", "--", "sh", "-c", "touch ran",
+                    cwd=ws, env=env)  # fmt: skip
+    assert rec.returncode == 125
+    lines = rec.stderr.decode().splitlines()
+    assert len(lines) == 1 and "--trace strace was asked for" in lines[0], lines
+    assert not (ws / "ran").exists()
+    assert [p for p in ws.rglob("*") if p.is_file()] == []
 
 
 @needs_strace
