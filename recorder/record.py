@@ -279,7 +279,10 @@ def _run_build(
     tail.close()
     segments = sampler.finish() if sampler is not None else []
     if meanwhile is not None:
-        meanwhile.result()
+        # Only the caller's preparation: the caller meets any failure again when it does the
+        # real work, and the tape must not be lost to it.
+        with contextlib.suppress(Exception):
+            meanwhile.result()
     return _Run(
         returncode=proc.returncode,
         interrupted_by=interrupted[0] if interrupted else None,
