@@ -29,14 +29,31 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import byte_compile, emit
 from benchmarks.gen_cproject import generate
+from recorder.preload import build_shim, preload_env
 from recorder.tape import TapeReader
+from recorder.tracing import StraceTracer
 
 
-def timed(argv: list[str], cwd: Path) -> float:
+def timed(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
     subprocess.run(["make", "clean"], cwd=cwd, check=True, capture_output=True)
     t = time.perf_counter()
-    subprocess.run(argv, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        argv, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     return time.perf_counter() - t
+
+
+def raw_tools(work: Path, cwd: Path) -> tuple[list[str], dict[str, str]]:
+    """The recorder's strace command prefix and preload environment, without buildtape:
+    what tracing alone costs the build."""
+    strace = shutil.which("strace")
+    shim = build_shim(os.environ).library
+    if strace is None or shim is None:
+        sys.exit("the raw-* variants need strace and a C compiler for the shim")
+    prefix = StraceTracer(strace, work, str(cwd), trace_files=False).wrap([])
+    log = work / "files.log"
+    log.touch()
+    return prefix, preload_env(os.environ, shim, log)
 
 
 def main() -> None:
@@ -50,7 +67,8 @@ def main() -> None:
     ap.add_argument(
         "--variants",
         default="default,strace-files,proc,none,reprozip",
-        help="comma-separated subset of: default, strace-files, proc, none, reprozip",
+        help="comma-separated subset of: default, strace-files, proc, none, reprozip, and "
+        "(without buildtape, with its exact options) raw-strace, raw-preload, raw-both",
     )
     args = ap.parse_args()
 
@@ -107,6 +125,13 @@ def main() -> None:
             ],
         )
     wanted = [v.strip() for v in args.variants.split(",") if v.strip()]
+    envs: dict[str, dict[str, str] | None] = {}
+    if any(v.startswith("raw-") for v in wanted):
+        strace_prefix, preload = raw_tools(work, proj)
+        all_variants["raw-strace"] = ("strace alone (the recorder's options)", strace_prefix)
+        all_variants["raw-preload"] = ("LD_PRELOAD shim alone", [])
+        all_variants["raw-both"] = ("strace + shim, without buildtape", strace_prefix)
+        envs = {all_variants["raw-preload"][0]: preload, all_variants["raw-both"][0]: preload}
     variants = {all_variants[v][0]: all_variants[v][1] for v in wanted if v in all_variants}
     byte_compile()
     timed(make, proj)  # warm the page cache and the compiler
@@ -116,11 +141,12 @@ def main() -> None:
         for name, prefix in variants.items():
             # Every other pair runs the recorder first, so a machine that is slower on the
             # second of two builds (or drifts) does not favour either side.
+            env = envs.get(name)
             if i % 2 == 0:
                 base = timed(make, proj)
-                recorded = timed([*prefix, *make], proj)
+                recorded = timed([*prefix, *make], proj, env)
             else:
-                recorded = timed([*prefix, *make], proj)
+                recorded = timed([*prefix, *make], proj, env)
                 base = timed(make, proj)
             plain_times.append(base)
             ratios[name].append(recorded / base)
