@@ -131,7 +131,7 @@ class HistoryStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             # NORMAL under WAL keeps the database consistent on any crash and skips one
             # fsync per commit; a power cut can lose the newest rows, and
-            # `history --reindex --scan` rebuilds them from the tapes.
+            # `history --reindex` rebuilds them from the tapes.
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=30000")
             self._migrate()

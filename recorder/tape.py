@@ -100,26 +100,27 @@ class _PackQueue:
     faster than it compresses is held back instead of piling up in memory.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, write: Callable[[_Members, int], None]) -> None:
+        self._write = write
         self._jobs: list[tuple[_Members, int]] = []
         self._cond = threading.Condition()
         self._busy = False
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
 
-    def put(self, members: _Members, size: int, write: Callable[[_Members, int], None]) -> None:
+    def put(self, members: _Members, size: int) -> None:
         with self._cond:
             while len(self._jobs) >= _MAX_QUEUED:
                 self._cond.wait()
             self._jobs.append((members, size))
             if self._thread is None:
                 self._thread = threading.Thread(
-                    target=self._run, args=(write,), name="buildtape-packs", daemon=True
+                    target=self._run, name="buildtape-packs", daemon=True
                 )
                 self._thread.start()
             self._cond.notify_all()
 
-    def _run(self, write: Callable[[_Members, int], None]) -> None:
+    def _run(self) -> None:
         while True:
             with self._cond:
                 while not self._jobs:
@@ -131,7 +132,7 @@ class _PackQueue:
                 self._cond.notify_all()
             if self._error is None:
                 try:
-                    write(members, size)
+                    self._write(members, size)
                 except BaseException as exc:  # re-raised by wait(), in the writer's thread
                     self._error = exc
 
@@ -164,7 +165,7 @@ class TapeWriter:
         # [frame offset, frame length, uncompressed size]
         self._packs: list[list[int]] = []
         self._sealed = 0  # packs handed to the queue, written or not
-        self._queue = _PackQueue()
+        self._queue = _PackQueue(self._write_pack)
         self._pending: _Members = []
         self._pending_size = 0
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -210,7 +211,7 @@ class TapeWriter:
         """
         if not self._pending:
             return
-        self._queue.put(self._pending, self._pending_size, self._write_pack)
+        self._queue.put(self._pending, self._pending_size)
         self._sealed += 1
         self._pending = []
         self._pending_size = 0
@@ -288,7 +289,7 @@ class TapeWriter:
         """Discard the temporary file; safe to call more than once."""
         if not self._closed:
             self._closed = True
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(Exception):  # the error, if any, is being raised already
                 self._queue.wait()
             with contextlib.suppress(OSError):
                 self._file.close()
