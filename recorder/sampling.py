@@ -318,6 +318,21 @@ class _InjectedSampler:
     def process_started(self, pid: int, exe: str) -> None:
         pass
 
+    def finish(self) -> list[Segment]:
+        """The segments of every profile the build's processes wrote; a profile that is
+        unreadable or malformed (a process killed while writing it) is skipped whole."""
+        segments: list[Segment] = []
+        for path in sorted(self._out.glob("*.json")):
+            try:
+                data = json.loads(path.read_text())
+                segments += self._segments(int(data["pid"]), data)
+            except (OSError, ValueError, KeyError, TypeError, IndexError):
+                continue
+        return segments
+
+    def _segments(self, pid: int, data: dict[str, Any]) -> list[Segment]:
+        raise NotImplementedError
+
 
 class ThreadSampler(_InjectedSampler):
     """A thread in each Python process reads the main thread's stack ``rate`` times a
@@ -329,22 +344,15 @@ class ThreadSampler(_InjectedSampler):
     _kind = "with a sampling thread"
     _profile = _THREAD_PROFILE
 
-    def finish(self) -> list[Segment]:
-        segments: list[Segment] = []
-        for path in sorted(self._out.glob("*.json")):
-            try:
-                data = json.loads(path.read_text())
-                pid = int(data["pid"])
-                frames = [(str(f), str(file), int(line)) for f, file, line in data["frames"]]
-                samples = data["samples"]
-            except (OSError, ValueError, KeyError, TypeError):
-                continue
-            for t, dur, stack in samples:
-                dur_us = round(float(dur) * 1e6)
-                if stack and dur_us > 0:
-                    start_us = round((float(t) - self._wall0) * 1e6)
-                    segments.append(Segment(pid, tuple(frames[i] for i in stack), start_us, dur_us))
-        return segments
+    def _segments(self, pid: int, data: dict[str, Any]) -> list[Segment]:
+        frames = [(str(f), str(file), int(line)) for f, file, line in data["frames"]]
+        out = []
+        for t, dur, stack in data["samples"]:
+            dur_us = round(float(dur) * 1e6)
+            if stack and dur_us > 0:
+                start_us = round((float(t) - self._wall0) * 1e6)
+                out.append(Segment(pid, tuple(frames[i] for i in stack), start_us, dur_us))
+        return out
 
 
 class PyinstrumentSampler(_InjectedSampler):
@@ -365,25 +373,18 @@ class PyinstrumentSampler(_InjectedSampler):
         out[FALLBACK_PATH_VAR] = str(Path(origin).resolve().parent.parent)
         return out
 
-    def finish(self) -> list[Segment]:
-        segments: list[Segment] = []
-        for path in sorted(self._out.glob("*.json")):
-            try:
-                data = json.loads(path.read_text())
-                pid = int(data["pid"])
-                session = data["session"]
-                t = float(session["start_time"])
-                records = session["frame_records"]
-            except (OSError, ValueError, KeyError, TypeError):
-                continue
-            for identifiers, delta in records:
-                stack = tuple(_pyinstrument_frame(i) for i in identifiers[1:])  # [0]: the thread
-                start_us = round((t - self._wall0) * 1e6)
-                dur_us = round(float(delta) * 1e6)
-                t += float(delta)
-                if stack and dur_us > 0:
-                    segments.append(Segment(pid, stack, start_us, dur_us))
-        return segments
+    def _segments(self, pid: int, data: dict[str, Any]) -> list[Segment]:
+        session = data["session"]
+        t = float(session["start_time"])
+        out = []
+        for identifiers, delta in session["frame_records"]:
+            stack = tuple(_pyinstrument_frame(i) for i in identifiers[1:])  # [0]: the thread
+            start_us = round((t - self._wall0) * 1e6)
+            dur_us = round(float(delta) * 1e6)
+            t += float(delta)
+            if stack and dur_us > 0:
+                out.append(Segment(pid, stack, start_us, dur_us))
+        return out
 
 
 def _pyinstrument_frame(identifier: str) -> tuple[str, str, int]:
