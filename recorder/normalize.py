@@ -9,9 +9,10 @@ Each rule replaces a volatile part with a fixed placeholder (docs/diff.md lists 
 - temp names of common tools (``$TMP``): gcc/clang ``/tmp/ccAbC123.s``, pip
   ``/tmp/pip-build-env-…``, Go ``/tmp/go-build123…``, rustc ``/tmp/rustcAbC123``, cargo
   ``/tmp/cargo-install…``, Python's ``tempfile`` ``/tmp/tmpab12cd34``, CMake's try-compile
-  projects ``cmTC_1a2b3`` and ``TryCompile-…``;
+  projects ``cmTC_1a2b3`` and ``TryCompile-…`` and its ``CMakeCache.txt.tmp1a2b3``;
 - pids written as ``pid 123``, ``pid=123``, ``/proc/123/`` (``$PID``);
-- timestamps in text: ISO dates with time, ``HH:MM:SS``, ``date``'s default format (``$TIME``).
+- timestamps in text: ISO dates with time, ``HH:MM:SS``, ``date``'s default format (``$TIME``);
+- the GNU build id of ELF files (a hash of the rest, which is compared itself).
 
 Build-system bookkeeping files (ninja's ``.ninja_log`` and ``.ninja_deps``) hold timings and
 are not compared at all (:func:`is_bookkeeping`). ``Normalizer(workspace, enabled=False)``
@@ -34,7 +35,9 @@ _TEMP_PARTS = (
 )
 _TEMP = re.compile(r"(?:/(?:var/)?tmp|\$TMPDIR)/(?:" + "|".join(_TEMP_PARTS) + r")")
 _SANDBOX = re.compile(r"/tmp/buildtape-[A-Za-z0-9_-]+")
-_CMAKE = re.compile(r"\bcmTC_[0-9a-f]{4,}\b|\bTryCompile-[A-Za-z0-9]{6}\b")
+_CMAKE = re.compile(
+    r"\bcmTC_[0-9a-f]{4,}\b|\bTryCompile-[A-Za-z0-9]{6}\b|(?<=\.txt)\.tmp[0-9a-f]{4,}\b"
+)
 _TIMESTAMP = re.compile(
     r"\b\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:?\d\d)?\b"
     r"|\b(Mon|Tue|Wed|Thu|Fri|Sat|Sun) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +\d+ "
@@ -46,6 +49,20 @@ _PID = re.compile(r"\b(pid[ =:]?)\d+\b|(/proc/)\d+(?=/)", re.I)
 _TEMP_B = re.compile(_TEMP.pattern.encode())
 _SANDBOX_B = re.compile(_SANDBOX.pattern.encode())
 _CMAKE_B = re.compile(_CMAKE.pattern.encode())
+
+# An ELF NT_GNU_BUILD_ID note (little-endian): namesz 4, descsz, type 3, "GNU\0", then the id.
+_BUILD_ID = re.compile(rb"\x04\x00\x00\x00([\x08-\x40])\x00\x00\x00\x03\x00\x00\x00GNU\x00", re.S)
+
+
+def _mask_build_ids(data: bytes) -> bytes:
+    """Zero each GNU build id: a hash over the rest of the file, so it differs exactly when
+    anything else does (a workspace path in the debug info, say), which is compared anyway."""
+    out = bytearray(data)
+    for m in _BUILD_ID.finditer(data):
+        size = m.group(1)[0]
+        out[m.end() : m.end() + size] = bytes(size)
+    return bytes(out)
+
 
 # Files a build system keeps for itself (timings, dependency logs): never compared.
 BOOKKEEPING = (".ninja_log", ".ninja_deps")
@@ -88,6 +105,8 @@ class Normalizer:
                 pass
         if self.workspace:
             data = data.replace(self.workspace.encode(), b"$WORKSPACE")
+        if data[:4] == b"\x7fELF":
+            data = _mask_build_ids(data)
         data = _SANDBOX_B.sub(b"$SANDBOX", data)
         data = _TEMP_B.sub(b"$TMP", data)
         return _CMAKE_B.sub(b"cmTC_$ID", data)

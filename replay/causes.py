@@ -188,6 +188,7 @@ def explain(
         own: list[Change] = []
         upstream: list[str] = []
         one_sided: list[str] = []
+        temp_reads: list[str] = []  # unhashed temp files: differ when their writer did
         parent_differs = x.parent is not None and (
             state.get(x.parent, "unmatched") != "same" or y.parent not in paired_b
         )
@@ -220,6 +221,11 @@ def explain(
                 # hashes: a generated file that names the workspace is the same file.
                 if ra is None or rb is None or k in changed_outputs:
                     upstream.append(k)
+                elif k.startswith("/") and None not in (ra.digest, rb.digest):
+                    if ra.digest != rb.digest:
+                        upstream.append(k)  # an intermediate, hashed by the 1.1 capture
+                elif k.startswith("/"):
+                    temp_reads.append(k)
                 continue
             if ra is not None and rb is not None:
                 if ra.digest == rb.digest:
@@ -238,10 +244,11 @@ def explain(
                 own.append(Change("file", f"file {k}", text))
             else:
                 one_sided.append(k)
-        upstream += sorted(
-            {ga.norm.text(r) for r in x.raw_reads & differing_a}
-            | {gb.norm.text(r) for r in y.raw_reads & differing_b}
-        )
+        if temp_reads:
+            upstream += sorted(
+                {ga.norm.text(r) for r in x.raw_reads & differing_a if r.startswith("/")}
+                | {gb.norm.text(r) for r in y.raw_reads & differing_b if r.startswith("/")}
+            )
         if one_sided and (own or upstream):
             # Another include path, another flag: a consequence of what else changed.
             upstream += one_sided
@@ -271,24 +278,29 @@ def explain(
         findings.append(
             Finding(x, y, role, own, sorted(set(upstream)), outs, argv_diff, flags)
         )  # fmt: skip
-    return _rank(findings)
+    return _rank(findings, ga.nodes)
 
 
 def _descendant_flags(f: Finding, findings: list[Finding], by_id: dict[int, Node]) -> str | None:
-    """The first argv change below a changed driver: what its change did to a step."""
+    """What a change did to the first step whose argv it changed: one below the changed
+    driver, else one later in the build (a configure step writes what a build runs)."""
+    later: Finding | None = None
     for g in findings:
-        if g is f or g.flags is None or g.role != "downstream":
+        if g.a.order <= f.a.order or g.flags is None or g.role != "downstream":
             continue
         node: Node | None = g.a
         while node is not None and node.parent is not None:
             if node.parent == f.a.proc.id:
                 return f"step #{g.a.proc.id} {g.a.identity}: {g.flags}"
             node = by_id.get(node.parent)
-    return None
+        later = later or g
+    if later is None:
+        return None
+    return f"step #{later.a.proc.id} {later.a.identity}: {later.flags}"
 
 
-def _rank(findings: list[Finding]) -> Causes:
-    by_id = {f.a.proc.id: f.a for f in findings}
+def _rank(findings: list[Finding], nodes: dict[int, Node]) -> Causes:
+    by_id = nodes
     argv_words = {w for f in findings if f.flags for line in f.argv_diff for w in line[2:].split()}
     entries: list[tuple[bool, int, int, str, str, Finding]] = []
     for f in findings:

@@ -257,7 +257,9 @@ def _verdict(
     nondet = [f for f in explained.findings if f.role == "nondeterministic"]
     if nondet:
         names = ", ".join(f"#{f.a.proc.id} {f.a.identity}" for f in nondet[:5])
-        return "different", [f"nondeterministic: same command and inputs, different outputs: {names}"]
+        return "different", [
+            f"nondeterministic: same command and inputs, different outputs: {names}"
+        ]
     if not command["same"]:
         return "different", ["the build command differs"]
     if inputs:

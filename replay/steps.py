@@ -86,29 +86,33 @@ def comparable_env(env: dict[str, str], norm: Normalizer) -> dict[str, str]:
     return out
 
 
-def _process_env(m: Manifest, p: Process, full: bool) -> dict[str, str] | None:
-    if p.parent_id is None:
-        return dict(m.environment.vars)
-    if not full:
-        return None
-    from recorder import model
-
-    helper = getattr(model, "process_environment", None)
-    if helper is None:
-        return None
-    env: dict[str, str] = helper(m, p)
-    return env
-
-
 def per_process_env(m: Manifest) -> bool:
     """Whether the tape records each process's environment (format 1.1 capture)."""
-    return bool(m.processes) and all(getattr(p, "env", None) is not None for p in m.processes)
+    return bool(m.processes) and all(p.env is not None for p in m.processes)
 
 
 def cwd_reliable(m: Manifest) -> bool:
-    """1.0 tapes recorded some children's cwd wrongly; compare cwds only from 1.1 on."""
-    major, _, minor = m.format_version.partition(".")
-    return (major, minor) >= ("1", "1") and major.isdigit()
+    """Tapes before the 1.1 capture recorded some children's cwd wrongly: compare cwds
+    only when the tape shows that capture (executable hashes or environment deltas)."""
+    return any(p.exe_sha256 is not None or p.env is not None for p in m.processes)
+
+
+def _environments(m: Manifest, procs: list[Process], full: bool) -> dict[int, dict[str, str]]:
+    """Each process's whole environment from the deltas, parents before children; without
+    deltas only the root's (the build's environment), which its children inherit."""
+    envs: dict[int, dict[str, str]] = {}
+    for p in procs:
+        parent = envs.get(p.parent_id) if p.parent_id is not None else None
+        if parent is None and p.parent_id is not None and not full:
+            continue
+        env = dict(m.environment.vars if parent is None else parent)
+        for name, value in (p.env or {}).items():
+            if value is None:
+                env.pop(name, None)
+            else:
+                env[name] = value
+        envs[p.id] = env
+    return envs
 
 
 def _rel(m: Manifest, path: str) -> str:
@@ -155,7 +159,7 @@ def build_graph(m: Manifest, norm: Normalizer, with_cwd: bool, full_env: bool) -
     before = {e.path: e.sha256 for e in m.inputs}
     after = {e.path: e.sha256 for e in m.outputs if e.change != "deleted"}
     external = {e.path: e.sha256 for e in m.external}
-    inter = {i.path: i.sha256 for i in getattr(m, "intermediates", [])}
+    inter = {i.path: i.sha256 for i in m.intermediates}
     procs = sorted(m.processes, key=lambda p: (p.start_s, p.id))
     first_write: dict[str, float] = {}
     writers: dict[str, list[int]] = {}
@@ -163,6 +167,7 @@ def build_graph(m: Manifest, norm: Normalizer, with_cwd: bool, full_env: bool) -
         for w in p.writes:
             first_write[w] = min(first_write.get(w, p.start_s), p.start_s)
             writers.setdefault(w, []).append(p.id)
+    envs = _environments(m, procs, full_env)
     nodes: dict[int, Node] = {}
     root: int | None = None
     for order, p in enumerate(procs):
@@ -181,14 +186,14 @@ def build_graph(m: Manifest, norm: Normalizer, with_cwd: bool, full_env: bool) -
                 reads[key] = Read(external.get(r, inter.get(r)), "external")
             else:
                 reads[key] = Read(before.get(r, after.get(r)), "workspace")
-        env = _process_env(m, p, full_env)
+        env = envs.get(p.id) if p.parent_id is None or full_env else None
         nodes[p.id] = Node(
             proc=p,
             identity=identity(m, p, norm, with_cwd),
             argv=norm.argv(p.argv),
             cwd=norm.text(p.cwd) if with_cwd else ".",
             exe=norm.text(p.exe),
-            exe_sha256=getattr(p, "exe_sha256", None),
+            exe_sha256=p.exe_sha256,
             env=None if env is None else comparable_env(env, norm),
             reads=reads,
             raw_reads=set(p.reads),
