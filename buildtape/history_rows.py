@@ -5,13 +5,13 @@ so indexing never reads a blob of the tape."""
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from recorder.first_error import first_error, step_names
 from recorder.model import Manifest, Process
 from recorder.normalize import Normalizer
-from recorder.summary import failing, first_error_line, steps
+from recorder.summary import failing, steps
 from recorder.timeline import timeline
 
 
@@ -39,12 +39,9 @@ def outermost_steps(m: Manifest) -> list[Process]:
 
 def error_line_for(step: Process, lines: list[str]) -> str | None:
     """The first error line that names one of the step's files, else the first one at all."""
-    names = {os.path.basename(a) for a in step.argv[1:] if "." in os.path.basename(a)}
-    for line in lines:
-        if first_error_line([line]) and any(n in line for n in names):
-            return line.strip()
-    first = first_error_line(lines)
-    return None if first is None else first.strip()
+    names = step_names(step.argv, (f for f in (*step.reads, *step.writes) if f[:1] != "/"))
+    found = first_error(lines, names)
+    return None if found is None else lines[found.index].strip()
 
 
 def indexed_rows(m: Manifest, stderr: bytes) -> Rows:

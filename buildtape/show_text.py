@@ -6,7 +6,14 @@ import shlex
 
 from recorder.model import Process
 from recorder.reading import Tape
-from recorder.summary import failing, first_error_line, metrics, slowest, stderr_tail
+from recorder.summary import (
+    failing,
+    first_error_line,
+    metrics,
+    slowest,
+    stderr_tail,
+    step_first_error,
+)
 
 
 def short_argv(argv: list[str], width: int = 80) -> str:
@@ -66,15 +73,22 @@ def render(tape: Tape) -> str:
     if fails:
         lines.append("")
         lines.append("Failing steps")
+        first: str | None = None
         for p, origin in fails[:5]:
             lines.append(f"  #{p.id} {_status(p)}  {short_argv(p.argv, 100)}")
             if origin is not p:
                 lines.append(f"      failed in #{origin.id} {short_argv(origin.argv, 60)}")
+            error = step_first_error(tape, p, origin)
+            if error is not None:
+                lines.append(f"      first error: {error.line}")
+                first = first or error.line
         tail = stderr_tail(tape)
         if tail:
-            first = first_error_line(tail)
+            if first is None or first not in {line.strip() for line in tail}:
+                first = first_error_line(tail)
             lines.append("  last stderr lines:")
-            lines += [f"  {'>' if line == first else '|'} {line}" for line in tail]
+            marked = next((x for x in tail if first and x.strip() == first.strip()), None)
+            lines += [f"  {'>' if line == marked else '|'} {line}" for line in tail]
     top = slowest(m)
     if top:
         lines.append("")

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
+from recorder.first_error import FirstError, first_error, step_names
 from recorder.model import Manifest, Process
 from recorder.reading import Tape
 from recorder.timeline import timeline
-
-_ERROR_LINE = re.compile(
-    r"(error[:\[]|\*\*\* |Traceback \(most recent call last\)|fatal:|FAILED)", re.I
-)
 
 
 def process_view(p: Process) -> dict[str, Any]:
@@ -95,7 +91,50 @@ def stderr_tail(tape: Tape, lines: int = 10) -> list[str]:
 
 
 def first_error_line(lines: list[str]) -> str | None:
-    return next((line for line in lines if _ERROR_LINE.search(line)), None)
+    """The line to read first among ``lines`` (recorder/first_error.py), as it was written."""
+    found = first_error(lines)
+    return None if found is None else lines[found.index]
+
+
+# A chunk is read a moment after the step wrote it.
+_READ_LAG_S = 0.05
+
+
+def step_lines(tape: Tape, step: Process) -> list[str]:
+    """Lines of stdout and stderr that were written while ``step`` ran, in the order seen."""
+    m = tape.manifest
+    data = {name: tape.stream(name) for name in ("stdout", "stderr")}
+    offset = {"stdout": 0, "stderr": 0}
+    end = (step.end_s if step.end_s is not None else m.duration_s) + _READ_LAG_S
+    pending = {"stdout": b"", "stderr": b""}
+    out: list[str] = []
+    for c in m.streams.chunks:
+        piece = data[c.stream][offset[c.stream] : offset[c.stream] + c.size]
+        offset[c.stream] += c.size
+        if not step.start_s <= c.t <= end:
+            continue
+        text = pending[c.stream] + piece
+        *whole, pending[c.stream] = text.split(b"\n")
+        out += [line.decode("utf-8", "replace") for line in whole]
+    out += [rest.decode("utf-8", "replace") for rest in pending.values() if rest]
+    return out
+
+
+def step_first_error(tape: Tape, step: Process, origin: Process | None = None) -> FirstError | None:
+    """The failing step's first error: from the lines written while it ran, preferring those
+    that name its files; else the first line of the whole stderr that names them."""
+    files = [f for p in (step, origin) if p is not None for f in (*p.reads, *p.writes)]
+    names = step_names(step.argv, (f for f in files if not f.startswith("/")))
+    if origin is not None:
+        names |= step_names(origin.argv)
+    found = first_error(step_lines(tape, step), names)
+    if found is not None:
+        return found
+    stderr = tape.stream("stderr").decode("utf-8", "replace").splitlines()
+    found = first_error(stderr, names)
+    if found is not None and names and any(n in found.line for n in names):
+        return found
+    return None
 
 
 def metrics(manifest: Manifest) -> list[dict[str, Any]]:
