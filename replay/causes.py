@@ -221,10 +221,10 @@ def explain(
                 # hashes: a generated file that names the workspace is the same file.
                 if ra is None or rb is None or k in changed_outputs:
                     upstream.append(k)
-                elif k.startswith("/") and None not in (ra.digest, rb.digest):
+                elif ra.outside and None not in (ra.digest, rb.digest):
                     if ra.digest != rb.digest:
                         upstream.append(k)  # an intermediate, hashed by the 1.1 capture
-                elif k.startswith("/"):
+                elif ra.outside:
                     temp_reads.append(k)
                 continue
             if ra is not None and rb is not None:

@@ -13,6 +13,7 @@ same report, whatever the hash seed.
 from __future__ import annotations
 
 import difflib
+import hashlib
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -155,6 +156,15 @@ def _stream_diffs(ta: Tape, tb: Tape, na: Normalizer, nb: Normalizer, limit: int
     return streams
 
 
+def _intermediates(tape: Tape, norm: Normalizer) -> dict[str, str]:
+    """Digests of the stored intermediates' normalised contents, by path."""
+    out = {}
+    for i in tape.manifest.intermediates:
+        if i.blob is not None and norm.enabled:
+            out[i.path] = hashlib.sha256(norm.content(tape.blob(i.blob))).hexdigest()
+    return out
+
+
 def diff(ta: Tape, tb: Tape, options: DiffOptions) -> DiffReport:
     a, b = ta.manifest, tb.manifest
     na = Normalizer(a.workspace, options.normalize)
@@ -166,8 +176,8 @@ def diff(ta: Tape, tb: Tape, options: DiffOptions) -> DiffReport:
 
     with_cwd = cwd_reliable(a) and cwd_reliable(b)
     full_env = per_process_env(a) and per_process_env(b)
-    ga = build_graph(a, na, with_cwd, full_env)
-    gb = build_graph(b, nb, with_cwd, full_env)
+    ga = build_graph(a, na, with_cwd, full_env, _intermediates(ta, na))
+    gb = build_graph(b, nb, with_cwd, full_env, _intermediates(tb, nb))
     matching = match(ga, gb)
     stderr_b = nb.text(tb.stream("stderr").decode("utf-8", "replace")).splitlines()
     explained = explain(

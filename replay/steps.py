@@ -40,6 +40,7 @@ _IGNORED_READS = ("/proc/", "/dev/", "/sys/", "/etc/ld.so.cache")
 class Read:
     digest: str | None  # content as read; None = unknown (absent or not hashed)
     origin: str  # workspace | external | upstream (written earlier by this build)
+    outside: bool  # an absolute path: outside the workspace
 
 
 @dataclass
@@ -155,11 +156,21 @@ class Graph:
     writers: dict[str, list[int]]
 
 
-def build_graph(m: Manifest, norm: Normalizer, with_cwd: bool, full_env: bool) -> Graph:
+def build_graph(
+    m: Manifest,
+    norm: Normalizer,
+    with_cwd: bool,
+    full_env: bool,
+    intermediates: dict[str, str] | None = None,
+) -> Graph:
+    """``intermediates``: path -> digest of each intermediate's normalised content (a
+    ``.s`` file names its source by absolute path); their recorded sha256 otherwise."""
     before = {e.path: e.sha256 for e in m.inputs}
     after = {e.path: e.sha256 for e in m.outputs if e.change != "deleted"}
     external = {e.path: e.sha256 for e in m.external}
-    inter = {i.path: i.sha256 for i in m.intermediates}
+    inter = intermediates if intermediates is not None else {}
+    for i in m.intermediates:
+        inter.setdefault(i.path, i.sha256)
     procs = sorted(m.processes, key=lambda p: (p.start_s, p.id))
     first_write: dict[str, float] = {}
     writers: dict[str, list[int]] = {}
@@ -181,11 +192,11 @@ def build_graph(m: Manifest, norm: Normalizer, with_cwd: bool, full_env: bool) -
                 continue  # its own product, read back (CMake rereads the cache it wrote)
             if produced:
                 digest = after.get(r) if not r.startswith("/") else inter.get(r)
-                reads[key] = Read(digest, "upstream")
+                reads[key] = Read(digest, "upstream", r.startswith("/"))
             elif r.startswith("/"):
-                reads[key] = Read(external.get(r, inter.get(r)), "external")
+                reads[key] = Read(external.get(r, inter.get(r)), "external", True)
             else:
-                reads[key] = Read(before.get(r, after.get(r)), "workspace")
+                reads[key] = Read(before.get(r, after.get(r)), "workspace", False)
         env = envs.get(p.id) if p.parent_id is None or full_env else None
         nodes[p.id] = Node(
             proc=p,
