@@ -272,7 +272,7 @@ def replay_cmd(
 
         if vary:
             asked = VaryOptions(
-                parse_variations(vary), bisect, step, keep, workdir, sandbox, tape.name
+                parse_variations(vary), bisect, step, keep, workdir, sandbox, tape.name, as_json
             )
             varied = run_variations(t, asked, os.environ, notify, _banner)
             if as_json:
@@ -284,7 +284,7 @@ def replay_cmd(
             raise click.UsageError("--bisect goes with --vary")
         options = ReplayOptions(
             workdir=workdir, keep=keep, step=step, output=output, sandbox=sandbox,
-            tape_name=tape.name,
+            tape_name=tape.name, build_output_to_stderr=as_json,
         )  # fmt: skip
         result = replay(t, options, os.environ, notify, _banner)
     if as_json:

@@ -38,6 +38,8 @@ class ReplayOptions:
     sandbox: str = "auto"
     # The tape's name as the banner shows it.
     tape_name: str = ""
+    # Send the build's stdout to stderr (keeps stdout for a JSON verdict).
+    build_output_to_stderr: bool = False
 
 
 @dataclass(frozen=True)
@@ -187,6 +189,7 @@ def replay(
             run = run_in_sandbox(
                 tape, sandbox, env, options.step, m.environment.umask, options.trace,
                 options.output, notify, isolation, started=started, tape_name=options.tape_name,
+                build_stdout=2 if options.build_output_to_stderr else 1,
             )  # fmt: skip
         except RunError as exc:
             raise ReplayError(str(exc)) from exc

@@ -10,7 +10,6 @@ recorded workspace is refused rather than run against the user's checkout.
 
 from __future__ import annotations
 
-import os
 import posixpath
 import shutil
 from collections.abc import Callable, Mapping
@@ -19,7 +18,6 @@ from pathlib import Path
 
 from recorder.model import REDACTED, FileEntry, Manifest
 from recorder.reading import Tape, open_tape
-from recorder.record import RecordError, RecordOptions, record
 from replay.restore import restore, restore_intermediates, restore_placeholders, set_mtimes
 from replay.sandbox import (
     InnerSpec,
@@ -132,6 +130,7 @@ def run_in_sandbox(
     started: Callable[[RunStart], None] = lambda _: None,
     variation: str | None = None,
     tape_name: str = "",
+    build_stdout: int = 1,
 ) -> Run:
     """Restore the world of the command (or step) under ``sandbox`` and run it there."""
     m = tape.manifest
@@ -148,64 +147,46 @@ def run_in_sandbox(
     workspace = sandbox / "workspace"
     where = (place or m.workspace) if isolation.kind == "bwrap" else str(workspace.resolve())
     started(RunStart(tape_name, step, world.argv, variation, where, isolation.kind))
+    out = sandbox / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    notes: list[str] = []
+    layout = None
     if isolation.kind == "bwrap":
-        tmp, out = sandbox / "tmp", sandbox / "out"
+        tmp = sandbox / "tmp"
         tmp.mkdir(parents=True, exist_ok=True)
-        out.mkdir(parents=True, exist_ok=True)
         unplaced = restore_intermediates(tape, world.intermediates, tmp)
         notes = [f"intermediate {p} could not be put back (not under /tmp)" for p in unplaced]
-        spec = InnerSpec(
-            argv=world.argv,
-            workspace=where,
-            cwd=posixpath.normpath(posixpath.join(where, world.cwd)),
-            env=dict(env),
-            umask=umask,
-            trace=trace,
-            tape=str(out / "replay.tape"),
-            result=str(out / "result.json"),
-        )
+    spec = InnerSpec(
+        argv=world.argv,
+        workspace=where,
+        cwd=posixpath.normpath(posixpath.join(where, world.cwd)),
+        env=dict(env),
+        umask=umask,
+        trace=trace,
+        tape=str(out.resolve() / "replay.tape"),
+        result=str(out.resolve() / "result.json"),
+    )
+    if isolation.kind == "bwrap":
         layout = Layout(
             workspace=workspace.resolve(),
             place=where,
-            tmp=tmp.resolve(),
+            tmp=(sandbox / "tmp").resolve(),
             out=out.resolve(),
             cwd=spec.cwd,
             hostname=m.host.hostname or None,
         )
-        try:
-            inner = run_inside(isolation, layout, spec)
-        except SandboxError as exc:
-            raise RunError(str(exc)) from exc
-        for note in inner.notes:
-            notify(note)
-        if inner.error is not None or inner.exit_status is None:
-            raise RunError(f"the replay could not run in the sandbox: {inner.error}")
-        tape_path, exit_status = Path(spec.tape), inner.exit_status
-        if output is not None:
-            shutil.move(tape_path, output)
-            tape_path = output
-    else:
-        notes = []
-        old = os.umask(int(umask, 8))
-        try:
-            result = record(
-                RecordOptions(
-                    argv=tuple(world.argv),
-                    output=output or sandbox / "replay.tape",
-                    workspace=workspace,
-                    cwd=workspace / world.cwd,
-                    trace=trace,
-                    env=env,
-                    use_tty=False,
-                    stacks="none",
-                ),
-                notify,
-            )
-        except RecordError as exc:
-            raise RunError(str(exc)) from exc
-        finally:
-            os.umask(old)
-        tape_path, exit_status = result.tape, result.exit_status
+    try:
+        inner = run_inside(isolation, layout, spec, out, build_stdout)
+    except SandboxError as exc:
+        raise RunError(str(exc)) from exc
+    for note in inner.notes:
+        notify(note)
+    if inner.error is not None or inner.exit_status is None:
+        raise RunError(f"the replay could not run: {inner.error}")
+    tape_path, exit_status = Path(spec.tape), inner.exit_status
+    if output is not None:
+        shutil.move(tape_path, output)
+        tape_path = output
     with open_tape(tape_path) as replayed:
         outputs = replayed.manifest.outputs
     return Run(

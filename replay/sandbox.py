@@ -199,20 +199,29 @@ class InnerResult:
     error: str | None
 
 
-def run_inside(isolation: Isolation, layout: Layout, spec: InnerSpec) -> InnerResult:
-    """Record ``spec`` inside a bwrap sandbox laid out as ``layout``."""
-    assert isolation.bwrap is not None
-    spec_path = layout.out / "spec.json"
+def run_inside(
+    isolation: Isolation, layout: Layout | None, spec: InnerSpec, out: Path, build_stdout: int
+) -> InnerResult:
+    """Record ``spec`` in a fresh interpreter: inside bwrap laid out as ``layout``, or
+    (directory isolation, ``layout`` None) as a plain child process.
+
+    ``build_stdout``: the file descriptor the build's standard output goes to (2 keeps
+    stdout free for a JSON verdict).
+    """
+    spec_path = out / "spec.json"
     spec.write(spec_path)
     env = dict(os.environ)
     roots = _own_import_roots()
     env["PYTHONPATH"] = os.pathsep.join([*roots, *filter(None, [env.get("PYTHONPATH")])])
-    command = bwrap_argv(
-        isolation.bwrap, layout, [sys.executable, "-m", "replay.inside", str(spec_path)]
+    command = [sys.executable, "-m", "replay.inside", str(spec_path)]
+    if layout is not None:
+        assert isolation.bwrap is not None
+        command = bwrap_argv(isolation.bwrap, layout, command)
+    proc = subprocess.run(
+        command, env=env, stdin=subprocess.DEVNULL, stdout=build_stdout, check=False
     )
-    proc = subprocess.run(command, env=env, stdin=subprocess.DEVNULL, check=False)
     try:
         raw = json.loads(Path(spec.result).read_text())
     except (OSError, ValueError):
-        return InnerResult(None, [], f"the sandbox exited {proc.returncode} before recording")
+        return InnerResult(None, [], f"the recorder exited {proc.returncode} before recording")
     return InnerResult(raw.get("exit_status"), list(raw.get("notes", [])), raw.get("error"))

@@ -50,6 +50,7 @@ class VaryOptions:
     # auto | bwrap | directory, as for replay.
     sandbox: str = "auto"
     tape_name: str = ""
+    build_output_to_stderr: bool = False
 
 
 @dataclass
@@ -130,6 +131,7 @@ def vary(
                 tape, sandbox, _env(base, applied), options.step, umask, notify=notify,
                 isolation=isolation, place=place, started=started, variation=label,
                 tape_name=options.tape_name,
+                build_stdout=2 if options.build_output_to_stderr else 1,
             )  # fmt: skip
         except RunError as exc:
             raise VaryError(str(exc)) from exc

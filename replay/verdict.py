@@ -22,8 +22,16 @@ from dataclasses import dataclass
 from recorder.model import FileEntry, Manifest, Process
 from recorder.reading import Tape
 
-# Files that differ on every run by design, matched by name (documented in docs/replay.md).
-BOOKKEEPING = (".ninja_log", ".ninja_deps")
+# Files that differ on every run by design, matched by name (documented in docs/replay.md):
+# ninja's log (start and end times) and deps log (keyed by mtimes), and CMake's configure
+# logs, which name try-compile directories with random suffixes (cmTC_1a2b3).
+BOOKKEEPING = (
+    ".ninja_log",
+    ".ninja_deps",
+    "CMakeOutput.log",
+    "CMakeError.log",
+    "CMakeConfigureLog.yaml",
+)
 
 _TIMES = re.compile(
     rb"\d{4}-\d\d-\d\d[T ]\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:?\d\d)?"
@@ -70,7 +78,8 @@ def explain(
     name = posixpath.basename(path)
     if name in BOOKKEEPING:
         return Finding(
-            path, "bookkeeping", "build-system bookkeeping (times and mtimes): always differs",
+            path, "bookkeeping",
+            "build-system bookkeeping (times, mtimes, random probe names): always differs",
             expected=True,
         )  # fmt: skip
     if status == "missing":
