@@ -66,18 +66,25 @@ def extract_cmd(tape: Path, step: int, out_dir: Path) -> None:
     """Write a standalone reproducer of one step: its inputs and a run.sh.
 
     The directory can be attached to a bug report: `sh run.sh` re-runs the step with the
-    recorded cwd, environment and argv, and `sha256sum -c expected.sha256` compares its
-    outputs with the recorded ones. No buildtape is needed to run it.
+    recorded cwd, environment and argv (at the recorded path in a bwrap sandbox when the
+    step needs it), exits with the step's status, and compares it and the outputs with the
+    recording (`sha256sum -c expected.sha256`). No buildtape is needed to run it.
     """
     with open_tape(tape) as t:
         result = extract(t, ExtractOptions(step, out_dir))
     click.echo(f"step {result.step.id}: {short_argv(result.step.argv, 100)}")
     click.echo(f"  {result.files} input files, {len(result.outputs)} recorded outputs -> {out_dir}")
+    click.echo(f"  recorded exit status: {result.recorded_status}")
+    if result.intermediates:
+        click.echo(f"  intermediates from earlier steps: {', '.join(result.intermediates)}")
+    if result.needs_path:
+        click.echo(f"  needs its recorded path ({'; '.join(result.needs_path)}):")
+        click.echo("  run.sh runs it there in a bwrap sandbox when bwrap works")
     if result.missing:
         click.echo(f"  not in the tape (too large or secret): {', '.join(result.missing)}")
     if result.redacted:
         click.echo(f"  redacted variables left unset: {', '.join(result.redacted)}")
-    click.echo(f"  run it: sh {out_dir / 'run.sh'}")
+    click.echo(f"  run it: sh {out_dir / 'run.sh'} (compares exit status and outputs)")
 
 
 def _confirm(tape_host: str, argv: list[str], yes: bool) -> None:

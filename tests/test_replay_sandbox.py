@@ -232,3 +232,85 @@ def test_ninja_bookkeeping_is_an_expected_difference(cmake_ninja: Recorded) -> N
     expected = sorted(f["path"] for f in verdict["findings"] if f["expected"])
     assert "build/.ninja_log" in expected
     assert all(f["expected"] for f in verdict["findings"]), verdict["findings"]
+
+
+def _extract_and_run(
+    tape: Path, step: int, out_dir: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    buildtape("extract", tape, "--step", step, "-o", out_dir, check=True)
+    return subprocess.run(
+        ["sh", "run.sh"], cwd=out_dir, capture_output=True, env=env or {"PATH": "/usr/bin:/bin"}
+    )
+
+
+def test_extract_of_a_compile_that_names_its_path_runs_there(
+    c_debug: Recorded, tmp_path: Path
+) -> None:
+    step = next(s for s in build_steps(c_debug) if "main.c" in " ".join(s["argv"]))
+    with moved_away(c_debug.ws):
+        run = _extract_and_run(c_debug.tape, step["id"], tmp_path / "repro")
+    err = run.stderr.decode()
+    assert run.returncode == 0, err
+    assert f"running at the recorded path {c_debug.ws} in a bwrap sandbox" in err
+    assert "exit 0, as recorded" in err and "outputs as recorded" in err
+    check = subprocess.run(
+        ["sha256sum", "-c", "expected.sha256"], cwd=tmp_path / "repro", capture_output=True
+    )
+    assert check.returncode == 0 and b"workspace/main.o: OK" in check.stdout
+
+
+def test_extract_of_a_failing_step_states_and_reproduces_its_status(
+    tmp_path: Path,
+) -> None:
+    rec_root = tmp_path / "failing"
+    rec_root.mkdir()
+    ws = rec_root / "c-make-failing"
+    shutil.copytree(FIXTURES / "c-make-failing", ws)
+    tape = rec_root / "fail.tape"
+    buildtape("record", "-q", "-o", tape, "--", "make", "-k", cwd=ws)
+    with open_tape(tape) as t:
+        m = t.manifest
+        stderr = t.stream("stderr").decode()
+        step = next(p for p in m.processes if p.argv[:1] == ["cc"] and "parse.c" in p.argv)
+    assert step.exit_code not in (None, 0)
+    run = _extract_and_run(tape, step.id, tmp_path / "repro")
+    text = (tmp_path / "repro" / "run.sh").read_text()
+    assert f"# Recorded exit status: {step.exit_code}." in text
+    assert run.returncode == step.exit_code
+    err = run.stderr.decode()
+    assert f"exit {step.exit_code}, as recorded" in err
+    first_error = next(line for line in stderr.splitlines() if "error:" in line)
+    assert first_error in err  # the compiler says what it said in the recording
+
+
+def test_extract_of_an_as_step_fed_by_tmp(c_debug: Recorded, tmp_path: Path) -> None:
+    with open_tape(c_debug.tape) as t:
+        m = t.manifest
+        if not m.intermediates:
+            pytest.xfail("this recorder does not record intermediates yet (capture, #12)")
+        step = next(p for p in m.processes if p.argv[:1] == ["as"] and "util.o" in p.argv)
+    source = next(a for a in step.argv if a.startswith("/tmp/") and a.endswith(".s"))
+    assert not Path(source).exists()
+    run = _extract_and_run(c_debug.tape, step.id, tmp_path / "repro")
+    err = run.stderr.decode()
+    assert run.returncode == 0, err
+    assert "outputs as recorded" in err
+    assert not Path(source).exists()
+    # And without a sandbox, the intermediate is put in /tmp for the run and removed after.
+    shutil.rmtree(tmp_path / "repro")
+    env = {"PATH": "/usr/bin:/bin", "BUILDTAPE_RUN_AT": "here"}
+    run = _extract_and_run(c_debug.tape, step.id, tmp_path / "repro", env)
+    assert run.returncode == 0, run.stderr.decode()
+    assert not Path(source).exists()
+
+
+def test_run_sh_quotes_every_value(tmp_path: Path) -> None:
+    from replay.extract import ExtractError, expected_sha256, sh_quote
+
+    assert sh_quote("it's $HOME `x`") == "'it'\\''s $HOME `x`'"
+    out = subprocess.run(["sh", "-c", "printf %s " + sh_quote("a'b $c\nd")], capture_output=True)
+    assert out.stdout == b"a'b $c\nd"
+    from recorder.model import FileEntry
+
+    with pytest.raises(ExtractError, match="newline"):
+        expected_sha256([FileEntry("a\nb", 0o644, 1, "0" * 64)])
