@@ -105,6 +105,25 @@ def _refuse_outside(m: Manifest, world: World) -> None:
         )
 
 
+def _refuse_embedded(m: Manifest, world: World, workspace: Path) -> None:
+    """Refuse a run whose restored text files name the recorded workspace (CMake's build
+    files, a configured Makefile): without namespaces they would write into it."""
+    needle = m.workspace.rstrip("/").encode() + b"/"
+    for entry in world.files:
+        if entry.link is not None or entry.size > 8 * 1024 * 1024:
+            continue
+        try:
+            data = (workspace / entry.path).read_bytes()
+        except OSError:
+            continue
+        if needle in data and b"\0" not in data[:8192]:  # text: build files, not objects
+            raise RunError(
+                f"{entry.path} names the recorded workspace {m.workspace}; without namespaces "
+                "the run would read and write there, not in the sandbox copy: refusing. "
+                "Install bubblewrap (bwrap) or allow user namespaces to replay it at its path"
+            )
+
+
 def prepare(tape: Tape, world: World, sandbox: Path) -> list[str]:
     """Restore ``world`` under ``sandbox``; the paths whose content the tape does not hold."""
     workspace = sandbox / "workspace"
@@ -113,7 +132,7 @@ def prepare(tape: Tape, world: World, sandbox: Path) -> list[str]:
     for d in [*world.needed_dirs, *(d.path for d in world.dirs), world.cwd]:
         (workspace / d).mkdir(parents=True, exist_ok=True)
     set_mtimes(workspace, [*world.files, *world.placeholders], world.dirs)
-    return restored.missing
+    return restored.missing + world.unavailable
 
 
 def run_in_sandbox(
@@ -144,6 +163,8 @@ def run_in_sandbox(
     if isolation.kind != "bwrap":
         _refuse_outside(m, world)
     missing = prepare(tape, world, sandbox)
+    if isolation.kind != "bwrap":
+        _refuse_embedded(m, world, sandbox / "workspace")
     workspace = sandbox / "workspace"
     where = (place or m.workspace) if isolation.kind == "bwrap" else str(workspace.resolve())
     started(RunStart(tape_name, step, world.argv, variation, where, isolation.kind))

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from recorder.model import FileEntry, Manifest, Process
 from recorder.reading import Tape
+from replay.world import subtree
 
 # Files that differ on every run by design, matched by name (documented in docs/replay.md):
 # ninja's log (start and end times) and deps log (keyed by mtimes), and CMake's configure
@@ -64,6 +65,26 @@ def writers(m: Manifest, path: str) -> list[Process]:
     return sorted((p for p in m.processes if path in p.writes), key=lambda p: (p.start_s, p.id))
 
 
+_DRIVER = re.compile(r"(.*-)?(gcc|g\+\+|cc|c\+\+|clang|clang\+\+|collect2)(-[\d.]+)?")
+
+
+def _steps_behind(m: Manifest, path: str) -> list[Process]:
+    """The processes of each step that wrote ``path``: for a compiler's ``as`` or ``ld``,
+    the whole compile (driver, cc1, as), found by climbing through compiler drivers."""
+    by_id = {p.id: p for p in m.processes}
+    out: dict[int, Process] = {}
+    for writer in writers(m, path):
+        top = writer
+        while top.parent_id is not None and top.parent_id in by_id:
+            parent = by_id[top.parent_id]
+            if not _DRIVER.fullmatch(posixpath.basename(parent.exe)):
+                break
+            top = parent
+        for p in subtree(m, top.id):
+            out[p.id] = p
+    return [out[i] for i in sorted(out)]
+
+
 def explain(
     path: str,
     status: str,
@@ -87,11 +108,15 @@ def explain(
     if status == "extra":
         return Finding(path, "extra", "the replay wrote it; the recording did not")
     m = recorded[0].manifest
-    for proc in writers(m, path):
+    for proc in _steps_behind(m, path):
         tool = drifted.get(proc.exe)
         if tool:
-            return Finding(path, "drift", f"written by {posixpath.basename(proc.exe)}, which "
+            return Finding(path, "drift", f"made by {posixpath.basename(proc.exe)}, which "
                            f"differs from the recording: {tool}")  # fmt: skip
+        changed = sorted(r for r in proc.reads if r in drifted)
+        if changed:
+            return Finding(path, "drift", f"its step read {changed[0]}, which differs from "
+                           f"the recording: {drifted[changed[0]]}")  # fmt: skip
     before, after = _content(*recorded), _content(*replayed)
     if before is not None and after is not None:
         moved = replay_place.rstrip("/") != recorded_place.rstrip("/")

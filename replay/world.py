@@ -54,6 +54,9 @@ class World:
     step: Process | None = None
     # Outputs of the step that did not exist when it started, so are not restored.
     absent: list[str] = field(default_factory=list)
+    # Files the step read that an earlier step wrote and the build later deleted: the
+    # tape has no content for them.
+    unavailable: list[str] = field(default_factory=list)
 
 
 def subtree(m: Manifest, step_id: int) -> list[Process]:
@@ -166,11 +169,13 @@ def step_world(m: Manifest, step_id: int) -> World:
         if exe is not None:
             needed.add(exe)
     writes = {w for p in procs for w in p.writes if not w.startswith("/")}
-    files, listed, absent = [], [], []
+    files, listed, absent, unavailable = [], [], [], []
     for path in sorted(needed | writes):
         entry = at_start(path)
         if entry is None:
-            if path in writes:
+            if earlier.get(path) and path in needed:  # an earlier step wrote it; now gone
+                unavailable.append(path)
+            elif path in writes:
                 absent.append(path)
             continue
         if entry.sha256 is None and entry.blob is None and entry.link is None:
@@ -200,4 +205,5 @@ def step_world(m: Manifest, step_id: int) -> World:
         expected_status=shell_status(step.exit_code, step.signal),
         step=step,
         absent=absent,
+        unavailable=unavailable,
     )

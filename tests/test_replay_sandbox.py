@@ -314,3 +314,16 @@ def test_run_sh_quotes_every_value(tmp_path: Path) -> None:
 
     with pytest.raises(ExtractError, match="newline"):
         expected_sha256([FileEntry("a\nb", 0o644, 1, "0" * 64)])
+
+
+def test_extract_refuses_a_umask_that_is_not_octal(c_debug: Recorded, tmp_path: Path) -> None:
+    from tests.conftest import rewrite
+
+    def alter(m: dict[str, Any]) -> None:
+        m["environment"]["umask"] = "022; touch /tmp/pwned"
+
+    bad = rewrite(c_debug.tape, tmp_path / "bad.tape", alter)
+    step = build_steps(c_debug)[0]
+    out = buildtape("extract", bad, "--step", step["id"], "-o", tmp_path / "x")
+    assert out.returncode == 7 and b"not an octal mask" in out.stderr
+    assert not (tmp_path / "x" / "run.sh").exists()
