@@ -33,7 +33,7 @@ from replay.sandbox import Layout, bwrap_argv, choose_isolation
 BUILDS = {
     "c-make": ["make", "-j2"],
     "c-debug": ["make", "-j2"],
-    "cmake-ninja": ["sh", "build.sh"],
+    "cmake-debug": ["sh", "build.sh"],
     "lua": ["make", "-j2", "linux"],
 }
 

@@ -1,7 +1,7 @@
 """Replays of real builds in the bubblewrap sandbox, and in the no-namespace fallback.
 
 The fixtures are recorded once per module: a build with ``-g`` that writes through
-absolute paths and /tmp (c-debug), a CMake + Ninja project (cmake-ninja), and an
+absolute paths and /tmp (c-debug), a CMake + Ninja project with a configured header and -g (cmake-debug), and an
 autotools-style build whose generated files must look newer than their sources (autogen).
 """
 
@@ -102,8 +102,8 @@ def autogen(tmp_path_factory: pytest.TempPathFactory) -> Recorded:
 
 
 @pytest.fixture(scope="module")
-def cmake_ninja(tmp_path_factory: pytest.TempPathFactory) -> Recorded:
-    return _record(tmp_path_factory.mktemp("cmake"), "cmake-ninja", "sh", "build.sh")
+def cmake_debug(tmp_path_factory: pytest.TempPathFactory) -> Recorded:
+    return _record(tmp_path_factory.mktemp("cmake"), "cmake-debug", "sh", "build.sh")
 
 
 def has_mtimes(tape: Path) -> bool:
@@ -160,7 +160,7 @@ def moved_away(ws: Path) -> Iterator[Path]:
 
 
 @pytest.mark.parametrize(
-    "name", ["c_debug", "autogen", pytest.param("cmake_ninja", marks=needs_cmake)]
+    "name", ["c_debug", "autogen", pytest.param("cmake_debug", marks=needs_cmake)]
 )
 def test_whole_replay_reproduces_and_leaves_the_checkout_alone(
     name: str, request: pytest.FixtureRequest
@@ -179,7 +179,7 @@ def test_whole_replay_reproduces_and_leaves_the_checkout_alone(
 
 
 @pytest.mark.parametrize(
-    "name", ["c_debug", "autogen", pytest.param("cmake_ninja", marks=needs_cmake)]
+    "name", ["c_debug", "autogen", pytest.param("cmake_debug", marks=needs_cmake)]
 )
 def test_every_compile_and_link_step_reproduces_with_the_checkout_moved_away(
     name: str, request: pytest.FixtureRequest
@@ -227,8 +227,8 @@ def test_fallback_refuses_a_step_that_names_the_checkout(c_debug: Recorded) -> N
 
 
 @needs_cmake
-def test_ninja_bookkeeping_is_an_expected_difference(cmake_ninja: Recorded) -> None:
-    verdict = replay_json(cmake_ninja.tape)
+def test_ninja_bookkeeping_is_an_expected_difference(cmake_debug: Recorded) -> None:
+    verdict = replay_json(cmake_debug.tape)
     expected = sorted(f["path"] for f in verdict["findings"] if f["expected"])
     assert "build/.ninja_log" in expected
     assert all(f["expected"] for f in verdict["findings"]), verdict["findings"]
