@@ -22,7 +22,7 @@ from recorder.normalize import Normalizer
 from recorder.reading import Tape
 from replay.causes import Causes, explain
 from replay.content_diff import ContentOptions, FileChange, Side, compare_files
-from replay.steps import build_graph, comparable_env, cwd_reliable, match, per_process_env
+from replay.steps import Node, build_graph, comparable_env, cwd_reliable, match, per_process_env
 
 __all__ = ["DiffOptions", "DiffReport", "FileChange", "StepChange", "diff"]
 
@@ -165,6 +165,21 @@ def _intermediates(tape: Tape, norm: Normalizer) -> dict[str, str]:
     return out
 
 
+def _probe(n: Node) -> bool:
+    """A process that wrote nothing and succeeded: a version or feature query (go runs
+    ``asm -V=full`` only when its cache lacks the answer). Listed, but not a difference."""
+    p = n.proc
+    return (
+        p.exit_code == 0
+        and p.signal is None
+        and not any(not w.startswith("/dev/") for w in (*p.writes, *p.deleted))
+    )
+
+
+def _only(n: Node) -> dict[str, Any]:
+    return {"id": n.proc.id, "argv": n.proc.argv, "probe": _probe(n)}
+
+
 def diff(ta: Tape, tb: Tape, options: DiffOptions) -> DiffReport:
     a, b = ta.manifest, tb.manifest
     na = Normalizer(a.workspace, options.normalize)
@@ -220,8 +235,9 @@ def diff(ta: Tape, tb: Tape, options: DiffOptions) -> DiffReport:
         "total": [round(a.duration_s, 3), round(b.duration_s, 3)],
         "steps": timing_rows[:10],
     }
+    unmatched = [n for n in (*matching.only_a, *matching.only_b) if not _probe(n)]
     different = bool(
-        outputs or inputs or changes or matching.only_a or matching.only_b
+        outputs or inputs or changes or unmatched
         or not command["same"] or a.status != b.status or a.exit_code != b.exit_code
     )  # fmt: skip
     verdict, causes = _verdict(different, explained, inputs, tools, env, command, options)
@@ -237,8 +253,8 @@ def diff(ta: Tape, tb: Tape, options: DiffOptions) -> DiffReport:
         inputs=inputs,
         steps={
             "changed": [asdict(c) for c in changes],
-            "only_in_a": [{"id": n.proc.id, "argv": n.proc.argv} for n in matching.only_a],
-            "only_in_b": [{"id": n.proc.id, "argv": n.proc.argv} for n in matching.only_b],
+            "only_in_a": [_only(n) for n in matching.only_a],
+            "only_in_b": [_only(n) for n in matching.only_b],
         },
         outputs=outputs,
         timings=timings,
