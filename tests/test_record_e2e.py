@@ -318,7 +318,7 @@ def test_fallback_gives_valid_tape(
         assert "strace is not installed" in notes[0] and "full fidelity" in notes[0]
         assert view["tracing"] == {"mode": "proc", "files": "none", "notice": notes[0][17:]}
         # Nothing sees file events: the workspace was snapshotted whole.
-        assert all(e.get("stored") for e in view["inputs"])
+        assert all(e["sha256"] for e in view["inputs"])
         return
     assert notes == []
     # strace missing costs nothing: the interposer needs neither strace nor ptrace.
