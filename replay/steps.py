@@ -140,7 +140,7 @@ def identity(m: Manifest, p: Process, norm: Normalizer, with_cwd: bool) -> str:
     if len(target) > 60:
         target = target[:59] + "…"
     named = f" <{sources}>" if sources and sources != target else ""
-    where = _rel(m, p.cwd) if with_cwd else "."
+    where = norm.text(_rel(m, p.cwd)) if with_cwd else "."
     return f"{prog} [{where}] {target}{named}"
 
 

@@ -133,6 +133,20 @@ CASES = [
 ]  # fmt: skip
 
 
+WRAPPER_C = r"""
+#include <sys/wait.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    (void)argc;
+    pid_t pid = fork();
+    if (pid == 0) { argv[0] = "cc"; execv("REAL", argv); _exit(127); }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+}
+"""
+
+
 def _env(case_dir: Path, changes: dict[str, str | None]) -> dict[str, str]:
     env = dict(os.environ)
     for k, v in changes.items():
@@ -144,10 +158,12 @@ def _env(case_dir: Path, changes: dict[str, str | None]) -> dict[str, str]:
 
 
 def _setup_case_dir(case_dir: Path) -> None:
-    # A second `cc` on PATH (the same compiler under another path), a stand-in protoc,
-    # and a header outside every workspace.
+    # Another `cc` on PATH (a wrapper that runs the real one as its child, as ccache does),
+    # a stand-in protoc, and a header outside every workspace.
     (case_dir / "bin").mkdir(parents=True)
-    (case_dir / "bin" / "cc").symlink_to(os.path.realpath(shutil.which("cc") or "/usr/bin/cc"))
+    wrapper_c = case_dir / "bin" / "cc-wrapper.c"
+    wrapper_c.write_text(WRAPPER_C.replace("REAL", os.path.realpath(shutil.which("cc") or "cc")))
+    subprocess.run(["cc", "-o", case_dir / "bin" / "cc", wrapper_c], check=True)
     (case_dir / "tools").mkdir()
     protoc = case_dir / "tools" / "protoc"
     protoc.write_text("#!/bin/sh\necho libprotoc 3.21.12\n")
