@@ -217,6 +217,9 @@ class InterposerLog:
                 proc = self._proc(child, parent, t, None)
                 if proc.argv is None:
                     self._pending[child] = _Pending(t, _unescape(parts[4]), argv)
+                elif child not in self._run_as:
+                    # The child's own record came first (it raced its parent's return).
+                    self._run_as[child] = _unescape(parts[4])
             elif kind == "P" and len(parts) >= 4:
                 self.saves.setdefault(os.path.normpath(_unescape(parts[3])), parts[2])
             elif kind == "I" and len(parts) >= 4:

@@ -345,3 +345,24 @@ def test_go_build_under_strace_has_its_file_events(
     stored = {e["path"] for e in m["inputs"] if e.get("stored")}
     assert {"main.go", "go.mod"} <= stored
     assert not any(w["kind"] == "static_executables" for w in m["warnings"])
+
+
+@pytest.mark.parametrize("child_first", [False, True])
+def test_spawned_child_keeps_the_name_it_was_run_as_in_either_order(
+    tmp_path: Path, child_first: bool
+) -> None:
+    from recorder.interposer import InterposerLog
+
+    log = InterposerLog(tmp_path / "absent.log")
+    spawn = "S\t10\t11\t1000000000\tcc\t2\tcc\t-c"
+    image = "E\t11\t10\t1000000001\t/usr/bin/x86_64-linux-gnu-gcc-12\t/w\ttag\t2\tcc\t-c"
+    start = "E\t10\t1\t999000000\t/usr/bin/make\t/w\ttag\t1\tmake"
+    for line in [start, *([image, spawn] if child_first else [spawn, image])]:
+        log.feed(line)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "cc").symlink_to("/bin/true")
+    records = log.finish(lambda pid: str(bin_dir), {})
+    child = records.processes[11]
+    assert child.exe == str(bin_dir / "cc")
+    assert child.argv == ["cc", "-c"] and child.parent_pid == 10
