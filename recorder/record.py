@@ -21,6 +21,13 @@ from typing import Any
 
 from recorder import __version__
 from recorder.background import Background
+from recorder.errors import (
+    CommandNotExecutable,
+    CommandNotFound,
+    RecordError,
+    TapeError,
+    TapeWriteFailed,
+)
 from recorder.events import parse_event_line
 from recorder.git import git_toplevel
 from recorder.hashcache import HashCache
@@ -44,7 +51,7 @@ from recorder.secrets import Redaction, Scrubber, SecretPolicy, redact_environme
 from recorder.strace_parser import TracedProcess
 from recorder.streams import Captured, StreamPump
 from recorder.tail import LineTail
-from recorder.tape import FORMAT_VERSION, TapeError, TapeWriter
+from recorder.tape import FORMAT_VERSION, TapeWriter
 from recorder.toolchain import fingerprint
 from recorder.tracing import (
     NoTracer,
@@ -60,26 +67,6 @@ from recorder.workspace import git_state, rescan, scan
 EVENTS_VAR = "BUILDTAPE_EVENTS"
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 _OUR_VARS = (EVENTS_VAR, LOG_VAR)
-
-
-class RecordError(Exception):
-    """Recording could not start or could not be written."""
-
-
-class CommandNotFound(RecordError):
-    pass
-
-
-class CommandNotExecutable(RecordError):
-    pass
-
-
-class TapeWriteFailed(RecordError):
-    """The build ran but its tape could not be written; ``build_status`` is how it ended."""
-
-    def __init__(self, message: str, build_status: int | None) -> None:
-        super().__init__(message)
-        self.build_status = build_status
 
 
 @dataclass(frozen=True)

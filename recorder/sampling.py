@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from recorder.errors import SamplerUnavailable
+
 SAMPLERS = ("auto", "py-spy", "pyinstrument", "thread", "none")
 DIR_VAR = "BUILDTAPE_PYSTACKS"
 INTERVAL_VAR = "BUILDTAPE_PYSTACKS_INTERVAL"
@@ -422,7 +424,3 @@ def choose_sampler(
         return None, "neither py-spy (with ptrace) nor pyinstrument is available"
     reason = None if requested == "pyinstrument" else "ptrace is not permitted: using pyinstrument"
     return PyinstrumentSampler(workdir, rate, wall0), reason
-
-
-class SamplerUnavailable(Exception):
-    """The sampler asked for by name cannot run here."""

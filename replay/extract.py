@@ -15,11 +15,8 @@ from pathlib import Path
 
 from recorder.model import REDACTED, FileEntry, Manifest, Process
 from recorder.reading import Tape
+from replay.errors import ExtractError
 from replay.restore import restore
-
-
-class ExtractError(Exception):
-    """The step cannot be extracted (unknown step, directory not empty)."""
 
 
 @dataclass(frozen=True)

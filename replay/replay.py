@@ -17,12 +17,9 @@ from recorder.reading import Tape, open_tape
 from recorder.record import RecordOptions, record
 from recorder.toolchain import version_line
 from replay.diff import DiffOptions, diff
+from replay.errors import ReplayError
 from replay.extract import step_inputs, step_outputs, subtree
 from replay.restore import restore
-
-
-class ReplayError(Exception):
-    """The replay could not run; the message says why."""
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from recorder.reading import Tape
+from replay.errors import VaryError
 from replay.replay import (
-    ReplayError,
     Run,
     compare_outputs,
     make_sandbox,
@@ -37,10 +37,6 @@ VARIATIONS: dict[str, tuple[str, str]] = {
     "env-order": ("the recorded order", "reversed"),
     "jobs": ("MAKEFLAGS=-j1", "MAKEFLAGS=-j2"),
 }
-
-
-class VaryError(ReplayError):
-    pass
 
 
 @dataclass(frozen=True)
