@@ -21,17 +21,26 @@ import re
 import shlex
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
+from history.errors import NothingToExport, OtlpError, OtlpUnavailable
+from history.options import OtlpOptions
+from history.store import HistoryStore
 from recorder import __version__
 from recorder.model import Manifest, Process
 
 _TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 
 
-class OtlpError(Exception):
-    """The trace could not be built or sent; the message says what to do."""
+@dataclass(frozen=True)
+class Sent:
+    """One tape sent as one trace."""
+
+    tape: Path
+    spans: int
 
 
 def parse_traceparent(value: str | None) -> tuple[int, int, int] | None:
@@ -76,7 +85,7 @@ def build_spans(m: Manifest, tape: str) -> Sequence[Any]:
         )
         from opentelemetry.sdk.trace.id_generator import IdGenerator
     except ImportError:
-        raise OtlpError(
+        raise OtlpUnavailable(
             "the OpenTelemetry SDK is not installed; pip install 'buildtape[otlp]'"
         ) from None
 
@@ -210,6 +219,29 @@ def _process_at(candidates: list[Process], t: float) -> Process | None:
         if p.start_s <= t and (p.end_s is None or t <= p.end_s):
             return p
     return candidates[-1] if candidates else None
+
+
+def tapes_to_export(
+    store: HistoryStore, since: str | None = None, last: int | None = None
+) -> list[Path]:
+    """The tapes of the history to send: every build since ``since`` (unless ``last`` is
+    given), else the newest ``last`` (default one), oldest first."""
+    found = store.export_rows("builds", since)
+    if not found:
+        raise NothingToExport(f"no builds in the history at {store.home} to export")
+    chosen = found if since and not last else found[-(last or 1) :]
+    return [Path(r["tape"]) for r in chosen]
+
+
+def export_traces(tapes: Sequence[Path], options: OtlpOptions) -> Iterator[Sent]:
+    """Send each tape as one trace, in order, saying each as it goes."""
+    from recorder.reading import open_tape
+
+    for path in tapes:
+        with open_tape(path) as t:
+            spans = build_spans(t.manifest, str(path))
+        send(spans, options.endpoint, options.timeout_s)
+        yield Sent(path, len(spans))
 
 
 def send(spans: Sequence[Any], endpoint: str, timeout_s: float) -> None:

@@ -1,4 +1,5 @@
-"""Retention: which tapes of the history to delete, and deleting them safely.
+"""Retention (``buildtape gc``): which tapes of the history to delete, and deleting them
+safely.
 
 A tape is kept when any keep rule keeps it (``keep_last``: among the newest N builds;
 ``keep_days``: started within N days); ``max_size`` then caps the kept tapes' total size,
@@ -16,8 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from buildtape.history_store import HistoryStore
-from buildtape.stats import build_rows
+from history.options import RetentionOptions
+from history.store import HistoryStore
 
 
 @dataclass
@@ -67,13 +68,9 @@ class _Partials:
         return any(p.name.startswith(prefix) and _locked(p) for p in self.under(tape.parent))
 
 
-def plan(
-    store: HistoryStore,
-    keep_last: int | None,
-    keep_days: int | None,
-    max_size: int | None,
-    now: datetime | None = None,
-) -> Plan:
+def plan(store: HistoryStore, options: RetentionOptions, now: datetime | None = None) -> Plan:
+    """What to keep and delete; nothing is touched until ``apply``."""
+    keep_last, keep_days, max_size = options.keep_last, options.keep_days, options.max_bytes
     now = now or datetime.now(timezone.utc)
     cutoff = None
     if keep_days is not None:
@@ -81,7 +78,7 @@ def plan(
         cutoff = cutoff.replace("+00:00", "Z")
     out = Plan()
     partials = _Partials()
-    newest_first = list(reversed(build_rows(store, None)))
+    newest_first = list(reversed(store.build_rows()))
     kept_size = 0
     for rank, b in enumerate(newest_first):
         path = Path(b.tape)

@@ -1,10 +1,10 @@
 """Alerts: thresholds with levels, judged on the newest build against a baseline.
 
 The baseline of a step is the median and the MAD (median absolute deviation) of its
-duration over the last ``alerts.baseline`` successful builds before the one judged: one
-odd build in the baseline moves neither, so noise does not page anyone. A step regresses
-only when it is slower than its median by more than ``step_ratio`` *and* ``step_min_s``
-*and* ``step_mads`` scaled MADs.
+duration over the last ``baseline`` successful builds before the one judged: one odd
+build in the baseline moves neither, so noise does not page anyone. A step regresses only
+when it is slower than its median by more than ``step_ratio`` *and* ``step_min_s`` *and*
+``step_mads`` scaled MADs.
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from buildtape.config import LEVELS, Config
-from buildtape.history_store import HistoryStore
-from buildtape.stats import BuildRow, build_rows, mad, median, percentile
+from history.options import LEVELS, AlertOptions
+from history.rows import AlertRow
+from history.stats import mad, median, percentile
+from history.store import BuildRow, HistoryStore
 
 # MAD * 1.4826 estimates the standard deviation of normally distributed noise.
 _MAD_TO_SIGMA = 1.4826
@@ -39,27 +40,14 @@ def at_least(level: str, floor: str) -> bool:
     return LEVELS.index(level) >= LEVELS.index(floor)
 
 
-def _step_totals(store: HistoryStore, tapes: Sequence[str]) -> dict[str, dict[str, float]]:
-    """tape -> step key -> total seconds of that step in that build."""
-    out: dict[str, dict[str, float]] = {t: {} for t in tapes}
-    if not tapes:
-        return out
-    marks = ",".join("?" * len(tapes))
-    for tape, key, total in store.db.execute(
-        f"SELECT tape, key, sum(duration_s) FROM steps WHERE tape IN ({marks})"
-        " AND duration_s IS NOT NULL GROUP BY tape, key",
-        list(tapes),
-    ):
-        out[tape][key] = total
-    return out
-
-
-def success_rate_alerts(window: Sequence[BuildRow], cfg: Config) -> list[Alert]:
-    if len(window) < cfg.get("alerts.min_baseline"):
+def success_rate_alerts(window: Sequence[BuildRow], opts: AlertOptions) -> list[Alert]:
+    if len(window) < opts.min_baseline:
         return []
     rate = sum(b.status == "succeeded" for b in window) / len(window)
-    for level, key in (("critical", "success_rate_critical"), ("warning", "success_rate_warning")):
-        limit = cfg.get(f"alerts.{key}")
+    for level, limit in (
+        ("critical", opts.success_rate_critical),
+        ("warning", opts.success_rate_warning),
+    ):
         if rate < limit:
             return [
                 Alert(
@@ -75,14 +63,14 @@ def success_rate_alerts(window: Sequence[BuildRow], cfg: Config) -> list[Alert]:
 
 
 def p95_alerts(
-    window: Sequence[BuildRow], baseline: Sequence[BuildRow], cfg: Config
+    window: Sequence[BuildRow], baseline: Sequence[BuildRow], opts: AlertOptions
 ) -> list[Alert]:
-    least = cfg.get("alerts.min_baseline")
+    least = opts.min_baseline
     if len(window) < least or len(baseline) < least:
         return []
     now = percentile(sorted(b.duration_s for b in window), 95) or 0.0
     before = percentile(sorted(b.duration_s for b in baseline), 95) or 0.0
-    ratio = cfg.get("alerts.p95_ratio")
+    ratio = opts.p95_ratio
     if before > 0 and now > ratio * before:
         return [
             Alert(
@@ -98,23 +86,23 @@ def p95_alerts(
 
 
 def step_alerts(
-    store: HistoryStore, newest: BuildRow, baseline: Sequence[BuildRow], cfg: Config
+    store: HistoryStore, newest: BuildRow, baseline: Sequence[BuildRow], opts: AlertOptions
 ) -> list[Alert]:
-    if len(baseline) < cfg.get("alerts.min_baseline"):
+    if len(baseline) < opts.min_baseline:
         return []
-    totals = _step_totals(store, [newest.tape, *(b.tape for b in baseline)])
+    totals = store.step_seconds([newest.tape, *(b.tape for b in baseline)])
     out = []
     for key, seconds in sorted(totals[newest.tape].items()):
         history = [totals[b.tape][key] for b in baseline if key in totals[b.tape]]
-        if len(history) < cfg.get("alerts.min_baseline"):
+        if len(history) < opts.min_baseline:
             continue
         mid = median(history) or 0.0
         spread = mad(history) * _MAD_TO_SIGMA
         slower = seconds - mid
         if (
-            seconds > mid * cfg.get("alerts.step_ratio")
-            and slower > cfg.get("alerts.step_min_s")
-            and slower > cfg.get("alerts.step_mads") * spread
+            seconds > mid * opts.step_ratio
+            and slower > opts.step_min_s
+            and slower > opts.step_mads * spread
         ):
             out.append(
                 Alert(
@@ -131,25 +119,16 @@ def step_alerts(
 
 
 def secret_alerts(store: HistoryStore, newest: BuildRow) -> list[Alert]:
-    rows = store.db.execute(
-        "SELECT kind, message, path FROM warnings WHERE tape = ? AND kind LIKE 'secret_in_%'"
-        " ORDER BY path",
-        (newest.tape,),
-    )
     return [
-        Alert("critical", "secret_in_output", path or kind, msg, newest.tape)
-        for kind, msg, path in rows
+        Alert("critical", "secret_in_output", w.path or w.kind, w.message, newest.tape)
+        for w in store.secret_warnings(newest.tape)
     ]
 
 
-def metric_alerts(store: HistoryStore, newest: BuildRow, cfg: Config) -> list[Alert]:
+def metric_alerts(store: HistoryStore, newest: BuildRow, opts: AlertOptions) -> list[Alert]:
     out = []
-    values: dict[str, list[float]] = {}
-    for name, value in store.db.execute(
-        "SELECT name, value FROM metrics WHERE tape = ?", (newest.tape,)
-    ):
-        values.setdefault(name, []).append(value)
-    for rule in cfg.metric_rules:
+    values = store.metric_values(newest.tape)
+    for rule in opts.metric_rules:
         for value in values.get(rule.name, []):
             if rule.above is not None and value > rule.above:
                 why = f"above {rule.above:g}"
@@ -170,46 +149,44 @@ def metric_alerts(store: HistoryStore, newest: BuildRow, cfg: Config) -> list[Al
     return out
 
 
-def evaluate(store: HistoryStore, cfg: Config) -> list[Alert]:
+def evaluate(store: HistoryStore, opts: AlertOptions) -> list[Alert]:
     """The alerts of the newest build in the history, most severe first."""
-    builds = build_rows(store, None)  # oldest first
+    builds = store.build_rows()  # oldest first
     if not builds:
         return []
     newest = builds[-1]
-    window = builds[-cfg.get("alerts.window") :]
+    window = builds[-opts.window :]
     earlier = builds[: -len(window)]
-    base_n = cfg.get("alerts.baseline")
-    baseline = [b for b in earlier if b.status == "succeeded"][-base_n:]
-    step_baseline = [b for b in builds[:-1] if b.status == "succeeded"][-base_n:]
+    baseline = [b for b in earlier if b.status == "succeeded"][-opts.baseline :]
+    step_baseline = [b for b in builds[:-1] if b.status == "succeeded"][-opts.baseline :]
     found = (
-        success_rate_alerts(window, cfg)
-        + p95_alerts(window, baseline, cfg)
-        + step_alerts(store, newest, step_baseline, cfg)
+        success_rate_alerts(window, opts)
+        + p95_alerts(window, baseline, opts)
+        + step_alerts(store, newest, step_baseline, opts)
         + secret_alerts(store, newest)
-        + metric_alerts(store, newest, cfg)
+        + metric_alerts(store, newest, opts)
     )
     return sorted(found, key=lambda a: (-LEVELS.index(a.level), a.rule, a.subject))
+
+
+def judge(store: HistoryStore, opts: AlertOptions) -> list[Alert]:
+    """``evaluate``, and keep what it found in the history."""
+    found = evaluate(store, opts)
+    remember(store, found)
+    return found
 
 
 def remember(store: HistoryStore, alerts: Sequence[Alert]) -> None:
     """Keep alerts in the history; one raised again for the same build is kept once."""
     now = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    with store.transaction():
-        store.db.executemany(
-            "INSERT OR IGNORE INTO alerts VALUES (?,?,?,?,?,?)",
-            [(now, a.tape, a.level, a.rule, a.subject, a.message) for a in alerts],
-        )
+    store.remember_alerts(
+        [AlertRow(now, a.tape, a.level, a.rule, a.subject, a.message) for a in alerts]
+    )
 
 
-def past(store: HistoryStore, since: str | None = None) -> list[dict[str, Any]]:
-    sql = "SELECT raised_at, tape, level, rule, subject, message FROM alerts"
-    args: list[Any] = []
-    if since:
-        sql += " WHERE raised_at >= ?"
-        args.append(since)
-    sql += " ORDER BY raised_at DESC, tape, rule, subject"
-    cols = ("raised_at", "tape", "level", "rule", "subject", "message")
-    return [dict(zip(cols, r, strict=True)) for r in store.db.execute(sql, args)]
+def past(store: HistoryStore, since: str | None = None, level: str = "info") -> list[AlertRow]:
+    """Alerts raised so far at or above ``level``, newest first."""
+    return [r for r in store.past_alerts(since) if at_least(r.level, level)]
 
 
 def as_json(alerts: Sequence[Alert]) -> str:
