@@ -18,22 +18,10 @@ from flame.folded import FoldedReport, folded_text, read_lines
 from flame.model import StackTree
 from flame.stream import drawable_tree, keyed_stacks
 from tests.conftest import FIXTURES, buildtape, needs_strace
+from tests.golden import check_golden
 
 GOLDEN = FIXTURES / "golden" / "flame"
 SVG_NS = "{http://www.w3.org/2000/svg}"
-UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
-
-
-def check_golden(actual: bytes, expected_path: Path) -> None:
-    """Compare with the golden file; UPDATE_GOLDEN=1 rewrites it instead."""
-    if UPDATE:
-        expected_path.write_bytes(actual)
-        return
-    assert expected_path.exists(), f"no golden file {expected_path}: run with UPDATE_GOLDEN=1"
-    assert actual == expected_path.read_bytes(), (
-        f"{expected_path.name} differs from its golden file; if the change is intended, "
-        "re-run with UPDATE_GOLDEN=1 and review the diff"
-    )
 
 
 @pytest.mark.parametrize(
