@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import click
 
-from buildtape import diff_text
 from buildtape.exit_codes import ExitCode
 from buildtape.output import write_text
+from buildtape.text import diff as text
 from recorder.reading import open_tape
 from replay.diff import DiffOptions, diff
 
@@ -40,7 +39,7 @@ from replay.diff import DiffOptions, diff
 )
 def diff_cmd(
     tape_a: Path, tape_b: Path, fmt: str, output: str | None, no_normalize: bool, deep: bool
-) -> None:
+) -> ExitCode:
     """Explain why two builds differ: verdict and likely cause first.
 
     \b
@@ -53,18 +52,14 @@ def diff_cmd(
     with open_tape(tape_a) as a, open_tape(tape_b) as b:
         report = diff(a, b, DiffOptions(normalize=not no_normalize, deep=deep))
         if fmt == "html":
-            from flame.model import differential
-            from reports.data import tape_tree
-            from reports.render import render_diff_page
+            from reports.render import render_tapes_diff_page
 
-            tree = differential(tape_tree(a), tape_tree(b))
-            names = (tape_a.name, tape_b.name)
-            html = render_diff_page(report.to_json(), tree, names)
+            page = render_tapes_diff_page(a, b, report.to_json(), (tape_a.name, tape_b.name))
     if fmt == "html":
-        text = html
+        out = page
     elif fmt == "json":
-        text = json.dumps(report.to_json(), indent=2, sort_keys=True) + "\n"
+        out = json.dumps(report.to_json(), indent=2, sort_keys=True) + "\n"
     else:
-        text = diff_text.render(report)
-    write_text(output, text)
-    sys.exit(ExitCode.OK if report.equivalent else ExitCode.DIFFERENT)
+        out = text.render(report)
+    write_text(output, out)
+    return ExitCode.OK if report.equivalent else ExitCode.DIFFERENT

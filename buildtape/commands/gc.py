@@ -1,4 +1,4 @@
-"""``buildtape gc``: delete old tapes by age, count and total size."""
+"""``buildtape gc``: delete old tapes by age, count and total size (``history.retention``)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ from pathlib import Path
 import click
 
 from buildtape.config import load_here
-from buildtape.gc import apply, plan
-from buildtape.history_store import HistoryStore
-from buildtape.record_cli import parse_size
-from buildtape.stats_cli import home_option
+from buildtape.exit_codes import ExitCode
+from buildtape.params import SIZE, home_option, json_option, size_bytes
+from buildtape.text import history as text
+from history.options import RetentionOptions
+from history.retention import apply, plan
+from history.store import HistoryStore
 
 
 @click.command("gc")
@@ -21,20 +23,20 @@ from buildtape.stats_cli import home_option
 @click.option("--keep-last", type=click.IntRange(0), metavar="N", help="Keep the newest N builds.")
 @click.option(
     "--max-size",
-    metavar="SIZE",
+    type=SIZE,
     help="Then cap the kept tapes' total size (e.g. 5G), dropping the oldest first.",
 )
 @click.option("--dry-run", is_flag=True, help="Say what would be deleted; delete nothing.")
-@click.option("--json", "as_json", is_flag=True, help="The plan as JSON.")
+@json_option("The plan as JSON.")
 @home_option
 def gc_cmd(
     keep_days: int | None,
     keep_last: int | None,
-    max_size: str | None,
+    max_size: int | None,
     dry_run: bool,
     as_json: bool,
     home: Path | None,
-) -> None:
+) -> ExitCode:
     """Delete tapes of the history that no retention rule keeps.
 
     \b
@@ -50,31 +52,30 @@ def gc_cmd(
       buildtape gc --max-size 5G
     """
     cfg = load_here()
-    keep_days = keep_days if keep_days is not None else cfg.get("gc.keep_days")
-    keep_last = keep_last if keep_last is not None else cfg.get("gc.keep_last")
-    max_size = max_size if max_size is not None else cfg.get("gc.max_size")
-    if keep_days is None and keep_last is None and max_size is None:
+    settings = cfg.gc
+    configured_size = None
+    if max_size is None and settings.max_size is not None:
+        try:
+            configured_size = size_bytes(settings.max_size)
+        except ValueError as exc:
+            raise click.UsageError(f"gc.max_size: {exc}") from None
+    options = RetentionOptions(
+        keep_last=keep_last if keep_last is not None else settings.keep_last,
+        keep_days=keep_days if keep_days is not None else settings.keep_days,
+        max_bytes=max_size if max_size is not None else configured_size,
+    )
+    if not options.keeps_anything:
         raise click.UsageError(
             "say what to keep: --keep-days, --keep-last or --max-size (or set them under "
             "[tool.buildtape.gc])"
         )
-    limit = parse_size(max_size) if max_size is not None else None
     with HistoryStore(home or cfg.home, create=False) as store:
-        p = plan(store, keep_last, keep_days, limit)
+        p = plan(store, options)
         problems = [] if dry_run else apply(store, p)
     if as_json:
         click.echo(json.dumps({"dry_run": dry_run, **p.__dict__}, indent=2, sort_keys=True))
     else:
-        verb = "would delete" if dry_run else "deleted"
-        for tape in p.delete:
-            click.echo(f"{verb} {tape}")
-        for tape in p.busy:
-            click.echo(f"left alone (being written): {tape}")
-        click.echo(
-            f"{verb} {len(p.delete)} tape(s), {p.freed_bytes / 1e6:.1f} MB; kept "
-            f"{len(p.keep)} ({p.kept_bytes / 1e6:.1f} MB); {len(p.missing)} already missing "
-            f"dropped from the index; {len(p.stale_partials)} stale partial file(s)"
-            + (" removed" if not dry_run else "")
-        )
+        click.echo(text.retention(p, dry_run), nl=False)
     for line in problems:
         click.echo(f"buildtape: warning: could not delete {line}", err=True)
+    return ExitCode.OK

@@ -8,11 +8,13 @@ from dataclasses import asdict
 import click
 
 from buildtape.config import SCHEMA, env_name, load_here
+from buildtape.exit_codes import ExitCode
+from buildtape.params import json_option
 
 
 @click.command("config")
-@click.option("--json", "as_json", is_flag=True, help="Values, sources and metric rules.")
-def config_cmd(as_json: bool) -> None:
+@json_option("Values, sources and metric rules.")
+def config_cmd(as_json: bool) -> ExitCode:
     """Show every setting, its value and its source.
 
     \b
@@ -30,7 +32,7 @@ def config_cmd(as_json: bool) -> None:
             "metric_rules": [asdict(r) for r in cfg.metric_rules],
         }
         click.echo(json.dumps(out, indent=2, sort_keys=True))
-        return
+        return ExitCode.OK
     click.echo(f"workspace: {cfg.workspace}\nhistory:   {cfg.home}")
     for section, keys in SCHEMA.items():
         for key in keys:
@@ -42,3 +44,4 @@ def config_cmd(as_json: bool) -> None:
             )
     for r in cfg.metric_rules:
         click.echo(f"alerts.metric {r.name}: above={r.above} below={r.below} -> {r.level}")
+    return ExitCode.OK

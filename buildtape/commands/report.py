@@ -6,7 +6,9 @@ from pathlib import Path
 
 import click
 
+from buildtape.exit_codes import ExitCode
 from buildtape.output import write_text
+from buildtape.text.units import human_size
 
 
 @click.command("report")
@@ -18,7 +20,7 @@ from buildtape.output import write_text
     help="Where to write the page ('-' for stdout). Default: the tape's name with .html, "
     "in the current directory.",
 )
-def report_cmd(tape: Path, output: str | None) -> None:
+def report_cmd(tape: Path, output: str | None) -> ExitCode:
     """Write an HTML report of TAPE: one file, works offline, opens in any browser.
 
     \b
@@ -47,4 +49,5 @@ def report_cmd(tape: Path, output: str | None) -> None:
     target = output or f"{tape.name.removesuffix('.tape')}.html"
     write_text(target, html)
     if target != "-":
-        click.echo(f"buildtape: wrote {target} ({len(html.encode()) // 1024} KiB)", err=True)
+        click.echo(f"buildtape: wrote {target} ({human_size(len(html.encode()))})", err=True)
+    return ExitCode.OK

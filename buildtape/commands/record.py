@@ -2,38 +2,19 @@
 
 from __future__ import annotations
 
-import re
-import sys
 from pathlib import Path
 
 import click
 
-from buildtape.config import Config, ConfigError, workspace_root
+from buildtape.config import Config, workspace_root
 from buildtape.config import load as load_config
+from buildtape.errors import ConfigError
+from buildtape.params import KEY_VALUE, SIZE, size_text
+from buildtape.text.units import seconds
 from recorder.record import RecordOptions, RecordResult, record
 from recorder.sampling import SAMPLERS
 from recorder.secrets import SecretPolicy
 from recorder.tracing import FILE_EVENT_SOURCES, TRACE_MODES
-
-_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?$", re.I)
-
-
-def parse_size(text: str) -> int:
-    m = _SIZE.match(text.strip())
-    if not m:
-        raise click.BadParameter(f"{text!r} is not a size like 64M, 1.5G or 4096")
-    scale = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}[m.group(2).lower()]
-    return int(float(m.group(1)) * scale)
-
-
-def _label(values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
-    out = []
-    for v in values:
-        key, sep, value = v.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"{v!r} is not KEY=VALUE", param_hint="--label")
-        out.append((key, value))
-    return tuple(out)
 
 
 def _config(workspace: Path) -> Config | None:
@@ -47,18 +28,20 @@ def _config(workspace: Path) -> Config | None:
 
 def _prefetch_indexing() -> None:
     """Import what indexing needs. It runs while the build does, not after it."""
-    import buildtape.history_rows
-    import buildtape.history_store  # noqa: F401
+    import history.indexing
+    import history.store  # noqa: F401
 
 
 def _index(result: RecordResult, cfg: Config | None) -> None:
     """Add the tape to the history; a failure is a warning, never the build's status."""
-    from buildtape.history_store import HistoryError, HistoryStore
+    from history.errors import HistoryError
+    from history.indexing import index_tape
+    from history.store import HistoryStore
 
     try:
         home = cfg.home if cfg else Path(result.manifest.workspace) / ".buildtape"
         with HistoryStore(home) as store:
-            store.index(result.tape, result.manifest, result.stderr)
+            index_tape(store, result.tape, result.manifest, result.stderr)
     except HistoryError as exc:
         click.echo(f"buildtape: warning: {exc}", err=True)
 
@@ -81,7 +64,7 @@ def _index(result: RecordResult, cfg: Config | None) -> None:
 @click.option(
     "--trace",
     type=click.Choice(TRACE_MODES),
-    default="auto",
+    default=RecordOptions.trace,
     show_default=True,
     help="How to see processes: strace (every process, exit codes), proc (/proc polling, "
     "no privilege; short processes may be missed), none (root process only); auto falls "
@@ -90,7 +73,7 @@ def _index(result: RecordResult, cfg: Config | None) -> None:
 @click.option(
     "--file-events",
     type=click.Choice(FILE_EVENT_SOURCES),
-    default="auto",
+    default=RecordOptions.file_events,
     show_default=True,
     help="Where per-process file reads and writes come from: preload (an LD_PRELOAD shim, "
     "compiled once with cc; no ptrace stops) or strace (tracing openat: slower, but also sees "
@@ -99,7 +82,7 @@ def _index(result: RecordResult, cfg: Config | None) -> None:
 @click.option(
     "--stacks",
     type=click.Choice(SAMPLERS),
-    default="auto",
+    default=RecordOptions.stacks,
     show_default=True,
     help="Sample the build's Python processes: py-spy (reads memory, no pause; needs ptrace "
     "permission), pyinstrument (injected with a sitecustomize; no privilege, but slows "
@@ -109,7 +92,7 @@ def _index(result: RecordResult, cfg: Config | None) -> None:
 @click.option(
     "--rate",
     type=click.IntRange(1, 10_000),
-    default=100,
+    default=RecordOptions.rate,
     show_default=True,
     metavar="HZ",
     help="Python samples per second.",
@@ -121,7 +104,7 @@ def _index(result: RecordResult, cfg: Config | None) -> None:
     help="Leave matching paths (relative path or file name) out of the snapshots. Repeatable.",
 )
 @click.option(
-    "--label", multiple=True, metavar="KEY=VALUE", help="Attach a label to the tape. Repeatable."
+    "--label", multiple=True, type=KEY_VALUE, help="Attach a label to the tape. Repeatable."
 )
 @click.option(
     "--redact",
@@ -137,9 +120,9 @@ def _index(result: RecordResult, cfg: Config | None) -> None:
 )
 @click.option(
     "--max-store-size",
-    default="64M",
-    show_default=True,
-    metavar="SIZE",
+    type=SIZE,
+    default=RecordOptions.max_store_bytes,
+    show_default=size_text(RecordOptions.max_store_bytes),
     help="Files larger than this are hashed but not stored.",
 )
 @click.option(
@@ -163,15 +146,15 @@ def record_cmd(
     stacks: str,
     rate: int,
     exclude: tuple[str, ...],
-    label: tuple[str, ...],
+    label: tuple[tuple[str, str], ...],
     redact: tuple[str, ...],
     no_redact: tuple[str, ...],
-    max_store_size: str,
+    max_store_size: int,
     no_tty: bool,
     quiet: bool,
     no_store: bool,
     command: tuple[str, ...],
-) -> None:
+) -> int:
     """Run COMMAND, pass its output and exit status through, and record it into a tape.
 
     \b
@@ -197,24 +180,25 @@ def record_cmd(
         stacks=stacks,
         rate=rate,
         excludes=exclude,
-        labels=_label(label),
+        labels=label,
         secrets=SecretPolicy(extra_secret_names=redact, extra_allowed_names=no_redact),
-        max_store_bytes=parse_size(max_store_size),
+        max_store_bytes=max_store_size,
         use_tty=not no_tty,
     )
 
     def notify(message: str) -> None:
         click.echo(f"buildtape: note: {message}", err=True)
 
-    store = not no_store and (cfg is None or bool(cfg.get("store")))
+    store = not no_store and (cfg is None or cfg.store)
     result = record(options, notify, _prefetch_indexing if store else None)
     m = result.manifest
     if store:
         _index(result, cfg)
     if not quiet:
         click.echo(
-            f"buildtape: {m.status}, {len(m.processes)} processes, {m.duration_s:.2f}s; "
+            f"buildtape: {m.status}, {len(m.processes)} processes, {seconds(m.duration_s)}; "
             f"tape: {result.tape}",
             err=True,
         )
-    sys.exit(result.exit_status)
+    # The build's own status: record is a transparent wrapper.
+    return result.exit_status

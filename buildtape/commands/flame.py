@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import click
 
+from buildtape.exit_codes import ExitCode
 from buildtape.output import write_text
 from flame.folded import folded_unit
-from flame.formats import FORMATS, format_for, render
-from flame.load import all_folded, load, load_drawable
-from flame.model import differential
+from flame.formats import FORMATS, Renderer, format_for, render
 from flame.options import DIFF_MODES, ORDERS, PALETTES, FlameOptions
-from flame.svg import min_weight, render_svg
+from flame.pipeline import FlameSources, Profile, prepare
+
+
+def _html_page(profile: Profile, options: FlameOptions) -> str:
+    """The interactive page (canvas, search, zoom), from the other HTML pages' module."""
+    from reports.render import render_flame_page
+
+    return render_flame_page(profile.tree, options.title)
+
+
+PAGES: dict[str, Renderer] = {"html": _html_page}
 
 
 @click.command("flame")
@@ -34,7 +43,7 @@ from flame.svg import min_weight, render_svg
 @click.option(
     "--diff-mode",
     type=click.Choice(DIFF_MODES),
-    default="total",
+    default=FlameOptions.diff_mode,
     show_default=True,
     help="Colour by the change of each frame's total (inclusive) or self weight.",
 )
@@ -42,39 +51,51 @@ from flame.svg import min_weight, render_svg
 @click.option(
     "--noise",
     type=float,
-    default=0.001,
+    default=FlameOptions.noise,
     show_default=True,
     help="Differential: changes below this fraction of the total stay white.",
 )
-@click.option("--title", default="Flame Graph", show_default=True)
-@click.option("--subtitle", default="")
-@click.option("--width", type=int, default=1200, show_default=True, help="Image width in pixels.")
+@click.option("--title", default=FlameOptions.title, show_default=True)
+@click.option("--subtitle", default=FlameOptions.subtitle)
+@click.option(
+    "--width",
+    type=int,
+    default=FlameOptions.width,
+    show_default=True,
+    help="Image width in pixels.",
+)
 @click.option(
     "--height",
     "frame_height",
     type=int,
-    default=16,
+    default=FlameOptions.frame_height,
     show_default=True,
     help="Height of one frame in pixels.",
 )
-@click.option("--fontsize", type=int, default=12, show_default=True)
-@click.option("--fonttype", default="Verdana, sans-serif", show_default=True)
+@click.option("--fontsize", type=int, default=FlameOptions.font_size, show_default=True)
+@click.option("--fonttype", default=FlameOptions.font_family, show_default=True)
 @click.option(
     "--minwidth",
     type=float,
-    default=0.1,
+    default=FlameOptions.min_width,
     show_default=True,
     help="Leave out frames narrower than this many pixels.",
 )
-@click.option("--colors", "palette", type=click.Choice(PALETTES), default="hot", show_default=True)
+@click.option(
+    "--colors",
+    "palette",
+    type=click.Choice(PALETTES),
+    default=FlameOptions.palette,
+    show_default=True,
+)
 @click.option("--countname", help="Unit shown in details (default: the input's unit).")
-@click.option("--nametype", default="Function:", show_default=True)
+@click.option("--nametype", default=FlameOptions.name_type, show_default=True)
 @click.option("--reverse", is_flag=True, help="Reverse every stack (leaf first) before merging.")
 @click.option("--inverted", is_flag=True, help="Icicle graph: roots at the top.")
 @click.option(
     "--order",
     type=click.Choice(ORDERS),
-    default="alpha",
+    default=FlameOptions.order,
     show_default=True,
     help="Order of sibling frames: by name, or widest first.",
 )
@@ -101,7 +122,7 @@ def flame_cmd(
     inverted: bool,
     order: str,
     no_js: bool,
-) -> None:
+) -> ExitCode:
     """Turn stacks into a flamegraph or a profile file.
 
     INPUTS are folded-stack files (frame;frame;frame COUNT per line, as flamegraph.pl,
@@ -139,32 +160,12 @@ def flame_cmd(
         noise=noise,
     )
     chosen = fmt or format_for(output) or "svg"
-    placed = None
-    if diff:
-        new = load([diff[1]], reverse=reverse)
-        base = load([diff[0]], reverse=reverse)
-        tree = differential(base.tree, new.tree, normalize=normalize)
-        reports = base.reports + new.reports
-        spans = None
-    elif chosen in ("svg", "html") and order == "alpha" and all_folded(list(inputs)):
-        # Only the frames wide enough to draw are built: the fast path for big profiles.
-        # The HTML viewer zooms, so it keeps frames --minwidth wide at 10x zoom.
-        zoom = 10.0 if chosen == "html" else 1.0
-        loaded, placed = load_drawable(
-            list(inputs), reverse, lambda total: min_weight(total, options) / zoom
-        )
-        tree, spans, reports = loaded.tree, None, loaded.reports
-        if chosen == "html":
-            placed = None  # the page lays frames out itself
-    else:
-        loaded = load(list(inputs), reverse=reverse)
-        tree, spans, reports = loaded.tree, loaded.spans, loaded.reports
-    for source, report in reports:
+    sources = FlameSources(inputs, diff, reverse=reverse, normalize=normalize)
+    profile = prepare(sources, chosen, options)
+    for source, report in profile.reports:
         if report.malformed_count:
             click.echo(f"buildtape: warning: {report.describe(source)}", err=True)
-    if chosen == "folded" and tree.unit != "samples":
-        click.echo(f"buildtape: note: folded counts are in {folded_unit(tree)}", err=True)
-    if placed is not None:
-        write_text(output, render_svg(tree, options, placed))
-    else:
-        write_text(output, render(chosen, tree, spans, options))
+    if chosen == "folded" and profile.tree.unit != "samples":
+        click.echo(f"buildtape: note: folded counts are in {folded_unit(profile.tree)}", err=True)
+    write_text(output, render(chosen, profile, options, PAGES))
+    return ExitCode.OK

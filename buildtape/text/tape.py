@@ -1,40 +1,32 @@
-"""The human summary of one tape: what a person reads in ten seconds."""
+"""One tape for people: ``show`` (what a person reads in ten seconds), ``ps`` and
+``extract``."""
 
 from __future__ import annotations
 
-import shlex
+from pathlib import Path
+from typing import TYPE_CHECKING
 
+from buildtape.text.units import human_size, seconds, short_argv
 from recorder.model import Process
 from recorder.reading import Tape
 from recorder.summary import failing, first_error_line, metrics, slowest, stderr_tail
 
-
-def short_argv(argv: list[str], width: int = 80) -> str:
-    text = shlex.join(argv) if argv else "?"
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def human_size(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
+if TYPE_CHECKING:
+    from replay.extract import Extracted
 
 
 def _status(p: Process) -> str:
     return f"signal {p.signal}" if p.signal else f"exit {p.exit_code}"
 
 
-def render(tape: Tape) -> str:
+def show(tape: Tape) -> str:
     m = tape.manifest
     lines = []
     outcome = f"signal {m.signal}" if m.signal else f"exit {m.exit_code}"
     lines.append(f"{tape.path}")
     lines.append(f"  command   {short_argv(m.argv)}")
     lines.append(
-        f"  status    {m.status} ({outcome}) in {m.duration_s:.2f}s, started {m.started_at}"
+        f"  status    {m.status} ({outcome}) in {seconds(m.duration_s)}, started {m.started_at}"
     )
     h = m.host
     lines.append(
@@ -79,7 +71,9 @@ def render(tape: Tape) -> str:
         lines.append("")
         lines.append("Slowest steps")
         for p in top:
-            lines.append(f"  {p.duration_s or 0.0:8.3f}s  #{p.id:<4} {short_argv(p.argv, 90)}")
+            lines.append(
+                f"  {seconds(p.duration_s or 0.0, 3):>9}  #{p.id:<4} {short_argv(p.argv, 90)}"
+            )
     if m.outputs:
         lines.append("")
         lines.append("Outputs")
@@ -98,4 +92,31 @@ def render(tape: Tape) -> str:
         lines.append("")
         lines.append("Warnings")
         lines += [f"  [{w.kind}] {w.message}" for w in m.warnings]
+    return "\n".join(lines) + "\n"
+
+
+def ps(processes: list[Process]) -> str:
+    """The steps of a tape with the IDs that name them."""
+    lines = [f"{'ID':>5} {'PARENT':>6} {'DURATION':>9} {'EXIT':>8}  COMMAND"]
+    for p in processes:
+        exit_text = p.signal or ("?" if p.exit_code is None else str(p.exit_code))
+        duration = "?" if p.duration_s is None else seconds(p.duration_s, 3)
+        parent = "-" if p.parent_id is None else str(p.parent_id)
+        lines.append(
+            f"{p.id:>5} {parent:>6} {duration:>9} {exit_text:>8}  {short_argv(p.argv, 90)}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def extracted(result: Extracted, out_dir: Path) -> str:
+    """What ``extract`` wrote, and how to run it."""
+    lines = [
+        f"step {result.step.id}: {short_argv(result.step.argv, 100)}",
+        f"  {result.files} input files, {len(result.outputs)} recorded outputs -> {out_dir}",
+    ]
+    if result.missing:
+        lines.append(f"  not in the tape (too large or secret): {', '.join(result.missing)}")
+    if result.redacted:
+        lines.append(f"  redacted variables left unset: {', '.join(result.redacted)}")
+    lines.append(f"  run it: sh {out_dir / 'run.sh'}")
     return "\n".join(lines) + "\n"

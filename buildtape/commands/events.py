@@ -4,29 +4,29 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import click
 
 from buildtape.config import load_here
-from buildtape.export_rows import rows
-from buildtape.history_store import HistoryStore, parse_since
-from buildtape.stats_cli import home_option
-
-
-def _detail(event: dict[str, Any]) -> str:
-    rest = {k: v for k, v in event.items() if k not in ("t", "kind", "name")}
-    return json.dumps(rest, sort_keys=True) if rest else ""
+from buildtape.exit_codes import ExitCode
+from buildtape.params import SINCE, home_option, json_option
+from buildtape.text import history as text
+from history.export import history_events, tape_events
+from history.options import EventQuery
 
 
 @click.command("events")
 @click.argument("tape", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--type", "kind", metavar="KIND", help="Only this kind: event, metric, span, ...")
-@click.option("--since", metavar="WHEN", help="History: only builds since 7d, 12h, 30m or ISO.")
+@click.option("--since", type=SINCE, help="History: only builds since 7d, 12h, 30m or ISO.")
 @click.option(
-    "--count", type=click.IntRange(1), default=100, show_default=True, help="At most N events."
+    "--count",
+    type=click.IntRange(1),
+    default=EventQuery.count,
+    show_default=True,
+    help="At most N events.",
 )
-@click.option("--json", "as_json", is_flag=True, help="A JSON array.")
+@json_option("A JSON array.")
 @home_option
 def events_cmd(
     tape: Path | None,
@@ -35,7 +35,7 @@ def events_cmd(
     count: int,
     as_json: bool,
     home: Path | None,
-) -> None:
+) -> ExitCode:
     """List events: the newest builds' first, or every event of TAPE in time order.
 
     \b
@@ -48,32 +48,24 @@ def events_cmd(
       buildtape events --type metric --since 7d
       buildtape events ci.tape --type span --json
     """
-    found: list[dict[str, Any]]
+    query = EventQuery(kind, since, count)
     if tape is not None:
         if since:
             raise click.UsageError("--since selects builds of the history; not with a TAPE")
         from recorder.reading import open_tape
-        from recorder.timeline import timeline
 
         with open_tape(tape) as t:
-            found = [
-                {"tape": str(tape), "started_at": t.manifest.started_at, **e.to_dict()}
-                for e in timeline(t.manifest)
-                if kind is None or e.kind == kind
-            ][:count]
+            found = tape_events(t, query)
     else:
+        from history.store import HistoryStore
+
         with HistoryStore(home or load_here().home, create=False) as store:
-            history = rows(store, "events", parse_since(since) if since else None, kind)
-        # Newest builds first, each build's events in time order.
-        history.sort(key=lambda r: r["started_at"], reverse=True)
-        found = [{"tape": r["tape"], "started_at": r["started_at"], **r["data"]} for r in history]
-        found = found[:count]
+            found = history_events(store, query)
     if as_json:
         click.echo(json.dumps(found, indent=2, sort_keys=True))
-        return
+        return ExitCode.OK
     if not found:
         click.echo("no events")
     for e in found:
-        name = e.get("name") or ""
-        detail = _detail({k: v for k, v in e.items() if k not in ("tape", "started_at")})
-        click.echo(f"{e['started_at']} +{e['t']:>9.3f}s {e['kind']:<18} {name:<20} {detail}")
+        click.echo(text.event(e))
+    return ExitCode.OK

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import shlex
+from typing import TYPE_CHECKING
 
-from replay.diff import DiffReport
+from buildtape.text.units import short_argv
+
+if TYPE_CHECKING:
+    from replay.diff import DiffReport
 
 
 def _argv(argv: list[str]) -> str:
-    text = shlex.join(argv)
-    return text if len(text) <= 120 else text[:119] + "…"
+    return short_argv(argv, 120)
 
 
 def render(r: DiffReport) -> str:

@@ -7,10 +7,12 @@ from pathlib import Path
 import click
 
 from buildtape.config import load_here
-from buildtape.export_rows import QUERIES, rows, to_csv, to_json
-from buildtape.history_store import HistoryStore, parse_since
+from buildtape.exit_codes import ExitCode
 from buildtape.output import write_text
-from buildtape.stats_cli import home_option
+from buildtape.params import SINCE, home_option
+from history.export import rows, to_csv, to_json
+from history.options import ExportOptions, OtlpOptions
+from history.store import EXPORTABLE, HistoryStore
 
 
 @click.command("export")
@@ -19,18 +21,18 @@ from buildtape.stats_cli import home_option
 )
 @click.option(
     "--what",
-    type=click.Choice(sorted(QUERIES)),
-    default="builds",
+    type=click.Choice(EXPORTABLE),
+    default=ExportOptions.what,
     show_default=True,
     help="csv/json: which rows. Lists and objects are JSON text in CSV cells.",
 )
 @click.option("-o", "--output", metavar="FILE", help="csv/json: write here (atomically).")
-@click.option("--since", metavar="WHEN", help="Only builds since 7d, 12h, 30m or an ISO time.")
+@click.option("--since", type=SINCE, help="Only builds since 7d, 12h, 30m or an ISO time.")
 @click.option(
     "--endpoint",
     metavar="URL",
     help="otlp: the OTLP/HTTP traces URL. Default: config otlp.endpoint, "
-    "else http://localhost:4318/v1/traces.",
+    f"else {OtlpOptions.endpoint}.",
 )
 @click.option(
     "--last",
@@ -49,7 +51,7 @@ def export_cmd(
     last: int | None,
     tapes: tuple[Path, ...],
     home: Path | None,
-) -> None:
+) -> ExitCode:
     """Export the history (csv, json) or tapes as OpenTelemetry traces (otlp).
 
     \b
@@ -62,50 +64,28 @@ def export_cmd(
     process a child of its parent process, custom spans nested where they ran. A
     TRACEPARENT in the recorded environment joins the build to the CI system's trace.
     """
-    cfg = load_here()
-    since_iso = parse_since(since) if since else None
-    if fmt != "otlp":
-        if tapes or last or endpoint:
-            raise click.UsageError("TAPES, --last and --endpoint go with --format otlp")
-        with HistoryStore(home or cfg.home, create=False) as store:
-            data = rows(store, what, since_iso)
-        write_text(output, to_csv(what, data) if fmt == "csv" else to_json(data))
-        return
-    if output:
+    if fmt != "otlp" and (tapes or last or endpoint):
+        raise click.UsageError("TAPES, --last and --endpoint go with --format otlp")
+    if fmt == "otlp" and output:
         raise click.UsageError("--format otlp sends to --endpoint; it writes no file")
-    _export_otlp(
-        list(tapes),
-        home or cfg.home,
-        since_iso,
-        last,
-        endpoint or cfg.get("otlp.endpoint"),
-        cfg.get("otlp.timeout_s"),
-    )
+    cfg = load_here()
+    if fmt != "otlp":
+        with HistoryStore(home or cfg.home, create=False) as store:
+            data = rows(store, ExportOptions(what, since))
+        write_text(output, to_csv(what, data) if fmt == "csv" else to_json(data))
+        return ExitCode.OK
+    from history.otlp import export_traces, tapes_to_export
 
-
-def _export_otlp(
-    tapes: list[Path],
-    home: Path,
-    since: str | None,
-    last: int | None,
-    endpoint: str,
-    timeout_s: float,
-) -> None:
-    from buildtape.otlp import build_spans, send
-    from recorder.reading import open_tape
-
-    if not tapes:
-        with HistoryStore(home, create=False) as store:
-            found = rows(store, "builds", since)
-        if not found:
-            raise click.UsageError(f"no builds in the history at {home} to export")
-        chosen = found if since and not last else found[-(last or 1) :]
-        tapes = [Path(r["tape"]) for r in chosen]
-    sent = 0
-    for path in tapes:
-        with open_tape(path) as t:
-            spans = build_spans(t.manifest, str(path))
-        send(spans, endpoint, timeout_s)
-        sent += len(spans)
-        click.echo(f"buildtape: sent {len(spans)} spans of {path} to {endpoint}", err=True)
-    click.echo(f"buildtape: exported {len(tapes)} trace(s), {sent} spans", err=True)
+    options = OtlpOptions(endpoint or cfg.otlp.endpoint, cfg.otlp.timeout_s)
+    chosen = list(tapes)
+    if not chosen:
+        with HistoryStore(home or cfg.home, create=False) as store:
+            chosen = tapes_to_export(store, since, last)
+    spans = 0
+    for sent in export_traces(chosen, options):
+        spans += sent.spans
+        click.echo(
+            f"buildtape: sent {sent.spans} spans of {sent.tape} to {options.endpoint}", err=True
+        )
+    click.echo(f"buildtape: exported {len(chosen)} trace(s), {spans} spans", err=True)
+    return ExitCode.OK
