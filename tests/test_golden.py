@@ -53,6 +53,8 @@ def test_stats_json(tmp_path: Path) -> None:
     text = out.stdout.decode().replace(str(tmp_path), "$TMP")
     assert json.loads(text)["builds"] == 6
     check_golden(text, HERE / "stats.json")
+    table = buildtape("stats", "--home", home, "--by", "label:variant", cwd=tmp_path, check=True)
+    check_golden(table.stdout.decode().replace(str(tmp_path), "$TMP"), HERE / "stats.txt")
 
 
 def test_report_data(tapes: Path) -> None:
