@@ -21,7 +21,14 @@ from recorder.errors import (
     TapeWriteFailed,
     TracerUnavailable,
 )
-from replay.errors import ExtractError, ReplayError, RestoreError
+from replay.errors import (
+    ExtractError,
+    ReplayError,
+    RestoreError,
+    RunError,
+    SandboxError,
+    WorldError,
+)
 from reports.errors import ReportAssetError
 
 
@@ -48,6 +55,9 @@ EXIT_CODES: dict[type[BaseException], ExitCode] = {
     ReplayError: ExitCode.REPLAY_FAILED,
     ExtractError: ExitCode.REPLAY_FAILED,
     RestoreError: ExitCode.REPLAY_FAILED,
+    RunError: ExitCode.REPLAY_FAILED,
+    SandboxError: ExitCode.REPLAY_FAILED,
+    WorldError: ExitCode.REPLAY_FAILED,
     FileNotFoundError: ExitCode.NOT_FOUND,
     OSError: ExitCode.IO_ERROR,
     KeyboardInterrupt: ExitCode.INTERRUPTED,

@@ -13,8 +13,20 @@ class VaryError(ReplayError):
 
 
 class ExtractError(Exception):
-    """A step could not be extracted (an unknown step, or a directory that is not empty)."""
+    """The step cannot be extracted (unknown step, directory not empty, unsafe value)."""
 
 
 class RestoreError(Exception):
     """A tape's workspace could not be restored safely."""
+
+
+class RunError(Exception):
+    """The run could not start; the message says why and what to do."""
+
+
+class SandboxError(Exception):
+    """The requested isolation is not available, or a path cannot be placed safely."""
+
+
+class WorldError(Exception):
+    """The step is unknown, or it ran somewhere a replay cannot put it."""

@@ -126,6 +126,22 @@ def test_only_the_history_store_speaks_sql() -> None:
     assert users == ["history/store.py"]
 
 
+def test_error_classes_live_in_errors_modules() -> None:
+    """Each package's exceptions are in its errors.py, where the exit-code table finds them."""
+    elsewhere = []
+    for package in (*ENGINES, "buildtape"):
+        for path in _modules(package):
+            if path.name == "errors.py":
+                continue
+            for node in ast.walk(_tree(path)):
+                if isinstance(node, ast.ClassDef) and any(
+                    isinstance(b, ast.Name) and (b.id.endswith(("Error", "Exception")))
+                    for b in node.bases
+                ):
+                    elsewhere.append(f"{_where(path)}: {node.name}")
+    assert elsewhere == []
+
+
 def _error_classes() -> list[type[BaseException]]:
     out: list[type[BaseException]] = []
     for package in (*ENGINES, "buildtape"):

@@ -27,8 +27,9 @@ def extract_cmd(tape: Path, step: int, out_dir: Path) -> ExitCode:
     """Write a standalone reproducer of one step: its inputs and a run.sh.
 
     The directory can be attached to a bug report: `sh run.sh` re-runs the step with the
-    recorded cwd, environment and argv, and `sha256sum -c expected.sha256` compares its
-    outputs with the recorded ones. No buildtape is needed to run it.
+    recorded cwd, environment and argv (at the recorded path in a bwrap sandbox when the
+    step needs it), exits with the step's status, and compares it and the outputs with the
+    recording (`sha256sum -c expected.sha256`). No buildtape is needed to run it.
     """
     with open_tape(tape) as t:
         result = extract(t, ExtractOptions(step, out_dir))

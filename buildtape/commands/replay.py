@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sys
@@ -11,12 +12,14 @@ from pathlib import Path
 import click
 
 from buildtape.exit_codes import ExitCode
-from buildtape.params import VARIATIONS
+from buildtape.params import VARIATIONS, json_option
 from buildtape.text import replay as text
 from buildtape.text.units import short_argv
 from recorder.reading import Tape, open_tape
 from replay.playback import playback as recorded_chunks
 from replay.replay import ReplayOptions, replay
+from replay.run import RunStart
+from replay.sandbox import MODES
 from replay.vary import VaryOptions
 from replay.vary import vary as run_variations
 
@@ -41,6 +44,10 @@ def _play(t: Tape, speed: float) -> None:
 
 def _notify(message: str) -> None:
     click.echo(f"buildtape: note: {message}", err=True)
+
+
+def _banner(start: RunStart) -> None:
+    click.echo(text.banner(start), err=True)
 
 
 @click.command("replay")
@@ -74,6 +81,15 @@ def _notify(message: str) -> None:
     is_flag=True,
     help="With --vary: find the single variation responsible (at most ceil(log2 k)+1 varied runs).",
 )
+@click.option(
+    "--sandbox",
+    type=click.Choice(MODES),
+    default=ReplayOptions.sandbox,
+    show_default=True,
+    help="bwrap: namespaces, workspace at its recorded path; directory: restore elsewhere "
+    "(no namespaces). auto: bwrap when it works here, unless $BUILDTAPE_SANDBOX says otherwise.",
+)
+@json_option("Print the verdict as one JSON object.")
 def replay_cmd(
     tape: Path,
     step: int | None,
@@ -85,6 +101,8 @@ def replay_cmd(
     yes: bool,
     vary: tuple[str, ...] | None,
     bisect: bool,
+    sandbox: str,
+    as_json: bool,
 ) -> ExitCode:
     """Re-run a tape in a sandbox and say what did and did not reproduce.
 
@@ -104,14 +122,21 @@ def replay_cmd(
             return ExitCode.OK
         _confirm(t.manifest.host.hostname, t.manifest.argv, yes)
         if vary:
-            options = VaryOptions(vary, bisect, step, keep, workdir)
-            varied = run_variations(t, options, os.environ, _notify)
-            click.echo(text.varied(varied), nl=False)
+            asked = VaryOptions(vary, bisect, step, keep, workdir, sandbox, tape.name, as_json)
+            varied = run_variations(t, asked, os.environ, _notify, _banner)
+            if as_json:
+                click.echo(json.dumps(text.varied_json(varied), indent=2, sort_keys=True))
+            else:
+                click.echo(text.varied(varied), nl=False)
             return ExitCode.DIFFERENT if varied.unreproducible else ExitCode.OK
-        result = replay(
-            t, ReplayOptions(workdir=workdir, keep=keep, step=step, output=output),
-            os.environ, _notify,
+        options = ReplayOptions(
+            workdir=workdir, keep=keep, step=step, output=output, sandbox=sandbox,
+            tape_name=tape.name, build_output_to_stderr=as_json,
         )  # fmt: skip
+        result = replay(t, options, os.environ, _notify, _banner)
+    if as_json:
+        click.echo(json.dumps(text.replayed_json(result), indent=2, sort_keys=True))
+        return ExitCode.OK if result.reproduced else ExitCode.DIFFERENT
     click.echo(text.replayed(result), nl=False)
     if keep or workdir:
         click.echo(f"sandbox: {result.sandbox}")

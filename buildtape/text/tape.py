@@ -114,10 +114,16 @@ def extracted(result: Extracted, out_dir: Path) -> str:
     lines = [
         f"step {result.step.id}: {short_argv(result.step.argv, 100)}",
         f"  {result.files} input files, {len(result.outputs)} recorded outputs -> {out_dir}",
+        f"  recorded exit status: {result.recorded_status}",
     ]
+    if result.intermediates:
+        lines.append(f"  intermediates from earlier steps: {', '.join(result.intermediates)}")
+    if result.needs_path:
+        lines.append(f"  needs its recorded path ({'; '.join(result.needs_path)}):")
+        lines.append("  run.sh runs it there in a bwrap sandbox when bwrap works")
     if result.missing:
         lines.append(f"  not in the tape (too large or secret): {', '.join(result.missing)}")
     if result.redacted:
         lines.append(f"  redacted variables left unset: {', '.join(result.redacted)}")
-    lines.append(f"  run it: sh {out_dir / 'run.sh'}")
+    lines.append(f"  run it: sh {out_dir / 'run.sh'} (compares exit status and outputs)")
     return "\n".join(lines) + "\n"
