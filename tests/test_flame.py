@@ -135,14 +135,18 @@ def test_normalize_scales_base_to_new_total(tmp_path: Path) -> None:
     assert normalized["b"][0] == "#ffffff" and normalized["c"][0] == "#ffffff"
 
 
-# speedscope's published schema, vendored from its npm package (see its NOTICE.md).
-SPEEDSCOPE_SCHEMA = FIXTURES / "speedscope" / "file-format-schema.json"
+@pytest.fixture(scope="module")
+def speedscope_schema() -> Any:
+    """speedscope's published schema, vendored from its npm package (see its NOTICE.md)."""
+    path = FIXTURES / "speedscope" / "file-format-schema.json"
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
-def test_speedscope_output_validates_against_the_published_schema(tmp_path: Path) -> None:
+def test_speedscope_output_validates_against_the_published_schema(
+    speedscope_schema: Any, tmp_path: Path
+) -> None:
     import jsonschema
 
-    speedscope_schema = json.loads(SPEEDSCOPE_SCHEMA.read_text(encoding="utf-8"))
     out = tmp_path / "x.speedscope.json"
     buildtape("flame", GOLDEN / "basic" / "input.folded", "-o", out, check=True)
     doc = json.loads(out.read_text())
