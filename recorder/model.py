@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from recorder.tape import TapeError
+from recorder.errors import TapeError
 
 T = TypeVar("T")
 
