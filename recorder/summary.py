@@ -7,7 +7,7 @@ from typing import Any
 from recorder.first_error import FirstError, first_error, step_names
 from recorder.model import Manifest, Process
 from recorder.reading import Tape
-from recorder.timeline import timeline
+from recorder.timeline import events_of
 
 
 def process_view(p: Process) -> dict[str, Any]:
@@ -55,6 +55,13 @@ def slowest(manifest: Manifest, n: int = 10) -> list[Process]:
     ids = {p.id for p in candidates}
     timed = [p for p in candidates if p.duration_s is not None and p.parent_id not in ids]
     return sorted(timed, key=lambda p: (-(p.duration_s or 0.0), p.id))[:n]
+
+
+def outermost_steps(manifest: Manifest) -> list[Process]:
+    """Steps that are not inside another step: the cc, not its cc1."""
+    candidates = steps(manifest)
+    ids = {p.id for p in candidates}
+    return [p for p in candidates if p.parent_id not in ids]
 
 
 def failure_origins(manifest: Manifest) -> list[Process]:
@@ -137,6 +144,13 @@ def step_first_error(tape: Tape, step: Process, origin: Process | None = None) -
     return None
 
 
+def error_line_for(step: Process, lines: list[str]) -> str | None:
+    """The first error line that names one of the step's files, else the first one at all."""
+    names = step_names(step.argv, (f for f in (*step.reads, *step.writes) if f[:1] != "/"))
+    found = first_error(lines, names)
+    return None if found is None else lines[found.index].strip()
+
+
 def metrics(manifest: Manifest) -> list[dict[str, Any]]:
     return [
         {"name": e.data["name"], "value": e.data["value"], "unit": e.data.get("unit")}
@@ -184,7 +198,7 @@ def json_view(tape: Tape) -> dict[str, Any]:
         ],
         "external": [e.to_dict() for e in m.external],
         "metrics": metrics(m),
-        "events": [e.to_dict() for e in timeline(m)],
+        "events": [e.to_dict() for e in events_of(m)],
         "warnings": [w.to_dict() for w in m.warnings],
         "failing_steps": [{"id": s.id, "origin_id": o.id} for s, o in failing(m)],
     }
