@@ -122,6 +122,20 @@ CASES = [
 ]  # fmt: skip
 
 
+WRAPPER_C = r"""
+#include <sys/wait.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    (void)argc;
+    pid_t pid = fork();
+    if (pid == 0) { argv[0] = "gcc"; execv("REAL", argv); _exit(127); }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+}
+"""
+
+
 def source(src: Path, package: str) -> Path:
     found = sorted((src / package).glob("*/"))
     if not found:
@@ -131,8 +145,11 @@ def source(src: Path, package: str) -> Path:
 
 
 def setup_case_dir(case_dir: Path) -> None:
+    # Another gcc on PATH: a wrapper that runs the real one as its child (as ccache does).
     (case_dir / "bin").mkdir(parents=True)
-    (case_dir / "bin" / "gcc").symlink_to(os.path.realpath(shutil.which("gcc") or "gcc"))
+    wrapper = case_dir / "bin" / "gcc-wrapper.c"
+    wrapper.write_text(WRAPPER_C.replace("REAL", os.path.realpath(shutil.which("gcc") or "gcc")))
+    subprocess.run(["gcc", "-o", str(case_dir / "bin" / "gcc"), str(wrapper)], check=True)
     nogcc = case_dir / "nogcc"
     nogcc.mkdir()
     seen: set[str] = set()

@@ -4,11 +4,12 @@ Each recogniser knows one tool's error format (fixtures/first-error/ holds real 
 each): gcc and clang (``file:line:col: error:``, ``fatal error:``), ld (``undefined
 reference``, ``cannot find -l…``), make (``*** No rule to make target``), CMake (``CMake
 Error at CMakeLists.txt:3 (message):`` with the message line that follows), ninja
-(``ninja: error:``), Python tracebacks (the exception line that ends them), rustc
-(``error[E0425]:`` with the ``-->`` location below it), go (``./main.go:5:2: …``) and javac
-(``Hello.java:3: error:``). A tool's own diagnostic beats a driver's summary of it
-(``make: *** [...] Error 1``, ninja's ``FAILED:``, ``collect2: error:``), and lines that
-name the failing step's files beat lines that do not.
+(``ninja: error:``), a program make or the shell could not run (``make: gcc: No such file
+or directory``, ``sh: 1: protoc: not found``), Python tracebacks (the exception line that
+ends them), rustc (``error[E0425]:`` with the ``-->`` location below it), go
+(``./main.go:5:2: …``) and javac (``Hello.java:3: error:``). A tool's own diagnostic beats
+a driver's summary of it (``make: *** [...] Error 1``, ninja's ``FAILED:``, ``collect2:
+error:``), and lines that name the failing step's files beat lines that do not.
 """
 
 from __future__ import annotations
@@ -38,6 +39,11 @@ _LD = re.compile(
 )
 _COLLECT2 = re.compile(r"^collect2: error: ")
 _MAKE = re.compile(r"^(?:\S*/)?g?make(?:\[\d+\])?: \*\*\* (?P<what>.*)")
+# A program that could not be run: make's and the shell's words for it.
+_NOT_RUN = re.compile(
+    r"^(?:\S*/)?(?:g?make(?:\[\d+\])?|sh|bash|dash)(?:: \d+| line \d+)?: \S+: "
+    r"(?:(?:command )?not found|No such file or directory|Permission denied)"
+)
 _CMAKE = re.compile(r"^CMake Error(?: at (?P<path>[^:]+):\d+ \([^)]*\))?:?")
 _NINJA_ERROR = re.compile(r"^ninja: error: ")
 _NINJA_FAILED = re.compile(r"^FAILED: ")
@@ -94,6 +100,8 @@ def _candidates(lines: list[str]) -> Iterable[tuple[int, FirstError]]:
             found = (_DIAGNOSTIC, FirstError(i, line, "ld", None))
         elif _NINJA_ERROR.match(raw):
             found = (_DIAGNOSTIC, FirstError(i, line, "ninja", None))
+        elif _NOT_RUN.match(raw):
+            found = (_DIAGNOSTIC, FirstError(i, line, "shell", None))
         elif m := _MAKE.match(raw):
             what = m.group("what")
             rank = _DIAGNOSTIC if not what.startswith("[") else _SUMMARY

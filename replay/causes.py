@@ -157,7 +157,12 @@ def _tool_change(ga: Graph, gb: Graph, a: Node, b: Node) -> Change | None:
 
 
 def _missing_tool(x: Node, y: Node, only_a: list[Node], stderr_b: list[str]) -> Change | None:
-    if y.proc.exit_code != 127 or x.proc.exit_code == 127:
+    # make reports a command it could not run as "Error 127"; the child it forked for it
+    # never ran a program, so the tape may not have it.
+    not_run = y.proc.exit_code == 127 or (
+        y.proc.failed and any("Error 127" in line for line in stderr_b)
+    )
+    if not not_run or x.proc.failed:
         return None
     name = None
     for line in stderr_b:

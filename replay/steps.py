@@ -135,7 +135,8 @@ def identity(m: Manifest, p: Process, norm: Normalizer, with_cwd: bool) -> str:
         target = argv[argv.index("-o") + 1]
     else:
         writes = sorted(norm.text(w) for w in p.writes if not w.startswith("/"))
-        target = ",".join(writes[:3]) or " ".join(argv[1:3])
+        # A compile without -o (cc -c blocksort.c) is named by its sources alone.
+        target = ",".join(writes[:3]) or ("" if sources else " ".join(argv[1:3]))
     target = target.replace("\n", " ")
     if len(target) > 60:
         target = target[:59] + "…"

@@ -26,6 +26,8 @@ CASES = [
     ("cmake-message.txt", "cmake", "CMake Error at CMakeLists.txt:3 (message): zlib is required"),
     ("ninja.txt", "gcc", "bad.c:1:25: error: ‘undefined_var’ undeclared (first use in this function)"),
     ("ninja-noninja.txt", "ninja", "ninja: error: loading 'build.ninja': No such file or directory"),
+    ("make-notfound.txt", "shell", "make: gcc: No such file or directory"),
+    ("sh-notfound.txt", "shell", "/bin/sh: 1: protoc: not found"),
     ("python.txt", "python", "FileNotFoundError: [Errno 2] No such file or directory: '/nonexistent/x.json'"),
     ("rustc.txt", "rustc", "error[E0425]: cannot find value `y` in this scope"),
     ("rustc2.txt", "rustc", "error[E0308]: mismatched types"),
