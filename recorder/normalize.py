@@ -10,7 +10,8 @@ Each rule replaces a volatile part with a fixed placeholder (docs/diff.md lists 
   ``/tmp/pip-build-env-…``, Go ``/tmp/go-build123…``, rustc ``/tmp/rustcAbC123``, cargo
   ``/tmp/cargo-install…``, Python's ``tempfile`` ``/tmp/tmpab12cd34``, CMake's try-compile
   projects ``cmTC_1a2b3`` and ``TryCompile-…`` and its ``CMakeCache.txt.tmp1a2b3`` (``.tmp$ID``);
-- pids written as ``pid 123``, ``pid=123``, ``/proc/123/`` (``$PID``);
+- pids written as ``pid 123``, ``pid=123``, ``/proc/123/``, and in zlib's configure test
+  files ``ztest123.c`` (``$PID``);
 - timestamps in text: ISO dates with time, ``HH:MM:SS``, ``date``'s default format (``$TIME``);
 - the GNU build id of ELF files (a hash of the rest, which is compared itself).
 
@@ -43,7 +44,7 @@ _TIMESTAMP = re.compile(
     r"\d\d:\d\d:\d\d( [A-Z]{2,5})? \d{4}\b"
     r"|\b\d\d:\d\d:\d\d(\.\d+)?\b"
 )
-_PID = re.compile(r"\b(pid[ =:]?)\d+\b|(/proc/)\d+(?=/)", re.I)
+_PID = re.compile(r"\b(pid[ =:]?)\d+\b|(/proc/)\d+(?=/)|\b(ztest)\d+\b", re.I)
 
 _TEMP_B = re.compile(_TEMP.pattern.encode())
 _SANDBOX_B = re.compile(_SANDBOX.pattern.encode())
@@ -72,7 +73,7 @@ def is_bookkeeping(path: str) -> bool:
 
 
 def _pid(m: re.Match[str]) -> str:
-    return (m.group(1) or m.group(2)) + "$PID"
+    return (m.group(1) or m.group(2) or m.group(3)) + "$PID"
 
 
 class Normalizer:

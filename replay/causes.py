@@ -273,6 +273,10 @@ def explain(
         outs = sorted(
             w for w in {*x.writes, *y.writes} if not w.startswith("/") and w in changed_outputs
         )
+        # Intermediates it wrote (gcc's .s for as): compared by normalised name and content.
+        ia = {ga.norm.text(w): ga.intermediates[w] for w in x.writes if w in ga.intermediates}
+        ib = {gb.norm.text(w): gb.intermediates[w] for w in y.writes if w in gb.intermediates}
+        outs += sorted(k for k in set(ia) & set(ib) if ia[k] != ib[k])
         if own:
             role = "changed"
         elif upstream == ["environment (from its parent)"] and not outs and x.status == y.status:

@@ -165,6 +165,15 @@ def _intermediates(tape: Tape, norm: Normalizer) -> dict[str, str]:
     return out
 
 
+def _significant(c: StepChange) -> bool:
+    """A step difference that makes two builds different: one of its own inputs, a workspace
+    output or its exit status. One that only wrote another temp file (a configure test's
+    object named after a pid), or only read one, does not on its own."""
+    if c.what or c.status[0] != c.status[1]:
+        return True
+    return any(not o.startswith(("/", "$")) for o in c.changed_outputs)
+
+
 def _probe(n: Node) -> bool:
     """A process that wrote nothing and succeeded: a version or feature query (go runs
     ``asm -V=full`` only when its cache lacks the answer). Listed, but not a difference."""
@@ -237,10 +246,12 @@ def diff(ta: Tape, tb: Tape, options: DiffOptions) -> DiffReport:
     }
     unmatched = [n for n in (*matching.only_a, *matching.only_b) if not _probe(n)]
     different = bool(
-        outputs or inputs or changes or unmatched
+        outputs or inputs or any(map(_significant, changes)) or unmatched
         or not command["same"] or a.status != b.status or a.exit_code != b.exit_code
     )  # fmt: skip
-    verdict, causes = _verdict(different, explained, inputs, tools, env, command, options)
+    verdict, causes = _verdict(
+        different, explained, inputs, tools, env, command, options, (a.workspace, b.workspace)
+    )
     return DiffReport(
         equivalent=not different,
         verdict=verdict,
@@ -270,6 +281,7 @@ def _verdict(
     env: dict[str, Any],
     command: dict[str, Any],
     options: DiffOptions,
+    workspaces: tuple[str, str],
 ) -> tuple[str, list[str]]:
     if not different:
         how = "" if options.normalize else " (without normalisation)"
@@ -283,9 +295,12 @@ def _verdict(
     nondet = [f for f in explained.findings if f.role == "nondeterministic"]
     if nondet:
         names = ", ".join(f"#{f.a.proc.id} {f.a.identity}" for f in nondet[:5])
-        return "different", [
-            f"nondeterministic: same command and inputs, different outputs: {names}"
-        ]
+        line = f"nondeterministic: same command and inputs, different outputs: {names}"
+        if workspaces[0] != workspaces[1]:
+            # Some tools lay out what they write by the path they build in (gcc -g orders
+            # its debug strings so): name it, as it is the one input normalisation hides.
+            line += f" (built in {workspaces[0]} and {workspaces[1]}: may depend on the path)"
+        return "different", [line]
     if not command["same"]:
         return "different", ["the build command differs"]
     if inputs:

@@ -140,9 +140,9 @@ def identity(m: Manifest, p: Process, norm: Normalizer, with_cwd: bool) -> str:
     target = target.replace("\n", " ")
     if len(target) > 60:
         target = target[:59] + "…"
-    named = f" <{sources}>" if sources and sources != target else ""
+    named = f"<{sources}>" if sources and sources != target else ""
     where = norm.text(_rel(m, p.cwd)) if with_cwd else "."
-    return f"{prog} [{where}] {target}{named}"
+    return " ".join(x for x in (f"{prog} [{where}]", target, named) if x)
 
 
 @dataclass
@@ -155,6 +155,8 @@ class Graph:
     root: int | None
     # raw path -> ids of the processes that wrote it
     writers: dict[str, list[int]]
+    # intermediate path -> digest (of its normalised content when stored)
+    intermediates: dict[str, str]
 
 
 def build_graph(
@@ -188,7 +190,11 @@ def build_graph(
             if r.startswith(_IGNORED_READS):
                 continue
             key = norm.text(r)
-            produced = r in first_write and first_write[r] < p.start_s
+            # Written earlier by the build; or written at all by another process when it
+            # did not exist before (cmake reads the a.out of the compile it ran).
+            produced = r in first_write and (
+                first_write[r] < p.start_s or (r not in before and writers[r] != [p.id])
+            )
             if not produced and r in p.writes and r not in before:
                 continue  # its own product, read back (CMake rereads the cache it wrote)
             if produced:
@@ -218,7 +224,7 @@ def build_graph(
     for n in nodes.values():
         if n.parent is not None and n.parent in nodes:
             nodes[n.parent].children.append(n.proc.id)
-    return Graph(m, norm, nodes, root, writers)
+    return Graph(m, norm, nodes, root, writers, inter)
 
 
 @dataclass
