@@ -17,6 +17,7 @@ refuses steps that name the recorded workspace (they would run against the user'
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -75,9 +76,6 @@ def choose_isolation(mode: str, env: Mapping[str, str]) -> Isolation:
         return Isolation("directory", f"namespaces turned off (sandbox {mode})")
     bwrap = shutil.which("bwrap", path=env.get("PATH", os.defpath)) or shutil.which("bwrap")
     reason = "bubblewrap (bwrap) is not installed" if bwrap is None else _probe(bwrap)
-    inside = _runs_from(Path(sys.prefix), *(Path(p) for p in _own_import_roots()))
-    if reason is None and inside:
-        reason = f"buildtape runs from {inside}, which the sandbox must not hide"
     if reason is None:
         return Isolation("bwrap", None, bwrap)
     if mode == "bwrap":
@@ -89,12 +87,11 @@ def _own_import_roots() -> list[str]:
     return [str(Path(__file__).resolve().parent.parent)]
 
 
-def _runs_from(*paths: Path) -> str | None:
-    """A path buildtape needs that lies under /tmp, which the sandbox replaces."""
-    for p in paths:
-        if _under(str(p.resolve()), "/tmp"):
-            return str(p)
-    return None
+def own_paths() -> list[str]:
+    """What the recorder inside needs that lies under /tmp, which the sandbox replaces
+    (a virtualenv or checkout of buildtape there): bound read-only at the same path."""
+    paths = {str(Path(p).resolve()) for p in (*_own_import_roots(), sys.prefix, sys.base_prefix)}
+    return sorted(p for p in paths if _under(p, "/tmp") and os.path.isdir(p))
 
 
 def _under(path: str, root: str) -> bool:
@@ -111,7 +108,7 @@ class Layout:
     out: Path  # where the inner recorder writes its tape and result (same path inside)
     cwd: str  # the build's cwd inside the sandbox
     hostname: str | None = None
-    # Extra read-only files outside the workspace and /tmp: (host file, sandbox path).
+    # Extra read-only files or directories: (host path, sandbox path).
     files: tuple[tuple[Path, str], ...] = ()
 
 
@@ -216,6 +213,8 @@ def run_inside(
     command = [sys.executable, "-m", "replay.inside", str(spec_path)]
     if layout is not None:
         assert isolation.bwrap is not None
+        own = tuple((Path(p), p) for p in own_paths())
+        layout = dataclasses.replace(layout, files=(*layout.files, *own))
         command = bwrap_argv(isolation.bwrap, layout, command)
     proc = subprocess.run(
         command, env=env, stdin=subprocess.DEVNULL, stdout=build_stdout, check=False
