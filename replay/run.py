@@ -209,7 +209,19 @@ def run_in_sandbox(
         shutil.move(tape_path, output)
         tape_path = output
     with open_tape(tape_path) as replayed:
-        outputs = replayed.manifest.outputs
+        outputs = list(replayed.manifest.outputs)
+        if step is not None:
+            # A step may rewrite a file it started with to the same content: the replay's
+            # tape lists it among the inputs only, and that is what it holds after the run.
+            # Only when the replay did write it: a step that did nothing must not pass.
+            changed = {e.path for e in outputs}
+            wanted = {e.path for e in world.expected}
+            written = {w for p in replayed.manifest.processes for w in p.writes}
+            outputs += [
+                e
+                for e in replayed.manifest.inputs
+                if e.path in wanted and e.path in written and e.path not in changed
+            ]
     return Run(
         exit_status, world.expected_status, world.expected, outputs, missing, tape_path,
         where, isolation.kind, world, notes,

@@ -101,6 +101,27 @@ def autogen(tmp_path_factory: pytest.TempPathFactory) -> Recorded:
     return _record(tmp_path_factory.mktemp("autogen"), "autogen", "make", prepare=_autogen_times)
 
 
+def test_an_archive_step_starts_without_the_archive_an_earlier_step_removed(
+    tmp_path: Path,
+) -> None:
+    # A rebuild: the stale libshape.a from the first build is in the workspace; the build
+    # removes it (rm -f), then `ar cq` creates it afresh. Replayed alone, `ar cq` must not
+    # find the old (or the final) archive, or it would append to it.
+    ws = tmp_path / "autogen"
+    shutil.copytree(FIXTURES / "autogen", ws)
+    _autogen_times(ws)
+    subprocess.run(["make"], cwd=ws, check=True, capture_output=True)
+    os.utime(ws / "shape.c")  # now: newer than shape.o, so the archive is rebuilt
+    tape = tmp_path / "rebuild.tape"
+    buildtape("record", "-q", "-o", tape, "--", "make", cwd=ws, check=True)
+    rows = Recorded(tape, ws).steps()
+    ar = next(r for r in rows if r["argv"][:2] == ["ar", "cq"])
+    assert any(r["argv"][:2] == ["rm", "-f"] for r in rows)
+    verdict = replay_json(tape, "--step", ar["id"])
+    assert verdict["reproduced"], verdict
+    assert [o["path"] for o in verdict["outputs"]] == ["libshape.a"]
+
+
 @pytest.fixture(scope="module")
 def cmake_debug(tmp_path_factory: pytest.TempPathFactory) -> Recorded:
     return _record(tmp_path_factory.mktemp("cmake"), "cmake-debug", "sh", "build.sh")
