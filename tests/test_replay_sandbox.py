@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -348,3 +349,15 @@ def test_extract_refuses_a_umask_that_is_not_octal(c_debug: Recorded, tmp_path: 
     out = buildtape("extract", bad, "--step", step["id"], "-o", tmp_path / "x")
     assert out.returncode == 7 and b"not an octal mask" in out.stderr
     assert not (tmp_path / "x" / "run.sh").exists()
+
+
+def test_an_output_that_holds_the_time_is_reported_as_a_timestamp(tmp_path: Path) -> None:
+    ws = tmp_path / "stamp"
+    ws.mkdir()
+    (ws / "Makefile").write_text("all:\n\tdate -u +%Y-%m-%dT%H:%M:%S > stamp.txt\n")
+    tape = tmp_path / "stamp.tape"
+    buildtape("record", "-q", "-o", tape, "--", "make", cwd=ws, check=True)
+    time.sleep(1.1)
+    verdict = replay_json(tape)
+    assert not verdict["reproduced"]
+    assert [(f["path"], f["reason"]) for f in verdict["findings"]] == [("stamp.txt", "timestamp")]
