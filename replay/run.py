@@ -24,6 +24,7 @@ from replay.sandbox import (
     Isolation,
     Layout,
     SandboxError,
+    cache_dir,
     run_inside,
 )
 from replay.world import World, WorldError, step_world, whole_world
@@ -195,6 +196,7 @@ def run_in_sandbox(
             out=out.resolve(),
             cwd=spec.cwd,
             hostname=m.host.hostname or None,
+            cache=cache_dir(env),
         )
     try:
         inner = run_inside(isolation, layout, spec, out, build_stdout)

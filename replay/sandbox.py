@@ -110,6 +110,18 @@ class Layout:
     hostname: str | None = None
     # Extra read-only files or directories: (host path, sandbox path).
     files: tuple[tuple[Path, str], ...] = ()
+    # The build's cache directory (~/.cache): an empty writable tmpfs in the sandbox, as
+    # on a fresh machine (Go's build cache must be writable), with buildtape's own cache
+    # in it read-only.
+    cache: str | None = None
+
+
+def cache_dir(env: Mapping[str, str]) -> str | None:
+    """The build's cache directory: ``$XDG_CACHE_HOME``, else ``$HOME/.cache``."""
+    if env.get("XDG_CACHE_HOME", "").startswith("/"):
+        return os.path.normpath(env["XDG_CACHE_HOME"])
+    home = env.get("HOME", "")
+    return os.path.join(os.path.normpath(home), ".cache") if home.startswith("/") else None
 
 
 def _deepest_existing(path: str) -> str:
@@ -165,6 +177,11 @@ def bwrap_argv(bwrap: str, layout: Layout, command: Sequence[str]) -> list[str]:
     args += ["--dev", "/dev", "--proc", "/proc", "--bind", str(layout.tmp), "/tmp"]
     for directory in shadows:
         args += _shadow(directory)
+    cache = layout.cache
+    apart = cache and not (_under(cache, layout.place) or _under(layout.place, cache))
+    if cache and apart and os.path.isdir(cache) and not _under(cache, "/tmp"):
+        own = os.path.join(cache, "buildtape")
+        args += ["--tmpfs", cache, "--ro-bind-try", own, own]
     args += ["--bind", str(layout.workspace), layout.place]
     for host, inside in layout.files:
         args += ["--ro-bind", str(host), inside]

@@ -360,3 +360,26 @@ def test_an_output_that_holds_the_time_is_reported_as_a_timestamp(tmp_path: Path
     verdict = replay_json(tape)
     assert not verdict["reproduced"]
     assert [(f["path"], f["reason"]) for f in verdict["findings"]] == [("stamp.txt", "timestamp")]
+
+
+def test_writes_into_the_cache_directory_stay_in_the_sandbox(tmp_path: Path) -> None:
+    # Go's build cache and the like must be writable: the sandbox gives the build an
+    # empty ~/.cache of its own, and the host's is not touched.
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    if str(cache).startswith("/tmp/") or not cache.is_dir():
+        pytest.skip("needs a cache directory outside /tmp")
+    name = f"buildtape-test-{os.getpid()}-{tmp_path.name}"
+    ws = tmp_path / "cachews"
+    ws.mkdir()
+    (ws / "Makefile").write_text(
+        f"all:\n\tmkdir -p {cache}/{name}\n\techo built > {cache}/{name}/f\n"
+        f"\tcp {cache}/{name}/f out.txt\n"
+    )
+    tape = tmp_path / "cache.tape"
+    try:
+        buildtape("record", "-q", "-o", tape, "--", "make", cwd=ws, check=True)
+    finally:
+        shutil.rmtree(cache / name, ignore_errors=True)
+    verdict = replay_json(tape)
+    assert verdict["reproduced"], verdict
+    assert not (cache / name).exists()
