@@ -130,6 +130,7 @@ def result_json(result: ReplayResult) -> dict[str, object]:
         "diff_cause": result.diff_cause,
         "drift": [{"path": d.path, "recorded": d.recorded, "here": d.here} for d in result.drift],
         "env_notes": result.env_notes,
+        "notes": result.notes,
         "missing_inputs": result.missing_inputs,
         "sandbox": str(result.sandbox),
     }
@@ -144,6 +145,8 @@ def _report(result: ReplayResult) -> None:
         click.echo(f"input not in the tape (too large or secret): {path}")
     if result.isolation_note:
         click.echo(f"note: {result.isolation_note}")
+    for note in result.notes:
+        click.echo(f"note: {note}")
     why_of = {f.path: f for f in result.findings}
     counts: dict[str, int] = {}
     for c in result.checks:

@@ -125,6 +125,29 @@ def _refuse_embedded(m: Manifest, world: World, workspace: Path) -> None:
             )
 
 
+def _blind_spots(m: Manifest, world: World) -> list[str]:
+    """A note when listed-only files were restored as placeholders although the recorder
+    may not have seen every read (static executables, or outputs no process wrote: Go
+    makes its system calls without libc, so the interposer sees neither)."""
+    if not world.placeholders:
+        return []
+    written = {w for p in m.processes for w in p.writes}
+    unseen = [e.path for e in m.outputs if e.path not in written]
+    static = sorted({p.exe for p in m.processes if p.static})
+    if not (static or unseen):
+        return []
+    why = (
+        f"static executables ran ({', '.join(static[:3])})"
+        if static
+        else (f"no recorded process wrote {', '.join(unseen[:3])}")
+    )
+    return [
+        f"{len(world.placeholders)} files listed in the tape without content were restored "
+        f"as placeholders of their size, but {why}: the recorder did not see every read, and "
+        "a placeholder read as content breaks the build; record with --trace strace"
+    ]
+
+
 def prepare(tape: Tape, world: World, sandbox: Path) -> list[str]:
     """Restore ``world`` under ``sandbox``; the paths whose content the tape does not hold."""
     workspace = sandbox / "workspace"
@@ -172,12 +195,13 @@ def run_in_sandbox(
     out = sandbox / "out"
     out.mkdir(parents=True, exist_ok=True)
     notes: list[str] = []
+    notes += _blind_spots(m, world)
     layout = None
     if isolation.kind == "bwrap":
         tmp = sandbox / "tmp"
         tmp.mkdir(parents=True, exist_ok=True)
         unplaced = restore_intermediates(tape, world.intermediates, tmp)
-        notes = [f"intermediate {p} could not be put back (not under /tmp)" for p in unplaced]
+        notes += [f"intermediate {p} could not be put back (not under /tmp)" for p in unplaced]
     spec = InnerSpec(
         argv=world.argv,
         workspace=where,
