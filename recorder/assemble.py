@@ -15,7 +15,7 @@ from recorder.build import BuildRun, Observer
 from recorder.hashcache import HashCache
 from recorder.host import host_info, locale_settings, ulimits
 from recorder.host import timezone as tz_name
-from recorder.interposer import env_delta, is_static_elf, read_environment
+from recorder.interposer import elf_kind, env_delta, is_static_elf, read_environment
 from recorder.model import (
     REDACTED,
     BuildWarning,
@@ -124,8 +124,12 @@ def processes(plan: Plan, run: BuildRun, observer: Observer, cache: HashCache) -
             exe_digest[exe] = found[0] if found else None
             static_of[exe] = is_static_elf(exe) if exe.startswith("/") else False
         static = bool(exe) and static_of.get(exe, False)
-        if observer.files == "preload" and not (tp.pid in unobserved or (root and tp.exe is None)):
-            static = False  # the interposer ran in it: not static, whatever the header says
+        observed = tp.pid not in unobserved and not (root and tp.exe is None)
+        if observer.files == "preload" and observed and elf_kind(exe) != "go":
+            static = False  # the interposer ran in it and saw its calls
+        end = tp.end
+        if end is None and tp.parent_pid is None:
+            end = run.wall0 + run.duration  # the command itself ended with the build
         out.append(
             Process(
                 id=i,
@@ -136,7 +140,7 @@ def processes(plan: Plan, run: BuildRun, observer: Observer, cache: HashCache) -
                 exe=exe,
                 cwd=tp.exec_cwd or tp.cwd or cwd,
                 start_s=max(0.0, tp.start - run.wall0),
-                end_s=None if tp.end is None else max(0.0, tp.end - run.wall0),
+                end_s=None if end is None else max(0.0, end - run.wall0),
                 exit_code=exit_code,
                 signal=sig,
                 reads=[relative(p, workspace) for p in tp.reads],
@@ -189,8 +193,9 @@ def static_warning(procs: list[Process], observer: Observer) -> BuildWarning | N
     shown = ", ".join(names[:4]) + (", …" if len(names) > 4 else "")
     return BuildWarning(
         "static_executables",
-        f"{len(static)} static executable(s) ran ({shown}): the interposer sees neither "
-        "their files nor their children; record with --trace strace to see them",
+        f"{len(static)} program(s) the interposer cannot see into ran ({shown}: static "
+        "executables, or Go programs, which make their own system calls): their files and "
+        "children are not in the tape; record with --trace strace to see them",
     )
 
 

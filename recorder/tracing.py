@@ -21,16 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from recorder.errors import TracerUnavailable
 from recorder.interposer import InterposerLog
 from recorder.strace_parser import PROCESS_SYSCALLS, TRACED_SYSCALLS, StraceParser, TracedProcess
 from recorder.tail import LineTail
 
 TRACE_MODES = ("auto", "preload", "strace", "proc", "none")
 FILE_EVENT_SOURCES = ("auto", "preload", "strace")
-
-
-class TracerUnavailable(Exception):
-    """The tracer that was asked for by name cannot run here."""
 
 
 class Tracer(Protocol):

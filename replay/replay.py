@@ -14,13 +14,10 @@ from recorder.model import REDACTED, FileEntry, Manifest, Process
 from recorder.reading import Tape, open_tape
 from recorder.toolchain import version_line
 from replay.diff import DiffOptions, diff
-from replay.run import Run, RunError, RunStart, run_in_sandbox
-from replay.sandbox import Isolation, SandboxError, choose_isolation
+from replay.errors import ReplayError, RunError, SandboxError
+from replay.run import Run, RunStart, run_in_sandbox
+from replay.sandbox import Isolation, choose_isolation
 from replay.verdict import Finding, explain
-
-
-class ReplayError(Exception):
-    """The replay could not run; the message says why."""
 
 
 @dataclass(frozen=True)

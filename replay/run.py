@@ -18,20 +18,16 @@ from pathlib import Path
 
 from recorder.model import REDACTED, FileEntry, Manifest
 from recorder.reading import Tape, open_tape
+from replay.errors import RunError, SandboxError, WorldError
 from replay.restore import restore, restore_intermediates, restore_placeholders, set_mtimes
 from replay.sandbox import (
     InnerSpec,
     Isolation,
     Layout,
-    SandboxError,
     cache_dir,
     run_inside,
 )
-from replay.world import World, WorldError, step_world, whole_world
-
-
-class RunError(Exception):
-    """The run could not start; the message says why and what to do."""
+from replay.world import World, step_world, whole_world
 
 
 @dataclass(frozen=True)

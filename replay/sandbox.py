@@ -28,14 +28,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from replay.errors import SandboxError
+
 MODES = ("auto", "bwrap", "directory")
 MODE_VAR = "BUILDTAPE_SANDBOX"
 # Mounted apart from the read-only host view.
 _OWN_MOUNTS = ("/proc", "/dev", "/tmp")
-
-
-class SandboxError(Exception):
-    """The requested isolation is not available, or a path cannot be placed safely."""
 
 
 @dataclass(frozen=True)

@@ -27,10 +27,7 @@ from recorder.model import (
     Process,
     process_environment,
 )
-
-
-class WorldError(Exception):
-    """The step is unknown, or it ran somewhere a replay cannot put it."""
+from replay.errors import WorldError
 
 
 @dataclass
