@@ -383,3 +383,25 @@ def test_writes_into_the_cache_directory_stay_in_the_sandbox(tmp_path: Path) -> 
     verdict = replay_json(tape)
     assert verdict["reproduced"], verdict
     assert not (cache / name).exists()
+
+
+def test_a_tape_without_the_new_fields_still_replays(c_debug: Recorded, tmp_path: Path) -> None:
+    # A 1.0 tape: no mtimes, directories, intermediates, per-process env or exe sha256.
+    from tests.conftest import rewrite
+
+    def to_1_0(m: dict[str, Any]) -> None:
+        m["format_version"] = "1.0"
+        for key in ("directories", "intermediates"):
+            m.pop(key, None)
+        for entry in (*m["inputs"], *m["outputs"]):
+            entry.pop("mtime_ns", None)
+        for proc in m["processes"]:
+            for key in ("env", "exe_sha256", "static"):
+                proc.pop(key, None)
+
+    old = rewrite(c_debug.tape, tmp_path / "old.tape", to_1_0)
+    with open_tape(old) as t:
+        assert not t.manifest.intermediates and not has_mtimes(old)
+    assert replay_json(old)["reproduced"]
+    link = next(s for s in build_steps(c_debug) if s["argv"][:3] == ["cc", "-g", "-o"])
+    assert replay_json(old, "--step", link["id"])["reproduced"]
