@@ -80,6 +80,8 @@ class ReplayResult:
     # One sentence when the replay could not run at the recorded path.
     isolation_note: str | None = None
     step: int | None = None
+    # What the run could not put back as recorded (intermediates, listed-only files).
+    notes: list[str] = field(default_factory=list)
 
 
 def make_sandbox(workdir: Path | None, prefix: str) -> tuple[Path, bool]:
@@ -208,7 +210,8 @@ def replay(
             reproduced=reproduced and run.exit_status == run.expected_status,
             sandbox=sandbox,
             drift=drift,
-            env_notes=env_notes + run.notes,
+            env_notes=env_notes,
+            notes=run.notes,
             checks=checks,
             replay_exit=run.exit_status,
             recorded_exit=run.expected_status,
