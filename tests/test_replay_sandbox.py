@@ -405,3 +405,25 @@ def test_a_tape_without_the_new_fields_still_replays(c_debug: Recorded, tmp_path
     assert replay_json(old)["reproduced"]
     link = next(s for s in build_steps(c_debug) if s["argv"][:3] == ["cc", "-g", "-o"])
     assert replay_json(old, "--step", link["id"])["reproduced"]
+
+
+def test_an_output_of_a_drifted_tool_is_blamed_on_the_drift(
+    c_debug: Recorded, tmp_path: Path
+) -> None:
+    # As if the tape came from a machine whose assembler was another build: `as` is known
+    # by sha256 and by the name it ran as; util.o (its output) then differs.
+    from tests.conftest import rewrite
+
+    def drifted(m: dict[str, Any]) -> None:
+        for tool in m["toolchain"]:
+            if tool["name"] == "as":
+                tool["sha256"] = "0" * 64
+        for entry in m["outputs"]:
+            if entry["path"] == "util.o":
+                entry["sha256"], entry["stored"] = "1" * 64, False
+
+    tape = rewrite(c_debug.tape, tmp_path / "drift.tape", drifted)
+    verdict = replay_json(tape)
+    assert any(d["recorded"].startswith("as 000000000000") for d in verdict["drift"])
+    finding = next(f for f in verdict["findings"] if f["path"] == "util.o")
+    assert finding["reason"] == "drift" and "made by as" in finding["why"], finding
