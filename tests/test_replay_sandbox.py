@@ -427,3 +427,31 @@ def test_an_output_of_a_drifted_tool_is_blamed_on_the_drift(
     assert any(d["recorded"].startswith("as 000000000000") for d in verdict["drift"])
     finding = next(f for f in verdict["findings"] if f["path"] == "util.o")
     assert finding["reason"] == "drift" and "made by as" in finding["why"], finding
+
+
+def test_a_recorded_path_under_a_missing_top_level_directory(tmp_path: Path) -> None:
+    # Recorded at /<missing>/deep/ws: the sandbox shadows / itself to make that path,
+    # on the sandbox's side only; extract's run.sh does the same.
+    from tests.conftest import rewrite
+
+    ws = tmp_path / "c-make"
+    shutil.copytree(FIXTURES / "c-make", ws, ignore=shutil.ignore_patterns("*.o", "app"))
+    tape = tmp_path / "c.tape"
+    buildtape("record", "-q", "-o", tape, "--", "make", cwd=ws, check=True)
+    top = Path(f"/buildtape-test-{os.getpid()}-{tmp_path.name}")
+    place = f"{top}/deep/ws"
+
+    def move(m: dict[str, Any]) -> None:
+        for p in (m, *m["processes"]):
+            p["cwd"] = p["cwd"].replace(m["workspace"], place)
+        m["workspace"] = place
+
+    moved = rewrite(tape, tmp_path / "moved.tape", move)
+    verdict = replay_json(moved)
+    assert verdict["reproduced"] and verdict["place"] == place, verdict
+    step = next(r for r in Recorded(moved, ws).steps() if r["argv"][:1] == ["cc"])
+    assert replay_json(moved, "--step", step["id"])["reproduced"]
+    env = {"PATH": "/usr/bin:/bin", "BUILDTAPE_RUN_AT": "recorded"}
+    run = _extract_and_run(moved, step["id"], tmp_path / "repro", env)
+    assert run.returncode == 0 and b"outputs as recorded" in run.stderr, run.stderr
+    assert not top.exists()
