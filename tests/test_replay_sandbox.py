@@ -455,3 +455,15 @@ def test_a_recorded_path_under_a_missing_top_level_directory(tmp_path: Path) -> 
     run = _extract_and_run(moved, step["id"], tmp_path / "repro", env)
     assert run.returncode == 0 and b"outputs as recorded" in run.stderr, run.stderr
     assert not top.exists()
+
+
+def test_a_step_that_runs_a_program_the_build_made(autogen: Recorded) -> None:
+    # ./mktable < table.def > table.h: the step needs ./mktable, an earlier step's output.
+    rows = autogen.steps()
+    step = next(
+        r for r in rows if "./mktable" in " ".join(r["argv"]) and r["argv"][0] != "./mktable"
+    )
+    with moved_away(autogen.ws):
+        verdict = replay_json(autogen.tape, "--step", step["id"])
+    assert verdict["reproduced"], verdict
+    assert [o["path"] for o in verdict["outputs"]] == ["table.h"]
