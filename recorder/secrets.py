@@ -230,7 +230,7 @@ def encoded_patterns(value: str) -> list[str]:
     for shift in range(3):
         encoded = base64.b64encode(bytes(shift) + raw).decode().rstrip("=")
         # Characters 6i..6i+6 bits wholly inside the value's bits [8*shift, 8*(shift+len)).
-        core = encoded[-(-8 * shift // 6) : 8 * (shift + len(raw)) // 6]
+        core = encoded[(8 * shift + 5) // 6 : 8 * (shift + len(raw)) // 6]
         cores.update((core, core.translate(_URLSAFE)))
     wrap = r"\r?\n?"
     patterns.extend(wrap.join(re.escape(c) for c in core) for core in sorted(cores))
@@ -272,6 +272,9 @@ class Scrubber:
         self.values = sorted(set(values), key=lambda v: (-len(v), v))
         self._plain = [v.encode("utf-8", "surrogateescape") for v in self.values]
         self._long = [i for i, v in enumerate(self._plain) if len(v) >= MIN_ENCODED_BYTES]
+        self._shortest_core = min(
+            (_shortest_core(len(self._plain[i])) for i in self._long), default=0
+        )
         self._spaced = any(b" " in v for v in self._plain)
         # A value's URL encoding keeps its letters and digits: its longest run of them is
         # looked for before the data is URL-decoded (None: decode whenever there is a "%").
@@ -298,8 +301,22 @@ class Scrubber:
                 yield from (i for i, v in enumerate(self._plain) if v in decoded)
         if not self._long:
             return
-        # Padding counts as a character (so groups stay aligned) that decodes to zero bits.
-        alphabet = data.translate(_BASE64_STANDARD, _NOT_BASE64)
+        # Only runs of base64 characters (line breaks included) long enough to hold the
+        # shortest value's base64 are decoded, all together: each run's own alignment is
+        # one of the four offsets whatever comes before it.
+        runs = data.translate(_BASE64_RUNS)
+        needle = b"a" * self._shortest_core
+        pieces = []
+        start = runs.find(needle)
+        while start >= 0:
+            end = runs.find(b" ", start + len(needle))
+            end = len(runs) if end < 0 else end
+            pieces.append(data[start:end])
+            start = runs.find(needle, end)
+        if not pieces:
+            return
+        # Padding counts as a character (so groups stay aligned) of zero bits.
+        alphabet = b"".join(pieces).translate(_BASE64_STANDARD, _NOT_BASE64)
         for offset in range(4):
             quads = alphabet[offset:]
             quads += b"A" * (-len(quads) % 4)
@@ -387,6 +404,11 @@ class Scrubber:
         return b"".join(pieces), new_sizes
 
 
+def _shortest_core(n: int) -> int:
+    """How many base64 characters depend on an ``n``-byte value alone, at the worst alignment."""
+    return min(8 * (shift + n) // 6 - (8 * shift + 5) // 6 for shift in range(3))
+
+
 def _alnum_run(value: bytes) -> bytes | None:
     runs = re.findall(rb"[A-Za-z0-9]+", value)
     longest = max(runs, key=len, default=b"")
@@ -411,3 +433,5 @@ _BASE64_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789
 # everything else is deleted.
 _BASE64_STANDARD = bytes.maketrans(b"-_=", b"+/A")
 _NOT_BASE64 = bytes(sorted(set(range(256)) - set(_BASE64_CHARS) - set(b"-_=")))
+# Either alphabet, padding and line breaks become "a", everything else " ".
+_BASE64_RUNS = bytes(b"a"[0] if c in _BASE64_CHARS + b"-_=\r\n" else b" "[0] for c in range(256))
