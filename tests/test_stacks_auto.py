@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from recorder.sampling import PyinstrumentSampler, ThreadSampler, choose_sampler
 from tests.conftest import buildtape, needs_strace
 
 
@@ -43,29 +44,34 @@ def sampled_functions(tape: Path) -> set[str]:
 
 
 @pytest.mark.parametrize(
-    ("case", "options", "why"),
-    [
-        ("no-ptrace-tracer", ["--trace", "proc"], "py-spy cannot use ptrace here"),
-        pytest.param(
-            "py-spy-missing", ["--trace", "strace"], "py-spy is not installed", marks=needs_strace
-        ),
-    ],
+    "trace", [pytest.param(["--trace", "strace"], marks=needs_strace), ["--trace", "proc"]]
 )
 def test_auto_without_py_spy_uses_the_sampling_thread(
-    fixture_copy: Callable[..., Path], tmp_path: Path, case: str, options: list[str], why: str
+    fixture_copy: Callable[..., Path], tmp_path: Path, trace: list[str]
 ) -> None:
-    env = dict(os.environ)
-    if case == "py-spy-missing":
-        env["PATH"] = without_py_spy(env["PATH"])
+    env = {**os.environ, "PATH": without_py_spy(os.environ["PATH"])}
     tape = tmp_path / "auto.tape"
-    view = record_py_build(fixture_copy("py-build"), tape, *options, "--stacks", "auto", env=env)
+    view = record_py_build(fixture_copy("py-build"), tape, *trace, "--stacks", "auto", env=env)
     sampling = view["sampling"]
     assert isinstance(sampling, dict)
     assert sampling["sampler"] == "thread" and sampling["count"] > 0
+    why = "py-spy is not installed"
     assert sampling["notice"] == f"{why}: using the sampling thread"
     assert "crunch_tokens" in sampled_functions(tape)
     text = buildtape("show", tape, check=True).stdout.decode()
     assert "stacks    thread at 100 Hz" in text and why in text
+
+
+def test_auto_where_ptrace_is_not_permitted_picks_the_thread(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    # This machine allows ptrace, so the recorder's answer to "may a sampler attach?" is
+    # given here; the choice itself is the recorder's own.
+    sampler, notice = choose_sampler("auto", False, os.environ, tmp_path / "a", 100, 0.0)
+    assert isinstance(sampler, ThreadSampler)
+    assert notice == "py-spy cannot use ptrace here: using the sampling thread"
+    named, none = choose_sampler("pyinstrument", False, os.environ, tmp_path / "b", 100, 0.0)
+    assert isinstance(named, PyinstrumentSampler) and none is None
 
 
 def test_pyinstrument_is_still_chosen_by_name(
