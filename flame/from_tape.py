@@ -190,7 +190,7 @@ def process_stacks(m: Manifest, samples: Samples | None = None) -> StackTree:
     return tree
 
 
-def timeline(m: Manifest) -> list[Span]:
+def process_spans(m: Manifest) -> list[Span]:
     """Processes on lanes where no two overlap, by start time: a Gantt chart of the build."""
     lanes_end: list[float] = []
     spans = []

@@ -32,6 +32,8 @@ from typing import IO, Any
 
 import zstandard
 
+from recorder.errors import TapeError, TapeNotFound
+
 FORMAT_NAME = "buildtape-tape"
 FORMAT_VERSION = "1.1"
 SUPPORTED_MAJOR = 1
@@ -53,10 +55,6 @@ _MAX_QUEUED = 2
 MAX_PACK_SIZE = 2 * 1024**3 + 2 * _BLOCK
 MAX_MANIFEST_SIZE = 512 * 1024**2
 MAX_INDEX_SIZE = 1024**2
-
-
-class TapeError(Exception):
-    """A tape cannot be read or written; the message says what and what to do."""
 
 
 def sha256_hex(data: bytes) -> str:
@@ -315,7 +313,7 @@ class TapeReader:
         try:
             self._file: IO[bytes] = open(path, "rb")  # noqa: SIM115 - closed in close()
         except FileNotFoundError:
-            raise TapeError(f"no tape at {path}; check the path") from None
+            raise TapeNotFound(f"no tape at {path}; check the path") from None
         except IsADirectoryError:
             raise TapeError(f"{path} is a directory, not a tape") from None
         except OSError as exc:

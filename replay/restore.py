@@ -16,10 +16,7 @@ from pathlib import Path
 
 from recorder.model import DirEntry, FileEntry, Intermediate
 from recorder.reading import Tape
-
-
-class RestoreError(Exception):
-    """A file could not be restored safely; the message names it."""
+from replay.errors import RestoreError
 
 
 @dataclass
