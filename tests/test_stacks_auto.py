@@ -44,18 +44,26 @@ def sampled_functions(tape: Path) -> set[str]:
 
 
 @pytest.mark.parametrize(
-    "trace", [pytest.param(["--trace", "strace"], marks=needs_strace), ["--trace", "proc"]]
+    ("trace", "hide_py_spy", "why"),
+    [
+        # --trace proc: no tracer that could let py-spy in (ptrace is taken as not allowed).
+        ("proc", False, "py-spy cannot use ptrace here"),
+        pytest.param("strace", True, "py-spy is not installed", marks=needs_strace),
+    ],
 )
 def test_auto_without_py_spy_uses_the_sampling_thread(
-    fixture_copy: Callable[..., Path], tmp_path: Path, trace: list[str]
+    fixture_copy: Callable[..., Path], tmp_path: Path, trace: str, hide_py_spy: bool, why: str
 ) -> None:
-    env = {**os.environ, "PATH": without_py_spy(os.environ["PATH"])}
+    env = dict(os.environ)
+    if hide_py_spy:
+        env["PATH"] = without_py_spy(env["PATH"])
     tape = tmp_path / "auto.tape"
-    view = record_py_build(fixture_copy("py-build"), tape, *trace, "--stacks", "auto", env=env)
+    view = record_py_build(
+        fixture_copy("py-build"), tape, "--trace", trace, "--stacks", "auto", env=env
+    )
     sampling = view["sampling"]
     assert isinstance(sampling, dict)
     assert sampling["sampler"] == "thread" and sampling["count"] > 0
-    why = "py-spy is not installed"
     assert sampling["notice"] == f"{why}: using the sampling thread"
     assert "crunch_tokens" in sampled_functions(tape)
     text = buildtape("show", tape, check=True).stdout.decode()
@@ -65,8 +73,7 @@ def test_auto_without_py_spy_uses_the_sampling_thread(
 def test_auto_where_ptrace_is_not_permitted_picks_the_thread(tmp_path: Path) -> None:
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    # This machine allows ptrace, so the recorder's answer to "may a sampler attach?" is
-    # given here; the choice itself is the recorder's own.
+    # The recorder's answer to "may a sampler attach?" (Yama, the tracer) given directly.
     sampler, notice = choose_sampler("auto", False, os.environ, tmp_path / "a", 100, 0.0)
     assert isinstance(sampler, ThreadSampler)
     assert notice == "py-spy cannot use ptrace here: using the sampling thread"
