@@ -366,3 +366,18 @@ def test_spawned_child_keeps_the_name_it_was_run_as_in_either_order(
     child = records.processes[11]
     assert child.exe == str(bin_dir / "cc")
     assert child.argv == ["cc", "-c"] and child.parent_pid == 10
+
+
+def test_report_header_says_what_the_interposer_could_not_see(
+    tmp_path: Path, static_program: Path
+) -> None:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "input.txt").write_text("in\n")
+    tape = tmp_path / "s.tape"
+    record(ws, tape, "sh", "-c", str(static_program))
+    html = tmp_path / "r.html"
+    buildtape("report", tape, "-o", html, check=True)
+    text = html.read_text()
+    header = text[text.index("<header") : text.index("</header>")]
+    assert "Not seen:" in header and "--trace strace" in header and "static-tool" in header
