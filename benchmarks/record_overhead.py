@@ -159,10 +159,10 @@ def main() -> None:
         "--",
     ]
     all_variants: dict[str, tuple[str, list[str]]] = {
-        "default": ("buildtape (default: strace + preload)", bt),
+        "default": ("buildtape (default: the preload interposer)", bt),
         "strace-files": (
-            "buildtape --file-events strace",
-            [*bt[:4], "--file-events", "strace", *bt[4:]],
+            "buildtape --trace strace (full fidelity)",
+            [*bt[:4], "--trace", "strace", *bt[4:]],
         ),
         "proc": ("buildtape --trace proc", [*bt[:4], "--trace", "proc", *bt[4:]]),
         "none": ("buildtape --trace none", [*bt[:4], "--trace", "none", *bt[4:]]),
