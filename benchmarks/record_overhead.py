@@ -159,7 +159,7 @@ def main() -> None:
         "--",
     ]
     all_variants: dict[str, tuple[str, list[str]]] = {
-        "default": ("buildtape (default: strace + preload)", bt),
+        "default": ("buildtape record (default tracing)", bt),
         "strace-files": (
             "buildtape --file-events strace",
             [*bt[:4], "--file-events", "strace", *bt[4:]],
