@@ -159,11 +159,7 @@ def main() -> None:
         "--",
     ]
     all_variants: dict[str, tuple[str, list[str]]] = {
-<<<<<<< HEAD
         "default": ("buildtape (default: the preload interposer)", bt),
-=======
-        "default": ("buildtape record (default tracing)", bt),
->>>>>>> main
         "strace-files": (
             "buildtape --trace strace (full fidelity)",
             [*bt[:4], "--trace", "strace", *bt[4:]],
