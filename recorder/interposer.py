@@ -154,6 +154,8 @@ class InterposerLog:
         self._exited: dict[int, float] = {}
         self.execs: list[tuple[int, str]] = []
         self._closed = False
+        # Processes whose status no parent's wait has reported yet (orphan candidates).
+        self.uncollected: set[int] = set()
         # pid -> the name its image was executed as (``cc``, ``./configure``), when seen.
         self._run_as: dict[int, str] = {}
 
@@ -175,6 +177,7 @@ class InterposerLog:
             inherited = cwd or (parent.exec_cwd or parent.cwd if parent else "") or ""
             proc = TracedProcess(pid=pid, parent_pid=ppid, start=t, cwd=inherited)
             self.processes[pid] = proc
+            self.uncollected.add(pid)
         return proc
 
     def feed(self, line: str) -> None:
@@ -190,6 +193,9 @@ class InterposerLog:
                 proc = self._proc(pid, ppid, t, cwd)
                 if proc.parent_pid is None:  # first seen by its exec attempt (a vfork child)
                     proc.parent_pid = ppid
+                if proc.argv is None and t < proc.start:
+                    # A placeholder (the root, added when Popen returned): its own clock wins.
+                    proc.start = t
                 proc.argv, proc.exe, proc.exec_cwd, proc.cwd = argv, exe, cwd, cwd
                 self.env_tags[pid] = tag
                 attempt = self._pending.pop(pid, None)
@@ -247,6 +253,7 @@ class InterposerLog:
             proc.writes.setdefault(os.path.normpath(parts[3]), t)
 
     def _collected(self, pid: int, status: int, t: float) -> None:
+        self.uncollected.discard(pid)
         proc = self.processes.get(pid)
         if proc is None:
             return
@@ -278,13 +285,17 @@ class InterposerLog:
                 proc.exit_code, proc.signal = decode_status(status)
                 if proc.end is None:
                     proc.end = t
+        resolved: dict[tuple[str, str, str | None], str] = {}
         for pid, file in self._run_as.items():
             # The name it was run as (/usr/bin/cc), not the file it resolved to
             # (x86_64-linux-gnu-gcc-12): tools answer --version by the name they are called.
             proc = self.processes[pid]
-            found = _resolve(file, proc.exec_cwd or proc.cwd, path_of(pid))
-            if found.startswith("/") and os.path.exists(found):
-                proc.exe = found
+            key = (file, proc.exec_cwd or proc.cwd if "/" in file else "", path_of(pid))
+            if key not in resolved:
+                found = _resolve(file, proc.exec_cwd or proc.cwd, key[2])
+                resolved[key] = found if found.startswith("/") and os.path.exists(found) else ""
+            if resolved[key]:
+                proc.exe = resolved[key]
         unobserved: dict[int, str] = {}
         for pid, pending in self._pending.items():
             proc = self.processes[pid]

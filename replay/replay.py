@@ -13,7 +13,6 @@ from recorder.hashcache import HashCache
 from recorder.model import REDACTED, FileEntry, Manifest, Process
 from recorder.reading import Tape, open_tape
 from recorder.toolchain import version_line
-from replay.diff import DiffOptions, diff
 from replay.errors import ReplayError, RunError, SandboxError
 from replay.run import Run, RunStart, run_in_sandbox
 from replay.sandbox import Isolation, choose_isolation
@@ -80,6 +79,8 @@ class ReplayResult:
     # One sentence when the replay could not run at the recorded path.
     isolation_note: str | None = None
     step: int | None = None
+    # What the run could not put back as recorded (intermediates, listed-only files).
+    notes: list[str] = field(default_factory=list)
 
 
 def make_sandbox(workdir: Path | None, prefix: str) -> tuple[Path, bool]:
@@ -203,12 +204,15 @@ def replay(
                 first = min(writers, key=lambda p: (p.start_s, p.id)) if writers else None
                 if options.step is None:
                     # The same engine as `buildtape diff`, recording against replay.
+                    from replay.diff import DiffOptions, diff  # only when it diverged
+
                     cause = diff(tape, replayed, DiffOptions()).cause
         return ReplayResult(
             reproduced=reproduced and run.exit_status == run.expected_status,
             sandbox=sandbox,
             drift=drift,
-            env_notes=env_notes + run.notes,
+            env_notes=env_notes,
+            notes=run.notes,
             checks=checks,
             replay_exit=run.exit_status,
             recorded_exit=run.expected_status,

@@ -11,7 +11,7 @@ from buildtape.exit_codes import ExitCode
 from buildtape.params import json_option
 from buildtape.text import tape as text
 from recorder.reading import open_tape
-from recorder.summary import json_view
+from recorder.summary import summarise
 
 
 @click.command("show")
@@ -20,8 +20,10 @@ from recorder.summary import json_view
 def show_cmd(tape: Path, as_json: bool) -> ExitCode:
     """Summarise a tape: command, status, host, slowest and failing steps, outputs, warnings."""
     with open_tape(tape) as t:
+        summary = summarise(t)
         if as_json:
-            click.echo(json.dumps(json_view(t), indent=2, sort_keys=True, ensure_ascii=False))
+            out = json.dumps(summary.to_json(), indent=2, sort_keys=True, ensure_ascii=False)
+            click.echo(out)
         else:
-            click.echo(text.show(t), nl=False)
+            click.echo(text.show(summary), nl=False)
     return ExitCode.OK
