@@ -204,6 +204,13 @@ class Process:
     reads: list[str] = field(default_factory=list)
     writes: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
+    # Format 1.1. The executable that actually ran, by content.
+    exe_sha256: str | None = None
+    # The environment as a delta from the parent's (the root's: from the manifest's
+    # environment); a None value is a variable the process unset. None: not observed.
+    env: dict[str, str | None] | None = None
+    # An ELF without an interpreter: the interposer saw neither its files nor its children.
+    static: bool = False
 
     @property
     def duration_s(self) -> float | None:
@@ -228,6 +235,9 @@ class Process:
             "reads": [path_id(p) for p in self.reads],
             "writes": [path_id(p) for p in self.writes],
             "deleted": [path_id(p) for p in self.deleted],
+            **({"exe_sha256": self.exe_sha256} if self.exe_sha256 is not None else {}),
+            **({"env": self.env} if self.env is not None else {}),
+            **({"static": True} if self.static else {}),
         }
 
     @classmethod
@@ -256,7 +266,20 @@ class Process:
             reads=resolve("reads"),
             writes=resolve("writes"),
             deleted=resolve("deleted"),
+            exe_sha256=f.opt_text("exe_sha256"),
+            env=_env_delta(f.raw.get("env"), f"{where}.env"),
+            static=f.raw.get("static") is True,
         )
+
+
+def _env_delta(raw: object, where: str) -> dict[str, str | None] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or not all(
+        isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in raw.items()
+    ):
+        raise TapeError(f"tape manifest: {where} must map names to strings or null")
+    return dict(raw)
 
 
 @dataclass(frozen=True)
@@ -270,6 +293,9 @@ class FileEntry:
     blob: str | None = None
     link: str | None = None
     change: str | None = None
+    # Format 1.1: st_mtime_ns as recorded (None in 1.0 tapes). An input with neither
+    # sha256 nor blob is listed only: the build never touched it.
+    mtime_ns: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -278,6 +304,8 @@ class FileEntry:
             "size": self.size,
             "sha256": self.sha256,
         }
+        if self.mtime_ns is not None:
+            d["mtime_ns"] = self.mtime_ns
         if self.blob is not None:
             # A stored file's blob is named by its sha256; saying "stored" saves repeating it.
             d["stored"] = True
@@ -311,8 +339,10 @@ class FileEntry:
                 and "." not in path.split("/")
             ):
                 stored = raw.get("stored") is True
-                if not (stored and sha is None):
-                    return cls(path, mode, size, sha, sha if stored else None, None, change)
+                mtime = raw.get("mtime_ns")
+                if not (stored and sha is None) and (mtime is None or type(mtime) is int):
+                    blob = sha if stored else None
+                    return cls(path, mode, size, sha, blob, None, change, mtime)
         f = _Fields(raw, where)
         path = check_relative_path(f.text("path"), where)
         link = f.opt_text("link")
@@ -325,9 +355,86 @@ class FileEntry:
         stored = f.raw.get("stored") is True
         if stored and sha is None:
             raise TapeError(f"tape manifest: {where} is stored but has no sha256")
+        mode, size = f.integer("mode"), f.integer("size")
+        blob = sha if stored else None
+        return cls(path, mode, size, sha, blob, link, change, f.opt_integer("mtime_ns"))
+
+
+@dataclass(frozen=True)
+class DirEntry:
+    """A workspace directory (format 1.1): before the build, or created by it."""
+
+    path: str
+    mode: int
+    mtime_ns: int
+    change: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"path": self.path, "mode": self.mode, "mtime_ns": self.mtime_ns}
+        if self.change is not None:
+            d["change"] = self.change
+        return d
+
+    @classmethod
+    def from_dict(cls, raw: object, where: str) -> DirEntry:
+        f = _Fields(raw, where)
+        change = f.opt_text("change")
+        if change is not None and change not in CHANGES:
+            raise TapeError(f"tape manifest: {where}.change is {change!r}")
+        path = check_relative_path(f.text("path"), where)
+        return cls(path, f.integer("mode"), f.integer("mtime_ns"), change)
+
+
+@dataclass(frozen=True)
+class Intermediate:
+    """A file outside the workspace that one step wrote and another read (format 1.1).
+
+    gcc's ``/tmp/cc*.s`` between ``cc1`` and ``as``: captured when it was closed or just
+    before the build deleted it, so a single step can be replayed later.
+    """
+
+    path: str
+    mode: int
+    size: int
+    sha256: str
+    blob: str | None
+    written_by: list[int]
+    read_by: list[int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "mode": self.mode,
+            "size": self.size,
+            "sha256": self.sha256,
+            "stored": self.blob is not None,
+            "written_by": self.written_by,
+            "read_by": self.read_by,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: object, where: str) -> Intermediate:
+        f = _Fields(raw, where)
+        path = f.text("path")
+        if not path.startswith("/") or "\0" in path or ".." in path.split("/"):
+            raise TapeError(
+                f"tape manifest: {where} has an unsafe path {path!r}; refusing the tape"
+            )
+        sha = f.text("sha256")
+        ints = lambda x, w: x if type(x) is int else _bad(w)  # noqa: E731
         return cls(
-            path, f.integer("mode"), f.integer("size"), sha, sha if stored else None, link, change
+            path,
+            f.integer("mode"),
+            f.integer("size"),
+            sha,
+            sha if f.raw.get("stored") is True else None,
+            f.items("written_by", ints),
+            f.items("read_by", ints),
         )
+
+
+def _bad(where: str) -> int:
+    raise TapeError(f"tape manifest: {where} is not a process id")
 
 
 @dataclass(frozen=True)
@@ -518,6 +625,9 @@ class Manifest:
     events: list[Event]
     warnings: list[BuildWarning]
     sampling: Sampling = field(default_factory=Sampling)
+    # Format 1.1.
+    directories: list[DirEntry] = field(default_factory=list)
+    intermediates: list[Intermediate] = field(default_factory=list)
 
     @property
     def cwd_in_workspace(self) -> str:
@@ -559,6 +669,8 @@ class Manifest:
             "events": [e.to_dict() for e in self.events],
             "warnings": [w.to_dict() for w in self.warnings],
             "sampling": self.sampling.__dict__,
+            "directories": [d.to_dict() for d in self.directories],
+            "intermediates": [i.to_dict() for i in self.intermediates],
         }
 
     @classmethod
@@ -595,6 +707,10 @@ class Manifest:
             events=f.items("events", Event.from_dict),
             warnings=f.items("warnings", BuildWarning.from_dict),
             sampling=Sampling.from_dict(raw.get("sampling"), "manifest.sampling"),
+            directories=f.items("directories", DirEntry.from_dict) if "directories" in raw else [],
+            intermediates=(
+                f.items("intermediates", Intermediate.from_dict) if "intermediates" in raw else []
+            ),
         )
 
 
@@ -602,6 +718,9 @@ def blobs_referenced(manifest: Manifest) -> Iterable[str]:
     for entry in (*manifest.inputs, *manifest.outputs):
         if entry.blob is not None:
             yield entry.blob
+    for inter in manifest.intermediates:
+        if inter.blob is not None:
+            yield inter.blob
     for blob in (
         manifest.streams.stdout_blob,
         manifest.streams.stderr_blob,
@@ -609,3 +728,26 @@ def blobs_referenced(manifest: Manifest) -> Iterable[str]:
     ):
         if blob is not None:
             yield blob
+
+
+def process_environment(manifest: Manifest, process: Process) -> dict[str, str]:
+    """A process's whole environment: the manifest's, then each delta from the root down.
+
+    Tapes without deltas (format 1.0, or a tracer that saw none) give the build's environment.
+    """
+    by_id = {p.id: p for p in manifest.processes}
+    chain: list[Process] = []
+    seen: set[int] = set()
+    node: Process | None = process
+    while node is not None and node.id not in seen:
+        seen.add(node.id)
+        chain.append(node)
+        node = by_id.get(node.parent_id) if node.parent_id is not None else None
+    env = dict(manifest.environment.vars)
+    for proc in reversed(chain):
+        for name, value in (proc.env or {}).items():
+            if value is None:
+                env.pop(name, None)
+            else:
+                env[name] = value
+    return env

@@ -33,7 +33,7 @@ from typing import IO, Any
 import zstandard
 
 FORMAT_NAME = "buildtape-tape"
-FORMAT_VERSION = "1.0"
+FORMAT_VERSION = "1.1"
 SUPPORTED_MAJOR = 1
 MAGIC = b"BTAPEIDX"
 TABLE_KEY = "_tape"
