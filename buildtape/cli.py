@@ -14,6 +14,7 @@ import click
 
 from buildtape.exit_codes import ExitCode
 from recorder import __version__
+from recorder.trust import printable
 
 # name -> "module:attribute"; importing a command's engine only when it runs keeps every
 # command's start-up (record's included) to what that command needs.
@@ -66,9 +67,13 @@ def _error_code(exc: BaseException) -> int:
     from recorder.tape import TapeError
     from recorder.tracing import TracerUnavailable
     from replay.extract import ExtractError
-    from replay.replay import ReplayError
+    from replay.replay import ConsentRequired, ReplayError
     from replay.restore import RestoreError
 
+    if isinstance(exc, MemoryError):
+        return ExitCode.OUT_OF_MEMORY
+    if isinstance(exc, ConsentRequired):
+        return ExitCode.ABORTED
     if isinstance(exc, ConfigError):
         return ExitCode.BAD_INPUT
     if isinstance(exc, OtlpError):
@@ -103,6 +108,8 @@ def _message(exc: BaseException) -> str:
     if isinstance(exc, OSError) and not isinstance(exc, TapeError):
         where = f" ({exc.filename})" if exc.filename else ""
         return f"{exc.strerror or exc}{where}"
+    if isinstance(exc, MemoryError):
+        return "out of memory; the tape or input is too large for the memory available here"
     if _error_code(exc) == ExitCode.INTERNAL:
         return f"internal error: {exc!r}; run again with --traceback and report it"
     return str(exc)
@@ -161,6 +168,7 @@ def _run(args: list[str]) -> NoReturn:
             import traceback
 
             traceback.print_exc()
-        click.echo(f"buildtape: error: {_message(exc)}", err=True)
+        # One line, with any control character from a tape made visible.
+        click.echo(f"buildtape: error: {printable(_message(exc))}", err=True)
         sys.exit(_error_code(exc))
     sys.exit(ExitCode.OK)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -13,10 +13,19 @@ import click
 
 from buildtape.exit_codes import ExitCode
 from buildtape.show_text import short_argv
-from recorder.reading import open_tape
+from recorder.reading import Tape, open_tape
+from recorder.trust import printable, recorded_here, recorded_list
 from replay.extract import ExtractOptions, extract
 from replay.playback import playback as recorded_chunks
-from replay.replay import ReplayOptions, ReplayResult, replay
+from replay.replay import (
+    ConsentRequired,
+    ReplayOptions,
+    ReplayResult,
+    environment_changes,
+    needs_consent,
+    replay,
+    replay_env,
+)
 from replay.vary import VaryOptions, VaryResult, parse_variations
 from replay.vary import vary as run_variations
 
@@ -78,10 +87,32 @@ def extract_cmd(tape: Path, step: int, out_dir: Path) -> None:
     click.echo(f"  run it: sh {out_dir / 'run.sh'}")
 
 
-def _confirm(tape_host: str, argv: list[str], yes: bool) -> None:
-    if yes or not sys.stdin.isatty() or tape_host == socket.gethostname():
+def _confirm(t: Tape, step: int | None, env: dict[str, str], yes: bool) -> None:
+    """Ask before running a tape this user did not record on this machine.
+
+    Without a terminal to ask on, refuse unless --yes was given. The question shows the
+    command, its cwd and every environment change, with control characters made visible.
+    """
+    if yes or not needs_consent(t, lambda d: recorded_here(d, recorded_list(os.environ))):
         return
-    click.echo(f"This tape was recorded on {tape_host}; replaying runs: {short_argv(argv, 200)}")
+    if not sys.stdin.isatty():
+        raise ConsentRequired(
+            "this tape was not recorded by you on this machine and there is no terminal to "
+            "ask on; check what it runs (`buildtape show`, `buildtape ps`), then pass --yes"
+        )
+    m = t.manifest
+    proc = next((p for p in m.processes if p.id == step), None) if step is not None else None
+    argv, cwd = (proc.argv, proc.cwd) if proc is not None else (m.argv, m.cwd)
+    host = printable(m.host.hostname)
+    click.echo(f"This tape was not recorded by you here (it says it comes from {host}).")
+    click.echo(f"Replaying runs: {' '.join(shlex.quote(printable(a)) for a in argv)}")
+    click.echo(f"  in: {printable(cwd)} (inside the sandbox)")
+    changes = environment_changes(env, os.environ)
+    if changes:
+        click.echo(f"  with {len(changes)} environment changes from yours:")
+    for sign, name, value in changes:
+        shown = "" if value is None else "=" + printable(value[:200])
+        click.echo(f"    {sign} {printable(name)}{shown}")
     if not click.confirm("Run it here?", default=False):
         raise click.Abort()
 
@@ -150,7 +181,21 @@ def _report_vary(r: VaryResult) -> None:
     "--playback", is_flag=True, help="Print the recorded output with its timing; run nothing."
 )
 @click.option("--speed", type=float, default=1.0, show_default=True, help="Playback speed factor.")
-@click.option("--yes", is_flag=True, help="Do not ask before running a tape from another host.")
+@click.option(
+    "--yes", is_flag=True, help="Do not ask before running a tape not recorded by you here."
+)
+@click.option(
+    "--trust-env",
+    is_flag=True,
+    help="Keep variables a tape must not set by default (LD_PRELOAD, BASH_ENV, XDG_*...).",
+)
+@click.option(
+    "--pass-env",
+    "pass_env",
+    multiple=True,
+    metavar="NAME",
+    help="Take NAME from your environment (a redacted variable is otherwise left unset).",
+)
 @click.option(
     "--vary",
     metavar="LIST",
@@ -171,6 +216,8 @@ def replay_cmd(
     playback: bool,
     speed: float,
     yes: bool,
+    trust_env: bool,
+    pass_env: tuple[str, ...],
     vary: str | None,
     bisect: bool,
 ) -> None:
@@ -194,7 +241,9 @@ def replay_cmd(
                 out[stream].flush()
             return
         m = t.manifest
-        _confirm(m.host.hostname, m.argv, yes)
+        pass_names = tuple(pass_env)
+        env, _ = replay_env(m, os.environ, trust_env, pass_names)
+        _confirm(t, step, env, yes)
 
         def notify(message: str) -> None:
             click.echo(f"buildtape: note: {message}", err=True)
@@ -207,7 +256,8 @@ def replay_cmd(
         if bisect:
             raise click.UsageError("--bisect goes with --vary")
         result = replay(
-            t, ReplayOptions(workdir=workdir, keep=keep, step=step, output=output),
+            t, ReplayOptions(workdir=workdir, keep=keep, step=step, output=output,
+                             trust_env=trust_env, pass_env=pass_names),
             os.environ, notify,
         )  # fmt: skip
     _report(result)

@@ -439,7 +439,9 @@ def record(
     tapes_dir = options.tapes_dir or workspace / ".buildtape" / "tapes"
     tape_path = (options.output or _default_tape_path(tapes_dir, options.argv[0])).absolute()
     # Probing strace and asking git wait on other programs: let them overlap the scan.
-    tracing = Background(lambda: _tracing(options, env), "probe")
+    # buildtape's own helpers (strace probe, shim compiler) get buildtape's environment,
+    # never the build's: a replayed tape's PATH, LD_PRELOAD or XDG_CACHE_HOME must not reach them.
+    tracing = Background(lambda: _tracing(options, os.environ), "probe")
     git_later = Background(lambda: git_state(workspace), "git")
     redaction: Redaction = redact_environment(env, options.secrets)
     scrubber = redaction.scrubber()
@@ -493,7 +495,7 @@ def record(
             changes = rescan(workspace, excludes, before, storer("output"), options.max_store_bytes)
             writer.flush()  # the outputs compress while the manifest is put together
         processes = _processes(run, list(options.argv), str(workspace), str(cwd))
-        cache = HashCache.for_env(env)
+        cache = HashCache.for_env(os.environ)
         exit_code, sig = _split_returncode(run.returncode)
         if processes and processes[0].parent_id is None and choice.mode == "strace":
             exit_code, sig = processes[0].exit_code, processes[0].signal

@@ -15,10 +15,14 @@ import math
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from recorder.tape import TapeError
+
+if TYPE_CHECKING:
+    from recorder.model import Manifest
 
 # Nesting of JSON values inside a manifest (custom event data) or a samples blob.
 MAX_DEPTH = 64
@@ -77,8 +81,8 @@ def escape_surrogates(doc: Any) -> Any:
         elif isinstance(value, list):
             todo.extend((value, i) for i in range(len(value)))
         elif isinstance(value, dict):
-            fixed = {_escape_text(k): v for k, v in value.items()}
-            if len(fixed) != len(value) or any(a != b for a, b in zip(fixed, value)):
+            if any(_LONE_SURROGATE.search(k) for k in value):
+                fixed = {_escape_text(k): v for k, v in value.items()}
                 value.clear()
                 value.update(fixed)
             todo.extend((value, k) for k in value)
@@ -147,7 +151,7 @@ def restored_mode(mode: int) -> int:
 def check_process_tree(ids: list[int], parents: list[int | None]) -> None:
     """Process ids are unique and following parents never comes back (no cycle)."""
     parent_of: dict[int, int | None] = {}
-    for pid, parent in zip(ids, parents):
+    for pid, parent in zip(ids, parents, strict=True):
         if pid in parent_of:
             raise _fail(f"two processes have the id {pid}")
         parent_of[pid] = parent
@@ -163,6 +167,86 @@ def check_process_tree(ids: list[int], parents: list[int | None]) -> None:
             path.append(node)
             node = parent_of.get(node)
         done.update(path)
+
+
+def _no_nul(values: Iterable[str], where: str) -> None:
+    if any("\0" in v for v in values):
+        raise _fail(f"{where} holds a NUL byte")
+
+
+def _absolute(path: str, where: str) -> None:
+    if not path.startswith("/") or "\0" in path or len(path) > MAX_PATH:
+        raise _fail(f"{where} is not an absolute path")
+
+
+def _finite_time(value: float, where: str) -> float:
+    """Finite, and a negative time (a clock step) is read as zero."""
+    if not math.isfinite(value):
+        raise _fail(f"{where} is {value!r}, not a finite time")
+    return max(0.0, value)
+
+
+def check_manifest(m: Manifest) -> Manifest:
+    """The second half of parsing: the checks that span fields or need the typed values.
+
+    Refuses (``TapeError``) what no reader can use safely; drops malformed custom events
+    with a warning in ``m.warnings``, as the recorder does with a malformed event line.
+    """
+    from recorder.model import BuildWarning, Chunk, Streams
+
+    version(m.format_version, "manifest.format_version")
+    version(m.buildtape_version, "manifest.buildtape_version")
+    _no_nul(m.argv, "manifest.argv")
+    _absolute(m.cwd, "manifest.cwd")
+    _absolute(m.workspace, "manifest.workspace")
+    m.duration_s = _finite_time(m.duration_s, "manifest.duration_s")
+    env = m.environment
+    env_names(env.vars, "manifest.environment.vars")
+    env_values(env.vars.values(), "manifest.environment.vars")
+    env_names(env.redacted, "manifest.environment.redacted")
+    umask(env.umask, "manifest.environment.umask")
+    for p in m.processes:
+        where = f"manifest.processes[id {p.id}]"
+        p.start_s = _finite_time(p.start_s, f"{where}.start_s")
+        if p.end_s is not None:
+            p.end_s = max(p.start_s, _finite_time(p.end_s, f"{where}.end_s"))
+        _no_nul([*p.argv, p.cwd, p.exe], where)
+        if p.env:
+            env_names(p.env, f"{where}.env")
+            env_values((v for v in p.env.values() if v is not None), f"{where}.env")
+    check_process_tree([p.id for p in m.processes], [p.parent_id for p in m.processes])
+    for name, listing in (("inputs", m.inputs), ("outputs", m.outputs)):
+        for entry in listing:
+            file_mode(entry.mode, f"manifest.{name}[{printable(entry.path)!r}]")
+            if entry.size < 0:
+                raise _fail(f"manifest.{name}[{printable(entry.path)!r}] has a negative size")
+        paths = [(entry.path, entry.link) for entry in listing]
+        check_links([*paths, *((d.path, None) for d in m.directories)], f"manifest.{name}")
+    for d in m.directories:
+        file_mode(d.mode, f"manifest.directories[{printable(d.path)!r}]")
+    for i in m.intermediates:
+        _absolute(i.path, "manifest.intermediates[].path")
+        file_mode(i.mode, f"manifest.intermediates[{printable(i.path)!r}]")
+    chunks = m.streams.chunks
+    if any(not (math.isfinite(c.t) and c.t >= 0) or c.size < 0 for c in chunks):
+        if any(not math.isfinite(c.t) or c.size < 0 for c in chunks):
+            raise _fail("manifest.streams.chunks holds a chunk with no finite time or size")
+        chunks = [Chunk(max(0.0, c.t), c.stream, c.size) for c in chunks]
+        m.streams = Streams(m.streams.stdout_blob, m.streams.stderr_blob, chunks)
+    kept = []
+    for e in m.events:
+        problem = None if math.isfinite(e.t) else "its time is not finite"
+        problem = problem or event_problem(e.kind, e.data)
+        if problem is None:
+            kept.append(e)
+        else:
+            message = f"a {printable(e.kind)!r} event was skipped when reading: {problem}"
+            m.warnings.append(BuildWarning("invalid_event", message))
+    if len(kept) != len(m.events):
+        m.events = kept
+    if m.sampling.rate < 0 or m.sampling.count < 0:
+        m.sampling = replace(m.sampling, rate=max(0, m.sampling.rate), count=0)
+    return m
 
 
 # --- events and samples -------------------------------------------------------------------
@@ -299,8 +383,7 @@ def check_links(entries: Iterable[tuple[str, str | None]], where: str) -> None:
             raise _fail(f"{where}: link {printable(path)!r} has a target over {MAX_PATH} bytes")
         if resolve(path, links) is None:
             raise _fail(
-                f"{where}: link {printable(path)!r} -> {printable(target)!r} "
-                "escapes the workspace"
+                f"{where}: link {printable(path)!r} -> {printable(target)!r} escapes the workspace"
             )
     for path, _ in listed:
         parts = path.split("/")
@@ -335,6 +418,14 @@ def relative_to_workspace(path: str, workspace: str) -> str | None:
 # --- restore budgets ----------------------------------------------------------------------
 
 
+# The environment variable that changes each restore limit.
+LIMIT_VARS = {
+    "max_bytes": "BUILDTAPE_MAX_RESTORE_BYTES",
+    "max_entries": "BUILDTAPE_MAX_RESTORE_ENTRIES",
+    "max_blob_bytes": "BUILDTAPE_MAX_BLOB_BYTES",
+}
+
+
 class BudgetExceeded(TapeError):
     """Restoring a tape would exceed a ceiling; the message names the variable to raise it."""
 
@@ -343,7 +434,7 @@ class BudgetExceeded(TapeError):
 class RestoreLimits:
     """Ceilings for what one restore may write (docs/tape-format.md, "Limits").
 
-    Each can be changed with the environment variable in ``ENV`` (bytes or a count).
+    Each can be changed with the environment variable in ``LIMIT_VARS`` (bytes or a count).
     """
 
     max_bytes: int = 8 * 1024**3
@@ -352,16 +443,10 @@ class RestoreLimits:
     # Free space left on the destination's filesystem after the restore.
     reserve_bytes: int = 64 * 1024**2
 
-    ENV = {
-        "max_bytes": "BUILDTAPE_MAX_RESTORE_BYTES",
-        "max_entries": "BUILDTAPE_MAX_RESTORE_ENTRIES",
-        "max_blob_bytes": "BUILDTAPE_MAX_BLOB_BYTES",
-    }
-
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> RestoreLimits:
         values: dict[str, int] = {}
-        for name, var in cls.ENV.items():
+        for name, var in LIMIT_VARS.items():
             raw = env.get(var)
             if raw is None:
                 continue
@@ -372,34 +457,34 @@ class RestoreLimits:
 
 
 def check_restore(
-    entries: Iterable[tuple[str, int, int]], free_bytes: int, limits: RestoreLimits
+    files: Iterable[tuple[str, int, int]], entries: int, free_bytes: int, limits: RestoreLimits
 ) -> int:
-    """Check (path, declared size, stored size) of each file to restore against the limits.
+    """Check (path, declared size, stored size) of each file to restore, and the number
+    of ``entries`` (files, links, directories), against the limits.
 
     A blob shared by several entries counts once per entry, as it is written once per
     entry. Returns the total bytes; raises ``BudgetExceeded`` (or ``TapeError`` when a
     blob is not the size its entry declares) before anything is written.
     """
-    total = count = 0
-    for path, declared, stored in entries:
-        count += 1
+    total = 0
+    for path, declared, stored in files:
         if declared != stored:
             raise _fail(f"{printable(path)!r} declares {declared} bytes but stores {stored}")
         if stored > limits.max_blob_bytes:
             raise BudgetExceeded(
                 f"{printable(path)!r} is {stored} bytes, over the {limits.max_blob_bytes}-byte "
-                f"limit for one file; raise {RestoreLimits.ENV['max_blob_bytes']} to restore it"
+                f"limit for one file; raise {LIMIT_VARS['max_blob_bytes']} to restore it"
             )
         total += stored
-    if count > limits.max_entries:
+    if entries > limits.max_entries:
         raise BudgetExceeded(
-            f"the tape would restore {count} entries, over the limit of {limits.max_entries}; "
-            f"raise {RestoreLimits.ENV['max_entries']} to restore it"
+            f"the tape would restore {entries} entries, over the limit of {limits.max_entries}; "
+            f"raise {LIMIT_VARS['max_entries']} to restore it"
         )
     if total > limits.max_bytes:
         raise BudgetExceeded(
             f"the tape would restore {total} bytes, over the {limits.max_bytes}-byte limit; "
-            f"raise {RestoreLimits.ENV['max_bytes']} to restore it"
+            f"raise {LIMIT_VARS['max_bytes']} to restore it"
         )
     if total + limits.reserve_bytes > free_bytes:
         raise BudgetExceeded(
@@ -407,6 +492,52 @@ def check_restore(
             "free some space or choose another --workdir"
         )
     return total
+
+
+# --- tapes recorded here -----------------------------------------------------------------
+
+# The identities (manifest sha256) of the tapes this user recorded on this machine.
+RECORDED_HERE = "recorded-here"
+_RECORDED_MAX = 4 * 1024**2
+
+
+def recorded_list(env: Mapping[str, str]) -> Path:
+    """Where the list of tapes recorded here is kept: ``$XDG_STATE_HOME/buildtape``."""
+    base = env.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(base) / "buildtape" / RECORDED_HERE
+
+
+def remember_recorded(digest: str, listing: Path) -> None:
+    """Add a tape's manifest sha256 to ``listing`` (private to the user; kept under 4 MiB)."""
+    listing.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(listing, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "a", encoding="ascii") as f:
+        f.write(f"{digest}\n")
+        size = f.tell()
+    if size > _RECORDED_MAX:  # keep the newest half
+        lines = listing.read_text(encoding="ascii").splitlines()
+        tmp = listing.with_suffix(".partial")
+        tmp.write_text("".join(f"{x}\n" for x in lines[len(lines) // 2 :]), encoding="ascii")
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, listing)
+
+
+def recorded_here(digest: str, listing: Path) -> bool:
+    """Whether this user recorded the tape whose manifest has ``digest`` on this machine.
+
+    The listing counts only if this user owns it and nobody else may write it.
+    """
+    if not re.fullmatch(r"[0-9a-f]{64}", digest):
+        return False
+    try:
+        fd = os.open(listing, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return False
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if st.st_uid != os.getuid() or st.st_mode & 0o022:
+            return False
+        return digest.encode() in f.read(_RECORDED_MAX * 2).split(b"\n")
 
 
 # --- terminal output ----------------------------------------------------------------------
