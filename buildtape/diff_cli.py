@@ -12,6 +12,7 @@ from buildtape import diff_text
 from buildtape.exit_codes import ExitCode
 from buildtape.output import write_text
 from recorder.reading import open_tape
+from recorder.trust import printable
 from replay.diff import DiffOptions, diff
 
 
@@ -65,6 +66,6 @@ def diff_cmd(
     elif fmt == "json":
         text = json.dumps(report.to_json(), indent=2, sort_keys=True) + "\n"
     else:
-        text = diff_text.render(report)
+        text = printable(diff_text.render(report), one_line=False)
     write_text(output, text)
     sys.exit(ExitCode.OK if report.equivalent else ExitCode.DIFFERENT)

@@ -12,6 +12,7 @@ from buildtape.config import load_here
 from buildtape.export_rows import rows
 from buildtape.history_store import HistoryStore, parse_since
 from buildtape.stats_cli import home_option
+from recorder.trust import printable
 
 
 def _detail(event: dict[str, Any]) -> str:
@@ -76,4 +77,5 @@ def events_cmd(
     for e in found:
         name = e.get("name") or ""
         detail = _detail({k: v for k, v in e.items() if k not in ("tape", "started_at")})
-        click.echo(f"{e['started_at']} +{e['t']:>9.3f}s {e['kind']:<18} {name:<20} {detail}")
+        line = f"{e['started_at']} +{e['t']:>9.3f}s {e['kind']:<18} {name:<20} {detail}"
+        click.echo(printable(line))

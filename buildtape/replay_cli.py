@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 import shlex
@@ -30,6 +31,11 @@ from replay.vary import VaryOptions, VaryResult, parse_variations
 from replay.vary import vary as run_variations
 
 
+def _echo(text: str = "", err: bool = False) -> None:
+    """Echo text that holds values from a tape, with control characters made visible."""
+    click.echo(printable(text, one_line=False), err=err)
+
+
 @click.command("ps")
 @click.argument("tape", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="One object per step, as a JSON array.")
@@ -48,14 +54,14 @@ def ps_cmd(tape: Path, as_json: bool) -> None:
              "exit_code": p.exit_code, "signal": p.signal, "argv": p.argv, "cwd": p.cwd}
             for p in procs
         ]  # fmt: skip
-        click.echo(json.dumps(rows, indent=2, sort_keys=True))
+        _echo(json.dumps(rows, indent=2, sort_keys=True))
         return
-    click.echo(f"{'ID':>5} {'PARENT':>6} {'DURATION':>9} {'EXIT':>8}  COMMAND")
+    _echo(f"{'ID':>5} {'PARENT':>6} {'DURATION':>9} {'EXIT':>8}  COMMAND")
     for p in procs:
         exit_text = p.signal or ("?" if p.exit_code is None else str(p.exit_code))
         duration = "?" if p.duration_s is None else f"{p.duration_s:.3f}s"
         parent = "-" if p.parent_id is None else str(p.parent_id)
-        click.echo(f"{p.id:>5} {parent:>6} {duration:>9} {exit_text:>8}  {short_argv(p.argv, 90)}")
+        _echo(f"{p.id:>5} {parent:>6} {duration:>9} {exit_text:>8}  {short_argv(p.argv, 90)}")
 
 
 @click.command("extract")
@@ -78,13 +84,13 @@ def extract_cmd(tape: Path, step: int, out_dir: Path) -> None:
     """
     with open_tape(tape) as t:
         result = extract(t, ExtractOptions(step, out_dir))
-    click.echo(f"step {result.step.id}: {short_argv(result.step.argv, 100)}")
-    click.echo(f"  {result.files} input files, {len(result.outputs)} recorded outputs -> {out_dir}")
+    _echo(f"step {result.step.id}: {short_argv(result.step.argv, 100)}")
+    _echo(f"  {result.files} input files, {len(result.outputs)} recorded outputs -> {out_dir}")
     if result.missing:
-        click.echo(f"  not in the tape (too large or secret): {', '.join(result.missing)}")
+        _echo(f"  not in the tape (too large or secret): {', '.join(result.missing)}")
     if result.redacted:
-        click.echo(f"  redacted variables left unset: {', '.join(result.redacted)}")
-    click.echo(f"  run it: sh {out_dir / 'run.sh'}")
+        _echo(f"  redacted variables left unset: {', '.join(result.redacted)}")
+    _echo(f"  run it: sh {out_dir / 'run.sh'}")
 
 
 def _confirm(t: Tape, step: int | None, env: dict[str, str], yes: bool) -> None:
@@ -104,62 +110,62 @@ def _confirm(t: Tape, step: int | None, env: dict[str, str], yes: bool) -> None:
     proc = next((p for p in m.processes if p.id == step), None) if step is not None else None
     argv, cwd = (proc.argv, proc.cwd) if proc is not None else (m.argv, m.cwd)
     host = printable(m.host.hostname)
-    click.echo(f"This tape was not recorded by you here (it says it comes from {host}).")
-    click.echo(f"Replaying runs: {' '.join(shlex.quote(printable(a)) for a in argv)}")
-    click.echo(f"  in: {printable(cwd)} (inside the sandbox)")
+    _echo(f"This tape was not recorded by you here (it says it comes from {host}).")
+    _echo(f"Replaying runs: {' '.join(shlex.quote(printable(a)) for a in argv)}")
+    _echo(f"  in: {printable(cwd)} (inside the sandbox)")
     changes = environment_changes(env, os.environ)
     if changes:
-        click.echo(f"  with {len(changes)} environment changes from yours:")
+        _echo(f"  with {len(changes)} environment changes from yours:")
     for sign, name, value in changes:
         shown = "" if value is None else "=" + printable(value[:200])
-        click.echo(f"    {sign} {printable(name)}{shown}")
+        _echo(f"    {sign} {printable(name)}{shown}")
     if not click.confirm("Run it here?", default=False):
         raise click.Abort()
 
 
 def _report(result: ReplayResult) -> None:
     for d in result.drift:
-        click.echo(f"drift: {d.path}: {d.recorded} in the tape, {d.here} here")
+        _echo(f"drift: {d.path}: {d.recorded} in the tape, {d.here} here")
     for note in result.env_notes:
-        click.echo(f"env: {note}")
+        _echo(f"env: {note}")
     for path in result.missing_inputs:
-        click.echo(f"input not in the tape (too large or secret): {path}")
+        _echo(f"input not in the tape (too large or secret): {path}")
     counts: dict[str, int] = {}
     for c in result.checks:
         counts[c.status] = counts.get(c.status, 0) + 1
     for c in result.checks:
         if c.status != "same":
-            click.echo(
+            _echo(
                 f"{c.status:>9}: {c.path} (recorded {(c.recorded or '-')[:12]}, "
                 f"replayed {(c.replayed or '-')[:12]})"
             )
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no outputs"
     if result.reproduced:
-        click.echo(f"reproduced: {summary}; exit {result.replay_exit} as recorded")
+        _echo(f"reproduced: {summary}; exit {result.replay_exit} as recorded")
         return
     why = []
     if result.replay_exit != result.recorded_exit:
         why.append(f"exit {result.replay_exit}, recorded {result.recorded_exit}")
-    click.echo(f"diverged: {summary}" + (f"; {'; '.join(why)}" if why else ""))
+    _echo(f"diverged: {summary}" + (f"; {'; '.join(why)}" if why else ""))
     step = result.first_divergent_step
     if step is not None:
-        click.echo(f"first divergent step: #{step.id} {short_argv(step.argv, 100)}")
+        _echo(f"first divergent step: #{step.id} {short_argv(step.argv, 100)}")
     if result.diff_cause:
-        click.echo(f"diff: {result.diff_cause}")
+        _echo(f"diff: {result.diff_cause}")
 
 
 def _report_vary(r: VaryResult) -> None:
     for path in r.noisy:
-        click.echo(f"not reproducible even without variation: {path}")
+        _echo(f"not reproducible even without variation: {path}")
     for names, diffs in r.runs:
         shown = ", ".join(diffs) if diffs else "all outputs reproduced"
-        click.echo(f"varied {','.join(names)}: {shown}")
+        _echo(f"varied {','.join(names)}: {shown}")
     if not r.unreproducible:
-        click.echo(f"reproducible under {','.join(r.variations)}")
+        _echo(f"reproducible under {','.join(r.variations)}")
         return
-    click.echo(f"not reproducible under variation: {', '.join(r.unreproducible)}")
+    _echo(f"not reproducible under variation: {', '.join(r.unreproducible)}")
     if r.responsible:
-        click.echo(f"responsible variation: {r.responsible} ({len(r.runs)} varied runs)")
+        _echo(f"responsible variation: {r.responsible} ({len(r.runs)} varied runs)")
 
 
 @click.command("replay")
@@ -234,10 +240,15 @@ def replay_cmd(
     with open_tape(tape) as t:
         if playback:
             out = {"stdout": sys.stdout.buffer, "stderr": sys.stderr.buffer}
+            # The recorded bytes are the tape's: escape sequences are shown, not obeyed.
+            decoders = {
+                name: codecs.getincrementaldecoder("utf-8")("backslashreplace") for name in out
+            }
             for delay, stream, data in recorded_chunks(t):
                 if delay and speed > 0:
                     time.sleep(delay / speed)
-                out[stream].write(data)
+                text = printable(decoders[stream].decode(data), one_line=False)
+                out[stream].write(text.encode("utf-8", "backslashreplace"))
                 out[stream].flush()
             return
         m = t.manifest
@@ -246,7 +257,7 @@ def replay_cmd(
         _confirm(t, step, env, yes)
 
         def notify(message: str) -> None:
-            click.echo(f"buildtape: note: {message}", err=True)
+            _echo(f"buildtape: note: {message}", err=True)
 
         if vary:
             options = VaryOptions(parse_variations(vary), bisect, step, keep, workdir)
@@ -262,5 +273,5 @@ def replay_cmd(
         )  # fmt: skip
     _report(result)
     if keep or workdir:
-        click.echo(f"sandbox: {result.sandbox}")
+        _echo(f"sandbox: {result.sandbox}")
     sys.exit(ExitCode.OK if result.reproduced else ExitCode.DIFFERENT)

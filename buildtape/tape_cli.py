@@ -11,10 +11,11 @@ import click
 from buildtape import show_text
 from recorder.reading import open_tape
 from recorder.summary import json_view
+from recorder.trust import json_safe, printable
 
 
 def _emit_json(obj: Any) -> None:
-    click.echo(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False))
+    click.echo(json_safe(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False)))
 
 
 @click.command("show")
@@ -28,7 +29,7 @@ def show(tape: Path, as_json: bool) -> None:
         if as_json:
             _emit_json(json_view(t))
         else:
-            click.echo(show_text.render(t), nl=False)
+            click.echo(printable(show_text.render(t), one_line=False), nl=False)
 
 
 @click.command("verify")

@@ -553,6 +553,15 @@ def _visible(m: re.Match[str]) -> str:
     return _NAMES.get(c) or (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}")
 
 
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029]")
+
+
+def json_safe(text: str) -> str:
+    """JSON text (from ``json.dumps(ensure_ascii=False)``) with DEL and the C1 controls
+    written as ``\\u`` escapes, as json already writes C0: still the same JSON."""
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 def printable(text: str, one_line: bool = True) -> str:
     """``text`` from a tape, safe to write to a terminal: every control character visible.
 
