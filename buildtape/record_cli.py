@@ -117,7 +117,7 @@ def _index(result: RecordResult, cfg: Config | None) -> None:
     help="Sample the build's Python processes: py-spy (reads memory, no pause; needs ptrace "
     "permission), pyinstrument (injected with a sitecustomize; no privilege, but slows "
     "call-heavy code) or thread (a sampling thread injected the same way; cheap); auto picks "
-    "py-spy when ptrace works, else pyinstrument.",
+    "py-spy when ptrace works, else the sampling thread.",
 )
 @click.option(
     "--rate",

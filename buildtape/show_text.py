@@ -55,6 +55,7 @@ def render(tape: Tape) -> str:
         lines.append(
             f"  stacks    {m.sampling.sampler} at {m.sampling.rate} Hz: "
             f"{m.sampling.count} Python samples"
+            + (f" ({m.sampling.notice})" if m.sampling.notice else "")
         )
     elif m.sampling.notice:
         lines.append(f"  stacks    none ({m.sampling.notice})")

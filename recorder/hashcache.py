@@ -3,7 +3,9 @@
 Every recording fingerprints the compilers, headers and libraries it used; hashing a
 30 MB ``cc1`` and running ``--version`` each time is wasted work when nothing changed.
 An entry is reused only while the file's size, mtime, ctime and inode are all the same
-(ctime cannot be set back by user programs). The cache is a JSON file under
+(ctime cannot be set back by user programs). A version line is keyed by the sha256
+*and* the name the tool was run as: ``cc`` and ``gcc`` are often one binary that
+prints a different first line under each name. The cache is a JSON file under
 ``$XDG_CACHE_HOME/buildtape``, replaced atomically; losing it only costs time.
 """
 
@@ -33,7 +35,8 @@ class HashCache:
                 data = json.loads(path.read_text())
                 if isinstance(data, dict):
                     self._files = dict(data.get("files", {}))
-                    self._versions = dict(data.get("versions", {}))
+                    # "versions" (keyed by sha256 alone) is an older layout: not read.
+                    self._versions = dict(data.get("tool_versions", {}))
 
     @classmethod
     def for_env(cls, env: Mapping[str, str]) -> HashCache:
@@ -57,14 +60,18 @@ class HashCache:
         self._dirty = True
         return digest, st.st_size
 
-    def version(self, digest: str | None, compute: Callable[[], str | None]) -> str | None:
-        """The version line of the executable with this sha256, computed once."""
+    def version(
+        self, digest: str | None, run_as: str, compute: Callable[[], str | None]
+    ) -> str | None:
+        """The version line of the executable with this sha256 run under the name ``run_as``
+        (its file name, e.g. ``cc`` or ``gcc``), computed once."""
         if digest is None:
             return compute()
-        if digest not in self._versions:
-            self._versions[digest] = compute()
+        key = f"{digest} {run_as}"
+        if key not in self._versions:
+            self._versions[key] = compute()
             self._dirty = True
-        return self._versions[digest]
+        return self._versions[key]
 
     def save(self) -> None:
         if self.path is None or not self._dirty:
@@ -74,5 +81,5 @@ class HashCache:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".partial")
             with os.fdopen(fd, "w") as f:
-                json.dump({"files": files, "versions": self._versions}, f)
+                json.dump({"files": files, "tool_versions": self._versions}, f)
             os.replace(tmp, self.path)

@@ -1,14 +1,16 @@
-"""Timed Python stacks of the build's Python processes: py-spy, or pyinstrument without ptrace.
+"""Timed Python stacks of the build's Python processes: py-spy, else a sampling thread.
 
-Both samplers produce ``Segment``s: a process, a stack of Python frames (outermost
+Every sampler produces ``Segment``s: a process, a stack of Python frames (outermost
 first), when it started and how long it lasted, in microseconds since the build started.
 
 * **py-spy** is started for every Python process the tracer sees exec, with
   ``--nonblocking``: it reads the process's memory without attaching, so it works while
   strace is the process's tracer. Its chrometrace output keeps each sample's time.
-* **pyinstrument** needs no privilege: a ``sitecustomize`` put first on ``PYTHONPATH``
-  starts a profiler in every Python process of the build and saves its session at exit,
-  then runs the build's own ``sitecustomize``, if it has one.
+* **thread** (what ``auto`` falls back to where py-spy cannot run) and **pyinstrument**
+  (only when asked for by name: it costs call-heavy code ~2x) need no privilege: a
+  ``sitecustomize`` put first on ``PYTHONPATH`` starts a sampling thread or a profiler in
+  every Python process of the build and saves its profile at exit, then runs the build's
+  own ``sitecustomize``, if it has one.
 """
 
 from __future__ import annotations
@@ -412,16 +414,18 @@ def choose_sampler(
         if py_spy is None:
             raise SamplerUnavailable("--stacks py-spy was asked for, but py-spy is not installed")
         return PySpySampler(py_spy, workdir, rate, wall0), None
+    if requested == "auto":
+        # The sampling thread needs no privilege and nothing installed, and costs the
+        # build only its samples; pyinstrument (a callback on every call) must be named.
+        why = "py-spy cannot use ptrace here" if not ptrace_ok else "py-spy is not installed"
+        return ThreadSampler(workdir, rate, wall0), f"{why}: using the sampling thread"
     # Whether it is installed, without importing it into the recorder (25 ms of start-up):
     # it runs inside the build's Python processes, not here.
     if importlib.util.find_spec("pyinstrument") is None:
-        if requested == "pyinstrument":
-            raise SamplerUnavailable(
-                "--stacks pyinstrument was asked for, but pyinstrument is not installed"
-            ) from None
-        return None, "neither py-spy (with ptrace) nor pyinstrument is available"
-    reason = None if requested == "pyinstrument" else "ptrace is not permitted: using pyinstrument"
-    return PyinstrumentSampler(workdir, rate, wall0), reason
+        raise SamplerUnavailable(
+            "--stacks pyinstrument was asked for, but pyinstrument is not installed"
+        )
+    return PyinstrumentSampler(workdir, rate, wall0), None
 
 
 class SamplerUnavailable(Exception):

@@ -8,6 +8,7 @@ unexpected line costs a missed detail, never a crash.
 
 from __future__ import annotations
 
+import dataclasses
 import os.path
 import re
 from dataclasses import dataclass, field
@@ -157,23 +158,57 @@ class StraceParser:
 
     def __init__(self, root_cwd: str) -> None:
         self.root_cwd = root_cwd
-        self.processes: dict[int, TracedProcess] = {}
+        self._procs: dict[int, TracedProcess] = {}
         self.root_pid: int | None = None
         self._leader: dict[int, int] = {}
         self._pending: dict[int, str] = {}
+        # A child's lines can come before its parent's clone result (strace -f prints each
+        # process's calls as they finish). Until that result says whose child it is, its
+        # cwd is "." and every path it resolved is relative to that unknown start; the
+        # clone result places them under the parent's cwd of that moment (``_place``).
+        self._unplaced: set[int] = set()
+        # parent pid -> unplaced processes whose paths wait for that parent's placing.
+        self._waiting: dict[int, list[int]] = {}
         self.unparsed = 0
         # (pid, exe) of every successful exec, for samplers to pick up; drained by the tracer.
         self.execs: list[tuple[int, str]] = []
 
+    @property
+    def processes(self) -> dict[int, TracedProcess]:
+        """The processes seen so far; one never placed under a parent starts at the root's cwd."""
+        if not self._unplaced:
+            return self._procs
+        return {
+            pid: _placed(proc, self.root_cwd) if pid in self._unplaced else proc
+            for pid, proc in self._procs.items()
+        }
+
     def _proc(self, pid: int, t: float) -> TracedProcess:
         pid = self._leader.get(pid, pid)
-        proc = self.processes.get(pid)
+        proc = self._procs.get(pid)
         if proc is None:
             if self.root_pid is None:
                 self.root_pid = pid
-            proc = TracedProcess(pid=pid, parent_pid=None, start=t, cwd=self.root_cwd)
-            self.processes[pid] = proc
+                proc = TracedProcess(pid=pid, parent_pid=None, start=t, cwd=self.root_cwd)
+            else:
+                proc = TracedProcess(pid=pid, parent_pid=None, start=t, cwd=".")
+                self._unplaced.add(pid)
+            self._procs[pid] = proc
         return proc
+
+    def _place(self, proc: TracedProcess, parent: TracedProcess) -> None:
+        """Join an early process's relative paths (and its waiting children's) onto the parent's."""
+        group = [proc.pid]
+        i = 0
+        while i < len(group):
+            group.extend(self._waiting.pop(group[i], ()))
+            i += 1
+        for pid in group:
+            _rebase(self._procs[pid], parent.cwd)
+        if parent.pid in self._unplaced:  # the parent's own start is not known yet either
+            self._waiting.setdefault(parent.pid, []).extend(group)
+        else:
+            self._unplaced.difference_update(group)
 
     def feed(self, line: str) -> None:
         m = _LINE.match(line)
@@ -270,8 +305,15 @@ class StraceParser:
     def _spawned(self, parent: TracedProcess, child_pid: int, t: float, thread: bool) -> None:
         if thread:
             self._leader[child_pid] = parent.pid
-            early = self.processes.pop(child_pid, None)
+            early = self._procs.get(child_pid)
             if early is not None:
+                if child_pid in self._unplaced:  # a thread shares its process's cwd
+                    self._place(early, parent)
+                    self._unplaced.discard(child_pid)
+                    waiting = self._waiting.get(parent.pid, [])
+                    if child_pid in waiting:
+                        waiting.remove(child_pid)
+                del self._procs[child_pid]
                 # The thread ran before its clone returned in the parent: fold it in.
                 for src, dst in (
                     (early.reads, parent.reads),
@@ -281,7 +323,7 @@ class StraceParser:
                     for path, when in src.items():
                         dst.setdefault(path, when)
             return
-        child = self.processes.get(child_pid)
+        child = self._procs.get(child_pid)
         if child is None:
             # A fork runs its parent's program until it execs another.
             child = TracedProcess(
@@ -293,14 +335,20 @@ class StraceParser:
                 exe=parent.exe,
                 exec_cwd=parent.exec_cwd,
             )
-            self.processes[child_pid] = child
-        else:
-            # The child's own lines came first; it started at the latest then.
-            child.parent_pid = parent.pid
-            child.start = min(child.start, t)
-            if child.argv is None:
-                child.cwd = parent.cwd
-                child.argv, child.exe, child.exec_cwd = parent.argv, parent.exe, parent.exec_cwd
+            self._procs[child_pid] = child
+            if parent.pid in self._unplaced:
+                self._unplaced.add(child_pid)
+                self._waiting.setdefault(parent.pid, []).append(child_pid)
+            return
+        # The child's own lines came first; it started at the latest then. Its cwd
+        # began as the parent's at the clone, which is the parent's cwd now: the parent
+        # made no other call while its clone was running.
+        child.parent_pid = parent.pid
+        child.start = min(child.start, t)
+        if child_pid in self._unplaced:
+            self._place(child, parent)
+        if child.argv is None:
+            child.argv, child.exe, child.exec_cwd = parent.argv, parent.exe, parent.exec_cwd
 
     def _exec(self, proc: TracedProcess, name: str, args: list[Arg]) -> None:
         path_i, argv_i = (0, 1) if name == "execve" else (1, 2)
@@ -333,3 +381,30 @@ class StraceParser:
             proc.writes.setdefault(path, t)
         else:
             proc.reads.setdefault(path, t)
+
+
+def _rebase(proc: TracedProcess, base: str) -> None:
+    """Join ``proc``'s relative cwd and paths onto ``base``."""
+
+    def join(path: str) -> str:
+        return path if path.startswith("/") else os.path.normpath(os.path.join(base, path))
+
+    def paths(d: dict[str, float]) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for path, when in d.items():
+            out.setdefault(join(path), when)
+        return out
+
+    proc.cwd = join(proc.cwd)
+    proc.exe = None if proc.exe is None else join(proc.exe)
+    proc.exec_cwd = None if proc.exec_cwd is None else join(proc.exec_cwd)
+    proc.reads = paths(proc.reads)
+    proc.writes = paths(proc.writes)
+    proc.deleted = paths(proc.deleted)
+
+
+def _placed(proc: TracedProcess, base: str) -> TracedProcess:
+    """A copy of ``proc`` rebased onto ``base``; ``proc`` itself is left as it is."""
+    copy = dataclasses.replace(proc)
+    _rebase(copy, base)
+    return copy

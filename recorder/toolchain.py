@@ -54,6 +54,7 @@ def fingerprint(executables: Iterable[str], cache: HashCache) -> list[Tool]:
         if name is None or found is None:
             continue
         digest = found[0]
-        version = cache.version(digest, functools.partial(version_line, exe, name))
+        run_as = os.path.basename(exe)
+        version = cache.version(digest, run_as, functools.partial(version_line, exe, name))
         tools.append(Tool(name, exe, digest, version))
     return sorted(tools, key=lambda t: (t.name, t.path))

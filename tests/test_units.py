@@ -140,13 +140,13 @@ def test_hash_cache_reuses_only_unchanged_files(tmp_path: Path) -> None:
     first = cache.sha256(str(target))
     calls: list[int] = []
     assert (
-        cache.version(first[0] if first else None, lambda: calls.append(1) or "tool 1.0")
+        cache.version(first[0] if first else None, "tool", lambda: calls.append(1) or "tool 1.0")
         == "tool 1.0"
     )
     cache.save()
     again = HashCache(cache_file)
     assert again.sha256(str(target)) == first
-    assert again.version(first[0] if first else None, lambda: "recomputed") == "tool 1.0"
+    assert again.version(first[0] if first else None, "tool", lambda: "recomputed") == "tool 1.0"
     target.write_bytes(b"v2!")  # size, mtime and ctime change
     changed = again.sha256(str(target))
     assert changed is not None and first is not None and changed[0] != first[0]
