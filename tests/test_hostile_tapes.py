@@ -496,3 +496,44 @@ def test_no_raw_control_character_reaches_the_output(base: Path, tmp_path: Path)
     code, out, err = run("replay", noisy, "--playback")
     assert code == 0 and not RAW_CONTROL.search(out + err)
     assert out == b"\\e]52;c;ZXZpbA==\\x07\\e[31mred\\r\\x9bx\n"
+
+
+def test_diff_budgets_bound_archives_and_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A small archive that inflates past the budget, and texts too large to align."""
+    import bz2
+    import io
+    import tarfile
+
+    from replay import diff_limits
+
+    monkeypatch.setattr(diff_limits, "MAX_ARCHIVE_BYTES", 4 * 1024**2)
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:bz2") as t:
+        small = tarfile.TarInfo("a.txt")
+        small.size = 3
+        t.addfile(small, io.BytesIO(b"hi\n"))
+        huge = tarfile.TarInfo("zeros.bin")
+        huge.size = 2 * diff_limits.MAX_ARCHIVE_BYTES
+        t.addfile(huge, io.BytesIO(bytes(huge.size)))
+    data = buf.getvalue()
+    assert len(data) < 64 * 1024 and len(bz2.decompress(data)) > diff_limits.MAX_ARCHIVE_BYTES
+    start = time.monotonic()
+    members = diff_limits.archive_members(data, "out.tar.bz2")
+    assert members is not None and members.files == {"a.txt": b"hi\n"}
+    assert members.skipped and "zeros.bin" in members.skipped[0]
+    assert time.monotonic() - start < 10
+
+    # 300k lines that differ all over: the fallback is linear and says so.
+    a = [f"line {i}" for i in range(300_000)]
+    b = [f"line {i}" if i % 2 else f"LINE {i}" for i in range(300_000)]
+    start = time.monotonic()
+    lines = diff_limits.unified_diff(a, b, "a/x", "b/x")
+    assert time.monotonic() - start < 10
+    assert "too large to align" in lines[2]
+    # Small differences still get difflib's hunks, numbered for the whole file.
+    c = list(a)
+    c[150_000] = "changed"
+    lines = diff_limits.unified_diff(a, c, "a/x", "b/x")
+    assert lines[2] == "@@ -149999,5 +149999,5 @@"
+    assert "-line 150000" in lines and "+changed" in lines
