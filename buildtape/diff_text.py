@@ -41,9 +41,13 @@ def render(r: DiffReport) -> str:
         out += [f"~ {k}: {v[0]} -> {v[1]}" for k, v in sorted(env["other"].items())]
     if r.toolchain:
         out.append("")
-        out.append("== toolchain")
+        out.append("== toolchain (tools that ran in both builds)")
         for t in r.toolchain:
-            out.append(f"~ {t['path']}: {t['a']} -> {t['b']}")
+            out.append(f"~ {t['name']} {t['path']}: {t['a']} -> {t['b']}")
+    if r.external:
+        out.append("")
+        out.append("== external inputs")
+        out += [f"~ {e['path']}: {e['a']} -> {e['b']}" for e in r.external]
     for title, files in (("inputs (workspace before the build)", r.inputs), ("outputs", r.outputs)):
         if not files:
             continue
@@ -58,8 +62,12 @@ def render(r: DiffReport) -> str:
         out.append("== steps")
         for ch in s["changed"]:
             out.append(f"{ch['role']:>16}: #{ch['step_a']} -> #{ch['step_b']} {ch['identity']}")
+            if ch["what"]:
+                out.append(f"                  own: {'; '.join(ch['what'])}")
+            if ch["status"][0] != ch["status"][1]:
+                out.append(f"                  status: {ch['status'][0]} -> {ch['status'][1]}")
             if ch["argv_diff"]:
-                out.append(f"                  arguments: {' '.join(ch['argv_diff'])}")
+                out.append(f"                  arguments: {_argv(ch['argv_diff'])}")
             if ch["changed_inputs"]:
                 out.append(f"                  inputs: {', '.join(ch['changed_inputs'])}")
             if ch["changed_outputs"]:

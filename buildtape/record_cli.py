@@ -11,6 +11,7 @@ import click
 
 from buildtape.config import Config, ConfigError, workspace_root
 from buildtape.config import load as load_config
+from recorder.options import SNAPSHOT_MODES
 from recorder.record import RecordOptions, RecordResult, record
 from recorder.sampling import SAMPLERS
 from recorder.secrets import SecretPolicy
@@ -96,9 +97,19 @@ def _index(result: RecordResult, cfg: Config | None) -> None:
     type=click.Choice(TRACE_MODES),
     default="auto",
     show_default=True,
-    help="How to see processes: strace (every process, exit codes), proc (/proc polling, "
-    "no privilege; short processes may be missed), none (root process only); auto falls "
-    "back from strace to proc.",
+    help="How to see processes: preload (an LD_PRELOAD interposer compiled once with cc: "
+    "exec, fork, exit statuses and files, nothing stopped; blind under static executables), "
+    "strace (full fidelity: every process and file, static ones too; slower on "
+    "process-heavy builds), proc (/proc polling; short processes may be missed), none "
+    "(root process only); auto: preload, else strace, else proc.",
+)
+@click.option(
+    "--snapshot",
+    type=click.Choice(SNAPSHOT_MODES),
+    default="touched",
+    show_default=True,
+    help="touched: store the content of what the build read or wrote (and the pre-build "
+    "content of what it changed), list the rest by stat; full: store every workspace file.",
 )
 @click.option(
     "--file-events",
@@ -172,6 +183,7 @@ def record_cmd(
     output: Path | None,
     workspace: Path | None,
     trace: str,
+    snapshot: str,
     file_events: str,
     stacks: str,
     rate: int,
@@ -206,6 +218,7 @@ def record_cmd(
         tapes_dir=cfg.home / "tapes" if cfg else None,
         workspace=workspace,
         trace=trace,
+        snapshot=snapshot,
         file_events=file_events,
         stacks=stacks,
         rate=rate,

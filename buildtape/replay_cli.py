@@ -27,6 +27,8 @@ from replay.replay import (
     replay,
     replay_env,
 )
+from replay.run import RunStart
+from replay.sandbox import MODES
 from replay.vary import VaryOptions, VaryResult, parse_variations
 from replay.vary import vary as run_variations
 
@@ -79,18 +81,25 @@ def extract_cmd(tape: Path, step: int, out_dir: Path) -> None:
     """Write a standalone reproducer of one step: its inputs and a run.sh.
 
     The directory can be attached to a bug report: `sh run.sh` re-runs the step with the
-    recorded cwd, environment and argv, and `sha256sum -c expected.sha256` compares its
-    outputs with the recorded ones. No buildtape is needed to run it.
+    recorded cwd, environment and argv (at the recorded path in a bwrap sandbox when the
+    step needs it), exits with the step's status, and compares it and the outputs with the
+    recording (`sha256sum -c expected.sha256`). No buildtape is needed to run it.
     """
     with open_tape(tape) as t:
         result = extract(t, ExtractOptions(step, out_dir))
     _echo(f"step {result.step.id}: {short_argv(result.step.argv, 100)}")
     _echo(f"  {result.files} input files, {len(result.outputs)} recorded outputs -> {out_dir}")
+    _echo(f"  recorded exit status: {result.recorded_status}")
+    if result.intermediates:
+        _echo(f"  intermediates from earlier steps: {', '.join(result.intermediates)}")
+    if result.needs_path:
+        _echo(f"  needs its recorded path ({'; '.join(result.needs_path)}):")
+        _echo("  run.sh runs it there in a bwrap sandbox when bwrap works")
     if result.missing:
         _echo(f"  not in the tape (too large or secret): {', '.join(result.missing)}")
     if result.redacted:
         _echo(f"  redacted variables left unset: {', '.join(result.redacted)}")
-    _echo(f"  run it: sh {out_dir / 'run.sh'}")
+    _echo(f"  run it: sh {out_dir / 'run.sh'} (compares exit status and outputs)")
 
 
 def _confirm(t: Tape, step: int | None, env: dict[str, str], yes: bool) -> None:
@@ -123,6 +132,46 @@ def _confirm(t: Tape, step: int | None, env: dict[str, str], yes: bool) -> None:
         raise click.Abort()
 
 
+def _banner(start: RunStart) -> None:
+    """One line before each run: which tape, which step or variation, where."""
+    what = "the whole build"
+    if start.step is not None:
+        what = f"step {start.step} ({short_argv(start.step_argv, 60)})"
+    if start.variation:
+        what += f", {start.variation}"
+    kinds = {"bwrap": "bwrap sandbox", "directory": "directory, no namespaces"}
+    kind = kinds.get(start.isolation, start.isolation)
+    _echo(f"replay: {start.tape}: {what} at {start.place} ({kind})", err=True)
+
+
+def result_json(result: ReplayResult) -> dict[str, object]:
+    """The verdict as ``--json`` prints it (stable keys, sorted lists)."""
+    step = result.first_divergent_step
+    return {
+        "reproduced": result.reproduced,
+        "step": result.step,
+        "isolation": result.isolation,
+        "place": result.place,
+        "recorded_place": result.recorded_place,
+        "isolation_note": result.isolation_note,
+        "exit": {"replayed": result.replay_exit, "recorded": result.recorded_exit},
+        "outputs": [
+            {"path": c.path, "status": c.status, "recorded": c.recorded, "replayed": c.replayed}
+            for c in result.checks
+        ],
+        "findings": [
+            {"path": f.path, "reason": f.reason, "why": f.why, "expected": f.expected}
+            for f in result.findings
+        ],
+        "first_divergent_step": None if step is None else {"id": step.id, "argv": step.argv},
+        "diff_cause": result.diff_cause,
+        "drift": [{"path": d.path, "recorded": d.recorded, "here": d.here} for d in result.drift],
+        "env_notes": result.env_notes,
+        "missing_inputs": result.missing_inputs,
+        "sandbox": str(result.sandbox),
+    }
+
+
 def _report(result: ReplayResult) -> None:
     for d in result.drift:
         _echo(f"drift: {d.path}: {d.recorded} in the tape, {d.here} here")
@@ -130,14 +179,22 @@ def _report(result: ReplayResult) -> None:
         _echo(f"env: {note}")
     for path in result.missing_inputs:
         _echo(f"input not in the tape (too large or secret): {path}")
+    if result.isolation_note:
+        _echo(f"note: {result.isolation_note}")
+    why_of = {f.path: f for f in result.findings}
     counts: dict[str, int] = {}
     for c in result.checks:
-        counts[c.status] = counts.get(c.status, 0) + 1
+        found = why_of.get(c.path)
+        status = "expected" if found and found.expected else c.status
+        counts[status] = counts.get(status, 0) + 1
     for c in result.checks:
         if c.status != "same":
+            finding = why_of.get(c.path)
+            label = "expected" if finding and finding.expected else c.status
+            reason = f": {finding.reason}, {finding.why}" if finding else ""
             _echo(
-                f"{c.status:>9}: {c.path} (recorded {(c.recorded or '-')[:12]}, "
-                f"replayed {(c.replayed or '-')[:12]})"
+                f"{label:>9}: {c.path} (recorded {(c.recorded or '-')[:12]}, "
+                f"replayed {(c.replayed or '-')[:12]}){reason}"
             )
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no outputs"
     if result.reproduced:
@@ -152,6 +209,16 @@ def _report(result: ReplayResult) -> None:
         _echo(f"first divergent step: #{step.id} {short_argv(step.argv, 100)}")
     if result.diff_cause:
         _echo(f"diff: {result.diff_cause}")
+
+
+def vary_json(r: VaryResult) -> dict[str, object]:
+    return {
+        "variations": list(r.variations),
+        "noisy": r.noisy,
+        "unreproducible": r.unreproducible,
+        "responsible": r.responsible,
+        "runs": [{"applied": list(names), "differing": diffs} for names, diffs in r.runs],
+    }
 
 
 def _report_vary(r: VaryResult) -> None:
@@ -213,6 +280,15 @@ def _report_vary(r: VaryResult) -> None:
     is_flag=True,
     help="With --vary: find the single variation responsible (at most ceil(log2 k)+1 varied runs).",
 )
+@click.option(
+    "--sandbox",
+    type=click.Choice(MODES),
+    default="auto",
+    show_default=True,
+    help="bwrap: namespaces, workspace at its recorded path; directory: restore elsewhere "
+    "(no namespaces). auto: bwrap when it works here, unless $BUILDTAPE_SANDBOX says otherwise.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the verdict as one JSON object.")
 def replay_cmd(
     tape: Path,
     step: int | None,
@@ -226,6 +302,8 @@ def replay_cmd(
     pass_env: tuple[str, ...],
     vary: str | None,
     bisect: bool,
+    sandbox: str,
+    as_json: bool,
 ) -> None:
     """Re-run a tape in a sandbox and say what did and did not reproduce.
 
@@ -260,17 +338,26 @@ def replay_cmd(
             _echo(f"buildtape: note: {message}", err=True)
 
         if vary:
-            options = VaryOptions(parse_variations(vary), bisect, step, keep, workdir)
-            varied = run_variations(t, options, os.environ, notify)
-            _report_vary(varied)
+            asked = VaryOptions(
+                parse_variations(vary), bisect, step, keep, workdir, sandbox, tape.name, as_json
+            )
+            varied = run_variations(t, asked, os.environ, notify, _banner)
+            if as_json:
+                _echo(json.dumps(vary_json(varied), indent=2, sort_keys=True))
+            else:
+                _report_vary(varied)
             sys.exit(ExitCode.DIFFERENT if varied.unreproducible else ExitCode.OK)
         if bisect:
             raise click.UsageError("--bisect goes with --vary")
-        result = replay(
-            t, ReplayOptions(workdir=workdir, keep=keep, step=step, output=output,
-                             trust_env=trust_env, pass_env=pass_names),
-            os.environ, notify,
+        options = ReplayOptions(
+            workdir=workdir, keep=keep, step=step, output=output, sandbox=sandbox,
+            tape_name=tape.name, build_output_to_stderr=as_json,
+            trust_env=trust_env, pass_env=pass_names,
         )  # fmt: skip
+        result = replay(t, options, os.environ, notify, _banner)
+    if as_json:
+        _echo(json.dumps(result_json(result), indent=2, sort_keys=True))
+        sys.exit(ExitCode.OK if result.reproduced else ExitCode.DIFFERENT)
     _report(result)
     if keep or workdir:
         _echo(f"sandbox: {result.sandbox}")

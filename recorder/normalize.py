@@ -1,22 +1,86 @@
-"""Rewrite what is expected to differ between two runs of one build — the workspace path,
-temp file names, pids, timestamps in text — so that diff and the history can match steps
-and lines across recordings."""
+"""Rewrite what is expected to differ between two runs of one build, so that ``diff``, replay
+and the history can match steps, lines and file contents across recordings.
+
+Each rule replaces a volatile part with a fixed placeholder (docs/diff.md lists them):
+
+- the workspace root of the recording (``$WORKSPACE``), in argv, streams and file contents,
+  binary contents included (byte for byte: a ``-g`` object names its compile directory);
+- buildtape's own temp and sandbox directories, ``/tmp/buildtape-…`` (``$SANDBOX``);
+- temp names of common tools (``$TMP``): gcc/clang ``/tmp/ccAbC123.s``, pip
+  ``/tmp/pip-build-env-…``, Go ``/tmp/go-build123…``, rustc ``/tmp/rustcAbC123``, cargo
+  ``/tmp/cargo-install…``, Python's ``tempfile`` ``/tmp/tmpab12cd34``, CMake's try-compile
+  projects ``cmTC_1a2b3`` and ``TryCompile-…`` and its ``CMakeCache.txt.tmp1a2b3``;
+- pids written as ``pid 123``, ``pid=123``, ``/proc/123/`` (``$PID``);
+- timestamps in text: ISO dates with time, ``HH:MM:SS``, ``date``'s default format (``$TIME``);
+- the GNU build id of ELF files (a hash of the rest, which is compared itself).
+
+Build-system bookkeeping files (ninja's ``.ninja_log`` and ``.ninja_deps``) hold timings and
+are not compared at all (:func:`is_bookkeeping`). ``Normalizer(workspace, enabled=False)``
+turns every rule off (``buildtape diff --no-normalize``).
+"""
 
 from __future__ import annotations
 
+import posixpath
 import re
 import shlex
 
-_TEMP = re.compile(r"/tmp/cc[A-Za-z0-9]{6}\.(s|o|res|ld|c)\b|/tmp/tmp[A-Za-z0-9_]{6,}")
-_TIMESTAMP = re.compile(
-    r"\b\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:?\d\d)?\b|\b\d\d:\d\d:\d\d(\.\d+)?\b"
+_TEMP_PARTS = (
+    r"cc[A-Za-z0-9]{6}\.[A-Za-z0-9_.]+",  # gcc, clang: ccAbC123.s, .o, .res, .ld, .ltrans0.o
+    r"pip-[a-z][a-z-]*?-[a-z0-9_]{8}",  # pip-build-env-…, pip-req-build-…, pip-wheel-…
+    r"go-build\d+",  # go build's work directory
+    r"rustc[A-Za-z0-9]{6}",  # rustc's temp directory
+    r"cargo-install[A-Za-z0-9]+",  # cargo install's target directory
+    r"tmp[a-z0-9_]{8}",  # Python's tempfile
 )
-_PID = re.compile(r"\b(pid[ =:]?)\d+\b", re.I)
+_TEMP = re.compile(r"(?:/(?:var/)?tmp|\$TMPDIR)/(?:" + "|".join(_TEMP_PARTS) + r")")
+_SANDBOX = re.compile(r"/tmp/buildtape-[A-Za-z0-9_-]+")
+_CMAKE = re.compile(
+    r"\bcmTC_[0-9a-f]{4,}\b|\bTryCompile-[A-Za-z0-9]{6}\b|(?<=\.txt)\.tmp[0-9a-f]{4,}\b"
+)
+_TIMESTAMP = re.compile(
+    r"\b\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:?\d\d)?\b"
+    r"|\b(Mon|Tue|Wed|Thu|Fri|Sat|Sun) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +\d+ "
+    r"\d\d:\d\d:\d\d( [A-Z]{2,5})? \d{4}\b"
+    r"|\b\d\d:\d\d:\d\d(\.\d+)?\b"
+)
+_PID = re.compile(r"\b(pid[ =:]?)\d+\b|(/proc/)\d+(?=/)", re.I)
+
+_TEMP_B = re.compile(_TEMP.pattern.encode())
+_SANDBOX_B = re.compile(_SANDBOX.pattern.encode())
+_CMAKE_B = re.compile(_CMAKE.pattern.encode())
+
+# An ELF NT_GNU_BUILD_ID note (little-endian): namesz 4, descsz, type 3, "GNU\0", then the id.
+_BUILD_ID = re.compile(rb"\x04\x00\x00\x00([\x08-\x40])\x00\x00\x00\x03\x00\x00\x00GNU\x00", re.S)
+
+
+def _mask_build_ids(data: bytes) -> bytes:
+    """Zero each GNU build id: a hash over the rest of the file, so it differs exactly when
+    anything else does (a workspace path in the debug info, say), which is compared anyway."""
+    out = bytearray(data)
+    for m in _BUILD_ID.finditer(data):
+        size = m.group(1)[0]
+        out[m.end() : m.end() + size] = bytes(size)
+    return bytes(out)
+
+
+# Files a build system keeps for itself (timings, dependency logs): never compared.
+BOOKKEEPING = (".ninja_log", ".ninja_deps")
+
+
+def is_bookkeeping(path: str) -> bool:
+    return posixpath.basename(path) in BOOKKEEPING
+
+
+def _pid(m: re.Match[str]) -> str:
+    return (m.group(1) or m.group(2)) + "$PID"
 
 
 class Normalizer:
+    """The rules above for one recording (its workspace root); ``enabled=False``: none."""
+
     def __init__(self, workspace: str, enabled: bool = True) -> None:
-        self.workspace = workspace
+        self.workspace = workspace.rstrip("/") if workspace != "/" else ""
         self.enabled = enabled
 
     def text(self, s: str) -> str:
@@ -24,9 +88,28 @@ class Normalizer:
             return s
         if self.workspace:
             s = s.replace(self.workspace, "$WORKSPACE")
+        s = _SANDBOX.sub("$SANDBOX", s)
         s = _TEMP.sub("$TMP", s)
+        s = _CMAKE.sub("cmTC_$ID", s)
         s = _TIMESTAMP.sub("$TIME", s)
-        return _PID.sub(lambda m: m.group(1) + "$PID", s)
+        return _PID.sub(_pid, s)
+
+    def content(self, data: bytes) -> bytes:
+        """File contents: text gets every rule; binary data the path and temp-name rules."""
+        if not self.enabled:
+            return data
+        if b"\0" not in data:
+            try:
+                return self.text(data.decode("utf-8")).encode("utf-8")
+            except UnicodeDecodeError:
+                pass
+        if self.workspace:
+            data = data.replace(self.workspace.encode(), b"$WORKSPACE")
+        if data[:4] == b"\x7fELF":
+            data = _mask_build_ids(data)
+        data = _SANDBOX_B.sub(b"$SANDBOX", data)
+        data = _TEMP_B.sub(b"$TMP", data)
+        return _CMAKE_B.sub(b"cmTC_$ID", data)
 
     def argv(self, argv: list[str]) -> list[str]:
         return [self.text(a) for a in argv]

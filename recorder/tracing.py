@@ -1,12 +1,15 @@
-"""Ways to observe a build's processes: strace, polling /proc, or not at all.
+"""Ways to observe a build's processes: the interposer, strace, polling /proc, or not at all.
 
-``choose_tracer`` picks one for ``--trace auto|strace|proc|none`` and says, in one
-sentence, what fidelity a fallback loses and how to get it back.
+``choose_tracer`` picks one for ``--trace auto|preload|strace|proc|none`` and says, in one
+sentence, what fidelity a fallback loses and how to get it back. ``auto`` takes the
+LD_PRELOAD interposer (no ptrace stops), then strace, then /proc.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import os
 import shutil
 import signal
@@ -18,10 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from recorder.interposer import InterposerLog
 from recorder.strace_parser import PROCESS_SYSCALLS, TRACED_SYSCALLS, StraceParser, TracedProcess
 from recorder.tail import LineTail
 
-TRACE_MODES = ("auto", "strace", "proc", "none")
+TRACE_MODES = ("auto", "preload", "strace", "proc", "none")
 FILE_EVENT_SOURCES = ("auto", "preload", "strace")
 
 
@@ -295,6 +299,81 @@ class NoTracer:
         return [self._root]
 
 
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def set_subreaper(on: bool) -> bool:
+    """Make orphans of the build our children (Linux), so their exits can be collected."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        return int(libc.prctl(_PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+class PreloadTracer:
+    """The process tree from the interposer's records: no ptrace, nothing stops.
+
+    The recorder is the build's subreaper while it runs, so a process whose parent
+    exited first is reparented to it; ``tick`` collects those, and their statuses fill
+    in what no parent's ``wait`` reported.
+    """
+
+    mode = "preload"
+
+    def __init__(self, log: InterposerLog, cwd: str, argv: list[str]) -> None:
+        self.log = log
+        self._cwd = cwd
+        self._argv = argv
+        self._root: int | None = None
+        self._reaper = False
+        self.reaped: dict[int, tuple[int, float]] = {}
+
+    def wrap(self, argv: list[str]) -> list[str]:
+        self._reaper = set_subreaper(True)
+        return argv
+
+    def started(self, pid: int) -> None:
+        self._root = pid
+        if pid not in self.log.processes:
+            self.log.processes[pid] = TracedProcess(
+                pid=pid, parent_pid=None, start=time.time(), cwd=self._cwd
+            )
+
+    def tick(self) -> None:
+        self.log.tick()
+        if self._reaper:
+            self._reap()
+
+    def _reap(self) -> None:
+        for pid, proc in list(self.log.processes.items()):
+            if pid == self._root or (proc.end is not None and proc.exit_code is not None):
+                continue
+            if proc.exit_code is not None or proc.signal is not None:
+                continue
+            try:
+                got, status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                continue
+            if got == pid:
+                self.reaped[pid] = (status, time.time())
+
+    def drain_execs(self) -> list[tuple[int, str]]:
+        return self.log.drain_execs()
+
+    def finish(self) -> list[TracedProcess]:
+        self.log.close()
+        if self._reaper:
+            self._reap()
+            set_subreaper(False)
+        root = self.log.processes.get(self._root) if self._root is not None else None
+        if root is not None:
+            root.parent_pid = None
+            if root.argv is None:
+                root.argv = list(self._argv)
+        return list(self.log.processes.values())
+
+
 @dataclass(frozen=True)
 class TracerChoice:
     mode: str
@@ -303,10 +382,22 @@ class TracerChoice:
     strace: str | None = None
 
 
-def choose_tracer(requested: str, env: Mapping[str, str]) -> TracerChoice:
-    """Pick a tracer; ``TracerUnavailable`` when ``strace`` was asked for and cannot run."""
+def choose_tracer(
+    requested: str, env: Mapping[str, str], shim_reason: str | None = None
+) -> TracerChoice:
+    """Pick a tracer; ``TracerUnavailable`` when one was asked for by name and cannot run.
+
+    ``shim_reason`` is None when the interposer library is ready, else why it is not.
+    """
     if requested in ("proc", "none"):
         return TracerChoice(requested, None)
+    if requested in ("auto", "preload") and shim_reason is None:
+        return TracerChoice("preload", None)
+    if requested == "preload":
+        raise TracerUnavailable(
+            f"--trace preload was asked for, but {shim_reason}; install a C compiler "
+            "(apt-get install gcc), or use --trace strace"
+        )
     strace = shutil.which("strace", path=env.get("PATH"))
     reason = "strace is not installed" if strace is None else _strace_works(strace, env)
     if reason is None:

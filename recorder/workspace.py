@@ -1,8 +1,9 @@
-"""The workspace before and after a build: every file's mode, size and sha256.
+"""The workspace before and after a build.
 
-The first scan reads each file once, hashing it and handing its bytes to ``store``
-so that content is captured before the build can change it. The second scan hashes
-again only files whose stat changed.
+``survey`` is the default: one stat-only walk (path, mode, size, mtime, and the
+directories), nothing read, so its cost follows the number of files, not their size.
+What the build touched gets its content later (``recorder.observe``). ``scan``/``rescan``
+are ``--snapshot full``: every file read, hashed and stored before the build.
 """
 
 from __future__ import annotations
@@ -35,7 +36,16 @@ class FileState:
     blob: str | None = None
 
     def entry(self, change: str | None = None) -> FileEntry:
-        return FileEntry(self.path, self.mode, self.size, self.sha256, self.blob, self.link, change)
+        return FileEntry(
+            self.path,
+            self.mode,
+            self.size,
+            self.sha256,
+            self.blob,
+            self.link,
+            change,
+            self.mtime_ns,
+        )
 
 
 # Called with a relative path, its bytes and their sha256; returns the blob name, or None
@@ -58,8 +68,52 @@ def exclusion(patterns: tuple[str, ...]) -> Callable[[str], bool]:
     return excluded
 
 
-def walk(root: Path, excludes: tuple[str, ...]) -> Iterator[tuple[str, os.stat_result]]:
-    """Yield (relative path, lstat) of every file and symlink, in sorted order."""
+@dataclass(frozen=True)
+class DirState:
+    path: str
+    mode: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
+class Survey:
+    """The workspace by stat only: files (without hashes) and directories."""
+
+    files: dict[str, FileState]
+    dirs: dict[str, DirState]
+
+
+def survey(root: Path, excludes: tuple[str, ...]) -> Survey:
+    dirs: dict[str, DirState] = {}
+    files: dict[str, FileState] = {}
+    for rel, st in walk(root, excludes, dirs):
+        link = None
+        if stat.S_ISLNK(st.st_mode):
+            try:
+                link = os.readlink(root / rel)
+            except OSError:
+                link = ""
+        size = 0 if link is not None else st.st_size
+        files[rel] = FileState(rel, st.st_mode, size, st.st_mtime_ns, st.st_ino, None, link)
+    return Survey(files, dirs)
+
+
+def same_stat(old: FileState, st: os.stat_result) -> bool:
+    return (
+        old.mode == st.st_mode
+        and old.size == (0 if stat.S_ISLNK(st.st_mode) else st.st_size)
+        and old.mtime_ns == st.st_mtime_ns
+        and old.inode == st.st_ino
+    )
+
+
+def walk(
+    root: Path, excludes: tuple[str, ...], dirs: dict[str, DirState] | None = None
+) -> Iterator[tuple[str, os.stat_result]]:
+    """Yield (relative path, lstat) of every file and symlink, in sorted order.
+
+    With ``dirs``, every directory walked is added to it, by stat.
+    """
     excluded = exclusion(ALWAYS_EXCLUDED + excludes)
     stack = [""]
     while stack:
@@ -79,6 +133,8 @@ def walk(root: Path, excludes: tuple[str, ...]) -> Iterator[tuple[str, os.stat_r
                 continue
             if stat.S_ISDIR(st.st_mode):
                 subdirs.append(rel)
+                if dirs is not None:
+                    dirs[rel] = DirState(rel, st.st_mode, st.st_mtime_ns)
             elif stat.S_ISREG(st.st_mode) or (
                 # A tape restores only inside its workspace, so a link that points out of it
                 # is not part of the build's state; readers refuse such links.
@@ -104,6 +160,13 @@ def hash_file(path: Path) -> str | None:
     except OSError:
         return None
     return h.hexdigest()
+
+
+def content_state(
+    root: Path, rel: str, st: os.stat_result, store: Store | None, max_store: int
+) -> FileState:
+    """The file's state with its sha256, its bytes handed to ``store`` when small enough."""
+    return _state(root, rel, st, store, max_store)
 
 
 def _state(
@@ -160,14 +223,7 @@ def rescan(
     for rel, st in walk(root, excludes):
         seen.add(rel)
         old = before.get(rel)
-        unchanged = (
-            old is not None
-            and old.mode == st.st_mode
-            and old.size == (0 if stat.S_ISLNK(st.st_mode) else st.st_size)
-            and old.mtime_ns == st.st_mtime_ns
-            and old.inode == st.st_ino
-        )
-        if unchanged:
+        if old is not None and same_stat(old, st):
             continue
         new = _state(root, rel, st, store, max_store)
         if old is None:
@@ -178,15 +234,29 @@ def rescan(
     return Changes(created, modified, deleted)
 
 
-def git_state(root: Path) -> GitState | None:
+def git_state(root: Path, excludes: tuple[str, ...] = ()) -> GitState | None:
+    """The commit, branch and dirty paths; paths the tape leaves out are not counted."""
     if _git(root, "rev-parse", "--is-inside-work-tree") is None:
         return None
     commit = _git(root, "rev-parse", "HEAD")
     branch = _git(root, "rev-parse", "--abbrev-ref", "HEAD")
     status = _git(root, "status", "--porcelain", "-z", "--untracked-files=all") or ""
-    dirty = sorted({item[3:] for item in status.split("\0") if len(item) > 3})
+    excluded = exclusion(ALWAYS_EXCLUDED + excludes)
+    dirty = sorted(
+        {
+            item[3:]
+            for item in status.split("\0")
+            if len(item) > 3 and not _excluded_path(excluded, item[3:])
+        }
+    )
     return GitState(
         commit.strip() if commit else None,
         branch.strip() if branch else None,
         dirty,
     )
+
+
+def _excluded_path(excluded: Callable[[str], bool], rel: str) -> bool:
+    """Whether ``rel`` or one of its parent directories is excluded (as the walk skips it)."""
+    parts = rel.rstrip("/").split("/")
+    return any(excluded("/".join(parts[: i + 1])) for i in range(len(parts)))

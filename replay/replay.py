@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,11 +13,11 @@ from recorder import trust
 from recorder.hashcache import HashCache
 from recorder.model import REDACTED, FileEntry, Manifest, Process
 from recorder.reading import Tape, open_tape
-from recorder.record import RecordOptions, record
 from recorder.toolchain import tool_name, version_line
 from replay.diff import DiffOptions, diff
-from replay.extract import step_inputs, step_outputs, subtree
-from replay.restore import make_dirs_inside, restore
+from replay.run import Run, RunError, RunStart, run_in_sandbox
+from replay.sandbox import Isolation, SandboxError, choose_isolation
+from replay.verdict import Finding, explain
 
 
 class ReplayError(Exception):
@@ -58,10 +56,16 @@ class ReplayOptions:
     output: Path | None = None
     # Use strace for the replay as the recording did (auto), or as asked.
     trace: str = "auto"
+    # auto | bwrap | directory (see replay.sandbox); auto follows $BUILDTAPE_SANDBOX.
+    sandbox: str = "auto"
     # Keep variables a tape must not set (``UNTRUSTED_ENV``) instead of dropping them.
     trust_env: bool = False
     # Variables taken from the replaying user's environment (redacted ones included).
     pass_env: tuple[str, ...] = ()
+    # The tape's name as the banner shows it.
+    tape_name: str = ""
+    # Send the build's stdout to stderr (keeps stdout for a JSON verdict).
+    build_output_to_stderr: bool = False
 
 
 @dataclass(frozen=True)
@@ -95,16 +99,16 @@ class ReplayResult:
     missing_inputs: list[str] = field(default_factory=list)
     # The diff engine's account of the recording against the replay, when it diverged.
     diff_cause: str | None = None
-
-
-def shell_status(exit_code: int | None, signal_name: str | None) -> int:
-    """How a shell reports an outcome: the exit code, or 128+N for death by signal N."""
-    if exit_code is not None:
-        return exit_code
-    try:
-        return 128 + int(signal.Signals[signal_name or ""])
-    except KeyError:
-        return 128
+    # Why each output that is not "same" differs; expected ones do not count.
+    findings: list[Finding] = field(default_factory=list)
+    # bwrap (workspace at the recorded path) or directory (restored elsewhere).
+    isolation: str = "directory"
+    # Where the build saw its workspace, and where the recording had it.
+    place: str = ""
+    recorded_place: str = ""
+    # One sentence when the replay could not run at the recorded path.
+    isolation_note: str | None = None
+    step: int | None = None
 
 
 def make_sandbox(workdir: Path | None, prefix: str) -> tuple[Path, bool]:
@@ -130,12 +134,32 @@ def check_drift(m: Manifest, env: Mapping[str, str]) -> list[Drift]:
         elif ext.sha256 and found[0] != ext.sha256:
             out.append(Drift(ext.path, ext.sha256[:12], (found[0] or "?")[:12]))
     for tool in m.toolchain:
-        if tool.version is None or not _system_tool(tool.path, tool.name):
+        # Keyed by content and by the name the tool was run as (``cc`` and ``gcc`` may
+        # print different version lines): the same sha256 is the same tool.
+        if not os.path.exists(tool.path):
+            recorded = _tool_text(tool.name, tool.sha256, tool.version)
+            out.append(Drift(tool.path, recorded, "missing"))
             continue
-        here = version_line(tool.path, tool.name)
-        if here and here != tool.version:
-            out.append(Drift(tool.path, tool.version, here))
+        found = cache.sha256(tool.path)
+        sha_here = found[0] if found else None
+        if tool.sha256 and sha_here == tool.sha256:
+            continue
+        here = version_line(tool.path, tool.name) if _system_tool(tool.path, tool.name) else None
+        if (tool.sha256 and sha_here and sha_here != tool.sha256) or (
+            here and tool.version and here != tool.version
+        ):
+            out.append(
+                Drift(
+                    tool.path,
+                    _tool_text(tool.name, tool.sha256, tool.version),
+                    _tool_text(tool.name, sha_here, here),
+                )
+            )
     return out
+
+
+def _tool_text(name: str, sha256: str | None, version: str | None) -> str:
+    return f"{name} {(sha256 or '?')[:12]} ({version or 'no version line'})"
 
 
 # Directories whose programs check_drift may run (with --version) on the tape's word.
@@ -218,17 +242,6 @@ def needs_consent(tape: Tape, recorded_here: Callable[[str], bool]) -> bool:
     return not recorded_here(tape.reader.manifest_sha256)
 
 
-def step_cwd(m: Manifest, step: Process) -> str:
-    """A step's cwd relative to the workspace, refused when it lies outside it."""
-    rel = trust.relative_to_workspace(step.cwd, m.workspace)
-    if rel is None:
-        raise ReplayError(
-            f"step {step.id} ran outside the workspace ({trust.printable(step.cwd)}); "
-            "it cannot be replayed in the sandbox"
-        )
-    return rel
-
-
 def compare_outputs(
     expected: list[FileEntry], got: list[FileEntry], only_expected: bool
 ) -> list[OutputCheck]:
@@ -247,107 +260,49 @@ def compare_outputs(
     return checks
 
 
-@contextlib.contextmanager
-def _umask(mask: str) -> Iterator[None]:
-    old = os.umask(int(mask, 8))
-    try:
-        yield
-    finally:
-        os.umask(old)
-
-
-@dataclass
-class Run:
-    """One run of a tape's command (or of one step) in a sandbox."""
-
-    exit_status: int
-    expected_status: int
-    expected: list[FileEntry]
-    outputs: list[FileEntry]
-    missing_inputs: list[str]
-    tape: Path
-
-
-def run_in_sandbox(
-    tape: Tape,
-    sandbox: Path,
-    env: Mapping[str, str],
-    step: int | None,
-    umask: str,
-    trace: str = "auto",
-    output: Path | None = None,
-    notify: Callable[[str], None] = lambda _: None,
-) -> Run:
-    """Restore the workspace under ``sandbox``, run the command (or step) under ``record``."""
-    m = tape.manifest
-    workspace = sandbox / "workspace"
-    if step is None:
-        entries, expected = m.inputs, m.outputs
-        argv, rel_cwd = m.argv, m.cwd_in_workspace
-        expected_status = shell_status(m.exit_code, m.signal)
-    else:
-        chosen = next(p for p in subtree(m, step) if p.id == step)
-        entries, expected = step_inputs(m, chosen.id), step_outputs(m, chosen.id)
-        argv, rel_cwd = chosen.argv, step_cwd(m, chosen)
-        expected_status = shell_status(chosen.exit_code, chosen.signal)
-    restored = restore(tape, entries, workspace)
-    root = workspace.resolve()
-    for e in expected:  # the step may expect its output directories to exist
-        make_dirs_inside(root, os.path.dirname(e.path))
-    cwd = make_dirs_inside(root, rel_cwd)
-    with _umask(umask):
-        result = record(
-            RecordOptions(
-                argv=tuple(argv),
-                output=output or sandbox / "replay.tape",
-                workspace=workspace,
-                cwd=cwd,
-                trace=trace,
-                env=env,
-                use_tty=False,
-                stacks="none",
-            ),
-            notify,
-        )
-    with open_tape(result.tape) as replayed:
-        outputs = replayed.manifest.outputs
-    return Run(
-        result.exit_status, expected_status, expected, outputs, restored.missing, result.tape
-    )
-
-
 def replay(
     tape: Tape,
     options: ReplayOptions,
     current_env: Mapping[str, str],
     notify: Callable[[str], None] = lambda _: None,
+    started: Callable[[RunStart], None] = lambda _: None,
 ) -> ReplayResult:
     m = tape.manifest
     drift = check_drift(m, current_env)
     env, env_notes = replay_env(m, current_env, options.trust_env, options.pass_env)
+    try:
+        isolation = choose_isolation(options.sandbox, current_env)
+    except SandboxError as exc:
+        raise ReplayError(str(exc)) from exc
     sandbox, temp = make_sandbox(options.workdir, "buildtape-replay-")
     try:
-        run = run_in_sandbox(
-            tape, sandbox, env, options.step, m.environment.umask, options.trace,
-            options.output, notify,
-        )  # fmt: skip
+        try:
+            run = run_in_sandbox(
+                tape, sandbox, env, options.step, m.environment.umask, options.trace,
+                options.output, notify, isolation, started=started, tape_name=options.tape_name,
+                build_stdout=2 if options.build_output_to_stderr else 1,
+            )  # fmt: skip
+        except RunError as exc:
+            raise ReplayError(str(exc)) from exc
         checks = compare_outputs(run.expected, run.outputs, only_expected=options.step is not None)
-        reproduced = all(c.status == "same" for c in checks)
-        first = None
-        cause = None
-        if not reproduced:
-            bad = {c.path for c in checks if c.status != "same"}
-            writers = [p for p in m.processes if bad & set(p.writes)]
-            first = min(writers, key=lambda p: (p.start_s, p.id)) if writers else None
-            if options.step is None:
-                # The same engine as `buildtape diff`, recording against replay.
-                with open_tape(run.tape) as replayed:
+        with open_tape(run.tape) as replayed:
+            findings = judge(tape, replayed, checks, run, drift, isolation)
+            expected = {f.path for f in findings if f.expected}
+            reproduced = all(c.status == "same" or c.path in expected for c in checks)
+            first = None
+            cause = None
+            if not reproduced:
+                bad = {c.path for c in checks if c.status != "same" and c.path not in expected}
+                writers = [p for p in m.processes if bad & set(p.writes)]
+                first = min(writers, key=lambda p: (p.start_s, p.id)) if writers else None
+                if options.step is None:
+                    # The same engine as `buildtape diff`, recording against replay.
                     cause = diff(tape, replayed, DiffOptions()).cause
         return ReplayResult(
             reproduced=reproduced and run.exit_status == run.expected_status,
             sandbox=sandbox,
             drift=drift,
-            env_notes=env_notes,
+            env_notes=env_notes + run.notes,
             checks=checks,
             replay_exit=run.exit_status,
             recorded_exit=run.expected_status,
@@ -355,7 +310,56 @@ def replay(
             replay_tape=run.tape if (options.output or options.keep or not temp) else None,
             missing_inputs=run.missing_inputs,
             diff_cause=cause,
+            findings=findings,
+            isolation=run.isolation,
+            place=run.place,
+            recorded_place=m.workspace,
+            isolation_note=isolation_note(isolation, m.workspace, run.place),
+            step=options.step,
         )
     finally:
         if temp and not options.keep:
             shutil.rmtree(sandbox, ignore_errors=True)
+
+
+def isolation_note(isolation: Isolation, recorded: str, place: str) -> str | None:
+    """The one sentence a replay outside the recorded path owes its reader."""
+    if isolation.kind == "bwrap":
+        return None
+    return (
+        f"{isolation.reason}, so the workspace was restored at {place} instead of {recorded}: "
+        "outputs that embed the build directory (debug info from -g, files CMake or "
+        "configure generate, Go binaries built without -trimpath) may differ for that reason"
+    )
+
+
+def judge(
+    recorded: Tape,
+    replayed: Tape,
+    checks: list[OutputCheck],
+    run: Run,
+    drift: list[Drift],
+    isolation: Isolation,
+    path_varied_on_purpose: bool = False,
+) -> list[Finding]:
+    """A reason for every output that is not the same (see ``replay.verdict``)."""
+    want = {e.path: e for e in run.expected}
+    have = {e.path: e for e in run.outputs}
+    drifted = {d.path: f"{d.recorded} in the tape, {d.here} here" for d in drift}
+    out = []
+    for c in checks:
+        if c.status == "same":
+            continue
+        out.append(
+            explain(
+                c.path,
+                c.status,
+                (recorded, want.get(c.path)),
+                (replayed, have.get(c.path)),
+                recorded.manifest.workspace,
+                run.place,
+                drifted,
+                path_varied_on_purpose,
+            )
+        )
+    return out

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from recorder import trust
-from recorder.model import FileEntry
+from recorder.model import DirEntry, FileEntry, Intermediate
 from recorder.reading import Tape
 from recorder.trust import RestoreLimits
 
@@ -136,3 +136,83 @@ def make_dirs_inside(root: Path, rel: str) -> Path:
         if not here.is_dir():
             raise RestoreError(f"{trust.printable(rel)} is not a directory in {root}")
     return here
+
+
+def _create(root: Path, rel: str) -> int:
+    make_dirs_inside(root, posixpath.dirname(rel))
+    target = _inside(root, rel)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    return os.open(target, flags, 0o600)
+
+
+def restore_placeholders(
+    entries: Iterable[FileEntry], dest: Path, limits: RestoreLimits | None = None
+) -> int:
+    """Files the tape lists without content: the recorded size (sparse), mode and mtime.
+
+    They are the files the build never opened; ``make`` and friends only ``stat`` them.
+    They take no space, but count against the entry limit.
+    """
+    entries = sorted(entries, key=lambda e: e.path)
+    limits = limits or trust.RestoreLimits.from_env(os.environ)
+    trust.check_restore([], len(entries), shutil.disk_usage(dest).free, limits)
+    root = dest.resolve()
+    count = 0
+    for entry in entries:
+        fd = _create(root, entry.path)
+        try:
+            os.ftruncate(fd, max(0, entry.size))
+            os.fchmod(fd, trust.restored_mode(entry.mode))
+        finally:
+            os.close(fd)
+        count += 1
+    return count
+
+
+def restore_intermediates(
+    tape: Tape, entries: Iterable[Intermediate], tmp: Path, limits: RestoreLimits | None = None
+) -> list[str]:
+    """Write intermediates recorded under ``/tmp`` into ``tmp`` (the sandbox's /tmp).
+
+    Returns the paths that could not be placed (not under /tmp, or content not stored).
+    Their bytes are checked against the restore limits first, like the workspace's.
+    """
+    root = tmp.resolve()
+    skipped, placed = [], []
+    for inter in sorted(entries, key=lambda i: i.path):
+        rel = inter.path[len("/tmp/") :] if inter.path.startswith("/tmp/") else None
+        if rel is None or inter.blob is None or not rel or ".." in rel.split("/"):
+            skipped.append(inter.path)
+            continue
+        placed.append((rel, inter))
+    sizes = [(rel, i.size, tape.reader.blob_size(i.blob)) for rel, i in placed if i.blob]
+    limits = limits or trust.RestoreLimits.from_env(os.environ)
+    trust.check_restore(sizes, len(placed), shutil.disk_usage(root).free, limits)
+    for rel, inter in placed:
+        assert inter.blob is not None
+        fd = _create(root, rel)
+        with os.fdopen(fd, "wb") as f:
+            tape.reader.copy_blob(inter.blob, f)
+        os.chmod(root / rel, trust.restored_mode(inter.mode))
+    return skipped
+
+
+def set_mtimes(dest: Path, files: Iterable[FileEntry], dirs: Iterable[DirEntry]) -> int:
+    """Give restored files and directories their recorded mtimes (directories last,
+    deepest first, as writing a file changes its directory's mtime)."""
+    root = dest.resolve()
+    count = 0
+    for entry in files:
+        if entry.mtime_ns is None:
+            continue
+        target = _inside(root, entry.path)
+        if os.path.lexists(target):
+            os.utime(target, ns=(entry.mtime_ns, entry.mtime_ns), follow_symlinks=False)
+            count += 1
+    for d in sorted(dirs, key=lambda d: (-d.path.count("/"), d.path)):
+        target = _inside(root, d.path)
+        if os.path.isdir(target) and not os.path.islink(target):
+            os.chmod(target, trust.restored_mode(d.mode))
+            os.utime(target, ns=(d.mtime_ns, d.mtime_ns))
+            count += 1
+    return count

@@ -11,6 +11,7 @@ halves the set until one variation is left: at most ``ceil(log2 k) + 1`` varied 
 from __future__ import annotations
 
 import math
+import posixpath
 import shutil
 import time
 from collections.abc import Callable, Mapping
@@ -18,14 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from recorder.reading import Tape
-from replay.replay import (
-    ReplayError,
-    Run,
-    compare_outputs,
-    make_sandbox,
-    replay_env,
-    run_in_sandbox,
-)
+from replay.replay import ReplayError, compare_outputs, make_sandbox, replay_env
+from replay.run import Run, RunError, RunStart, run_in_sandbox
+from replay.sandbox import SandboxError, choose_isolation
+from replay.verdict import BOOKKEEPING
 
 # name -> (what the control run uses, what the varied run uses), documented in docs/replay.md
 VARIATIONS: dict[str, tuple[str, str]] = {
@@ -33,7 +30,7 @@ VARIATIONS: dict[str, tuple[str, str]] = {
     "tz": ("TZ=UTC", "TZ=Pacific/Chatham (UTC+12:45)"),
     "locale": ("LC_ALL=C.UTF-8", "LC_ALL=C"),
     "umask": ("the recorded umask", "umask 0002"),
-    "path": ("<sandbox>/control/workspace", "<sandbox>/varied-with-a/much/longer/path/workspace"),
+    "path": ("the recorded path", "/tmp/buildtape-varied-with-a/much/longer/path/<name>"),
     "env-order": ("the recorded order", "reversed"),
     "jobs": ("MAKEFLAGS=-j1", "MAKEFLAGS=-j2"),
 }
@@ -50,6 +47,10 @@ class VaryOptions:
     step: int | None = None
     keep: bool = False
     workdir: Path | None = None
+    # auto | bwrap | directory, as for replay.
+    sandbox: str = "auto"
+    tape_name: str = ""
+    build_output_to_stderr: bool = False
 
 
 @dataclass
@@ -95,36 +96,58 @@ def vary(
     options: VaryOptions,
     current_env: Mapping[str, str],
     notify: Callable[[str], None] = lambda _: None,
+    started: Callable[[RunStart], None] = lambda _: None,
 ) -> VaryResult:
     m = tape.manifest
     base, _ = replay_env(m, current_env)
+    try:
+        isolation = choose_isolation(options.sandbox, current_env)
+    except SandboxError as exc:
+        raise VaryError(str(exc)) from exc
     root, temp = make_sandbox(options.workdir, "buildtape-vary-")
+    controls = 0
 
     def run(applied: set[str]) -> Run:
-        # Every run without the path variation uses the very same directory, so the path
-        # varies only when asked; runs are sequential and keep their outputs in memory.
+        # Every run without the path variation sees the very same workspace path (the
+        # recorded one in a bwrap sandbox), so the path varies only when asked; runs are
+        # sequential and keep their outputs in memory.
+        nonlocal controls
+        place = None
         if "path" in applied:
             sandbox = root / "varied-with-a" / "much" / "longer" / "path"
+            name = m.workspace.rstrip("/").rsplit("/", 1)[-1] or "workspace"
+            place = f"/tmp/buildtape-varied-with-a/much/longer/path/{name}"
         else:
             sandbox = root / "control"
         shutil.rmtree(sandbox, ignore_errors=True)
         umask = "0002" if "umask" in applied else m.environment.umask
-        return run_in_sandbox(
-            tape, sandbox, _env(base, applied), options.step, umask, notify=notify
-        )
+        if applied:
+            label = "varied " + ",".join(sorted(applied))
+        else:
+            controls += 1
+            label = f"control {controls}"
+        try:
+            return run_in_sandbox(
+                tape, sandbox, _env(base, applied), options.step, umask, notify=notify,
+                isolation=isolation, place=place, started=started, variation=label,
+                tape_name=options.tape_name,
+                build_stdout=2 if options.build_output_to_stderr else 1,
+            )  # fmt: skip
+        except RunError as exc:
+            raise VaryError(str(exc)) from exc
 
     def differing(a: Run, b: Run) -> list[str]:
         return sorted(
             c.path for c in compare_outputs(a.outputs, b.outputs, only_expected=False)
-            if c.status != "same"
+            if c.status != "same" and posixpath.basename(c.path) not in BOOKKEEPING
         )  # fmt: skip
 
     try:
-        started = time.monotonic()
+        began = time.monotonic()
         control = run(set())
         noisy = set(differing(control, run(set())))
         if "time" in options.variations:
-            time.sleep(max(0.0, 1.1 - (time.monotonic() - started)))
+            time.sleep(max(0.0, 1.1 - (time.monotonic() - began)))
 
         def varied(names: tuple[str, ...]) -> list[str]:
             diffs = [p for p in differing(control, run(set(names))) if p not in noisy]

@@ -1,14 +1,36 @@
 /*
- * buildtape file-event interposer, loaded into the build with LD_PRELOAD.
+ * buildtape interposer, loaded into the build with LD_PRELOAD: process and file events
+ * without ptrace stops.
  *
- * It wraps libc's open/openat/creat/fopen/rename/unlink families. After a call that
- * succeeded it appends one line to the file named by $BUILDTAPE_FILELOG:
+ * File events. It wraps libc's open/openat/creat/fopen/rename/unlink families. After a
+ * call that succeeded it appends one line to the file named by $BUILDTAPE_FILELOG:
  *
  *     <pid> \t <op> \t <absolute path> [\t <absolute path>] \n
  *
  * with op r (opened for reading), w (for writing), u (read and write), d (deleted) or
- * m (renamed: source, then target). Nothing stops the process, which is why this costs
- * far less than tracing openat with ptrace; strace still sees the process tree.
+ * m (renamed: source, then target).
+ *
+ * Process events, as lines that start with a capital letter (strings escaped: \\ \t \n):
+ *
+ *     E pid ppid t_ns exe cwd envtag argc argv...   this image started (our constructor)
+ *     F pid ppid t_ns                             a fork() child (it may exec later)
+ *     W pid child status t_ns                     a wait call collected child's status
+ *     X pid t_ns file argc argv...                about to exec (Y pid: the exec failed)
+ *     S pid child t_ns file argc argv...          posix_spawn started child
+ *     Q pid t_ns                                  the image is exiting normally
+ *
+ * An X with neither E nor Y after it is an image that never ran our constructor: a
+ * static executable, or one started with a cleaned environment. envtag names a file in
+ * $BUILDTAPE_SAVEDIR/env/ holding that environment (NUL-separated), written once per
+ * distinct environment with O_EXCL, so a build of thousands of processes writes a few.
+ *
+ * Pre-build content. Before a call that would change or remove a file under
+ * $BUILDTAPE_WORKSPACE whose mtime is older than the build ($BUILDTAPE_T0, ns), the
+ * shim keeps the old bytes in $BUILDTAPE_SAVEDIR: a hard link for rename-over and
+ * unlink (the old inode survives; no bytes copied), a copy for an open that writes
+ * (copy_file_range), and logs  P pid name path.  Before a build-written file outside the
+ * workspace is unlinked (gcc's /tmp/cc*.s), it is hard-linked there too: I pid name path.
+ * Nothing stops the process, which is why this costs far less than ptrace.
  *
  * Written to be harmless: no malloc, no stdio, errno preserved, one write(2) per
  * record on an O_APPEND descriptor (so records of parallel processes never interleave),
@@ -20,11 +42,17 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <spawn.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define LOG_FD_MIN 987
@@ -90,6 +118,9 @@ static int clean(const char *p) {
     return strchr(p, '\t') == NULL && strchr(p, '\n') == NULL;
 }
 
+static void emit_save(int dirfd, const char *path, int truncating);
+static void emit_intermediate(int dirfd, const char *path);
+
 static void emit(char op, int dirfd1, const char *p1, int dirfd2, const char *p2) {
     int saved = errno;
     char a[PATH_MAX], b[PATH_MAX], line[2 * PATH_MAX + 64];
@@ -143,13 +174,20 @@ static mode_t mode_arg(int flags, va_list ap) {
     return (flags & (O_CREAT | O_TMPFILE)) ? (mode_t)va_arg(ap, int) : 0;
 }
 
+static int writes(int flags) {
+    int acc = flags & O_ACCMODE;
+    return acc == O_WRONLY || acc == O_RDWR || (flags & O_TRUNC);
+}
+
 #define WRAP_OPEN(name)                                                          \
     int name(const char *path, int flags, ...) {                                 \
         va_list ap;                                                              \
         va_start(ap, flags);                                                     \
         mode_t mode = mode_arg(flags, ap);                                       \
         va_end(ap);                                                              \
-        REAL(name);                             \
+        REAL(name);                                                              \
+        if (writes(flags))                                                       \
+            emit_save(AT_FDCWD, path, 1);                                        \
         int fd = real_##name(path, flags, mode);                                 \
         char op = open_op(flags);                                                \
         if (fd >= 0 && op && !(flags & O_TMPFILE))                               \
@@ -163,7 +201,9 @@ static mode_t mode_arg(int flags, va_list ap) {
         va_start(ap, flags);                                                     \
         mode_t mode = mode_arg(flags, ap);                                       \
         va_end(ap);                                                              \
-        REAL(name);                        \
+        REAL(name);                                                              \
+        if (writes(flags))                                                       \
+            emit_save(dirfd, path, 1);                                           \
         int fd = real_##name(dirfd, path, flags, mode);                          \
         char op = open_op(flags);                                                \
         if (fd >= 0 && op && !(flags & O_TMPFILE))                               \
@@ -174,7 +214,9 @@ static mode_t mode_arg(int flags, va_list ap) {
 /* The _FORTIFY_SOURCE entry points that compilers emit for open(2) calls. */
 #define WRAP_OPEN_2(name)                                                        \
     int name(const char *path, int flags) {                                      \
-        REAL(name);                                  \
+        REAL(name);                                                              \
+        if (writes(flags))                                                       \
+            emit_save(AT_FDCWD, path, 1);                                        \
         int fd = real_##name(path, flags);                                       \
         char op = open_op(flags);                                                \
         if (fd >= 0 && op)                                                       \
@@ -184,7 +226,9 @@ static mode_t mode_arg(int flags, va_list ap) {
 
 #define WRAP_OPENAT_2(name)                                                      \
     int name(int dirfd, const char *path, int flags) {                           \
-        REAL(name);                             \
+        REAL(name);                                                              \
+        if (writes(flags))                                                       \
+            emit_save(dirfd, path, 1);                                           \
         int fd = real_##name(dirfd, path, flags);                                \
         char op = open_op(flags);                                                \
         if (fd >= 0 && op)                                                       \
@@ -203,7 +247,8 @@ WRAP_OPENAT_2(__openat64_2)
 
 #define WRAP_CREAT(name)                                                         \
     int name(const char *path, mode_t mode) {                                    \
-        REAL(name);                               \
+        REAL(name);                                                              \
+        emit_save(AT_FDCWD, path, 1);                                            \
         int fd = real_##name(path, mode);                                        \
         if (fd >= 0)                                                             \
             emit('w', AT_FDCWD, path, 0, NULL);                                  \
@@ -215,7 +260,9 @@ WRAP_CREAT(creat64)
 
 #define WRAP_FOPEN(name)                                                         \
     FILE *name(const char *path, const char *mode) {                             \
-        REAL(name);                       \
+        REAL(name);                                                              \
+        if (mode && (mode[0] == 'w' || mode[0] == 'a' || strchr(mode, '+')))     \
+            emit_save(AT_FDCWD, path, 1);                                        \
         FILE *f = real_##name(path, mode);                                       \
         if (f)                                                                   \
             emit(fopen_op(mode), AT_FDCWD, path, 0, NULL);                       \
@@ -227,6 +274,8 @@ WRAP_FOPEN(fopen64)
 
 int rename(const char *from, const char *to) {
     REAL(rename);
+    emit_save(AT_FDCWD, from, 0);
+    emit_save(AT_FDCWD, to, 0);
     int rc = real_rename(from, to);
     if (rc == 0)
         emit('m', AT_FDCWD, from, AT_FDCWD, to);
@@ -235,6 +284,8 @@ int rename(const char *from, const char *to) {
 
 int renameat(int fromfd, const char *from, int tofd, const char *to) {
     REAL(renameat);
+    emit_save(fromfd, from, 0);
+    emit_save(tofd, to, 0);
     int rc = real_renameat(fromfd, from, tofd, to);
     if (rc == 0)
         emit('m', fromfd, from, tofd, to);
@@ -243,6 +294,8 @@ int renameat(int fromfd, const char *from, int tofd, const char *to) {
 
 int renameat2(int fromfd, const char *from, int tofd, const char *to, unsigned int flags) {
     REAL(renameat2);
+    emit_save(fromfd, from, 0);
+    emit_save(tofd, to, 0);
     int rc = real_renameat2(fromfd, from, tofd, to, flags);
     if (rc == 0)
         emit('m', fromfd, from, tofd, to);
@@ -251,6 +304,8 @@ int renameat2(int fromfd, const char *from, int tofd, const char *to, unsigned i
 
 int unlink(const char *path) {
     REAL(unlink);
+    emit_save(AT_FDCWD, path, 0);
+    emit_intermediate(AT_FDCWD, path);
     int rc = real_unlink(path);
     if (rc == 0)
         emit('d', AT_FDCWD, path, 0, NULL);
@@ -259,8 +314,480 @@ int unlink(const char *path) {
 
 int unlinkat(int dirfd, const char *path, int flags) {
     REAL(unlinkat);
+    if (!(flags & AT_REMOVEDIR)) {
+        emit_save(dirfd, path, 0);
+        emit_intermediate(dirfd, path);
+    }
     int rc = real_unlinkat(dirfd, path, flags);
     if (rc == 0 && !(flags & AT_REMOVEDIR))
         emit('d', dirfd, path, 0, NULL);
     return rc;
+}
+
+int truncate(const char *path, off_t length) {
+    REAL(truncate);
+    emit_save(AT_FDCWD, path, 1);
+    return real_truncate(path, length);
+}
+
+int truncate64(const char *path, off64_t length) {
+    REAL(truncate64);
+    emit_save(AT_FDCWD, path, 1);
+    return real_truncate64(path, length);
+}
+
+/* ---- process events ------------------------------------------------------------ */
+
+static long long now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static size_t put_esc(char *out, const char *s) {
+    size_t n = 0;
+    for (; *s; s++) {
+        if (*s == '\\' || *s == '\t' || *s == '\n') {
+            out[n++] = '\\';
+            out[n++] = *s == '\t' ? 't' : *s == '\n' ? 'n' : '\\';
+        } else {
+            out[n++] = *s;
+        }
+    }
+    return n;
+}
+
+/* One record: head, then each string and argv escaped, tab-separated, in one write(2). */
+static void emit_proc(const char *head, const char *const strs[], int nstrs, char *const argv[]) {
+    int saved = errno;
+    int fd = log_open();
+    if (fd < 0)
+        goto out;
+    size_t need = strlen(head) + 64;
+    for (int i = 0; i < nstrs; i++)
+        need += 2 * strlen(strs[i] ? strs[i] : "") + 1;
+    int argc = 0;
+    if (argv)
+        for (; argv[argc]; argc++)
+            need += 2 * strlen(argv[argc]) + 1;
+    char stackbuf[8192];
+    char *buf = stackbuf;
+    int mapped = 0;
+    if (need > sizeof stackbuf) {
+        void *m = mmap(NULL, need, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED)
+            goto out;
+        buf = m;
+        mapped = 1;
+    }
+    size_t n = strlen(head);
+    memcpy(buf, head, n);
+    for (int i = 0; i < nstrs; i++) {
+        buf[n++] = '\t';
+        n += put_esc(buf + n, strs[i] ? strs[i] : "");
+    }
+    if (argv) {
+        n += (size_t)snprintf(buf + n, 24, "\t%d", argc);
+        for (int i = 0; i < argc; i++) {
+            buf[n++] = '\t';
+            n += put_esc(buf + n, argv[i]);
+        }
+    }
+    buf[n++] = '\n';
+    ssize_t w = write(fd, buf, n);
+    (void)w;
+    if (mapped)
+        munmap(buf, need);
+out:
+    errno = saved;
+}
+
+static uint64_t fnv(const char *s, uint64_t h) {
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+#define FNV_START 1469598103934665603ULL
+
+typedef int (*open_fn)(const char *, int, ...);
+
+static open_fn real_open_fn(void) {
+    static open_fn fn;
+    if (!fn)
+        fn = (open_fn)dlsym(RTLD_NEXT, "open");
+    return fn;
+}
+
+/* The environment, once per distinct environment: the recorder diffs them per process. */
+static void write_env(const char *tag, char **envp) {
+    const char *dir = getenv("BUILDTAPE_SAVEDIR");
+    char path[PATH_MAX];
+    if (!dir || !envp || (size_t)snprintf(path, sizeof path, "%s/env/%s", dir, tag) >= sizeof path)
+        return;
+    int fd = real_open_fn()(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return;
+    char buf[16384];
+    size_t n = 0;
+    for (char **e = envp; *e; e++) {
+        size_t len = strlen(*e) + 1;
+        if (n + len > sizeof buf) {
+            ssize_t w = write(fd, buf, n);
+            (void)w;
+            n = 0;
+        }
+        if (len > sizeof buf) {
+            ssize_t w = write(fd, *e, len);
+            (void)w;
+            continue;
+        }
+        memcpy(buf + n, *e, len);
+        n += len;
+    }
+    if (n) {
+        ssize_t w = write(fd, buf, n);
+        (void)w;
+    }
+    close(fd);
+}
+
+/* glibc passes argc, argv and envp to the constructors of every loaded object. */
+__attribute__((constructor)) static void bt_started(int argc, char **argv, char **envp) {
+    (void)argc;
+    if (!getenv("BUILDTAPE_FILELOG"))
+        return;
+    int saved = errno;
+    char exe[PATH_MAX], cwd[PATH_MAX], tag[20], head[96];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    exe[n > 0 ? n : 0] = '\0';
+    if (!getcwd(cwd, sizeof cwd))
+        cwd[0] = '\0';
+    uint64_t h = FNV_START;
+    for (char **e = envp; e && *e; e++)
+        h = fnv("\n", fnv(*e, h));
+    snprintf(tag, sizeof tag, "%016llx", (unsigned long long)h);
+    write_env(tag, envp);
+    snprintf(head, sizeof head, "E\t%d\t%d\t%lld", (int)getpid(), (int)getppid(), now_ns());
+    const char *strs[] = {exe, cwd, tag};
+    emit_proc(head, strs, 3, argv);
+    errno = saved;
+}
+
+__attribute__((destructor)) static void bt_exiting(void) {
+    if (!getenv("BUILDTAPE_FILELOG"))
+        return;
+    char head[64];
+    snprintf(head, sizeof head, "Q\t%d\t%lld", (int)getpid(), now_ns());
+    emit_proc(head, NULL, 0, NULL);
+}
+
+pid_t fork(void) {
+    REAL(fork);
+    /* Taken before the fork: a parent that exits at once leaves getppid() to the reaper. */
+    pid_t parent = getpid();
+    pid_t pid = real_fork();
+    if (pid == 0) {
+        char head[96];
+        snprintf(head, sizeof head, "F\t%d\t%d\t%lld", (int)getpid(), (int)parent, now_ns());
+        emit_proc(head, NULL, 0, NULL);
+    }
+    return pid;
+}
+
+static void collected(pid_t child, int status) {
+    if (child <= 0 || !(WIFEXITED(status) || WIFSIGNALED(status)))
+        return;
+    char head[96];
+    snprintf(head, sizeof head, "W\t%d\t%d\t%d\t%lld", (int)getpid(), (int)child, status, now_ns());
+    emit_proc(head, NULL, 0, NULL);
+}
+
+pid_t wait(int *wstatus) {
+    REAL(wait);
+    int st = 0;
+    pid_t r = real_wait(&st);
+    if (r > 0) {
+        collected(r, st);
+        if (wstatus)
+            *wstatus = st;
+    }
+    return r;
+}
+
+pid_t waitpid(pid_t pid, int *wstatus, int options) {
+    REAL(waitpid);
+    int st = 0;
+    pid_t r = real_waitpid(pid, &st, options);
+    if (r > 0) {
+        collected(r, st);
+        if (wstatus)
+            *wstatus = st;
+    }
+    return r;
+}
+
+pid_t wait3(int *wstatus, int options, struct rusage *usage) {
+    REAL(wait3);
+    int st = 0;
+    pid_t r = real_wait3(&st, options, usage);
+    if (r > 0) {
+        collected(r, st);
+        if (wstatus)
+            *wstatus = st;
+    }
+    return r;
+}
+
+pid_t wait4(pid_t pid, int *wstatus, int options, struct rusage *usage) {
+    REAL(wait4);
+    int st = 0;
+    pid_t r = real_wait4(pid, &st, options, usage);
+    if (r > 0) {
+        collected(r, st);
+        if (wstatus)
+            *wstatus = st;
+    }
+    return r;
+}
+
+int waitid(idtype_t idtype, id_t id, siginfo_t *info, int options) {
+    REAL(waitid);
+    int rc = real_waitid(idtype, id, info, options);
+    if (rc == 0 && info && info->si_pid > 0 && !(options & WNOWAIT)) {
+        if (info->si_code == CLD_EXITED)
+            collected(info->si_pid, (info->si_status & 0xff) << 8);
+        else if (info->si_code == CLD_KILLED || info->si_code == CLD_DUMPED)
+            collected(info->si_pid, (info->si_status & 0x7f) | (info->si_code == CLD_DUMPED ? 0x80 : 0));
+    }
+    return rc;
+}
+
+static void exec_attempt(const char *file, char *const argv[]) {
+    char head[96];
+    snprintf(head, sizeof head, "X\t%d\t%lld", (int)getpid(), now_ns());
+    const char *strs[] = {file};
+    emit_proc(head, strs, 1, argv);
+}
+
+static void exec_failed(void) {
+    char head[32];
+    snprintf(head, sizeof head, "Y\t%d", (int)getpid());
+    emit_proc(head, NULL, 0, NULL);
+}
+
+int execve(const char *path, char *const argv[], char *const envp[]) {
+    REAL(execve);
+    exec_attempt(path, argv);
+    int rc = real_execve(path, argv, envp);
+    exec_failed();
+    return rc;
+}
+
+int execv(const char *path, char *const argv[]) {
+    REAL(execv);
+    exec_attempt(path, argv);
+    int rc = real_execv(path, argv);
+    exec_failed();
+    return rc;
+}
+
+int execvp(const char *file, char *const argv[]) {
+    REAL(execvp);
+    exec_attempt(file, argv);
+    int rc = real_execvp(file, argv);
+    exec_failed();
+    return rc;
+}
+
+int execvpe(const char *file, char *const argv[], char *const envp[]) {
+    REAL(execvpe);
+    exec_attempt(file, argv);
+    int rc = real_execvpe(file, argv, envp);
+    exec_failed();
+    return rc;
+}
+
+/* The execl family: collect the variadic arguments, then take the execv path. */
+#define COLLECT_ARGS(first, extra)                                                     \
+    va_list ap;                                                                        \
+    int n = 1;                                                                         \
+    va_start(ap, first);                                                               \
+    while (va_arg(ap, char *))                                                         \
+        n++;                                                                           \
+    va_end(ap);                                                                        \
+    char *args[n + 1];                                                                 \
+    args[0] = (char *)first;                                                           \
+    va_start(ap, first);                                                               \
+    for (int i = 1; i <= n; i++)                                                       \
+        args[i] = va_arg(ap, char *);                                                  \
+    extra;                                                                             \
+    va_end(ap)
+
+int execl(const char *path, const char *arg, ...) {
+    COLLECT_ARGS(arg, (void)0);
+    return execv(path, args);
+}
+
+int execlp(const char *file, const char *arg, ...) {
+    COLLECT_ARGS(arg, (void)0);
+    return execvp(file, args);
+}
+
+int execle(const char *path, const char *arg, ...) {
+    char **envp;
+    COLLECT_ARGS(arg, envp = va_arg(ap, char **));
+    return execve(path, args, envp);
+}
+
+static void spawned(pid_t child, const char *file, char *const argv[]) {
+    char head[96];
+    snprintf(head, sizeof head, "S\t%d\t%d\t%lld", (int)getpid(), (int)child, now_ns());
+    const char *strs[] = {file};
+    emit_proc(head, strs, 1, argv);
+}
+
+int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *actions,
+                const posix_spawnattr_t *attr, char *const argv[], char *const envp[]) {
+    REAL(posix_spawn);
+    pid_t child = 0;
+    int rc = real_posix_spawn(&child, path, actions, attr, argv, envp);
+    if (rc == 0) {
+        spawned(child, path, argv);
+        if (pid)
+            *pid = child;
+    }
+    return rc;
+}
+
+int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *actions,
+                 const posix_spawnattr_t *attr, char *const argv[], char *const envp[]) {
+    REAL(posix_spawnp);
+    pid_t child = 0;
+    int rc = real_posix_spawnp(&child, file, actions, attr, argv, envp);
+    if (rc == 0) {
+        spawned(child, file, argv);
+        if (pid)
+            *pid = child;
+    }
+    return rc;
+}
+
+/* ---- pre-build content and intermediates ---------------------------------------- */
+
+static int under(const char *path, const char *root) {
+    size_t n = strlen(root);
+    return strncmp(path, root, n) == 0 && (path[n] == '/' || path[n] == '\0');
+}
+
+static long long mtime_ns(const struct stat *st) {
+    return (long long)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec;
+}
+
+/* Keep ``src``'s bytes under ``dst``: a hard link when the caller will replace or remove
+ * the name (the old inode survives), else a copy. Returns 0 when kept. */
+static int keep(const char *src, const char *dst, int copy, const struct stat *st) {
+    if (!copy) {
+        if (link(src, dst) == 0)
+            return 0;
+        if (errno == EEXIST)
+            return -1;
+    }
+    int in = real_open_fn()(src, O_RDONLY | O_CLOEXEC);
+    if (in < 0)
+        return -1;
+    int out = real_open_fn()(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (out < 0) {
+        close(in);
+        return -1;
+    }
+    int ok = 1;
+    for (;;) {
+        ssize_t n = copy_file_range(in, NULL, out, NULL, 1 << 30, 0);
+        if (n > 0)
+            continue;
+        if (n == 0)
+            break;
+        /* No copy_file_range between these files: plain reads and writes. */
+        char buf[65536];
+        ssize_t r;
+        while ((r = read(in, buf, sizeof buf)) > 0)
+            if (write(out, buf, (size_t)r) != r) {
+                ok = 0;
+                break;
+            }
+        if (r < 0)
+            ok = 0;
+        break;
+    }
+    struct timespec times[2] = {st->st_atim, st->st_mtim};
+    futimens(out, times);
+    close(in);
+    close(out);
+    if (!ok) {
+        unlink(dst);
+        return -1;
+    }
+    return 0;
+}
+
+struct saving {
+    const char *workspace, *dir;
+    long long t0;
+};
+
+static int saving(struct saving *sv) {
+    const char *t0 = getenv("BUILDTAPE_T0");
+    sv->workspace = getenv("BUILDTAPE_WORKSPACE");
+    sv->dir = getenv("BUILDTAPE_SAVEDIR");
+    if (!t0 || !sv->workspace || !sv->dir)
+        return 0;
+    sv->t0 = atoll(t0);
+    return 1;
+}
+
+static void emit_save(int dirfd, const char *path, int truncating) {
+    int saved = errno;
+    struct saving sv;
+    char a[PATH_MAX], name[40], target[PATH_MAX], head[48];
+    struct stat st;
+    if (!saving(&sv) || absolute(dirfd, path, a, sizeof a) != 0 || !clean(a) ||
+        !under(a, sv.workspace) || lstat(a, &st) != 0 || !S_ISREG(st.st_mode) ||
+        mtime_ns(&st) >= sv.t0)
+        goto out; /* not a workspace file as it was before the build */
+    snprintf(name, sizeof name, "p%016llx", (unsigned long long)fnv(a, FNV_START));
+    if ((size_t)snprintf(target, sizeof target, "%s/%s", sv.dir, name) >= sizeof target)
+        goto out;
+    if (keep(a, target, truncating, &st) == 0) {
+        snprintf(head, sizeof head, "P\t%d", (int)getpid());
+        const char *strs[] = {name, a};
+        emit_proc(head, strs, 2, NULL);
+    }
+out:
+    errno = saved;
+}
+
+static void emit_intermediate(int dirfd, const char *path) {
+    int saved = errno;
+    static unsigned counter;
+    struct saving sv;
+    char a[PATH_MAX], name[64], target[PATH_MAX], head[48];
+    struct stat st;
+    if (!saving(&sv) || absolute(dirfd, path, a, sizeof a) != 0 || !clean(a) || skipped(a) ||
+        under(a, sv.workspace) || under(a, sv.dir) || lstat(a, &st) != 0 ||
+        !S_ISREG(st.st_mode) || mtime_ns(&st) < sv.t0 || st.st_size > (64 << 20))
+        goto out; /* not a file this build wrote outside the workspace */
+    snprintf(name, sizeof name, "i%016llx-%d-%u", (unsigned long long)fnv(a, FNV_START),
+             (int)getpid(), counter++);
+    if ((size_t)snprintf(target, sizeof target, "%s/%s", sv.dir, name) >= sizeof target)
+        goto out;
+    if (keep(a, target, 0, &st) == 0) {
+        snprintf(head, sizeof head, "I\t%d", (int)getpid());
+        const char *strs[] = {name, a};
+        emit_proc(head, strs, 2, NULL);
+    }
+out:
+    errno = saved;
 }

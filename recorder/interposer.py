@@ -1,0 +1,309 @@
+"""Process and file events from the LD_PRELOAD interposer (``shim/btshim.c``), no ptrace.
+
+The shim appends one line per event to a log that this module tails while the build
+runs (see the shim's header for the record kinds). What the records cannot show is
+said, not guessed: an exec attempt that no constructor record follows is an image the
+shim never ran in — a static executable, checked here by its ELF header — and the
+tape marks it ``static``, with the remedy (``--trace strace``) in a warning.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from recorder.strace_parser import TracedProcess
+from recorder.tail import LineTail
+
+# Variables the recorder adds for the shim; a process's recorded environment leaves them out.
+SHIM_VARS = (
+    "BUILDTAPE_FILELOG",
+    "BUILDTAPE_SAVEDIR",
+    "BUILDTAPE_WORKSPACE",
+    "BUILDTAPE_T0",
+)
+
+
+def _unescape(text: str) -> str:
+    if "\\" not in text:
+        return text
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if c == "\\" and i + 1 < len(text):
+            nxt = text[i + 1]
+            out.append("\t" if nxt == "t" else "\n" if nxt == "n" else nxt)
+            i += 2
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def is_static_elf(path: str) -> bool:
+    """Whether ``path`` is an ELF executable without a program interpreter (``PT_INTERP``)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+            if len(head) < 64 or head[:4] != b"\x7fELF":
+                return False
+            order: Literal["little", "big"] = "little" if head[5] == 1 else "big"
+            if head[4] == 2:  # 64-bit
+                phoff = int.from_bytes(head[32:40], order)
+                phentsize = int.from_bytes(head[54:56], order)
+                phnum = int.from_bytes(head[56:58], order)
+            else:
+                phoff = int.from_bytes(head[28:32], order)
+                phentsize = int.from_bytes(head[42:44], order)
+                phnum = int.from_bytes(head[44:46], order)
+            if not 0 < phnum <= 256 or phentsize < 4:
+                return False
+            f.seek(phoff)
+            table = f.read(phentsize * phnum)
+    except OSError:
+        return False
+    for i in range(phnum):
+        p_type = int.from_bytes(table[i * phentsize : i * phentsize + 4], order)
+        if p_type == 3:  # PT_INTERP
+            return False
+    return True
+
+
+@dataclass
+class _Pending:
+    """An exec or spawn the shim saw being attempted, not yet followed by its image."""
+
+    t: float
+    file: str
+    argv: list[str]
+
+
+@dataclass
+class InterposerRecords:
+    """What the log held, once the build is over."""
+
+    processes: dict[int, TracedProcess]
+    # pid -> the tag of the environment its (last) image started with.
+    env_tags: dict[int, str]
+    # Pids whose last image never ran the shim, with the executable's resolved path.
+    unobserved: dict[int, str]
+    # Absolute workspace path -> name of its pre-build copy in the save directory.
+    saves: dict[str, str]
+    # (absolute path, save name, pid that deleted it), in log order.
+    intermediates: list[tuple[str, str, int]] = field(default_factory=list)
+    # pids that ended without anyone collecting their status (reaped by the recorder).
+    reaped: dict[int, tuple[int, float]] = field(default_factory=dict)
+
+
+class InterposerLog:
+    """Tails the shim's log, turning each record into process-tree and file facts."""
+
+    def __init__(self, path: Path) -> None:
+        self._tail = LineTail(path, errors="surrogateescape")
+        self.processes: dict[int, TracedProcess] = {}
+        self.env_tags: dict[int, str] = {}
+        self.saves: dict[str, str] = {}
+        self.intermediates: list[tuple[str, str, int]] = []
+        self._pending: dict[int, _Pending] = {}
+        self._exited: dict[int, float] = {}
+        self.execs: list[tuple[int, str]] = []
+        self._closed = False
+        # pid -> the name its image was executed as (``cc``, ``./configure``), when seen.
+        self._run_as: dict[int, str] = {}
+
+    def tick(self) -> None:
+        for line in self._tail.lines():
+            self.feed(line)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for line in self._tail.close():
+            self.feed(line)
+
+    def _proc(self, pid: int, ppid: int | None, t: float, cwd: str | None) -> TracedProcess:
+        proc = self.processes.get(pid)
+        if proc is None:
+            parent = self.processes.get(ppid) if ppid is not None else None
+            inherited = cwd or (parent.exec_cwd or parent.cwd if parent else "") or ""
+            proc = TracedProcess(pid=pid, parent_pid=ppid, start=t, cwd=inherited)
+            self.processes[pid] = proc
+        return proc
+
+    def feed(self, line: str) -> None:
+        parts = line.split("\t")
+        kind = parts[0]
+        try:
+            if kind.isdigit():
+                self._file(int(kind), parts)
+            elif kind == "E" and len(parts) >= 8:
+                pid, ppid, t = int(parts[1]), int(parts[2]), int(parts[3]) / 1e9
+                exe, cwd, tag = _unescape(parts[4]), _unescape(parts[5]), parts[6]
+                argv = [_unescape(a) for a in parts[8 : 8 + int(parts[7])]]
+                proc = self._proc(pid, ppid, t, cwd)
+                if proc.parent_pid is None:  # first seen by its exec attempt (a vfork child)
+                    proc.parent_pid = ppid
+                proc.argv, proc.exe, proc.exec_cwd, proc.cwd = argv, exe, cwd, cwd
+                self.env_tags[pid] = tag
+                attempt = self._pending.pop(pid, None)
+                if attempt is not None:
+                    self._run_as[pid] = attempt.file
+                else:
+                    self._run_as.pop(pid, None)
+                self.execs.append((pid, exe))
+            elif kind == "F" and len(parts) >= 4:
+                self._proc(int(parts[1]), int(parts[2]), int(parts[3]) / 1e9, None)
+            elif kind == "W" and len(parts) >= 5:
+                self._collected(int(parts[2]), int(parts[3]), int(parts[4]) / 1e9)
+            elif kind == "Q" and len(parts) >= 3:
+                self._exited.setdefault(int(parts[1]), int(parts[2]) / 1e9)
+            elif kind == "X" and len(parts) >= 5:
+                pid, t = int(parts[1]), int(parts[2]) / 1e9
+                argv = [_unescape(a) for a in parts[5 : 5 + int(parts[4])]]
+                self._proc(pid, None, t, None)
+                self._pending[pid] = _Pending(t, _unescape(parts[3]), argv)
+            elif kind == "Y" and len(parts) >= 2:
+                self._pending.pop(int(parts[1]), None)
+            elif kind == "S" and len(parts) >= 6:
+                parent, child, t = int(parts[1]), int(parts[2]), int(parts[3]) / 1e9
+                argv = [_unescape(a) for a in parts[6 : 6 + int(parts[5])]]
+                proc = self._proc(child, parent, t, None)
+                if proc.argv is None:
+                    self._pending[child] = _Pending(t, _unescape(parts[4]), argv)
+            elif kind == "P" and len(parts) >= 4:
+                self.saves.setdefault(os.path.normpath(_unescape(parts[3])), parts[2])
+            elif kind == "I" and len(parts) >= 4:
+                path = os.path.normpath(_unescape(parts[3]))
+                self.intermediates.append((path, parts[2], int(parts[1])))
+        except (ValueError, IndexError):
+            return  # a torn or foreign line costs one detail, never the recording
+
+    def _file(self, pid: int, parts: list[str]) -> None:
+        if len(parts) < 3:
+            return
+        proc = self.processes.get(pid)
+        if proc is None:
+            proc = self._proc(pid, None, 0.0, None)
+        t = proc.start
+        op, path = parts[1], os.path.normpath(parts[2])
+        if op in ("r", "u"):
+            proc.reads.setdefault(path, t)
+        if op in ("w", "u"):
+            proc.writes.setdefault(path, t)
+        if op == "d":
+            proc.deleted.setdefault(path, t)
+        if op == "m" and len(parts) > 3:
+            proc.deleted.setdefault(path, t)
+            proc.writes.setdefault(os.path.normpath(parts[3]), t)
+
+    def _collected(self, pid: int, status: int, t: float) -> None:
+        proc = self.processes.get(pid)
+        if proc is None:
+            return
+        exit_code, sig = decode_status(status)
+        proc.exit_code, proc.signal = exit_code, sig
+        if proc.end is None:
+            proc.end = t
+
+    def drain_execs(self) -> list[tuple[int, str]]:
+        execs, self.execs = self.execs, []
+        return execs
+
+    def finish(
+        self, path_of: Callable[[int], str | None], reaped: Mapping[int, tuple[int, float]]
+    ) -> InterposerRecords:
+        """Settle what the log could not say on its own.
+
+        ``path_of`` gives a pid's PATH (to resolve an unobserved ``execvp``); ``reaped``
+        holds the statuses the recorder collected as the build's subreaper.
+        """
+        self.close()
+        for pid, t in self._exited.items():
+            proc = self.processes.get(pid)
+            if proc is not None and (proc.end is None or t < proc.end):
+                proc.end = t
+        for pid, (status, t) in reaped.items():
+            proc = self.processes.get(pid)
+            if proc is not None and proc.exit_code is None and proc.signal is None:
+                proc.exit_code, proc.signal = decode_status(status)
+                if proc.end is None:
+                    proc.end = t
+        for pid, file in self._run_as.items():
+            # The name it was run as (/usr/bin/cc), not the file it resolved to
+            # (x86_64-linux-gnu-gcc-12): tools answer --version by the name they are called.
+            proc = self.processes[pid]
+            found = _resolve(file, proc.exec_cwd or proc.cwd, path_of(pid))
+            if found.startswith("/") and os.path.exists(found):
+                proc.exe = found
+        unobserved: dict[int, str] = {}
+        for pid, pending in self._pending.items():
+            proc = self.processes[pid]
+            exe = _resolve(pending.file, proc.exec_cwd or proc.cwd, path_of(pid))
+            proc.argv, proc.exe = pending.argv, exe
+            unobserved[pid] = exe
+        return InterposerRecords(
+            self.processes,
+            self.env_tags,
+            unobserved,
+            self.saves,
+            self.intermediates,
+            dict(reaped),
+        )
+
+
+def decode_status(status: int) -> tuple[int | None, str | None]:
+    """A wait status as (exit code, signal name)."""
+    if os.WIFSIGNALED(status):
+        num = os.WTERMSIG(status)
+        try:
+            import signal
+
+            return None, signal.Signals(num).name
+        except ValueError:
+            return None, f"SIG{num}"
+    if os.WIFEXITED(status):
+        return os.WEXITSTATUS(status), None
+    return None, None
+
+
+def _resolve(file: str, cwd: str, path: str | None) -> str:
+    if "/" in file:
+        return os.path.normpath(os.path.join(cwd, file))
+    found = shutil.which(file, path=path if path is not None else os.defpath)
+    return found or file
+
+
+def read_environment(save_dir: Path, tag: str, shim: str | None) -> dict[str, str] | None:
+    """The environment the shim saved under ``tag``, without the recorder's own variables."""
+    try:
+        raw = (save_dir / "env" / tag).read_bytes()
+    except OSError:
+        return None
+    env: dict[str, str] = {}
+    for item in raw.split(b"\0"):
+        name, sep, value = item.decode("utf-8", "surrogateescape").partition("=")
+        if sep and name:
+            env[name] = value
+    for var in SHIM_VARS:
+        env.pop(var, None)
+    preload = env.get("LD_PRELOAD")
+    if preload is not None and shim is not None:
+        kept = [p for p in preload.split() if p != shim]
+        if kept:
+            env["LD_PRELOAD"] = " ".join(kept)
+        else:
+            del env["LD_PRELOAD"]
+    return env
+
+
+def env_delta(parent: Mapping[str, str], child: Mapping[str, str]) -> dict[str, str | None]:
+    """What ``child`` sets or unsets relative to ``parent`` (None: unset)."""
+    delta: dict[str, str | None] = {k: v for k, v in child.items() if parent.get(k) != v}
+    delta.update({k: None for k in parent if k not in child})
+    return dict(sorted(delta.items()))

@@ -1,0 +1,354 @@
+"""Causality: which matched steps changed on their own, which only because of an upstream
+step, which are nondeterministic — and the likely cause, in words a user acts on.
+
+A step is *changed* when one of its own inputs differs other than through an upstream
+step: argv, cwd or environment when its parent is the same, the executable it ran, a
+workspace file as it was before the build, an external file. It is *downstream* when it
+differs only through upstream outputs (or a parent that changed, which hands it argv and
+environment), and *nondeterministic* only when all of that is equal and its outputs or
+exit status still differ.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import shlex
+from dataclasses import dataclass, field
+
+from recorder.model import Tool
+from replay.steps import Graph, Matching, Node
+
+# Variables that builds are known to read; a change elsewhere is only named when
+# nothing else explains the difference.
+_BUILD_VARS = re.compile(
+    r"^(LC_\w+|LANG|LANGUAGE|TZ|SOURCE_DATE_EPOCH|CC|CXX|CPP|FC|AR|AS|LD|NM|RANLIB|STRIP"
+    r"|\w*FLAGS|LDLIBS|LIBS|PATH|LD_LIBRARY_PATH|LIBRARY_PATH|CPATH|C_INCLUDE_PATH"
+    r"|CPLUS_INCLUDE_PATH|PKG_CONFIG\w*|PYTHON\w*|PIP_\w+|GO\w*|CGO_\w+|CARGO\w*|RUST\w*"
+    r"|JAVA\w*|CMAKE_\w+|CCACHE_\w+|DEB_\w+|MAKEFLAGS|DESTDIR|PREFIX|OPT|DEBUG|NDEBUG|V|VERBOSE)$"
+)
+_NOT_FOUND = re.compile(
+    r"(?:^|[\s:])([\w.+-]+): (?:command )?not found\b|([\w.+/-]+): No such file or directory"
+)
+_VERSION = re.compile(r"\d+\.\d+(?:\.\d+)*")
+
+# Order of a step's own changes in the likely-cause line (most actionable first).
+_RANK = {
+    "file": 0,
+    "command": 1,
+    "missing_tool": 2,
+    "tool": 3,
+    "env": 4,
+    "external": 5,
+    "flags": 6,
+    "cwd": 7,
+    "read": 8,
+    "weak_env": 9,
+}
+
+
+@dataclass(frozen=True)
+class Change:
+    """One own input of a step that differs, in words."""
+
+    kind: str  # a key of _RANK
+    key: str  # the same change seen by several steps has one key
+    text: str
+    tokens: tuple[str, ...] = ()  # env: words of the values, to find them in argv
+
+
+@dataclass
+class Finding:
+    a: Node
+    b: Node
+    role: str  # cause | changed | downstream | nondeterministic
+    own: list[Change]
+    upstream: list[str]
+    changed_outputs: list[str]
+    argv_diff: list[str]
+    flags: str | None  # the argv change in words, also when it came from upstream
+
+
+@dataclass
+class Causes:
+    findings: list[Finding]
+    causes: list[str]  # most upstream first
+    cause_steps: list[int] = field(default_factory=list)
+
+
+def _token(t: str) -> str:
+    if "\n" in t:
+        t = t.split("\n", 1)[0] + "…"
+    q = shlex.quote(t) if t else "''"
+    return q if len(q) <= 50 else q[:49] + "…"
+
+
+def flag_change(a: list[str], b: list[str]) -> str:
+    """``-O2 → -O3``, ``-O0 added``, ``-g removed``: what differs between two argv."""
+    parts = []
+    ops = difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes()
+    for tag, i1, i2, j1, j2 in ops:
+        old = " ".join(_token(t) for t in a[i1:i2])
+        new = " ".join(_token(t) for t in b[j1:j2])
+        if tag == "replace":
+            parts.append(f"{old} → {new}")
+        elif tag == "delete":
+            parts.append(f"{old} removed")
+        elif tag == "insert":
+            parts.append(f"{new} added")
+    text = ", ".join(parts)
+    return text if len(text) <= 160 else text[:159] + "…"
+
+
+def _command(a: list[str], b: list[str]) -> str:
+    ja, jb = shlex.join(a), shlex.join(b)
+    if "\n" not in ja + jb and len(ja) <= 80 and len(jb) <= 80:
+        return f"build command {ja} → {jb}"
+    return f"build command: {flag_change(a, b)}"
+
+
+def _env_changes(ea: dict[str, str], eb: dict[str, str], confirmed: set[str]) -> list[Change]:
+    out = []
+    for k in sorted(set(ea) | set(eb)):
+        va, vb = ea.get(k), eb.get(k)
+        if va == vb:
+            continue
+        if "[REDACTED]" in f"{va}{vb}":
+            text = f"{k} changed (a secret: compared by digest, not shown)"
+        elif va is None:
+            text = f"{k} set to {_token(vb or '')}"
+        elif vb is None:
+            text = f"{k} unset"
+        else:
+            text = f"{k} {_token(va)} → {_token(vb)}"
+        strong = bool(_BUILD_VARS.match(k)) or k in confirmed
+        tokens = tuple(sorted({*(va or "").split(), *(vb or "").split()}))
+        out.append(Change("env" if strong else "weak_env", f"env {k}", text, tokens))
+    return out
+
+
+def _version(tools: list[Tool], exe: str, sha: str | None) -> str | None:
+    for t in tools:
+        if (sha is not None and t.sha256 == sha) or t.path == exe:
+            found = _VERSION.search(t.version or "")
+            return found.group(0) if found else t.version
+    return None
+
+
+def _tool_change(ga: Graph, gb: Graph, a: Node, b: Node) -> Change | None:
+    path_differs = a.exe != b.exe
+    sha_differs = a.exe_sha256 is not None and b.exe_sha256 not in (None, a.exe_sha256)
+    if not path_differs and not sha_differs:
+        return None
+    name = os.path.basename(b.argv[0]) if b.argv else os.path.basename(b.exe)
+    va = _version(ga.manifest.toolchain, a.proc.exe, a.exe_sha256)
+    vb = _version(gb.manifest.toolchain, b.proc.exe, b.exe_sha256)
+    versions = f", {va} → {vb}" if va and vb and va != vb else ""
+    if path_differs:
+        text = f"{name} on PATH is now {b.exe} (was {a.exe}){versions}"
+    else:
+        text = f"{name} ({b.exe}) is another executable{versions or ' (sha256 differs)'}"
+    return Change("tool", f"tool {name} {b.exe}", text)
+
+
+def _missing_tool(x: Node, y: Node, only_a: list[Node], stderr_b: list[str]) -> Change | None:
+    if y.proc.exit_code != 127 or x.proc.exit_code == 127:
+        return None
+    name = None
+    for n in only_a:
+        if n.parent == x.proc.id and n.argv:
+            name = os.path.basename(n.argv[0])
+            break
+    if name is None:
+        for line in stderr_b:
+            found = _NOT_FOUND.search(line)
+            if found:
+                name = os.path.basename(found.group(1) or found.group(2))
+                break
+    if name is None:
+        return None
+    return Change("missing_tool", f"missing {name}", f"{name}: not found on PATH")
+
+
+def explain(
+    ga: Graph,
+    gb: Graph,
+    matching: Matching,
+    changed_outputs: set[str],
+    input_status: dict[str, str],
+    stderr_b: list[str],
+) -> Causes:
+    state: dict[int, str] = {}  # A process id -> role
+    differing_a: set[str] = set()
+    differing_b: set[str] = set()
+    paired_b = {b.proc.id for _, b in matching.pairs}
+    findings: list[Finding] = []
+    for x, y in matching.pairs:
+        own: list[Change] = []
+        upstream: list[str] = []
+        one_sided: list[str] = []
+        temp_reads: list[str] = []  # unhashed temp files: differ when their writer did
+        parent_differs = x.parent is not None and (
+            state.get(x.parent, "unmatched") != "same" or y.parent not in paired_b
+        )
+        flags = flag_change(x.argv, y.argv) if x.argv != y.argv else None
+        if x.argv != y.argv:
+            if parent_differs:
+                upstream.append("argv (from its parent)")
+            elif x.parent is None:
+                own.append(Change("command", "command", _command(x.argv, y.argv)))
+            else:
+                own.append(Change("flags", f"flags {flags}", f"{x.identity}: {flags}"))
+        if x.cwd != y.cwd:
+            if parent_differs:
+                upstream.append("cwd (from its parent)")
+            else:
+                own.append(Change("cwd", f"cwd {x.identity}", f"{x.identity} runs in {y.cwd}"))
+        if x.env is not None and y.env is not None and x.env != y.env:
+            if parent_differs:
+                upstream.append("environment (from its parent)")
+            else:
+                own += _env_changes(x.env, y.env, set())
+        tool = _tool_change(ga, gb, x, y)
+        if tool is not None:
+            own.append(tool)
+        for k in sorted(set(x.reads) | set(y.reads)):
+            ra, rb = x.reads.get(k), y.reads.get(k)
+            origin = ra.origin if ra is not None else rb.origin if rb is not None else ""
+            if "upstream" in (ra.origin if ra else "", rb.origin if rb else ""):
+                # Compared through its writers (below) and normalised outputs, not raw
+                # hashes: a generated file that names the workspace is the same file.
+                if ra is None or rb is None or k in changed_outputs:
+                    upstream.append(k)
+                elif k.startswith("/") and None not in (ra.digest, rb.digest):
+                    if ra.digest != rb.digest:
+                        upstream.append(k)  # an intermediate, hashed by the 1.1 capture
+                elif k.startswith("/"):
+                    temp_reads.append(k)
+                continue
+            if ra is not None and rb is not None:
+                if ra.digest == rb.digest:
+                    continue
+                if origin == "workspace":
+                    status = input_status.get(k, "changed")
+                    text = {
+                        "removed": f"{k} removed from the workspace",
+                        "added": f"{k} added to the workspace",
+                    }.get(status, f"{k} changed")
+                    own.append(Change("file", f"file {k}", text))
+                else:
+                    own.append(Change("external", f"file {k}", f"{k} changed"))
+            elif origin == "workspace" and input_status.get(k) in ("removed", "added"):
+                text = f"{k} {input_status[k]} {'from' if rb is None else 'to'} the workspace"
+                own.append(Change("file", f"file {k}", text))
+            else:
+                one_sided.append(k)
+        if temp_reads:
+            upstream += sorted(
+                {ga.norm.text(r) for r in x.raw_reads & differing_a if r.startswith("/")}
+                | {gb.norm.text(r) for r in y.raw_reads & differing_b if r.startswith("/")}
+            )
+        if one_sided and (own or upstream):
+            # Another include path, another flag: a consequence of what else changed.
+            upstream += one_sided
+        elif one_sided:
+            k = one_sided[0]
+            side = "A" if k in x.reads else "B"
+            own.append(Change("read", f"read {k}", f"{x.identity} reads {k} only in {side}"))
+        missing = _missing_tool(x, y, matching.only_a, stderr_b)
+        if missing is not None:
+            own.append(missing)
+        outs = sorted(
+            w for w in {*x.writes, *y.writes} if not w.startswith("/") and w in changed_outputs
+        )
+        if own:
+            role = "changed"
+        elif upstream:
+            role = "downstream"
+        elif outs or x.status != y.status:
+            role = "nondeterministic"
+        else:
+            state[x.proc.id] = "same"
+            continue
+        state[x.proc.id] = role
+        differing_a |= x.writes
+        differing_b |= y.writes
+        argv_diff = [line for line in difflib.ndiff(x.argv, y.argv) if line[:1] in "+-"]
+        findings.append(
+            Finding(x, y, role, own, sorted(set(upstream)), outs, argv_diff, flags)
+        )  # fmt: skip
+    return _rank(findings, ga.nodes)
+
+
+def _descendant_flags(f: Finding, findings: list[Finding], by_id: dict[int, Node]) -> str | None:
+    """What a change did to the first step whose argv it changed: one below the changed
+    driver, else one later in the build (a configure step writes what a build runs)."""
+    later: Finding | None = None
+    for g in findings:
+        if g.a.order <= f.a.order or g.flags is None or g.role != "downstream":
+            continue
+        node: Node | None = g.a
+        while node is not None and node.parent is not None:
+            if node.parent == f.a.proc.id:
+                return f"step #{g.a.proc.id} {g.a.identity}: {g.flags}"
+            node = by_id.get(node.parent)
+        later = later or g
+    if later is None:
+        return None
+    return f"step #{later.a.proc.id} {later.a.identity}: {later.flags}"
+
+
+def _rank(findings: list[Finding], nodes: dict[int, Node]) -> Causes:
+    by_id = nodes
+    argv_words = {w for f in findings if f.flags for line in f.argv_diff for w in line[2:].split()}
+    entries: list[tuple[bool, int, int, str, str, Finding]] = []
+    for f in findings:
+        if f.role != "changed":
+            continue
+        own = list(f.own)
+        # A variable whose value shows up in a changed argv is confirmed as read.
+        own = [
+            Change("env", c.key, c.text, c.tokens)
+            if c.kind == "weak_env" and set(c.tokens) & argv_words
+            else c
+            for c in own
+        ]
+        if any(c.kind in ("missing_tool", "tool") for c in own) or any(
+            g.role == "changed" and any(c.kind in ("missing_tool", "tool") for c in g.own)
+            for g in findings
+        ):
+            # A tool found elsewhere, or not at all, says more than the PATH that led there.
+            own = [c for c in own if c.key != "env PATH"] or own
+        consequence = _descendant_flags(f, findings, by_id)
+        for c in own:
+            text = c.text
+            if c.kind in ("file", "env", "weak_env", "command") and consequence:
+                text = f"{text} (then {consequence})"
+            elif c.kind == "flags":
+                text = f"step #{f.a.proc.id} {c.text}"
+            rank = _RANK[c.kind]
+            entries.append((rank >= _RANK["weak_env"], f.a.order, rank, c.key, text, f))
+    strong = [e for e in entries if not e[0]]
+    chosen = sorted(strong or entries, key=lambda e: e[1:5])
+    seen: dict[str, int] = {}
+    texts: list[str] = []
+    steps: list[int] = []
+    flag_groups: dict[str, int] = {}
+    for _, _, _, key, text, f in chosen:
+        if key in seen:
+            if key.startswith("flags "):
+                flag_groups[key] = flag_groups.get(key, 0) + 1
+            continue
+        seen[key] = len(texts)
+        texts.append(text)
+        if f.a.proc.id not in steps:
+            steps.append(f.a.proc.id)
+        f.role = "cause"
+    for key, extra in flag_groups.items():
+        i = seen[key]
+        texts[i] += f" (and {extra} more step{'s' if extra > 1 else ''})"
+    for f in findings:
+        if f.role == "changed" and f.a.proc.id in steps:
+            f.role = "cause"
+    return Causes(findings, [t.replace("\n", " ") for t in texts], steps)

@@ -1,0 +1,223 @@
+"""One run of a tape's command, or of one step, in its recorded world.
+
+The world (``replay.world``) is restored into ``<sandbox>/workspace`` with its mtimes,
+intermediates go into ``<sandbox>/tmp``, and the command runs under ``record`` so the
+replay has a tape of its own. With bwrap (``replay.sandbox``) the workspace appears at the
+recorded path (or at ``place``, for ``--vary path``) and ``<sandbox>/tmp`` is ``/tmp``;
+without namespaces it runs in ``<sandbox>/workspace`` itself, and a step that names the
+recorded workspace is refused rather than run against the user's checkout.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import shutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from recorder.model import REDACTED, FileEntry, Manifest
+from recorder.reading import Tape, open_tape
+from replay.restore import (
+    make_dirs_inside,
+    restore,
+    restore_intermediates,
+    restore_placeholders,
+    set_mtimes,
+)
+from replay.sandbox import (
+    InnerSpec,
+    Isolation,
+    Layout,
+    SandboxError,
+    run_inside,
+)
+from replay.world import World, WorldError, step_world, whole_world
+
+
+class RunError(Exception):
+    """The run could not start; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class RunStart:
+    """What the banner before a run says."""
+
+    tape: str
+    step: int | None
+    step_argv: list[str]
+    variation: str | None
+    # Where the build sees its workspace, and how it is isolated.
+    place: str
+    isolation: str
+
+
+@dataclass
+class Run:
+    """One run of a tape's command (or of one step) in a sandbox."""
+
+    exit_status: int
+    expected_status: int
+    expected: list[FileEntry]
+    outputs: list[FileEntry]
+    missing_inputs: list[str]
+    tape: Path
+    # Where the build saw its workspace.
+    place: str = ""
+    isolation: str = "directory"
+    world: World | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def step_env(m: Manifest, world: World, base: Mapping[str, str]) -> dict[str, str]:
+    """``base`` (the build's replay environment) with the step's own recorded changes."""
+    env = dict(base)
+    build = m.environment.vars
+    for name, value in world.env.items():
+        if build.get(name) != value and value != REDACTED and REDACTED not in value:
+            env[name] = value
+    for name in build:
+        if name not in world.env:
+            env.pop(name, None)
+    return env
+
+
+def names_workspace(m: Manifest, world: World) -> str | None:
+    """The first argument of the run that names the recorded workspace, if any."""
+    root = m.workspace.rstrip("/")
+    for arg in world.argv:
+        at = arg.find(root)
+        while at >= 0:
+            end = at + len(root)
+            if end == len(arg) or arg[end] == "/":
+                return arg
+            at = arg.find(root, at + 1)
+    return None
+
+
+def _refuse_outside(m: Manifest, world: World) -> None:
+    arg = names_workspace(m, world)
+    what = "the build" if world.step is None else f"step {world.step.id}"
+    if arg is not None:
+        raise RunError(
+            f"{what} names the recorded workspace {m.workspace} ({arg[:120]}); without "
+            "namespaces it would run against that directory, not the sandbox copy: refusing. "
+            "Install bubblewrap (bwrap) or allow user namespaces to replay it at its path"
+        )
+    if world.intermediates:
+        raise RunError(
+            f"{what} reads {world.intermediates[0].path}, written by an earlier step; it can "
+            "only be put back inside a namespace sandbox: install bubblewrap (bwrap)"
+        )
+
+
+def _refuse_embedded(m: Manifest, world: World, workspace: Path) -> None:
+    """Refuse a run whose restored text files name the recorded workspace (CMake's build
+    files, a configured Makefile): without namespaces they would write into it."""
+    needle = m.workspace.rstrip("/").encode() + b"/"
+    for entry in world.files:
+        if entry.link is not None or entry.size > 8 * 1024 * 1024:
+            continue
+        try:
+            data = (workspace / entry.path).read_bytes()
+        except OSError:
+            continue
+        if needle in data and b"\0" not in data[:8192]:  # text: build files, not objects
+            raise RunError(
+                f"{entry.path} names the recorded workspace {m.workspace}; without namespaces "
+                "the run would read and write there, not in the sandbox copy: refusing. "
+                "Install bubblewrap (bwrap) or allow user namespaces to replay it at its path"
+            )
+
+
+def prepare(tape: Tape, world: World, sandbox: Path) -> list[str]:
+    """Restore ``world`` under ``sandbox``; the paths whose content the tape does not hold."""
+    workspace = sandbox / "workspace"
+    restored = restore(tape, world.files, workspace)
+    restore_placeholders(world.placeholders, workspace)
+    root = workspace.resolve()
+    for d in [*world.needed_dirs, *(d.path for d in world.dirs), world.cwd]:
+        make_dirs_inside(root, d)  # each component must resolve inside the sandbox
+    set_mtimes(workspace, [*world.files, *world.placeholders], world.dirs)
+    return restored.missing + world.unavailable
+
+
+def run_in_sandbox(
+    tape: Tape,
+    sandbox: Path,
+    env: Mapping[str, str],
+    step: int | None,
+    umask: str,
+    trace: str = "auto",
+    output: Path | None = None,
+    notify: Callable[[str], None] = lambda _: None,
+    isolation: Isolation | None = None,
+    place: str | None = None,
+    started: Callable[[RunStart], None] = lambda _: None,
+    variation: str | None = None,
+    tape_name: str = "",
+    build_stdout: int = 1,
+) -> Run:
+    """Restore the world of the command (or step) under ``sandbox`` and run it there."""
+    m = tape.manifest
+    isolation = isolation or Isolation("directory", "no isolation was chosen")
+    try:
+        world = whole_world(m) if step is None else step_world(m, step)
+    except WorldError as exc:
+        raise RunError(str(exc)) from exc
+    if step is not None:
+        env = step_env(m, world, env)
+    if isolation.kind != "bwrap":
+        _refuse_outside(m, world)
+    missing = prepare(tape, world, sandbox)
+    if isolation.kind != "bwrap":
+        _refuse_embedded(m, world, sandbox / "workspace")
+    workspace = sandbox / "workspace"
+    where = (place or m.workspace) if isolation.kind == "bwrap" else str(workspace.resolve())
+    started(RunStart(tape_name, step, world.argv, variation, where, isolation.kind))
+    out = sandbox / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    notes: list[str] = []
+    layout = None
+    if isolation.kind == "bwrap":
+        tmp = sandbox / "tmp"
+        tmp.mkdir(parents=True, exist_ok=True)
+        unplaced = restore_intermediates(tape, world.intermediates, tmp)
+        notes = [f"intermediate {p} could not be put back (not under /tmp)" for p in unplaced]
+    spec = InnerSpec(
+        argv=world.argv,
+        workspace=where,
+        cwd=posixpath.normpath(posixpath.join(where, world.cwd)),
+        env=dict(env),
+        umask=umask,
+        trace=trace,
+        tape=str(out.resolve() / "replay.tape"),
+        result=str(out.resolve() / "result.json"),
+    )
+    if isolation.kind == "bwrap":
+        layout = Layout(
+            workspace=workspace.resolve(),
+            place=where,
+            tmp=(sandbox / "tmp").resolve(),
+            out=out.resolve(),
+            cwd=spec.cwd,
+            hostname=m.host.hostname or None,
+        )
+    try:
+        inner = run_inside(isolation, layout, spec, out, build_stdout)
+    except SandboxError as exc:
+        raise RunError(str(exc)) from exc
+    for note in inner.notes:
+        notify(note)
+    if inner.error is not None or inner.exit_status is None:
+        raise RunError(f"the replay could not run: {inner.error}")
+    tape_path, exit_status = Path(spec.tape), inner.exit_status
+    if output is not None:
+        shutil.move(tape_path, output)
+        tape_path = output
+    with open_tape(tape_path) as replayed:
+        outputs = replayed.manifest.outputs
+    return Run(
+        exit_status, world.expected_status, world.expected, outputs, missing, tape_path,
+        where, isolation.kind, world, notes,
+    )  # fmt: skip

@@ -1,0 +1,257 @@
+"""The step graph of one recording, and steps matched across two recordings.
+
+Every process is a node with its *own inputs*: argv, cwd, the executable it ran (path and
+sha256), its environment, and each file it read by hash — workspace files as they were
+when it read them, external files (headers, libraries), intermediates outside the
+workspace, and outputs of earlier steps. Reads are tagged with where their content came
+from, so causality (replay/causes.py) can tell a step's own change from an upstream one.
+
+Tapes of format 1.0 know no per-process environment or executable hash: the build's
+environment stands for the root's and children inherit it; executables compare by path.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from dataclasses import dataclass, field
+
+from recorder.model import Manifest, Process
+from recorder.normalize import Normalizer
+
+_SOURCE_EXT = (".c", ".cc", ".cpp", ".cxx", ".s", ".S", ".py", ".rs", ".go", ".f90", ".java")
+
+# Variables that differ between any two runs and that no build step reads for its result.
+NOISE_VARS = frozenset(
+    {
+        "PWD", "OLDPWD", "SHLVL", "_", "MAKELEVEL", "MFLAGS", "MAKE_TERMOUT", "MAKE_TERMERR",
+        "TERM", "COLUMNS", "LINES", "DISPLAY", "WINDOWID", "INVOCATION_ID", "JOURNAL_STREAM",
+        "SSH_AUTH_SOCK", "SSH_CLIENT", "SSH_CONNECTION", "SSH_TTY", "XDG_SESSION_ID",
+        "XDG_RUNTIME_DIR", "PS1", "PS2", "PS4", "LD_PRELOAD", "TMUX", "TMUX_PANE",
+        "PYTEST_CURRENT_TEST", "PYTHONHASHSEED",
+    }
+)  # fmt: skip
+_NOISE_PREFIXES = ("BUILDTAPE_", "__")
+# Pseudo-files whose reads say nothing about a step's inputs.
+_IGNORED_READS = ("/proc/", "/dev/", "/sys/", "/etc/ld.so.cache")
+
+
+@dataclass(frozen=True)
+class Read:
+    digest: str | None  # content as read; None = unknown (absent or not hashed)
+    origin: str  # workspace | external | upstream (written earlier by this build)
+
+
+@dataclass
+class Node:
+    """One process with its own inputs, normalised for comparison with the other build."""
+
+    proc: Process
+    identity: str
+    argv: list[str]
+    cwd: str
+    exe: str
+    exe_sha256: str | None
+    env: dict[str, str] | None  # None: inherited unchanged from the parent (1.0 tapes)
+    reads: dict[str, Read]
+    raw_reads: set[str]
+    writes: set[str]
+    parent: int | None
+    order: int  # position in start order: smaller is more upstream
+    children: list[int] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        p = self.proc
+        return f"signal {p.signal}" if p.signal else f"exit {p.exit_code}"
+
+
+def _is_noise(name: str) -> bool:
+    return name in NOISE_VARS or name.startswith(_NOISE_PREFIXES)
+
+
+def _clean_makeflags(value: str) -> str:
+    parts = [t for t in value.split() if not t.startswith(("--jobserver", "-j", "--sync"))]
+    return " ".join(parts)
+
+
+def comparable_env(env: dict[str, str], norm: Normalizer) -> dict[str, str]:
+    out = {}
+    for k, v in env.items():
+        if _is_noise(k):
+            continue
+        if k == "MAKEFLAGS":
+            v = _clean_makeflags(v)
+        out[k] = norm.text(v)
+    return out
+
+
+def per_process_env(m: Manifest) -> bool:
+    """Whether the tape records each process's environment (format 1.1 capture)."""
+    return bool(m.processes) and all(p.env is not None for p in m.processes)
+
+
+def cwd_reliable(m: Manifest) -> bool:
+    """Tapes before the 1.1 capture recorded some children's cwd wrongly: compare cwds
+    only when the tape shows that capture (executable hashes or environment deltas)."""
+    return any(p.exe_sha256 is not None or p.env is not None for p in m.processes)
+
+
+def _environments(m: Manifest, procs: list[Process], full: bool) -> dict[int, dict[str, str]]:
+    """Each process's whole environment from the deltas, parents before children; without
+    deltas only the root's (the build's environment), which its children inherit."""
+    envs: dict[int, dict[str, str]] = {}
+    for p in procs:
+        parent = envs.get(p.parent_id) if p.parent_id is not None else None
+        if parent is None and p.parent_id is not None and not full:
+            continue
+        env = dict(m.environment.vars if parent is None else parent)
+        for name, value in (p.env or {}).items():
+            if value is None:
+                env.pop(name, None)
+            else:
+                env[name] = value
+        envs[p.id] = env
+    return envs
+
+
+def _rel(m: Manifest, path: str) -> str:
+    rel = posixpath.relpath(path, m.workspace)
+    return path if rel.startswith("..") else rel
+
+
+def identity(m: Manifest, p: Process, norm: Normalizer, with_cwd: bool) -> str:
+    """What a step is, the same across recordings even when its flags change."""
+    if p.parent_id is None:
+        return f"{os.path.basename(p.argv[0]) if p.argv else p.exe} (the build command)"
+    prog = os.path.basename(p.argv[0]) if p.argv else os.path.basename(p.exe)
+    argv = norm.argv(p.argv)
+    # The sources a step names tell apart steps whose output is a temp file (every cc1
+    # writes -o $TMP once temp names are normalised), so parallel builds still match.
+    named_sources = (a for a in argv[1:] if a.endswith(_SOURCE_EXT) and "\n" not in a)
+    sources = ",".join(dict.fromkeys(a for a in named_sources if not a.startswith(".")))
+    if "-o" in argv[:-1]:
+        target = argv[argv.index("-o") + 1]
+    else:
+        writes = sorted(norm.text(w) for w in p.writes if not w.startswith("/"))
+        target = ",".join(writes[:3]) or " ".join(argv[1:3])
+    target = target.replace("\n", " ")
+    if len(target) > 60:
+        target = target[:59] + "…"
+    named = f" <{sources}>" if sources and sources != target else ""
+    where = _rel(m, p.cwd) if with_cwd else "."
+    return f"{prog} [{where}] {target}{named}"
+
+
+@dataclass
+class Graph:
+    """All processes of one recording as nodes, by process id."""
+
+    manifest: Manifest
+    norm: Normalizer
+    nodes: dict[int, Node]
+    root: int | None
+    # raw path -> ids of the processes that wrote it
+    writers: dict[str, list[int]]
+
+
+def build_graph(m: Manifest, norm: Normalizer, with_cwd: bool, full_env: bool) -> Graph:
+    before = {e.path: e.sha256 for e in m.inputs}
+    after = {e.path: e.sha256 for e in m.outputs if e.change != "deleted"}
+    external = {e.path: e.sha256 for e in m.external}
+    inter = {i.path: i.sha256 for i in m.intermediates}
+    procs = sorted(m.processes, key=lambda p: (p.start_s, p.id))
+    first_write: dict[str, float] = {}
+    writers: dict[str, list[int]] = {}
+    for p in procs:
+        for w in p.writes:
+            first_write[w] = min(first_write.get(w, p.start_s), p.start_s)
+            writers.setdefault(w, []).append(p.id)
+    envs = _environments(m, procs, full_env)
+    nodes: dict[int, Node] = {}
+    root: int | None = None
+    for order, p in enumerate(procs):
+        reads: dict[str, Read] = {}
+        for r in p.reads:
+            if r.startswith(_IGNORED_READS):
+                continue
+            key = norm.text(r)
+            produced = r in first_write and first_write[r] < p.start_s
+            if not produced and r in p.writes and r not in before:
+                continue  # its own product, read back (CMake rereads the cache it wrote)
+            if produced:
+                digest = after.get(r) if not r.startswith("/") else inter.get(r)
+                reads[key] = Read(digest, "upstream")
+            elif r.startswith("/"):
+                reads[key] = Read(external.get(r, inter.get(r)), "external")
+            else:
+                reads[key] = Read(before.get(r, after.get(r)), "workspace")
+        env = envs.get(p.id) if p.parent_id is None or full_env else None
+        nodes[p.id] = Node(
+            proc=p,
+            identity=identity(m, p, norm, with_cwd),
+            argv=norm.argv(p.argv),
+            cwd=norm.text(p.cwd) if with_cwd else ".",
+            exe=norm.text(p.exe),
+            exe_sha256=p.exe_sha256,
+            env=None if env is None else comparable_env(env, norm),
+            reads=reads,
+            raw_reads=set(p.reads),
+            writes=set(p.writes),
+            parent=p.parent_id,
+            order=order,
+        )
+        if p.parent_id is None and root is None:
+            root = p.id
+    for n in nodes.values():
+        if n.parent is not None and n.parent in nodes:
+            nodes[n.parent].children.append(n.proc.id)
+    return Graph(m, norm, nodes, root, writers)
+
+
+@dataclass
+class Matching:
+    pairs: list[tuple[Node, Node]]
+    only_a: list[Node]
+    only_b: list[Node]
+
+
+def match(ga: Graph, gb: Graph) -> Matching:
+    """Pair processes by identity (in start order), then the rest by program, cwd and the
+    identity of their parent (a ``sh -c`` whose script changed is the same step)."""
+    pairs: list[tuple[Node, Node]] = []
+    if ga.root is not None and gb.root is not None:
+        pairs.append((ga.nodes[ga.root], gb.nodes[gb.root]))
+    paired_a = {p[0].proc.id for p in pairs}
+    paired_b = {p[1].proc.id for p in pairs}
+
+    def keyed(g: Graph, paired: set[int], key: object) -> dict[str, list[Node]]:
+        out: dict[str, list[Node]] = {}
+        for n in sorted(g.nodes.values(), key=lambda n: n.order):
+            if n.proc.id not in paired:
+                out.setdefault(key(g, n), []).append(n)  # type: ignore[operator]
+        return out
+
+    def by_identity(g: Graph, n: Node) -> str:
+        return n.identity
+
+    def by_place(g: Graph, n: Node) -> str:
+        parent = g.nodes.get(n.parent) if n.parent is not None else None
+        prog = os.path.basename(n.argv[0]) if n.argv else n.exe
+        return f"{prog} [{n.cwd}] under {parent.identity if parent else '-'}"
+
+    for key in (by_identity, by_place):
+        ka, kb = keyed(ga, paired_a, key), keyed(gb, paired_b, key)
+        for k in sorted(set(ka) & set(kb)):
+            for x, y in zip(ka[k], kb[k], strict=False):
+                pairs.append((x, y))
+                paired_a.add(x.proc.id)
+                paired_b.add(y.proc.id)
+    pairs.sort(key=lambda ab: (ab[0].order, ab[1].order))
+    only_a = sorted((n for n in ga.nodes.values() if n.proc.id not in paired_a), key=_order)
+    only_b = sorted((n for n in gb.nodes.values() if n.proc.id not in paired_b), key=_order)
+    return Matching(pairs, only_a, only_b)
+
+
+def _order(n: Node) -> int:
+    return n.order

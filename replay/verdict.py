@@ -1,0 +1,138 @@
+"""Why an output did not reproduce, in words a user can act on.
+
+Each output that differs gets one reason, checked in this order:
+
+- ``bookkeeping``: a build system's own log that always differs (``.ninja_log`` holds
+  times, ``.ninja_deps`` is keyed by mtimes): an expected difference, not a divergence;
+- ``drift``: a tool the writing step ran is not the recorded one (sha256 and version line
+  of the tool, under the name it was run as);
+- ``path``: the output embeds the build directory, and the replay ran somewhere else
+  (no namespaces, or ``--vary path``);
+- ``timestamp``: the two contents are equal once dates and times are masked;
+- ``nondeterministic``: same command, same inputs, same place, different output;
+- ``missing`` / ``extra``: the replay did not write it, or wrote it and the recording did not.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from dataclasses import dataclass
+
+from recorder.model import FileEntry, Manifest, Process
+from recorder.reading import Tape
+from replay.world import subtree
+
+# Files that differ on every run by design, matched by name (documented in docs/replay.md):
+# ninja's log (start and end times) and deps log (keyed by mtimes), and CMake's configure
+# logs, which name try-compile directories with random suffixes (cmTC_1a2b3).
+BOOKKEEPING = (
+    ".ninja_log",
+    ".ninja_deps",
+    "CMakeOutput.log",
+    "CMakeError.log",
+    "CMakeConfigureLog.yaml",
+)
+
+_TIMES = re.compile(
+    rb"\d{4}-\d\d-\d\d[T ]\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:?\d\d)?"
+    rb"|\b\d\d:\d\d:\d\d\b"
+    rb"|\b(Mon|Tue|Wed|Thu|Fri|Sat|Sun),? +\d{1,2} +\w{3} +\d{4}\b"
+    rb"|\b(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +\d{1,2} +\d{4}\b"
+    rb"|\b1[5-9]\d{8}(\.\d+)?\b"
+)
+_MAX_SCAN = 32 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Finding:
+    path: str
+    reason: str  # bookkeeping | drift | path | timestamp | nondeterministic | missing | extra
+    why: str
+    expected: bool = False  # an expected difference: does not count against reproduction
+
+
+def _content(tape: Tape, entry: FileEntry | None) -> bytes | None:
+    if entry is None or entry.blob is None or entry.size > _MAX_SCAN:
+        return None
+    try:
+        return tape.blob(entry.blob)
+    except Exception:  # an unreadable blob only means we cannot say more
+        return None
+
+
+def writers(m: Manifest, path: str) -> list[Process]:
+    return sorted((p for p in m.processes if path in p.writes), key=lambda p: (p.start_s, p.id))
+
+
+_DRIVER = re.compile(r"(.*-)?(gcc|g\+\+|cc|c\+\+|clang|clang\+\+|collect2)(-[\d.]+)?")
+
+
+def _steps_behind(m: Manifest, path: str) -> list[Process]:
+    """The processes of each step that wrote ``path``: for a compiler's ``as`` or ``ld``,
+    the whole compile (driver, cc1, as), found by climbing through compiler drivers."""
+    by_id = {p.id: p for p in m.processes}
+    out: dict[int, Process] = {}
+    for writer in writers(m, path):
+        top = writer
+        while top.parent_id is not None and top.parent_id in by_id:
+            parent = by_id[top.parent_id]
+            if not _DRIVER.fullmatch(posixpath.basename(parent.exe)):
+                break
+            top = parent
+        for p in subtree(m, top.id):
+            out[p.id] = p
+    return [out[i] for i in sorted(out)]
+
+
+def explain(
+    path: str,
+    status: str,
+    recorded: tuple[Tape, FileEntry | None],
+    replayed: tuple[Tape, FileEntry | None],
+    recorded_place: str,
+    replay_place: str,
+    drifted: dict[str, str],
+    path_varied_on_purpose: bool = False,
+) -> Finding:
+    """One differing output's reason. ``drifted``: tool path -> what drifted about it."""
+    name = posixpath.basename(path)
+    if name in BOOKKEEPING:
+        return Finding(
+            path, "bookkeeping",
+            "build-system bookkeeping (times, mtimes, random probe names): always differs",
+            expected=True,
+        )  # fmt: skip
+    if status == "missing":
+        return Finding(path, "missing", "the replay did not write it")
+    if status == "extra":
+        return Finding(path, "extra", "the replay wrote it; the recording did not")
+    m = recorded[0].manifest
+    for proc in _steps_behind(m, path):
+        tool = drifted.get(proc.exe)
+        if tool:
+            return Finding(path, "drift", f"made by {posixpath.basename(proc.exe)}, which "
+                           f"differs from the recording: {tool}")  # fmt: skip
+        changed = sorted(r for r in proc.reads if r in drifted)
+        if changed:
+            return Finding(path, "drift", f"its step read {changed[0]}, which differs from "
+                           f"the recording: {drifted[changed[0]]}")  # fmt: skip
+    before, after = _content(*recorded), _content(*replayed)
+    if before is not None and after is not None:
+        moved = replay_place.rstrip("/") != recorded_place.rstrip("/")
+        if moved and recorded_place.encode() in before and replay_place.encode() in after:
+            if path_varied_on_purpose:
+                why = f"embeds the build directory ({replay_place} in the varied run)"
+            else:
+                why = (
+                    f"embeds the build directory: recorded at {recorded_place}, replayed at "
+                    f"{replay_place} because namespaces were not available (install bubblewrap "
+                    "to replay at the recorded path)"
+                )
+            return Finding(path, "path", why)
+        if _TIMES.sub(b"$TIME", before) == _TIMES.sub(b"$TIME", after):
+            return Finding(path, "timestamp", "embeds a date or time (equal once times are masked)")
+    return Finding(
+        path, "nondeterministic",
+        "same command and inputs at the same path, different output: a nondeterministic step",
+    )  # fmt: skip

@@ -1,0 +1,209 @@
+"""A run's whole world: what must exist, as it was, when the build (or one step) started.
+
+For the whole build that is the pre-build workspace: every recorded file with its content
+and mtime (files the build never touched, listed without content, come back as
+placeholders of the recorded size, mode and mtime, which is all ``make`` looks at), and
+every recorded directory with its mtime.
+
+For one step it is what that step saw: the files its subtree read or executed, each as it
+was when the step started (pre-build content unless an earlier step wrote it, then that
+step's output), the directories it wrote into, the intermediates outside the workspace that
+earlier steps wrote for it (gcc's ``/tmp/cc*.s``), and its own environment and cwd. A file
+the step writes is present at the start only if it was present in the recording: an
+``ar cq`` whose archive had just been removed starts without it, and does not append to it.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import signal
+from dataclasses import dataclass, field
+
+from recorder.model import (
+    DirEntry,
+    FileEntry,
+    Intermediate,
+    Manifest,
+    Process,
+    process_environment,
+)
+
+
+class WorldError(Exception):
+    """The step is unknown, or it ran somewhere a replay cannot put it."""
+
+
+@dataclass
+class World:
+    # Files with content (or links) to restore, as they were when the run started.
+    files: list[FileEntry]
+    # Listed-only files: restored with their recorded size, mode and mtime, no content.
+    placeholders: list[FileEntry]
+    # Directories with their recorded mode and mtime.
+    dirs: list[DirEntry]
+    # Directories the run needs whose mtime was not recorded (created by the build).
+    needed_dirs: list[str]
+    intermediates: list[Intermediate]
+    argv: list[str]
+    # The cwd relative to the workspace (``.`` for the root).
+    cwd: str
+    # The environment recorded for this run (redacted values still redacted).
+    env: dict[str, str]
+    expected: list[FileEntry]
+    expected_status: int
+    step: Process | None = None
+    # Outputs of the step that did not exist when it started, so are not restored.
+    absent: list[str] = field(default_factory=list)
+    # Files the step read that an earlier step wrote and the build later deleted: the
+    # tape has no content for them.
+    unavailable: list[str] = field(default_factory=list)
+
+
+def subtree(m: Manifest, step_id: int) -> list[Process]:
+    """The step and every process it started, directly or not."""
+    children: dict[int, list[Process]] = {}
+    for p in m.processes:
+        if p.parent_id is not None:
+            children.setdefault(p.parent_id, []).append(p)
+    by_id = {p.id: p for p in m.processes}
+    if step_id not in by_id:
+        raise WorldError(f"the tape has no step {step_id}; `buildtape ps TAPE` lists them")
+    out, todo, seen = [], [by_id[step_id]], set()
+    while todo:
+        p = todo.pop()
+        if p.id in seen:
+            continue
+        seen.add(p.id)
+        out.append(p)
+        todo.extend(children.get(p.id, []))
+    return sorted(out, key=lambda p: p.id)
+
+
+def ancestors(m: Manifest, step: Process) -> set[int]:
+    by_id = {p.id: p for p in m.processes}
+    out: set[int] = set()
+    node = by_id.get(step.parent_id) if step.parent_id is not None else None
+    while node is not None and node.id not in out:
+        out.add(node.id)
+        node = by_id.get(node.parent_id) if node.parent_id is not None else None
+    return out
+
+
+def relative_to_workspace(m: Manifest, path: str) -> str | None:
+    """``path`` relative to the recorded workspace, or None when it lies outside."""
+    if not path.startswith("/"):
+        return path
+    rel = posixpath.relpath(posixpath.normpath(path), m.workspace)
+    return None if rel == "." or rel.startswith("../") or rel == ".." else rel
+
+
+def step_cwd(m: Manifest, step: Process) -> str:
+    rel = posixpath.relpath(step.cwd, m.workspace)
+    if rel.startswith("..") or step.cwd in ("", "?"):
+        raise WorldError(f"step {step.id} ran outside the workspace ({step.cwd})")
+    return rel
+
+
+def shell_status(exit_code: int | None, signal_name: str | None) -> int:
+    """How a shell reports an outcome: the exit code, or 128+N for death by signal N."""
+    if exit_code is not None:
+        return exit_code
+    try:
+        return 128 + int(signal.Signals[signal_name or ""])
+    except KeyError:
+        return 128
+
+
+def whole_world(m: Manifest) -> World:
+    files = [e for e in m.inputs if e.blob is not None or e.link is not None or e.sha256]
+    listed = [e for e in m.inputs if e.sha256 is None and e.blob is None and e.link is None]
+    return World(
+        files=files,
+        placeholders=listed,
+        dirs=[d for d in m.directories if d.change != "created"],
+        needed_dirs=[],
+        intermediates=[],
+        argv=list(m.argv),
+        cwd=m.cwd_in_workspace,
+        env=dict(m.environment.vars),
+        expected=list(m.outputs),
+        expected_status=shell_status(m.exit_code, m.signal),
+    )
+
+
+def _state_at(m: Manifest, procs: list[Process], start: float, skip: set[int]) -> dict[str, bool]:
+    """For paths written or deleted before ``start`` by other processes: present or not."""
+    state: dict[str, bool] = {}
+    for p in sorted(m.processes, key=lambda p: (p.start_s, p.id)):
+        if p.id in skip or p.start_s >= start:
+            continue
+        for path in p.deleted:
+            state[path] = False
+        for path in p.writes:
+            state[path] = True
+    return state
+
+
+def step_world(m: Manifest, step_id: int) -> World:
+    procs = subtree(m, step_id)
+    step = next(p for p in procs if p.id == step_id)
+    if not step.argv:
+        raise WorldError(f"step {step.id} has no recorded argv (it was not traced)")
+    cwd = step_cwd(m, step)
+    ids = {p.id for p in procs}
+    start = min(p.start_s for p in procs)
+    earlier = _state_at(m, procs, start, ids | ancestors(m, step))
+    before = {e.path: e for e in m.inputs}
+    after = {e.path: e for e in m.outputs if e.change != "deleted"}
+
+    def at_start(path: str) -> FileEntry | None:
+        """The file as it was when the step started, or None if it did not exist."""
+        if path in earlier:
+            return after.get(path) if earlier[path] else None
+        return before.get(path)
+
+    needed: set[str] = set()
+    for p in procs:
+        needed.update(r for r in p.reads if not r.startswith("/"))
+        exe = relative_to_workspace(m, p.exe) if p.exe else None
+        if exe is not None:
+            needed.add(exe)
+    writes = {w for p in procs for w in p.writes if not w.startswith("/")}
+    files, listed, absent, unavailable = [], [], [], []
+    for path in sorted(needed | writes):
+        entry = at_start(path)
+        if entry is None:
+            if earlier.get(path) and path in needed:  # an earlier step wrote it; now gone
+                unavailable.append(path)
+            elif path in writes:
+                absent.append(path)
+            continue
+        if entry.sha256 is None and entry.blob is None and entry.link is None:
+            listed.append(entry)
+        else:
+            files.append(entry)
+    dirs_needed = {posixpath.dirname(w) for w in writes} | {cwd}
+    dirs_needed |= {posixpath.dirname(e.path) for e in files + listed}
+    all_parents = set()
+    for d in dirs_needed:
+        while d not in ("", "."):
+            all_parents.add(d)
+            d = posixpath.dirname(d)
+    recorded = {d.path: d for d in m.directories if d.change != "created"}
+    inters = [i for i in m.intermediates if ids & set(i.read_by) and not set(i.written_by) <= ids]
+    expected = [e for e in m.outputs if e.path in writes and e.change != "deleted" and e.sha256]
+    return World(
+        files=files,
+        placeholders=listed,
+        dirs=[recorded[d] for d in sorted(all_parents) if d in recorded],
+        needed_dirs=sorted(d for d in all_parents if d not in recorded),
+        intermediates=inters,
+        argv=list(step.argv),
+        cwd=cwd,
+        env=process_environment(m, step),
+        expected=expected,
+        expected_status=shell_status(step.exit_code, step.signal),
+        step=step,
+        absent=absent,
+        unavailable=unavailable,
+    )

@@ -1,0 +1,300 @@
+"""Capture by observation (format 1.1): what the interposer sees, what the tape stores.
+
+Every test runs a real build under the real CLI and reads the tape back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from recorder.reading import open_tape
+from tests.conftest import buildtape, needs_strace
+
+OLD = 1_500_000_000  # an mtime long before any build here
+
+
+def manifest(tape: Path) -> dict[str, Any]:
+    with open_tape(tape) as t:
+        return t.manifest.to_dict()
+
+
+def blob_count(tape: Path) -> int:
+    from recorder.tape import TapeReader
+
+    with TapeReader(tape) as r:
+        return len(list(r.blob_digests()))
+
+
+def record(
+    ws: Path, tape: Path, *argv: str, extra: tuple[str, ...] = (), **kw: Any
+) -> subprocess.CompletedProcess[bytes]:
+    out = buildtape("record", "-q", "-o", tape, *extra, "--", *argv, cwd=ws, **kw)
+    assert out.returncode in (0, kw.get("expect", 0)), out.stderr.decode()
+    return out
+
+
+def test_one_file_build_in_a_large_workspace_stores_only_what_it_touched(tmp_path: Path) -> None:
+    ws = tmp_path / "big"
+    for i in range(40):
+        d = ws / "vendor" / f"pkg{i:02d}"
+        d.mkdir(parents=True)
+        for j in range(75):  # 3,000 files nobody reads
+            (d / f"f{j}.js").write_text(f"module.exports = {i * j};\n" * 20)
+    (ws / "main.c").write_text("int main(void) { return 0; }\n")
+    (ws / "Makefile").write_text("app: main.c\n\tcc -o app main.c\n")
+    tape = tmp_path / "big.tape"
+    record(ws, tape, "make")
+    m = manifest(tape)
+    listed = {e["path"]: e for e in m["inputs"]}
+    assert len(listed) == 3002
+    stored = sorted(p for p, e in listed.items() if e.get("stored"))
+    assert stored == ["Makefile", "main.c"]
+    assert all(e["sha256"] is None for p, e in listed.items() if p.startswith("vendor/"))
+    assert all(isinstance(e["mtime_ns"], int) for e in listed.values())
+    assert {d["path"] for d in m["directories"]} >= {"vendor", "vendor/pkg00"}
+    # The two sources, the program, the streams, the Python samples: a handful, not 3,000.
+    assert blob_count(tape) < 10
+    assert os.path.getsize(tape) < 200_000
+    out = buildtape("replay", tape)
+    assert out.returncode == 0, out.stdout.decode() + out.stderr.decode()
+    assert "reproduced" in out.stdout.decode()
+
+
+def test_prebuild_content_of_overwritten_truncated_renamed_and_deleted_files(
+    tmp_path: Path,
+) -> None:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    old = {name: f"old {name}\n".encode() * 3 for name in ("a", "b", "c", "d", "e", "f")}
+    for name, data in old.items():
+        (ws / name).write_bytes(data)
+        os.utime(ws / name, (OLD, OLD))
+    script = (
+        "echo new-a > a; : > b; echo new-c > tmp && mv tmp c; rm d; echo more >> e; "
+        "python3 -c \"import os; os.truncate('f', 2)\"; cat a b c e > all"
+    )
+    tape = tmp_path / "t.tape"
+    record(ws, tape, "sh", "-c", script)
+    m = manifest(tape)
+    inputs = {e["path"]: e for e in m["inputs"]}
+    outputs = {e["path"]: e for e in m["outputs"]}
+    from recorder.tape import TapeReader
+
+    with TapeReader(tape) as r:
+        for name, data in old.items():
+            entry = inputs[name]
+            assert entry["sha256"] == hashlib.sha256(data).hexdigest(), name
+            assert entry.get("stored"), name
+            assert r.read_blob(entry["sha256"]) == data, name
+            assert entry["mtime_ns"] == OLD * 10**9
+    assert outputs["d"]["change"] == "deleted"
+    assert {outputs[n]["change"] for n in "abcef"} == {"modified"}
+    assert outputs["all"]["change"] == "created"
+    out = buildtape("replay", tape)
+    assert out.returncode == 0, out.stdout.decode() + out.stderr.decode()
+
+
+PARALLEL_CD = """\
+DIRS := $(patsubst %,d%,$(shell seq 1 12))
+all: $(DIRS)
+$(DIRS):
+\t@mkdir -p $@ && cd $@ && sh -c 'pwd > where && cat where > /dev/null'
+.PHONY: all $(DIRS)
+"""
+
+
+@pytest.mark.parametrize("trace", ["auto", pytest.param("strace", marks=needs_strace)])
+def test_every_parallel_step_has_the_cwd_it_ran_in(tmp_path: Path, trace: str) -> None:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "Makefile").write_text(PARALLEL_CD)
+    for run in range(5):
+        for d in ws.glob("d*"):
+            shutil.rmtree(d)
+        tape = tmp_path / f"p{run}.tape"
+        record(ws, tape, "make", "-j4", extra=("--trace", trace))
+        procs = manifest(tape)["processes"]
+        inner = [p for p in procs if p["argv"][:2] == ["sh", "-c"] and "pwd" in p["argv"][2]]
+        assert len(inner) == 12
+        for p in inner:
+            # The recipe's own shell ran `cd dN`: the inner sh must be in that directory.
+            assert p["cwd"].startswith(str(ws) + "/d"), p
+
+
+STATIC_C = r"""
+#include <stdio.h>
+int main(void) { FILE *f = fopen("from-static.txt", "w"); fputs("hi\n", f); fclose(f);
+  f = fopen("input.txt", "r"); char b[8]; fgets(b, 8, f); fclose(f); return 0; }
+"""
+
+
+@pytest.fixture
+def static_program(tmp_path: Path) -> Path:
+    src = tmp_path / "st.c"
+    src.write_text(STATIC_C)
+    exe = tmp_path / "static-tool"
+    built = subprocess.run(["cc", "-static", "-O1", "-o", exe, src], capture_output=True)
+    if built.returncode != 0:
+        pytest.fail(f"cc -static failed (install libc6-dev): {built.stderr.decode()}")
+    return exe
+
+
+def test_static_executable_is_reported_with_the_remedy(
+    tmp_path: Path, static_program: Path
+) -> None:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "input.txt").write_text("in\n")
+    tape = tmp_path / "s.tape"
+    out = buildtape("record", "-o", tape, "--", "sh", "-c", f"{static_program}; true", cwd=ws)
+    assert out.returncode == 0, out.stderr.decode()
+    m = manifest(tape)
+    static = [p for p in m["processes"] if p.get("static")]
+    assert [p["exe"] for p in static] == [str(static_program)]
+    warning = next(w for w in m["warnings"] if w["kind"] == "static_executables")
+    assert "--trace strace" in warning["message"]
+    assert "--trace strace" in out.stderr.decode()  # record's closing lines say it too
+    assert "static" in buildtape("show", tape).stdout.decode()
+
+
+@needs_strace
+def test_static_executable_file_events_under_strace(tmp_path: Path, static_program: Path) -> None:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "input.txt").write_text("in\n")
+    tape = tmp_path / "s.tape"
+    record(ws, tape, "sh", "-c", str(static_program), extra=("--trace", "strace"))
+    m = manifest(tape)
+    paths = m["paths"]
+    proc = next(p for p in m["processes"] if p["exe"] == str(static_program))
+    assert "from-static.txt" in [paths[i] for i in proc["writes"]]
+    assert "input.txt" in [paths[i] for i in proc["reads"]]
+    assert not any(w["kind"] == "static_executables" for w in m["warnings"])
+    stored = {e["path"] for e in m["inputs"] if e.get("stored")}
+    assert "input.txt" in stored
+
+
+def test_inherited_descriptor_reaches_the_build(tmp_path: Path) -> None:
+    r, w = os.pipe()
+    write = f"import os; os.write({w}, b'through-fd\\n')"
+    cmd = [sys.executable, "-m", "buildtape", "record", "-q", "-o", str(tmp_path / "fd.tape"),
+           "--", sys.executable, "-c", write]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=tmp_path, pass_fds=(w,), capture_output=True)
+    os.close(w)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert os.read(r, 100) == b"through-fd\n"
+    os.close(r)
+
+
+def test_recursive_make_keeps_its_jobserver(tmp_path: Path) -> None:
+    inner = tmp_path / "inner"
+    inner.mkdir()
+    (inner / "Makefile").write_text(
+        "all: " + " ".join(f"t{i}" for i in range(4)) + "\nt%:\n\t@sleep 0.05; echo $@\n"
+    )
+    bt = f"{sys.executable} -m buildtape record -q -o {tmp_path}/inner.tape --"
+    (tmp_path / "Makefile").write_text(f"all:\n\t+{bt} $(MAKE) -C inner\n")
+    out = subprocess.run(["make", "-j4"], cwd=tmp_path, capture_output=True)
+    assert out.returncode == 0, out.stderr.decode()
+    assert b"jobserver unavailable" not in out.stderr, out.stderr.decode()
+    m = manifest(tmp_path / "inner.tape")
+    assert "--jobserver-auth" in m["environment"]["vars"].get("MAKEFLAGS", "")
+
+
+EXITS = textwrap.dedent(
+    """\
+    import os, subprocess, sys, time
+    subprocess.run(["sh", "-c", "kill -9 $$"])                  # killed by a signal (vfork child)
+    subprocess.run([sys.executable, "-c", "import os; os._exit(3)"])  # _exit, no atexit
+    pid = os.posix_spawn("/bin/sh", ["sh", "-c", "exit 4"], dict(os.environ))
+    os.waitpid(pid, 0)
+    # an orphan: its parent exits at once, it ends 0.3 s later with 5
+    subprocess.run(["sh", "-c", "(sleep 0.3; exit 5) & exit 0"])
+    time.sleep(0.8)
+    """
+)
+
+
+def test_every_process_has_its_exit_status_and_end_time(tmp_path: Path) -> None:
+    (tmp_path / "exits.py").write_text(EXITS)
+    tape = tmp_path / "x.tape"
+    record(tmp_path, tape, sys.executable, "exits.py")
+    procs = manifest(tape)["processes"]
+
+    def find(pred: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+        found = [p for p in procs if pred(p)]
+        assert found, procs
+        return found[0]
+
+    killed = find(lambda p: p["argv"] == ["sh", "-c", "kill -9 $$"])
+    assert killed["signal"] == "SIGKILL" and killed["end_s"] is not None
+    exited = find(lambda p: p["argv"][-1:] == ["import os; os._exit(3)"])
+    assert exited["exit_code"] == 3 and exited["end_s"] is not None
+    spawned = find(lambda p: p["argv"] == ["sh", "-c", "exit 4"])
+    assert spawned["exit_code"] == 4 and spawned["end_s"] is not None
+    parent = find(lambda p: p["argv"] == ["sh", "-c", "(sleep 0.3; exit 5) & exit 0"])
+    orphan = find(lambda p: p.get("parent_id") == parent["id"] and p["argv"] == [])
+    assert orphan["exit_code"] == 5
+    assert orphan["end_s"] - parent["end_s"] > 0.2
+    for p in procs:
+        assert p["end_s"] is not None, p
+
+
+def test_tapes_never_hold_tapes_and_git_does_not_count_them(
+    fixture_copy: Callable[..., Path],
+) -> None:
+    ws = fixture_copy("c-make")
+    subprocess.run(["git", "init", "-q"], cwd=ws, check=True)
+    subprocess.run(["git", "add", "."], cwd=ws, check=True)
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"],
+        cwd=ws, check=True,
+    )  # fmt: skip
+    subprocess.run(["make", "-s"], cwd=ws, check=True)
+    (ws / ".gitignore").write_text("*.o\napp\n")
+    subprocess.run(["git", "add", ".gitignore"], cwd=ws, check=True)
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "y"],
+        cwd=ws,
+        check=True,
+    )
+    sizes = []
+    for i in range(4):
+        tape = ws / f"run{i}.tape"
+        record(ws, tape, "make", "-s")
+        sizes.append(tape.stat().st_size)
+        m = manifest(tape)
+        assert not [e["path"] for e in m["inputs"] if e["path"].endswith(".tape")]
+        assert m["git"]["dirty"] == []
+    assert max(sizes) < min(sizes) * 1.5  # no growth from one recording to the next
+
+
+@pytest.mark.parametrize(
+    "trace", ["auto", "preload", pytest.param("strace", marks=needs_strace), "proc", "none"]
+)
+def test_every_trace_mode_records_a_tape_that_replays(
+    fixture_copy: Callable[..., Path], tmp_path: Path, trace: str
+) -> None:
+    ws = fixture_copy("c-make")
+    tape = tmp_path / f"{trace}.tape"
+    record(ws, tape, "make", "-j2", extra=("--trace", trace))
+    m = manifest(tape)
+    assert m["status"] == "succeeded"
+    expected = {"auto": "preload", "preload": "preload"}.get(trace, trace)
+    assert m["tracing"]["mode"] == expected
+    if trace != "none":
+        assert any(p["argv"][:1] == ["cc"] for p in m["processes"])
+    out = buildtape("replay", tape)
+    assert out.returncode == 0, out.stdout.decode() + out.stderr.decode()
+    assert json.loads(buildtape("show", "--json", tape, check=True).stdout)["status"] == "succeeded"
