@@ -194,3 +194,17 @@ def _shift(line: str, by: int) -> str:
     a_start, a_len, b_start, b_len = m.groups()
     rest = line[m.end() :]
     return f"@@ -{int(a_start) + by}{a_len or ''} +{int(b_start) + by}{b_len or ''} @@{rest}"
+
+
+def first_difference(a: bytes, b: bytes) -> int:
+    """The offset of the first differing byte (the shorter length if one is a prefix),
+    found a block at a time: linear, and fast on large binaries."""
+    block = 1 << 16
+    n = min(len(a), len(b))
+    at = 0
+    while at < n and a[at : at + block] == b[at : at + block]:
+        at += block
+    end = min(at + block, n)
+    while at < end and a[at] == b[at]:
+        at += 1
+    return min(at, n)
