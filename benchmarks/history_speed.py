@@ -35,7 +35,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from buildtape.history_store import HistoryStore  # noqa: E402
+from history.indexing import index_tape  # noqa: E402
+from history.options import StatsOptions  # noqa: E402
+from history.store import HistoryStore  # noqa: E402
 from recorder.model import Event, Manifest  # noqa: E402
 from recorder.reading import open_tape  # noqa: E402
 
@@ -108,7 +110,7 @@ def main() -> None:
         t = time.perf_counter()
         with HistoryStore(home) as store:
             for i in range(args.builds):
-                store.index(work / f"t{i:05d}.tape", variant(m, i, rng, start), stderr=b"")
+                index_tape(store, work / f"t{i:05d}.tape", variant(m, i, rng, start), stderr=b"")
         bulk = time.perf_counter() - t
 
         # What record does for one tape: open the history, index, close.
@@ -116,7 +118,7 @@ def main() -> None:
         for i in range(args.runs):
             t = time.perf_counter()
             with HistoryStore(home) as store:
-                store.index(work / f"extra{i}.tape", variant(m, i, rng, start), stderr=b"")
+                index_tape(store, work / f"extra{i}.tape", variant(m, i, rng, start), stderr=b"")
             one.append(time.perf_counter() - t)
         index_s = statistics.median(one)
 
@@ -125,12 +127,12 @@ def main() -> None:
         base_s = timed([*cli, "history", "--limit", "1", "--json", "--home", str(home)], args.runs)
         alerts_s = timed([*cli, "alerts", "--json", "--home", str(home)], args.runs)
         with HistoryStore(home) as store:
-            from buildtape.stats import stats
+            from history.stats import stats
 
             t = time.perf_counter()
-            result = stats(store)
+            result = stats(store, StatsOptions())
             engine_s = time.perf_counter() - t
-            step_rows = store.db.execute("SELECT count(*) FROM steps").fetchone()[0]
+            step_rows = store.row_counts()["steps"]
         result_out = {
             "builds": result["builds"],
             "processes_per_build": len(m.processes),

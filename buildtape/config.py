@@ -5,64 +5,86 @@ Every setting has a section and a key (``alerts.window``); its environment varia
 ``BUILDTAPE_`` + section + key in capitals (``BUILDTAPE_ALERTS_WINDOW``), except the
 top-level ones (``home`` -> ``BUILDTAPE_HOME``). Unknown keys and wrong types are errors
 that name the file, so a typo never silently falls back to a default.
+
+The sections ``alerts`` and ``otlp`` are the fields of ``history``'s option dataclasses,
+with their defaults: a setting and its default are written down once.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import types
+import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-LEVELS = ("info", "warning", "error", "critical")
+from buildtape.errors import ConfigError
+from history.options import LEVELS, AlertOptions, MetricRule, OtlpOptions
 
 
-class ConfigError(Exception):
-    """A configuration file or variable is malformed; the message names it."""
+@dataclass(frozen=True)
+class GcSettings:
+    """Defaults of ``buildtape gc`` (its options say the same; they win)."""
+
+    keep_days: int | None = None
+    keep_last: int | None = None
+    # A size such as 5G (``buildtape.params.SIZE`` reads it).
+    max_size: str | None = None
+
+
+def _section(options: type[Any], skip: tuple[str, ...] = ()) -> dict[str, tuple[type, Any]]:
+    """key -> (type, default) of a dataclass's fields; ``X | None`` is X."""
+    hints = typing.get_type_hints(options)
+    out: dict[str, tuple[type, Any]] = {}
+    for f in fields(options):
+        if f.name in skip:
+            continue
+        hint = hints[f.name]
+        if isinstance(hint, types.UnionType):
+            hint = next(a for a in typing.get_args(hint) if a is not type(None))
+        out[f.name] = (hint, f.default)
+    return out
 
 
 # section -> key -> (type, default). "" is the top level.
 SCHEMA: dict[str, dict[str, tuple[type, Any]]] = {
     "": {"home": (str, None), "store": (bool, True)},
-    "alerts": {
-        # The newest `window` builds are compared with the `baseline` builds before them.
-        "window": (int, 20),
-        "baseline": (int, 20),
-        "min_baseline": (int, 5),
-        "success_rate_warning": (float, 0.8),
-        "success_rate_critical": (float, 0.5),
-        "p95_ratio": (float, 1.5),
-        "step_ratio": (float, 1.2),
-        "step_min_s": (float, 1.0),
-        "step_mads": (float, 3.0),
-    },
-    "gc": {"keep_days": (int, None), "keep_last": (int, None), "max_size": (str, None)},
-    "otlp": {"endpoint": (str, "http://localhost:4318/v1/traces"), "timeout_s": (float, 10.0)},
+    "alerts": _section(AlertOptions, skip=("metric_rules",)),
+    "gc": _section(GcSettings),
+    "otlp": _section(OtlpOptions),
 }
-
-
-@dataclass(frozen=True)
-class MetricRule:
-    """A custom threshold on a metric from $BUILDTAPE_EVENTS, checked on the newest build."""
-
-    name: str
-    level: str
-    above: float | None = None
-    below: float | None = None
 
 
 @dataclass(frozen=True)
 class Config:
     workspace: Path
+    # "section.key" -> value, and where it came from (for `buildtape config`).
     values: dict[str, Any]
-    # "section.key" -> where its value came from, for `buildtape config`.
     sources: dict[str, str]
     metric_rules: list[MetricRule] = field(default_factory=list)
 
-    def get(self, dotted: str) -> Any:
-        return self.values[dotted]
+    def _of(self, section: str) -> dict[str, Any]:
+        return {key: self.values[f"{section}.{key}"] for key in SCHEMA[section]}
+
+    @property
+    def alerts(self) -> AlertOptions:
+        return AlertOptions(**self._of("alerts"), metric_rules=tuple(self.metric_rules))
+
+    @property
+    def otlp(self) -> OtlpOptions:
+        return OtlpOptions(**self._of("otlp"))
+
+    @property
+    def gc(self) -> GcSettings:
+        return GcSettings(**self._of("gc"))
+
+    @property
+    def store(self) -> bool:
+        """Whether ``record`` indexes its tape into the history."""
+        return bool(self.values["store"])
 
     @property
     def home(self) -> Path:

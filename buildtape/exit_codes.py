@@ -1,4 +1,6 @@
-"""Every exit code buildtape uses, in one place (documented in docs/cli.md)."""
+"""Every exit code buildtape uses, in one place (documented in docs/cli.md).
+
+Which error gives which code is the table in ``buildtape.errors``."""
 
 from __future__ import annotations
 
@@ -32,3 +34,5 @@ class ExitCode(IntEnum):
     NOT_EXECUTABLE = 126
     # record: the command was not found.
     COMMAND_NOT_FOUND = 127
+    # Interrupted (Ctrl-C): 128 + SIGINT, as a shell reports it.
+    INTERRUPTED = 130

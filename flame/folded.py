@@ -17,10 +17,6 @@ from flame.model import StackTree
 MAX_REPORTED = 20
 
 
-class FoldedFormatError(Exception):
-    """No usable stack in the input; the message names the input and the first problems."""
-
-
 @dataclass
 class FoldedReport:
     """What a read saw: line and stack counts, and the malformed lines (first 20 kept)."""

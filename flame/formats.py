@@ -1,16 +1,20 @@
-"""Which writer makes which file: picked by ``--format`` or by the output's extension."""
+"""Which writer makes which file: picked by ``--format`` or by the output's extension.
+
+Every renderer has one signature, ``(Profile, FlameOptions) -> str``. The HTML page is a
+format whose renderer lives with the other pages (``reports``): the command line adds it
+to these, so ``flame`` never imports ``reports``.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
 
 from flame.folded import folded_text
-from flame.model import StackTree
 from flame.options import FlameOptions
+from flame.pipeline import Profile
 from flame.svg import render_svg
 
-if TYPE_CHECKING:
-    from flame.from_tape import Span
+Renderer = Callable[[Profile, FlameOptions], str]
 
 FORMATS = ("svg", "folded", "speedscope", "trace", "html")
 _EXTENSIONS = (
@@ -31,23 +35,40 @@ def format_for(path: str | None) -> str | None:
     return next((fmt for ext, fmt in _EXTENSIONS if lower.endswith(ext)), None)
 
 
-def render(fmt: str, tree: StackTree, spans: list[Span] | None, options: FlameOptions) -> str:
-    if fmt == "svg":
-        return render_svg(tree, options)
-    if fmt == "folded":
-        return folded_text(tree)
-    # Each writer loads only when asked for: start-up is part of every render.
-    if fmt == "speedscope":
-        from flame.speedscope import render_speedscope
+def _svg(p: Profile, options: FlameOptions) -> str:
+    return render_svg(p.tree, options, p.placed)
 
-        return render_speedscope(tree, spans, options.title)
-    if fmt == "trace":
-        from flame.chrome import render_chrome_trace
 
-        return render_chrome_trace(tree, spans)
-    if fmt == "html":
-        # The interactive page (canvas, search, zoom) lives with the other HTML pages.
-        from reports.render import render_flame_page
+def _folded(p: Profile, options: FlameOptions) -> str:
+    return folded_text(p.tree)
 
-        return render_flame_page(tree, options.title)
-    raise ValueError(f"unknown flame format {fmt!r}")
+
+# Each writer below loads only when asked for: start-up is part of every render.
+def _speedscope(p: Profile, options: FlameOptions) -> str:
+    from flame.speedscope import render_speedscope
+
+    return render_speedscope(p.tree, p.spans, options.title)
+
+
+def _trace(p: Profile, options: FlameOptions) -> str:
+    from flame.chrome import render_chrome_trace
+
+    return render_chrome_trace(p.tree, p.spans)
+
+
+RENDERERS: Mapping[str, Renderer] = {
+    "svg": _svg,
+    "folded": _folded,
+    "speedscope": _speedscope,
+    "trace": _trace,
+}
+
+
+def render(
+    fmt: str, profile: Profile, options: FlameOptions, more: Mapping[str, Renderer] | None = None
+) -> str:
+    """The profile in format ``fmt``, by this module's renderers or ``more``."""
+    renderer = {**RENDERERS, **(more or {})}.get(fmt)
+    if renderer is None:
+        raise ValueError(f"no renderer for the flame format {fmt!r}")
+    return renderer(profile, options)

@@ -17,8 +17,8 @@ import shlex
 from dataclasses import dataclass
 
 from flame.model import StackTree
+from recorder.errors import TapeError
 from recorder.model import Manifest, Process
-from recorder.tape import TapeError
 from recorder.trust import samples_doc
 
 _COMPILERS = {"cc", "gcc", "g++", "c++", "clang", "clang++", "cpp"}
@@ -195,7 +195,7 @@ def process_stacks(m: Manifest, samples: Samples | None = None) -> StackTree:
     return tree
 
 
-def timeline(m: Manifest) -> list[Span]:
+def process_spans(m: Manifest) -> list[Span]:
     """Processes on lanes where no two overlap, by start time: a Gantt chart of the build."""
     # Each process takes the lowest lane free at its start: lanes that came free wait in
     # ``free`` (by number), busy ones in ``busy`` (by end), so n processes cost O(n log n).

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from flame.folded import FoldedFormatError, FoldedReport, read_lines
+from flame.errors import FoldedFormatError
+from flame.folded import FoldedReport, read_lines
 from flame.layout import Placed
 from flame.model import StackTree
 from flame.stream import drawable_tree, keyed_stacks
@@ -107,7 +108,7 @@ def load(paths: list[str], reverse: bool = False, base: StackTree | None = None)
     for path in paths:
         if _is_tape(path):
             # The tape reader and the process model load only for tapes.
-            from flame.from_tape import Samples, process_stacks, timeline
+            from flame.from_tape import Samples, process_spans, process_stacks
             from recorder.reading import open_tape
 
             with open_tape(Path(path)) as tape:
@@ -115,7 +116,7 @@ def load(paths: list[str], reverse: bool = False, base: StackTree | None = None)
                 samples = Samples.from_json(tape.blob(digest)) if digest else None
                 stacks = process_stacks(tape.manifest, samples)
                 if out.spans is None and base is None:
-                    out.spans = timeline(tape.manifest)
+                    out.spans = process_spans(tape.manifest)
             tree.unit = stacks.unit
             tree.title = tree.title or stacks.title
             for stack, weight in stacks.stacks():

@@ -14,6 +14,7 @@ import re
 from html import escape as _html_escape
 from importlib import resources
 
+from flame.errors import FlameAssetError
 from flame.layout import Placed, place, root_width
 from flame.model import Frame, StackTree
 from flame.options import FlameOptions
@@ -37,10 +38,6 @@ _PAD_TOP = 3  # above the title block
 _TITLE_BLOCK = 2.5  # in font sizes: title, subtitle and controls
 _PAD_BOTTOM = 2.2  # in font sizes: details line
 _CHAR_WIDTH = 0.59  # of the font size, for label truncation
-
-
-class FlameAssetError(Exception):
-    """A packaged asset of the flame renderer is missing: the installation is broken."""
 
 
 def asset(name: str) -> str:

@@ -15,7 +15,7 @@ from recorder.build import BuildRun, Observer
 from recorder.hashcache import HashCache
 from recorder.host import host_info, locale_settings, ulimits
 from recorder.host import timezone as tz_name
-from recorder.interposer import env_delta, is_static_elf, read_environment
+from recorder.interposer import elf_kind, env_delta, read_environment
 from recorder.model import (
     REDACTED,
     BuildWarning,
@@ -72,6 +72,7 @@ class _Environments:
         self._run = run
         self._shim = str(observer.shim) if observer.shim else None
         self._by_tag: dict[str, dict[str, str] | None] = {}
+        self._deltas: dict[tuple[str | None, str], dict[str, str | None] | None] = {}
 
     def of(self, tag: str | None) -> dict[str, str] | None:
         if tag is None or self._run.save_dir is None:
@@ -88,6 +89,16 @@ class _Environments:
                             env.pop(name, None)
             self._by_tag[tag] = env
         return self._by_tag[tag]
+
+    def delta_of_tags(self, parent: str | None, child: str) -> dict[str, str | None] | None:
+        """The delta between two saved environments (None: the build's), computed once."""
+        key = (parent, child)
+        if key not in self._deltas:
+            own = self.of(child)
+            base = self._plan.env if parent is None else self.of(parent)
+            self._deltas[key] = None if own is None or base is None else self.delta(base, own)
+        found = self._deltas[key]
+        return None if found is None else dict(found)
 
     def delta(self, parent: Mapping[str, str], child: Mapping[str, str]) -> dict[str, str | None]:
         policy = self._plan.options.secrets
@@ -109,7 +120,7 @@ def processes(plan: Plan, run: BuildRun, observer: Observer, cache: HashCache) -
     tags = records.env_tags if records is not None else {}
     envs = _Environments(plan, run, observer)
     exe_digest: dict[str, str | None] = {}
-    static_of: dict[str, bool] = {}
+    kind_of: dict[str, str | None] = {}
     unobserved = records.unobserved if records is not None else {}
     by_pid = {p.pid: p for p in traced}
     out = []
@@ -122,10 +133,15 @@ def processes(plan: Plan, run: BuildRun, observer: Observer, cache: HashCache) -
         if exe and exe not in exe_digest:
             found = cache.sha256(exe) if exe.startswith("/") else None
             exe_digest[exe] = found[0] if found else None
-            static_of[exe] = is_static_elf(exe) if exe.startswith("/") else False
-        static = bool(exe) and static_of.get(exe, False)
-        if observer.files == "preload" and not (tp.pid in unobserved or (root and tp.exe is None)):
-            static = False  # the interposer ran in it: not static, whatever the header says
+            kind_of[exe] = elf_kind(exe) if exe.startswith("/") else None
+        kind = kind_of.get(exe)
+        static = kind in ("static", "go")
+        observed = tp.pid not in unobserved and not (root and tp.exe is None)
+        if observer.files == "preload" and observed and kind != "go":
+            static = False  # the interposer ran in it and saw its calls
+        end = tp.end
+        if end is None and tp.parent_pid is None:
+            end = run.wall0 + run.duration  # the command itself ended with the build
         out.append(
             Process(
                 id=i,
@@ -136,7 +152,7 @@ def processes(plan: Plan, run: BuildRun, observer: Observer, cache: HashCache) -
                 exe=exe,
                 cwd=tp.exec_cwd or tp.cwd or cwd,
                 start_s=max(0.0, tp.start - run.wall0),
-                end_s=None if tp.end is None else max(0.0, tp.end - run.wall0),
+                end_s=None if end is None else max(0.0, end - run.wall0),
                 exit_code=exit_code,
                 signal=sig,
                 reads=[relative(p, workspace) for p in tp.reads],
@@ -158,20 +174,20 @@ def _delta_of(
     plan: Plan,
     root: bool,
 ) -> dict[str, str | None] | None:
-    own = envs.of(tags.get(tp.pid))
-    if own is None:
+    tag = tags.get(tp.pid)
+    if tag is None or envs.of(tag) is None:
         return None
-    parent_env: Mapping[str, str] | None = plan.env if root else None
+    parent_tag: str | None = None
     node = by_pid.get(tp.parent_pid) if tp.parent_pid is not None and not root else None
     seen: set[int] = set()
-    while parent_env is None and node is not None and node.pid not in seen:
+    while node is not None and node.pid not in seen:
         seen.add(node.pid)
-        parent_env = envs.of(tags.get(node.pid))
-        if parent_env is None:
-            node = by_pid.get(node.parent_pid) if node.parent_pid is not None else None
-    if parent_env is None:
-        parent_env = plan.env
-    return envs.delta(parent_env, own)
+        parent_tag = tags.get(node.pid)
+        if parent_tag is not None and envs.of(parent_tag) is not None:
+            break
+        parent_tag = None
+        node = by_pid.get(node.parent_pid) if node.parent_pid is not None else None
+    return envs.delta_of_tags(parent_tag, tag)
 
 
 def _which(argv0: str, plan: Plan) -> str:
@@ -189,8 +205,9 @@ def static_warning(procs: list[Process], observer: Observer) -> BuildWarning | N
     shown = ", ".join(names[:4]) + (", …" if len(names) > 4 else "")
     return BuildWarning(
         "static_executables",
-        f"{len(static)} static executable(s) ran ({shown}): the interposer sees neither "
-        "their files nor their children; record with --trace strace to see them",
+        f"{len(static)} program(s) the interposer cannot see into ran ({shown}: static "
+        "executables, or Go programs, which make their own system calls): their files and "
+        "children are not in the tape; record with --trace strace to see them",
     )
 
 

@@ -222,7 +222,9 @@ def run_build(
     t0, wall0 = time.monotonic(), time.time()
     if save_dir is not None:
         env["BUILDTAPE_T0"] = str(time.time_ns())
-    ptrace_ok = observer.choice.mode == "strace" or ptrace_allowed()
+    # --trace proc is how a user says ptrace is not allowed here; strace proved it is.
+    mode = observer.choice.mode
+    ptrace_ok = mode == "strace" or (mode == "preload" and ptrace_allowed())
     sampler, sampler_notice = choose_sampler(
         options.stacks, ptrace_ok, env, workdir, options.rate, wall0
     )

@@ -1,6 +1,16 @@
-"""What can stop a recording, each error class naming its meaning (the CLI maps them to codes)."""
+"""What can go wrong while recording or reading a tape, one class per meaning
+(``buildtape.errors`` maps each to an exit code). Light on purpose: importing it loads
+nothing else, so the CLI can name these classes without loading the recorder."""
 
 from __future__ import annotations
+
+
+class TapeError(Exception):
+    """A tape cannot be read or written; the message says what and what to do."""
+
+
+class TapeNotFound(TapeError):
+    """No tape exists at the path given."""
 
 
 class RecordError(Exception):
@@ -21,3 +31,11 @@ class TapeWriteFailed(RecordError):
     def __init__(self, message: str, build_status: int | None) -> None:
         super().__init__(message)
         self.build_status = build_status
+
+
+class TracerUnavailable(Exception):
+    """The tracer that was asked for by name cannot run here."""
+
+
+class SamplerUnavailable(Exception):
+    """The sampler asked for by name cannot run here."""

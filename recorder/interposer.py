@@ -14,7 +14,7 @@ import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 from recorder.strace_parser import TracedProcess
 from recorder.tail import LineTail
@@ -46,32 +46,73 @@ def _unescape(text: str) -> str:
 
 
 def is_static_elf(path: str) -> bool:
-    """Whether ``path`` is an ELF executable without a program interpreter (``PT_INTERP``)."""
+    """Whether the interposer cannot see inside ``path`` (``elf_kind`` is static or go)."""
+    return elf_kind(path) in ("static", "go")
+
+
+def elf_kind(path: str) -> str | None:
+    """``static`` (no ``PT_INTERP``), ``go`` (a Go program: it makes its own system calls,
+    so even when dynamically linked libc never sees its files or children), ``dynamic``,
+    or None for what is not an ELF executable."""
     try:
         with open(path, "rb") as f:
             head = f.read(64)
-            if len(head) < 64 or head[:4] != b"\x7fELF":
-                return False
+            if len(head) < 64 or head[:4] != b"\x7fELF" or head[4] not in (1, 2):
+                return None
             order: Literal["little", "big"] = "little" if head[5] == 1 else "big"
-            if head[4] == 2:  # 64-bit
-                phoff = int.from_bytes(head[32:40], order)
-                phentsize = int.from_bytes(head[54:56], order)
-                phnum = int.from_bytes(head[56:58], order)
+            wide = head[4] == 2
+
+            def field(lo: int, hi: int) -> int:
+                return int.from_bytes(head[lo:hi], order)
+
+            if wide:
+                phoff, phentsize, phnum = field(32, 40), field(54, 56), field(56, 58)
+                shoff, shentsize, shnum, shstrndx = (
+                    field(40, 48),
+                    field(58, 60),
+                    field(60, 62),
+                    field(62, 64),
+                )
             else:
-                phoff = int.from_bytes(head[28:32], order)
-                phentsize = int.from_bytes(head[42:44], order)
-                phnum = int.from_bytes(head[44:46], order)
+                phoff, phentsize, phnum = field(28, 32), field(42, 44), field(44, 46)
+                shoff, shentsize, shnum, shstrndx = (
+                    field(32, 36),
+                    field(46, 48),
+                    field(48, 50),
+                    field(50, 52),
+                )
             if not 0 < phnum <= 256 or phentsize < 4:
-                return False
+                return None
             f.seek(phoff)
             table = f.read(phentsize * phnum)
+            interp = any(
+                int.from_bytes(table[i * phentsize : i * phentsize + 4], order) == 3
+                for i in range(phnum)
+            )
+            if _has_go_section(f, order, wide, shoff, shentsize, shnum, shstrndx):
+                return "go"
     except OSError:
+        return None
+    return "dynamic" if interp else "static"
+
+
+def _has_go_section(
+    f: BinaryIO, order: Literal["little", "big"], wide: bool, shoff: int, shentsize: int,
+    shnum: int, shstrndx: int,
+) -> bool:  # fmt: skip
+    if not (0 < shnum <= 4096 and 0 <= shstrndx < shnum and shentsize >= (64 if wide else 40)):
         return False
-    for i in range(phnum):
-        p_type = int.from_bytes(table[i * phentsize : i * phentsize + 4], order)
-        if p_type == 3:  # PT_INTERP
-            return False
-    return True
+    f.seek(shoff + shstrndx * shentsize)
+    sh = f.read(shentsize)
+    if wide:
+        offset, size = int.from_bytes(sh[24:32], order), int.from_bytes(sh[32:40], order)
+    else:
+        offset, size = int.from_bytes(sh[16:20], order), int.from_bytes(sh[20:24], order)
+    if size > 1 << 20:
+        return False
+    f.seek(offset)
+    names = f.read(size)
+    return b".go.buildinfo\0" in names or b".note.go.buildid\0" in names
 
 
 @dataclass
@@ -113,6 +154,8 @@ class InterposerLog:
         self._exited: dict[int, float] = {}
         self.execs: list[tuple[int, str]] = []
         self._closed = False
+        # Processes whose status no parent's wait has reported yet (orphan candidates).
+        self.uncollected: set[int] = set()
         # pid -> the name its image was executed as (``cc``, ``./configure``), when seen.
         self._run_as: dict[int, str] = {}
 
@@ -134,6 +177,7 @@ class InterposerLog:
             inherited = cwd or (parent.exec_cwd or parent.cwd if parent else "") or ""
             proc = TracedProcess(pid=pid, parent_pid=ppid, start=t, cwd=inherited)
             self.processes[pid] = proc
+            self.uncollected.add(pid)
         return proc
 
     def feed(self, line: str) -> None:
@@ -176,6 +220,9 @@ class InterposerLog:
                 proc = self._proc(child, parent, t, None)
                 if proc.argv is None:
                     self._pending[child] = _Pending(t, _unescape(parts[4]), argv)
+                elif child not in self._run_as:
+                    # The child's own record came first (it raced its parent's return).
+                    self._run_as[child] = _unescape(parts[4])
             elif kind == "P" and len(parts) >= 4:
                 self.saves.setdefault(os.path.normpath(_unescape(parts[3])), parts[2])
             elif kind == "I" and len(parts) >= 4:
@@ -203,6 +250,7 @@ class InterposerLog:
             proc.writes.setdefault(os.path.normpath(parts[3]), t)
 
     def _collected(self, pid: int, status: int, t: float) -> None:
+        self.uncollected.discard(pid)
         proc = self.processes.get(pid)
         if proc is None:
             return
@@ -234,13 +282,17 @@ class InterposerLog:
                 proc.exit_code, proc.signal = decode_status(status)
                 if proc.end is None:
                     proc.end = t
+        resolved: dict[tuple[str, str, str | None], str] = {}
         for pid, file in self._run_as.items():
             # The name it was run as (/usr/bin/cc), not the file it resolved to
             # (x86_64-linux-gnu-gcc-12): tools answer --version by the name they are called.
             proc = self.processes[pid]
-            found = _resolve(file, proc.exec_cwd or proc.cwd, path_of(pid))
-            if found.startswith("/") and os.path.exists(found):
-                proc.exe = found
+            key = (file, proc.exec_cwd or proc.cwd if "/" in file else "", path_of(pid))
+            if key not in resolved:
+                found = _resolve(file, proc.exec_cwd or proc.cwd, key[2])
+                resolved[key] = found if found.startswith("/") and os.path.exists(found) else ""
+            if resolved[key]:
+                proc.exe = resolved[key]
         unobserved: dict[int, str] = {}
         for pid, pending in self._pending.items():
             proc = self.processes[pid]

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from recorder.tape import TapeError
+from recorder.errors import TapeError
 from recorder.trust import check_manifest
 
 T = TypeVar("T")
@@ -210,7 +210,8 @@ class Process:
     # The environment as a delta from the parent's (the root's: from the manifest's
     # environment); a None value is a variable the process unset. None: not observed.
     env: dict[str, str | None] | None = None
-    # An ELF without an interpreter: the interposer saw neither its files nor its children.
+    # The interposer could not see inside it (an ELF without an interpreter, or a Go
+    # program, which makes its own system calls): neither its files nor its children.
     static: bool = False
 
     @property

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from recorder.errors import TapeError
 from recorder.model import Manifest, blobs_referenced
-from recorder.tape import TapeError, TapeReader
+from recorder.tape import TapeReader
 
 
 @dataclass

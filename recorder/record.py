@@ -17,13 +17,19 @@ from pathlib import Path
 from recorder.assemble import assemble, signum, split_returncode
 from recorder.background import Background
 from recorder.build import BuildRun, choose_observer, run_build
-from recorder.errors import CommandNotExecutable, CommandNotFound, RecordError, TapeWriteFailed
+from recorder.errors import (
+    CommandNotExecutable,
+    CommandNotFound,
+    RecordError,
+    TapeError,
+    TapeWriteFailed,
+)
 from recorder.host import current_umask
 from recorder.model import BuildWarning, DirEntry, Manifest
 from recorder.observe import Observation, observe
 from recorder.options import RecordOptions
 from recorder.prepare import EVENTS_VAR, Plan, prepare, relative
-from recorder.tape import TapeError, TapeWriter
+from recorder.tape import TapeWriter
 from recorder.workspace import Survey, git_state, rescan, scan, survey
 
 __all__ = [

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from recorder.errors import SamplerUnavailable
+
 SAMPLERS = ("auto", "py-spy", "pyinstrument", "thread", "none")
 DIR_VAR = "BUILDTAPE_PYSTACKS"
 INTERVAL_VAR = "BUILDTAPE_PYSTACKS_INTERVAL"
@@ -426,7 +428,3 @@ def choose_sampler(
             "--stacks pyinstrument was asked for, but pyinstrument is not installed"
         )
     return PyinstrumentSampler(workdir, rate, wall0), None
-
-
-class SamplerUnavailable(Exception):
-    """The sampler asked for by name cannot run here."""

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 
 from recorder.model import Manifest, Process
 from recorder.reading import Tape
-from recorder.timeline import timeline
+from recorder.timeline import events_of
 
 _ERROR_LINE = re.compile(
     r"(error[:\[]|\*\*\* |Traceback \(most recent call last\)|fatal:|FAILED)", re.I
@@ -61,6 +62,13 @@ def slowest(manifest: Manifest, n: int = 10) -> list[Process]:
     return sorted(timed, key=lambda p: (-(p.duration_s or 0.0), p.id))[:n]
 
 
+def outermost_steps(manifest: Manifest) -> list[Process]:
+    """Steps that are not inside another step: the cc, not its cc1."""
+    candidates = steps(manifest)
+    ids = {p.id for p in candidates}
+    return [p for p in candidates if p.parent_id not in ids]
+
+
 def failure_origins(manifest: Manifest) -> list[Process]:
     """Failed processes none of whose children failed: where each failure started."""
     failed = [p for p in manifest.processes if p.failed]
@@ -96,6 +104,16 @@ def stderr_tail(tape: Tape, lines: int = 10) -> list[str]:
 
 def first_error_line(lines: list[str]) -> str | None:
     return next((line for line in lines if _ERROR_LINE.search(line)), None)
+
+
+def error_line_for(step: Process, lines: list[str]) -> str | None:
+    """The first error line that names one of the step's files, else the first one at all."""
+    names = {os.path.basename(a) for a in step.argv[1:] if "." in os.path.basename(a)}
+    for line in lines:
+        if first_error_line([line]) and any(n in line for n in names):
+            return line.strip()
+    first = first_error_line(lines)
+    return None if first is None else first.strip()
 
 
 def metrics(manifest: Manifest) -> list[dict[str, Any]]:
@@ -145,7 +163,7 @@ def json_view(tape: Tape) -> dict[str, Any]:
         ],
         "external": [e.to_dict() for e in m.external],
         "metrics": metrics(m),
-        "events": [e.to_dict() for e in timeline(m)],
+        "events": [e.to_dict() for e in events_of(m)],
         "warnings": [w.to_dict() for w in m.warnings],
         "failing_steps": [{"id": s.id, "origin_id": o.id} for s, o in failing(m)],
     }

@@ -32,6 +32,8 @@ from typing import IO, Any, Protocol, cast
 
 import zstandard
 
+from recorder.errors import TapeError, TapeNotFound
+
 FORMAT_NAME = "buildtape-tape"
 FORMAT_VERSION = "1.1"
 SUPPORTED_MAJOR = 1
@@ -56,10 +58,6 @@ MAX_INDEX_SIZE = 1024**2
 # Packs larger than this (a large file's pack of its own) are read as a stream.
 STREAM_PACK_SIZE = 64 * 1024**2
 _STREAM_CHUNK = 1024**2
-
-
-class TapeError(Exception):
-    """A tape cannot be read or written; the message says what and what to do."""
 
 
 def sha256_hex(data: bytes) -> str:
@@ -319,7 +317,7 @@ class TapeReader:
         try:
             self._file: IO[bytes] = open(path, "rb")  # noqa: SIM115 - closed in close()
         except FileNotFoundError:
-            raise TapeError(f"no tape at {path}; check the path") from None
+            raise TapeNotFound(f"no tape at {path}; check the path") from None
         except IsADirectoryError:
             raise TapeError(f"{path} is a directory, not a tape") from None
         except OSError as exc:

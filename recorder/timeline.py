@@ -16,7 +16,7 @@ FINAL_EVENT = {
 }
 
 
-def timeline(m: Manifest, per_process: bool = True) -> list[Event]:
+def events_of(m: Manifest, per_process: bool = True) -> list[Event]:
     """Every event of the build in time order (ties keep the order they are listed here);
     without ``per_process``, all but process_started, process_exited and file_written."""
     events: list[Event] = [Event(0.0, "build_started", {"argv": m.argv})]

@@ -21,16 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from recorder.errors import TracerUnavailable
 from recorder.interposer import InterposerLog
 from recorder.strace_parser import PROCESS_SYSCALLS, TRACED_SYSCALLS, StraceParser, TracedProcess
 from recorder.tail import LineTail
 
 TRACE_MODES = ("auto", "preload", "strace", "proc", "none")
 FILE_EVENT_SOURCES = ("auto", "preload", "strace")
-
-
-class TracerUnavailable(Exception):
-    """The tracer that was asked for by name cannot run here."""
 
 
 class Tracer(Protocol):
@@ -346,17 +343,22 @@ class PreloadTracer:
             self._reap()
 
     def _reap(self) -> None:
-        for pid, proc in list(self.log.processes.items()):
-            if pid == self._root or (proc.end is not None and proc.exit_code is not None):
-                continue
-            if proc.exit_code is not None or proc.signal is not None:
+        """Collect the build's orphans that have ended, and nobody else's children.
+
+        Only processes no parent's ``wait`` has reported are asked about (the log keeps
+        that set as it reads), so the cost follows what is running, not the whole build;
+        a sampler's ended child stays for its own owner to collect.
+        """
+        for pid in list(self.log.uncollected):
+            if pid == self._root:
                 continue
             try:
                 got, status = os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:
-                continue
+                continue  # not (yet) ours: its parent is alive
             if got == pid:
                 self.reaped[pid] = (status, time.time())
+                self.log.uncollected.discard(pid)
 
     def drain_execs(self) -> list[tuple[int, str]]:
         return self.log.drain_execs()

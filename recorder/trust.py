@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from recorder.tape import TapeError
+from recorder.errors import TapeError
 
 if TYPE_CHECKING:
     from recorder.model import Manifest

@@ -27,17 +27,14 @@ from pathlib import Path
 
 from recorder.model import REDACTED, FileEntry, Manifest, Process
 from recorder.reading import Tape
+from replay.errors import ExtractError, WorldError
 from replay.restore import restore_intermediates
 from replay.run import names_workspace, prepare
-from replay.world import World, WorldError, step_world, subtree
+from replay.world import World, step_world, subtree
 
 __all__ = ["ExtractError", "ExtractOptions", "Extracted", "extract", "sh_quote", "subtree"]
 
 _UMASK = re.compile(r"0?[0-7]{3}")
-
-
-class ExtractError(Exception):
-    """The step cannot be extracted (unknown step, directory not empty, unsafe value)."""
 
 
 @dataclass(frozen=True)

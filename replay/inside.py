@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from recorder.record import RecordError, RecordOptions, record
+from recorder.errors import RecordError
+from recorder.record import RecordOptions, record
 
 
 def main(spec_path: str) -> int:

@@ -15,18 +15,10 @@ from recorder.model import REDACTED, FileEntry, Manifest, Process
 from recorder.reading import Tape, open_tape
 from recorder.toolchain import tool_name, version_line
 from replay.diff import DiffOptions, diff
-from replay.run import Run, RunError, RunStart, run_in_sandbox
-from replay.sandbox import Isolation, SandboxError, choose_isolation
+from replay.errors import ReplayError, RunError, SandboxError
+from replay.run import Run, RunStart, run_in_sandbox
+from replay.sandbox import Isolation, choose_isolation
 from replay.verdict import Finding, explain
-
-
-class ReplayError(Exception):
-    """The replay could not run; the message says why."""
-
-
-class ConsentRequired(ReplayError):
-    """The tape was not recorded here and nobody could be asked (no terminal, no --yes)."""
-
 
 # Variables that make programs load code or read configuration from where they point:
 # a tape never sets them for a replay unless the user passes --trust-env.
@@ -109,6 +101,8 @@ class ReplayResult:
     # One sentence when the replay could not run at the recorded path.
     isolation_note: str | None = None
     step: int | None = None
+    # What the run could not put back as recorded (intermediates, listed-only files).
+    notes: list[str] = field(default_factory=list)
 
 
 def make_sandbox(workdir: Path | None, prefix: str) -> tuple[Path, bool]:
@@ -302,7 +296,8 @@ def replay(
             reproduced=reproduced and run.exit_status == run.expected_status,
             sandbox=sandbox,
             drift=drift,
-            env_notes=env_notes + run.notes,
+            env_notes=env_notes,
+            notes=run.notes,
             checks=checks,
             replay_exit=run.exit_status,
             recorded_exit=run.expected_status,

@@ -22,10 +22,7 @@ from recorder import trust
 from recorder.model import DirEntry, FileEntry, Intermediate
 from recorder.reading import Tape
 from recorder.trust import RestoreLimits
-
-
-class RestoreError(Exception):
-    """A file could not be restored safely; the message names it."""
+from replay.errors import RestoreError
 
 
 @dataclass

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from recorder.model import REDACTED, FileEntry, Manifest
 from recorder.reading import Tape, open_tape
+from replay.errors import RunError, SandboxError, WorldError
 from replay.restore import (
     make_dirs_inside,
     restore,
@@ -29,14 +30,10 @@ from replay.sandbox import (
     InnerSpec,
     Isolation,
     Layout,
-    SandboxError,
+    cache_dir,
     run_inside,
 )
-from replay.world import World, WorldError, step_world, whole_world
-
-
-class RunError(Exception):
-    """The run could not start; the message says why and what to do."""
+from replay.world import World, step_world, whole_world
 
 
 @dataclass(frozen=True)
@@ -130,6 +127,29 @@ def _refuse_embedded(m: Manifest, world: World, workspace: Path) -> None:
             )
 
 
+def _blind_spots(m: Manifest, world: World) -> list[str]:
+    """A note when listed-only files were restored as placeholders although the recorder
+    may not have seen every read (static executables, or outputs no process wrote: Go
+    makes its system calls without libc, so the interposer sees neither)."""
+    if not world.placeholders:
+        return []
+    written = {w for p in m.processes for w in p.writes}
+    unseen = [e.path for e in m.outputs if e.path not in written]
+    static = sorted({p.exe for p in m.processes if p.static})
+    if not (static or unseen):
+        return []
+    why = (
+        f"static executables ran ({', '.join(static[:3])})"
+        if static
+        else (f"no recorded process wrote {', '.join(unseen[:3])}")
+    )
+    return [
+        f"{len(world.placeholders)} files listed in the tape without content were restored "
+        f"as placeholders of their size, but {why}: the recorder did not see every read, and "
+        "a placeholder read as content breaks the build; record with --trace strace"
+    ]
+
+
 def prepare(tape: Tape, world: World, sandbox: Path) -> list[str]:
     """Restore ``world`` under ``sandbox``; the paths whose content the tape does not hold."""
     workspace = sandbox / "workspace"
@@ -178,12 +198,13 @@ def run_in_sandbox(
     out = sandbox / "out"
     out.mkdir(parents=True, exist_ok=True)
     notes: list[str] = []
+    notes += _blind_spots(m, world)
     layout = None
     if isolation.kind == "bwrap":
         tmp = sandbox / "tmp"
         tmp.mkdir(parents=True, exist_ok=True)
         unplaced = restore_intermediates(tape, world.intermediates, tmp)
-        notes = [f"intermediate {p} could not be put back (not under /tmp)" for p in unplaced]
+        notes += [f"intermediate {p} could not be put back (not under /tmp)" for p in unplaced]
     spec = InnerSpec(
         argv=world.argv,
         workspace=where,
@@ -202,6 +223,7 @@ def run_in_sandbox(
             out=out.resolve(),
             cwd=spec.cwd,
             hostname=m.host.hostname or None,
+            cache=cache_dir(env),
         )
     try:
         inner = run_inside(isolation, layout, spec, out, build_stdout)
@@ -216,7 +238,19 @@ def run_in_sandbox(
         shutil.move(tape_path, output)
         tape_path = output
     with open_tape(tape_path) as replayed:
-        outputs = replayed.manifest.outputs
+        outputs = list(replayed.manifest.outputs)
+        if step is not None:
+            # A step may rewrite a file it started with to the same content: the replay's
+            # tape lists it among the inputs only, and that is what it holds after the run.
+            # Only when the replay did write it: a step that did nothing must not pass.
+            changed = {e.path for e in outputs}
+            wanted = {e.path for e in world.expected}
+            written = {w for p in replayed.manifest.processes for w in p.writes}
+            outputs += [
+                e
+                for e in replayed.manifest.inputs
+                if e.path in wanted and e.path in written and e.path not in changed
+            ]
     return Run(
         exit_status, world.expected_status, world.expected, outputs, missing, tape_path,
         where, isolation.kind, world, notes,

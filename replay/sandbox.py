@@ -17,6 +17,7 @@ refuses steps that name the recorded workspace (they would run against the user'
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -27,14 +28,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from replay.errors import SandboxError
+
 MODES = ("auto", "bwrap", "directory")
 MODE_VAR = "BUILDTAPE_SANDBOX"
 # Mounted apart from the read-only host view.
 _OWN_MOUNTS = ("/proc", "/dev", "/tmp")
-
-
-class SandboxError(Exception):
-    """The requested isolation is not available, or a path cannot be placed safely."""
 
 
 @dataclass(frozen=True)
@@ -75,9 +74,6 @@ def choose_isolation(mode: str, env: Mapping[str, str]) -> Isolation:
         return Isolation("directory", f"namespaces turned off (sandbox {mode})")
     bwrap = shutil.which("bwrap", path=env.get("PATH", os.defpath)) or shutil.which("bwrap")
     reason = "bubblewrap (bwrap) is not installed" if bwrap is None else _probe(bwrap)
-    inside = _runs_from(Path(sys.prefix), *(Path(p) for p in _own_import_roots()))
-    if reason is None and inside:
-        reason = f"buildtape runs from {inside}, which the sandbox must not hide"
     if reason is None:
         return Isolation("bwrap", None, bwrap)
     if mode == "bwrap":
@@ -89,12 +85,11 @@ def _own_import_roots() -> list[str]:
     return [str(Path(__file__).resolve().parent.parent)]
 
 
-def _runs_from(*paths: Path) -> str | None:
-    """A path buildtape needs that lies under /tmp, which the sandbox replaces."""
-    for p in paths:
-        if _under(str(p.resolve()), "/tmp"):
-            return str(p)
-    return None
+def own_paths() -> list[str]:
+    """What the recorder inside needs that lies under /tmp, which the sandbox replaces
+    (a virtualenv or checkout of buildtape there): bound read-only at the same path."""
+    paths = {str(Path(p).resolve()) for p in (*_own_import_roots(), sys.prefix, sys.base_prefix)}
+    return sorted(p for p in paths if _under(p, "/tmp") and os.path.isdir(p))
 
 
 def _under(path: str, root: str) -> bool:
@@ -111,8 +106,20 @@ class Layout:
     out: Path  # where the inner recorder writes its tape and result (same path inside)
     cwd: str  # the build's cwd inside the sandbox
     hostname: str | None = None
-    # Extra read-only files outside the workspace and /tmp: (host file, sandbox path).
+    # Extra read-only files or directories: (host path, sandbox path).
     files: tuple[tuple[Path, str], ...] = ()
+    # The build's cache directory (~/.cache): an empty writable tmpfs in the sandbox, as
+    # on a fresh machine (Go's build cache must be writable), with buildtape's own cache
+    # in it read-only.
+    cache: str | None = None
+
+
+def cache_dir(env: Mapping[str, str]) -> str | None:
+    """The build's cache directory: ``$XDG_CACHE_HOME``, else ``$HOME/.cache``."""
+    if env.get("XDG_CACHE_HOME", "").startswith("/"):
+        return os.path.normpath(env["XDG_CACHE_HOME"])
+    home = env.get("HOME", "")
+    return os.path.join(os.path.normpath(home), ".cache") if home.startswith("/") else None
 
 
 def _deepest_existing(path: str) -> str:
@@ -168,6 +175,11 @@ def bwrap_argv(bwrap: str, layout: Layout, command: Sequence[str]) -> list[str]:
     args += ["--dev", "/dev", "--proc", "/proc", "--bind", str(layout.tmp), "/tmp"]
     for directory in shadows:
         args += _shadow(directory)
+    cache = layout.cache
+    apart = cache and not (_under(cache, layout.place) or _under(layout.place, cache))
+    if cache and apart and os.path.isdir(cache) and not _under(cache, "/tmp"):
+        own = os.path.join(cache, "buildtape")
+        args += ["--tmpfs", cache, "--ro-bind-try", own, own]
     args += ["--bind", str(layout.workspace), layout.place]
     for host, inside in layout.files:
         args += ["--ro-bind", str(host), inside]
@@ -216,6 +228,8 @@ def run_inside(
     command = [sys.executable, "-m", "replay.inside", str(spec_path)]
     if layout is not None:
         assert isolation.bwrap is not None
+        own = tuple((Path(p), p) for p in own_paths())
+        layout = dataclasses.replace(layout, files=(*layout.files, *own))
         command = bwrap_argv(isolation.bwrap, layout, command)
     proc = subprocess.run(
         command, env=env, stdin=subprocess.DEVNULL, stdout=build_stdout, check=False

@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from recorder.reading import Tape
-from replay.replay import ReplayError, compare_outputs, make_sandbox, replay_env
-from replay.run import Run, RunError, RunStart, run_in_sandbox
-from replay.sandbox import SandboxError, choose_isolation
+from replay.errors import RunError, SandboxError, VaryError
+from replay.replay import compare_outputs, make_sandbox, replay_env
+from replay.run import Run, RunStart, run_in_sandbox
+from replay.sandbox import choose_isolation
 from replay.verdict import BOOKKEEPING
 
 # name -> (what the control run uses, what the varied run uses), documented in docs/replay.md
@@ -34,10 +35,6 @@ VARIATIONS: dict[str, tuple[str, str]] = {
     "env-order": ("the recorded order", "reversed"),
     "jobs": ("MAKEFLAGS=-j1", "MAKEFLAGS=-j2"),
 }
-
-
-class VaryError(ReplayError):
-    pass
 
 
 @dataclass(frozen=True)

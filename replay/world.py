@@ -27,10 +27,7 @@ from recorder.model import (
     Process,
     process_environment,
 )
-
-
-class WorldError(Exception):
-    """The step is unknown, or it ran somewhere a replay cannot put it."""
+from replay.errors import WorldError
 
 
 @dataclass
@@ -155,11 +152,19 @@ def step_world(m: Manifest, step_id: int) -> World:
     earlier = _state_at(m, procs, start, ids | ancestors(m, step))
     before = {e.path: e for e in m.inputs}
     after = {e.path: e for e in m.outputs if e.change != "deleted"}
+    gone = {e.path for e in m.outputs if e.change == "deleted"}
+
+    def final(path: str) -> FileEntry | None:
+        """The file after the build: an output, or (written, but to the same content)
+        the pre-build file the tape lists among the inputs only."""
+        if path in after:
+            return after[path]
+        return None if path in gone else before.get(path)
 
     def at_start(path: str) -> FileEntry | None:
         """The file as it was when the step started, or None if it did not exist."""
         if path in earlier:
-            return after.get(path) if earlier[path] else None
+            return final(path) if earlier[path] else None
         return before.get(path)
 
     needed: set[str] = set()
@@ -191,7 +196,7 @@ def step_world(m: Manifest, step_id: int) -> World:
             d = posixpath.dirname(d)
     recorded = {d.path: d for d in m.directories if d.change != "created"}
     inters = [i for i in m.intermediates if ids & set(i.read_by) and not set(i.written_by) <= ids]
-    expected = [e for e in m.outputs if e.path in writes and e.change != "deleted" and e.sha256]
+    expected = [e for e in map(final, sorted(writes)) if e is not None and e.sha256]
     return World(
         files=files,
         placeholders=listed,

@@ -8,13 +8,12 @@ import json
 import os
 from typing import Any
 
-from buildtape.history_rows import error_line_for, outermost_steps
-from flame.from_tape import Samples, process_stacks, timeline
+from flame.from_tape import Samples, process_spans, process_stacks
 from flame.model import Frame, StackTree
 from recorder.model import REDACTED
 from recorder.reading import Tape
-from recorder.summary import failing, first_error_line, steps
-from recorder.timeline import timeline as events_timeline
+from recorder.summary import error_line_for, failing, first_error_line, outermost_steps, steps
+from recorder.timeline import events_of
 from reports.critical import critical_path, parallelism
 
 # Per process, the panel lists this many files read and written ("and N more" after).
@@ -111,7 +110,7 @@ def report_payload(tape: Tape) -> dict[str, Any]:
     def pid(path: str) -> int:
         return paths.setdefault(path, len(paths))
 
-    spans = timeline(m)
+    spans = process_spans(m)
     lane = {s.process.id: s.lane for s in spans}
     label = {s.process.id: s.label for s in spans}
     step_list = outermost_steps(m)
@@ -169,9 +168,7 @@ def report_payload(tape: Tape) -> dict[str, Any]:
 
     read = {r for p in m.processes for r in p.reads}
     custom = [
-        e
-        for e in events_timeline(m)
-        if e.kind in ("event", "metric", "span", "invalid_event", "warning")
+        e for e in events_of(m) if e.kind in ("event", "metric", "span", "invalid_event", "warning")
     ]
     slow = sorted(
         (p for p in step_list if p.duration_s is not None),

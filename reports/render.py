@@ -13,12 +13,27 @@ from flame.model import StackTree
 from recorder import __version__
 from recorder.reading import Tape
 from reports.data import flame_payload, report_payload
+from reports.errors import ReportAssetError
 
 _ASSETS = ("report.css", "viewer.js")
 
 
 def _asset(name: str) -> str:
-    return (resources.files("reports") / "assets" / name).read_text(encoding="utf-8")
+    try:
+        return (resources.files("reports") / "assets" / name).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ReportAssetError(
+            f"report asset {name} is missing from the installation ({exc}); reinstall buildtape"
+        ) from None
+
+
+def _template(name: str) -> jinja2.Template:
+    try:
+        return _env().get_template(name)
+    except jinja2.TemplateNotFound:
+        raise ReportAssetError(
+            f"report template {name} is missing from the installation; reinstall buildtape"
+        ) from None
 
 
 def embed_json(data: Any) -> str:
@@ -62,14 +77,23 @@ def _env() -> jinja2.Environment:
 
 def render_report(tape: Tape) -> str:
     data = report_payload(tape)
-    return _env().get_template("report.html.j2").render(d=data, page="report")
+    return _template("report.html.j2").render(d=data, page="report")
 
 
 def render_flame_page(tree: StackTree, title: str) -> str:
     data = {"flame": flame_payload(tree), "title": title}
-    return _env().get_template("flame.html.j2").render(d=data, page="flame")
+    return _template("flame.html.j2").render(d=data, page="flame")
 
 
 def render_diff_page(report: dict[str, Any], tree: StackTree, names: tuple[str, str]) -> str:
     data = {"diff": report, "flame": flame_payload(tree), "names": list(names)}
-    return _env().get_template("diff.html.j2").render(d=data, page="diff")
+    return _template("diff.html.j2").render(d=data, page="diff")
+
+
+def render_tapes_diff_page(a: Tape, b: Tape, report: dict[str, Any], names: tuple[str, str]) -> str:
+    """The diff page of two tapes: the report, and a differential flamegraph of process
+    time from ``a`` to ``b``."""
+    from flame.model import differential
+    from reports.data import tape_tree
+
+    return render_diff_page(report, differential(tape_tree(a), tape_tree(b)), names)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -85,3 +86,40 @@ def rewrite(src: Path, dst: Path, mutate: Callable[[dict[str, Any]], None]) -> P
         w.add_blob(data)
     w.commit(manifest)
     return dst
+
+
+# BUILDTAPE_TESTS_REQUIRE=strace,browser (CI sets it, see .ci/run): what this machine must
+# have, so that a test skipped for want of it fails instead. With the switch set, every
+# skip is a failure: a CI run that skipped the tests it exists to run is not green.
+REQUIRE_VAR = "BUILDTAPE_TESTS_REQUIRE"
+_REQUIREMENTS: dict[str, Callable[[], bool]] = {
+    "strace": strace_usable,
+    "browser": lambda: (
+        importlib.util.find_spec("playwright") is not None and shutil.which("chromium") is not None
+    ),
+}
+
+
+def _required() -> list[str]:
+    return [n.strip() for n in os.environ.get(REQUIRE_VAR, "").split(",") if n.strip()]
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    unknown = [n for n in _required() if n not in _REQUIREMENTS]
+    if unknown:
+        raise pytest.UsageError(
+            f"{REQUIRE_VAR}: unknown {', '.join(unknown)}; known: {', '.join(_REQUIREMENTS)}"
+        )
+    missing = [n for n in _required() if not _REQUIREMENTS[n]()]
+    if missing:
+        raise pytest.UsageError(f"{REQUIRE_VAR} requires {', '.join(missing)}, missing here")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    outcome = yield
+    report = outcome.get_result()
+    if _required() and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"skipped while {REQUIRE_VAR} is set: {reason}"

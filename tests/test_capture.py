@@ -298,3 +298,71 @@ def test_every_trace_mode_records_a_tape_that_replays(
     out = buildtape("replay", tape)
     assert out.returncode == 0, out.stdout.decode() + out.stderr.decode()
     assert json.loads(buildtape("show", "--json", tape, check=True).stdout)["status"] == "succeeded"
+
+
+@pytest.fixture
+def go_module(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    if shutil.which("go") is None:
+        pytest.fail("go is not installed (CI installs golang-go: see .ci/run)")
+    ws = tmp_path / "gomod"
+    ws.mkdir()
+    (ws / "go.mod").write_text("module example.com/hello\n\ngo 1.19\n")
+    (ws / "main.go").write_text(
+        'package main\n\nimport "fmt"\n\nfunc main() { fmt.Println("hi") }\n'
+    )
+    env = {**os.environ, "GOCACHE": str(tmp_path / "gocache"), "GOPATH": str(tmp_path / "gopath"),
+           "GOFLAGS": "-mod=mod", "GOTOOLCHAIN": "local"}  # fmt: skip
+    return ws, env
+
+
+def test_go_build_says_what_the_interposer_cannot_see(
+    tmp_path: Path, go_module: tuple[Path, dict[str, str]]
+) -> None:
+    ws, env = go_module
+    tape = tmp_path / "go.tape"
+    out = buildtape("record", "-o", tape, "--", "go", "build", "-o", "app", ".", cwd=ws, env=env)
+    assert out.returncode == 0, out.stderr.decode()
+    m = manifest(tape)
+    warning = next(w for w in m["warnings"] if w["kind"] == "static_executables")
+    assert "go" in warning["message"] and "--trace strace" in warning["message"]
+    assert "--trace strace" in out.stderr.decode()
+
+
+@needs_strace
+def test_go_build_under_strace_has_its_file_events(
+    tmp_path: Path, go_module: tuple[Path, dict[str, str]]
+) -> None:
+    ws, env = go_module
+    tape = tmp_path / "go.tape"
+    out = buildtape("record", "-q", "-o", tape, "--trace", "strace", "--", "go", "build",
+                    "-o", "app", ".", cwd=ws, env=env)  # fmt: skip
+    assert out.returncode == 0, out.stderr.decode()
+    m = manifest(tape)
+    paths = m["paths"]
+    readers = [p for p in m["processes"] if "main.go" in [paths[i] for i in p["reads"]]]
+    assert any(os.path.basename(p["exe"]) == "compile" for p in readers), readers
+    assert "app" in {o["path"] for o in m["outputs"]}
+    stored = {e["path"] for e in m["inputs"] if e.get("stored")}
+    assert {"main.go", "go.mod"} <= stored
+    assert not any(w["kind"] == "static_executables" for w in m["warnings"])
+
+
+@pytest.mark.parametrize("child_first", [False, True])
+def test_spawned_child_keeps_the_name_it_was_run_as_in_either_order(
+    tmp_path: Path, child_first: bool
+) -> None:
+    from recorder.interposer import InterposerLog
+
+    log = InterposerLog(tmp_path / "absent.log")
+    spawn = "S\t10\t11\t1000000000\tcc\t2\tcc\t-c"
+    image = "E\t11\t10\t1000000001\t/usr/bin/x86_64-linux-gnu-gcc-12\t/w\ttag\t2\tcc\t-c"
+    start = "E\t10\t1\t999000000\t/usr/bin/make\t/w\ttag\t1\tmake"
+    for line in [start, *([image, spawn] if child_first else [spawn, image])]:
+        log.feed(line)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "cc").symlink_to("/bin/true")
+    records = log.finish(lambda pid: str(bin_dir), {})
+    child = records.processes[11]
+    assert child.exe == str(bin_dir / "cc")
+    assert child.argv == ["cc", "-c"] and child.parent_pid == 10

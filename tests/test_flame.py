@@ -7,7 +7,6 @@ import os
 import re
 import shutil
 import subprocess
-import tarfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -18,22 +17,10 @@ from flame.folded import FoldedReport, folded_text, read_lines
 from flame.model import StackTree
 from flame.stream import drawable_tree, keyed_stacks
 from tests.conftest import FIXTURES, buildtape, needs_strace
+from tests.golden import check_golden
 
 GOLDEN = FIXTURES / "golden" / "flame"
 SVG_NS = "{http://www.w3.org/2000/svg}"
-UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
-
-
-def check_golden(actual: bytes, expected_path: Path) -> None:
-    """Compare with the golden file; UPDATE_GOLDEN=1 rewrites it instead."""
-    if UPDATE:
-        expected_path.write_bytes(actual)
-        return
-    assert expected_path.exists(), f"no golden file {expected_path}: run with UPDATE_GOLDEN=1"
-    assert actual == expected_path.read_bytes(), (
-        f"{expected_path.name} differs from its golden file; if the change is intended, "
-        "re-run with UPDATE_GOLDEN=1 and review the diff"
-    )
 
 
 @pytest.mark.parametrize(
@@ -148,23 +135,11 @@ def test_normalize_scales_base_to_new_total(tmp_path: Path) -> None:
     assert normalized["b"][0] == "#ffffff" and normalized["c"][0] == "#ffffff"
 
 
-@pytest.fixture(scope="session")
-def speedscope_schema(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    if shutil.which("npm") is None:
-        pytest.skip("npm is not installed: it fetches speedscope's published schema")
-    where = tmp_path_factory.mktemp("speedscope")
-    subprocess.run(
-        ["npm", "pack", "speedscope", "--silent"],
-        cwd=where,
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    tgz = next(where.glob("speedscope-*.tgz"))
-    with tarfile.open(tgz) as tar:
-        member = tar.extractfile("package/dist/release/file-format-schema.json")
-        assert member is not None
-        return json.load(member)
+@pytest.fixture(scope="module")
+def speedscope_schema() -> Any:
+    """speedscope's published schema, vendored from its npm package (see its NOTICE.md)."""
+    path = FIXTURES / "speedscope" / "file-format-schema.json"
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def test_speedscope_output_validates_against_the_published_schema(

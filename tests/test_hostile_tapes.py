@@ -455,7 +455,9 @@ def test_no_raw_control_character_reaches_the_output(base: Path, tmp_path: Path)
         m["processes"][0]["argv"] = m["argv"]
         m["processes"][0]["reads"] = _paths(m, "src.txt")
         m["environment"]["vars"]["EVIL\x1b"] = HOSTILE_TEXT
-        m["environment"]["vars"]["PATH"] += ":/changed"  # a changed variable, for diff --format html
+        m["environment"]["vars"]["PATH"] += (
+            ":/changed"  # a changed variable, for diff --format html
+        )
         m["outputs"].append({"path": "o\x1but\x9b.txt", "mode": 0o644, "size": 0,
                              "sha256": None, "change": "created"})  # fmt: skip
         m["warnings"].append({"kind": "k\x07", "message": HOSTILE_TEXT, "path": None})

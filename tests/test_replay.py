@@ -209,12 +209,15 @@ def test_vary_separates_plain_nondeterminism(
     assert "reproducible under tz,umask" in lines
 
 
-def test_unknown_variation_is_a_clear_error(c_make_tape: tuple[Path, Path]) -> None:
+def test_unknown_variation_is_a_usage_error_before_anything_runs(
+    c_make_tape: tuple[Path, Path],
+) -> None:
     tape, _ = c_make_tape
     out = buildtape("replay", tape, "--vary", "tz,moon-phase")
-    assert out.returncode == 7
-    assert out.stderr.decode().strip() == (
-        "buildtape: error: unknown variation moon-phase; choose from "
+    assert out.returncode == 2
+    assert out.stdout == b""  # nothing was replayed, nobody was asked
+    assert out.stderr.decode().strip().splitlines()[-1] == (
+        "Error: Invalid value for '--vary': unknown variation moon-phase; choose from "
         "time, tz, locale, umask, path, env-order, jobs"
     )
 

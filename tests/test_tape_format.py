@@ -14,8 +14,9 @@ import pytest
 import zstandard
 
 from recorder import tape as tape_mod
+from recorder.errors import TapeError
 from recorder.reading import open_tape
-from recorder.tape import TapeError, TapeReader, TapeWriter
+from recorder.tape import TapeReader, TapeWriter
 from tests.conftest import buildtape, rewrite
 
 

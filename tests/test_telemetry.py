@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from buildtape.stats import percentile
+from history.stats import percentile
 from tests.conftest import buildtape, needs_strace
 
 

@@ -1,0 +1,232 @@
+"""``buildtape record``: run a build command and record it into a tape."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from buildtape.config import Config, workspace_root
+from buildtape.config import load as load_config
+from buildtape.errors import ConfigError
+from buildtape.params import KEY_VALUE, SIZE, size_text
+from buildtape.text.units import seconds
+from recorder.options import SNAPSHOT_MODES, RecordOptions
+from recorder.record import RecordResult, record
+from recorder.sampling import SAMPLERS
+from recorder.secrets import SecretPolicy
+from recorder.tracing import FILE_EVENT_SOURCES, TRACE_MODES
+
+
+def _config(workspace: Path) -> Config | None:
+    """The workspace's settings; a broken config is a warning, never a reason not to build."""
+    try:
+        return load_config(workspace)
+    except ConfigError as exc:
+        click.echo(f"buildtape: warning: {exc}; using the defaults", err=True)
+        return None
+
+
+def _prefetch_indexing() -> None:
+    """Import what indexing needs. It runs while the build does, not after it."""
+    import history.indexing
+    import history.store  # noqa: F401
+
+
+def _remember(tape: Path) -> None:
+    """Note the tape as recorded here, so replaying it needs no confirmation."""
+    from recorder.errors import TapeError
+    from recorder.tape import TapeReader
+    from recorder.trust import recorded_list, remember_recorded
+
+    try:
+        with TapeReader(tape, index_only=True) as r:
+            remember_recorded(r.manifest_sha256, recorded_list(os.environ))
+    except (OSError, TapeError) as exc:
+        click.echo(f"buildtape: warning: could not note the tape as recorded here: {exc}", err=True)
+
+
+def _index(result: RecordResult, cfg: Config | None) -> None:
+    """Add the tape to the history; a failure is a warning, never the build's status."""
+    from history.errors import HistoryError
+    from history.indexing import index_tape
+    from history.store import HistoryStore
+
+    try:
+        home = cfg.home if cfg else Path(result.manifest.workspace) / ".buildtape"
+        with HistoryStore(home) as store:
+            index_tape(store, result.tape, result.manifest, result.stderr)
+    except HistoryError as exc:
+        click.echo(f"buildtape: warning: {exc}", err=True)
+
+
+@click.command(
+    "record", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False}
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Tape to write. Default: <history>/tapes/<time>-<cmd>-<pid>.tape, where the "
+    "history is .buildtape in the workspace unless BUILDTAPE_HOME or config moves it.",
+)
+@click.option(
+    "--workspace",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Root to snapshot before and after. Default: the git top level, else the cwd.",
+)
+@click.option(
+    "--trace",
+    type=click.Choice(TRACE_MODES),
+    default=RecordOptions.trace,
+    show_default=True,
+    help="How to see processes: preload (an LD_PRELOAD interposer compiled once with cc: "
+    "exec, fork, exit statuses and files, nothing stopped; blind under static executables), "
+    "strace (full fidelity: every process and file, static ones too; slower on "
+    "process-heavy builds), proc (/proc polling; short processes may be missed), none "
+    "(root process only); auto: preload, else strace, else proc.",
+)
+@click.option(
+    "--snapshot",
+    type=click.Choice(SNAPSHOT_MODES),
+    default=RecordOptions.snapshot,
+    show_default=True,
+    help="touched: store the content of what the build read or wrote (and the pre-build "
+    "content of what it changed), list the rest by stat; full: store every workspace file.",
+)
+@click.option(
+    "--file-events",
+    type=click.Choice(FILE_EVENT_SOURCES),
+    default=RecordOptions.file_events,
+    show_default=True,
+    help="Where per-process file reads and writes come from: preload (an LD_PRELOAD shim, "
+    "compiled once with cc; no ptrace stops) or strace (tracing openat: slower, but also sees "
+    "static binaries); auto: preload when the shim builds, else strace.",
+)
+@click.option(
+    "--stacks",
+    type=click.Choice(SAMPLERS),
+    default=RecordOptions.stacks,
+    show_default=True,
+    help="Sample the build's Python processes: py-spy (reads memory, no pause; needs ptrace "
+    "permission), pyinstrument (injected with a sitecustomize; no privilege, but slows "
+    "call-heavy code) or thread (a sampling thread injected the same way; cheap); auto picks "
+    "py-spy when ptrace works, else the sampling thread.",
+)
+@click.option(
+    "--rate",
+    type=click.IntRange(1, 10_000),
+    default=RecordOptions.rate,
+    show_default=True,
+    metavar="HZ",
+    help="Python samples per second.",
+)
+@click.option(
+    "--exclude",
+    multiple=True,
+    metavar="GLOB",
+    help="Leave matching paths (relative path or file name) out of the snapshots. Repeatable.",
+)
+@click.option(
+    "--label", multiple=True, type=KEY_VALUE, help="Attach a label to the tape. Repeatable."
+)
+@click.option(
+    "--redact",
+    multiple=True,
+    metavar="NAME_GLOB",
+    help="Also treat variables matching this name glob as secrets. Repeatable.",
+)
+@click.option(
+    "--no-redact",
+    multiple=True,
+    metavar="NAME_GLOB",
+    help="Never treat variables matching this name glob as secrets. Repeatable.",
+)
+@click.option(
+    "--max-store-size",
+    type=SIZE,
+    default=RecordOptions.max_store_bytes,
+    show_default=size_text(RecordOptions.max_store_bytes),
+    help="Files larger than this are hashed but not stored.",
+)
+@click.option(
+    "--no-tty",
+    is_flag=True,
+    help="Give the build pipes even when buildtape's output is a terminal.",
+)
+@click.option(
+    "-q",
+    "--quiet",
+    is_flag=True,
+    help="Print nothing of buildtape's own unless something is wrong.",
+)
+@click.option("--no-store", is_flag=True, help="Do not index this tape into the history.")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def record_cmd(
+    output: Path | None,
+    workspace: Path | None,
+    trace: str,
+    snapshot: str,
+    file_events: str,
+    stacks: str,
+    rate: int,
+    exclude: tuple[str, ...],
+    label: tuple[tuple[str, str], ...],
+    redact: tuple[str, ...],
+    no_redact: tuple[str, ...],
+    max_store_size: int,
+    no_tty: bool,
+    quiet: bool,
+    no_store: bool,
+    command: tuple[str, ...],
+) -> int:
+    """Run COMMAND, pass its output and exit status through, and record it into a tape.
+
+    \b
+    Examples:
+      buildtape record -- make -j8
+      buildtape record -o fail.tape --label ci=github -- ninja -C build
+      buildtape record --trace proc -- ./build.sh     # where ptrace is not allowed
+
+    Secrets in the environment (names like *TOKEN*, *SECRET*, *PASSWORD*, *_KEY, and
+    credential-shaped values) are redacted, and their values scrubbed from everything
+    captured. A build step can add events by appending JSON lines to $BUILDTAPE_EVENTS.
+    """
+    # Found once here (git rev-parse), for the config and for the recording.
+    workspace = workspace or workspace_root()
+    cfg = _config(workspace)
+    options = RecordOptions(
+        argv=command,
+        output=output,
+        tapes_dir=cfg.home / "tapes" if cfg else None,
+        workspace=workspace,
+        trace=trace,
+        snapshot=snapshot,
+        file_events=file_events,
+        stacks=stacks,
+        rate=rate,
+        excludes=exclude,
+        labels=label,
+        secrets=SecretPolicy(extra_secret_names=redact, extra_allowed_names=no_redact),
+        max_store_bytes=max_store_size,
+        use_tty=not no_tty,
+    )
+
+    def notify(message: str) -> None:
+        click.echo(f"buildtape: note: {message}", err=True)
+
+    store = not no_store and (cfg is None or cfg.store)
+    result = record(options, notify, _prefetch_indexing if store else None)
+    m = result.manifest
+    _remember(result.tape)
+    if store:
+        _index(result, cfg)
+    if not quiet:
+        click.echo(
+            f"buildtape: {m.status}, {len(m.processes)} processes, {seconds(m.duration_s)}; "
+            f"tape: {result.tape}",
+            err=True,
+        )
+    # The build's own status: record is a transparent wrapper.
+    return result.exit_status

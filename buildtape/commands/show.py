@@ -1,0 +1,30 @@
+"""``buildtape show``: what a tape holds, for people or as the documented JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from buildtape.exit_codes import ExitCode
+from buildtape.params import json_option
+from buildtape.text import tape as text
+from recorder.reading import open_tape
+from recorder.summary import json_view
+from recorder.trust import json_safe, printable
+
+
+@click.command("show")
+@click.argument("tape", type=click.Path(path_type=Path))
+@json_option("Print the documented JSON object (docs/cli.md).")
+def show_cmd(tape: Path, as_json: bool) -> ExitCode:
+    """Summarise a tape: command, status, host, slowest and failing steps, outputs, warnings."""
+    with open_tape(tape) as t:
+        if as_json:
+            click.echo(
+                json_safe(json.dumps(json_view(t), indent=2, sort_keys=True, ensure_ascii=False))
+            )
+        else:
+            click.echo(printable(text.show(t), one_line=False), nl=False)
+    return ExitCode.OK

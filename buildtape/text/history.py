@@ -1,0 +1,120 @@
+"""The history for people: ``history``, ``stats``, ``alerts``, ``check``, ``events`` and
+``gc``."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from buildtape.text.units import human_size, percent, seconds, short_argv
+
+if TYPE_CHECKING:
+    from history.alerts import Alert
+    from history.retention import Plan
+    from history.rows import AlertRow
+    from history.store import Build
+
+
+def builds(found: list[Build]) -> str:
+    """Recordings, newest first: when, status, exit, duration, processes, command."""
+    lines = [f"{'STARTED':<24} {'STATUS':<11} {'EXIT':>4} {'DURATION':>9} {'PROCS':>5}  COMMAND"]
+    for b in found:
+        exit_text = "-" if b.exit_code is None else str(b.exit_code)
+        label_text = " ".join(f"{k}={v}" for k, v in sorted(b.labels.items()))
+        missing = "  (tape missing: " + b.tape + ")" if not b.present else ""
+        label_part = f"  [{label_text}]" if label_text else ""
+        lines.append(
+            f"{b.started_at:<24} {b.status:<11} {exit_text:>4} {seconds(b.duration_s):>9} "
+            f"{b.processes:>5}  {short_argv(b.command, 60)}{label_part}{missing}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def stats(s: dict[str, Any]) -> str:
+    """The figures of ``buildtape stats``, as tables."""
+    d = s["duration_s"]
+    lines = [
+        f"period: {s['period']}" + (f" (since {s['since']})" if s["since"] else ""),
+        f"builds: {s['builds']}  succeeded: {s['succeeded']}  failed: {s['failed']}  "
+        f"interrupted: {s['interrupted']}  success rate: {percent(s['success_rate'])}",
+        f"duration: avg {seconds(d['avg'])}  p50 {seconds(d['p50'])}  "
+        f"p95 {seconds(d['p95'])}  p99 {seconds(d['p99'])}  max {seconds(d['max'])}",
+        f"busy process time: avg {seconds(s['busy_s']['avg'])} per build, "
+        f"total {seconds(s['busy_s']['total'])}",
+    ]
+    if s["failures"]:
+        lines += ["", "failures (by step and exit code):"]
+        for f in s["failures"]:
+            code = f"signal {f['signal']}" if f["signal"] else f"exit {f['exit_code']}"
+            lines.append(f"  {f['count']:>4}x  {code:<10} {f['step']}")
+            if f["example_error"]:
+                lines.append(f"         e.g. {f['example_error']}")
+    if s["slowest_steps"]:
+        lines += ["", f"{'slowest steps':<56} {'RUNS':>5} {'AVG':>8} {'P95':>8} {'MAX':>8}"]
+        for st in s["slowest_steps"]:
+            step = st["step"] if len(st["step"]) <= 56 else st["step"][:53] + "..."
+            lines.append(
+                f"{step:<56} {st['runs']:>5} {seconds(st['avg_s']):>8} "
+                f"{seconds(st['p95_s']):>8} {seconds(st['max_s']):>8}"
+            )
+    if s["trend"]:
+        lines += [
+            "",
+            f"{'day':<12} {'BUILDS':>6} {'FAILED':>6} {'SUCCESS':>8} {'P50':>8} {'P95':>8}",
+        ]
+        for t in s["trend"]:
+            lines.append(
+                f"{t['day']:<12} {t['builds']:>6} {t['failed']:>6} "
+                f"{percent(t['success_rate']):>8} {seconds(t['p50_s']):>8} "
+                f"{seconds(t['p95_s']):>8}"
+            )
+    if s["metrics"]:
+        lines += [
+            "",
+            f"{'metric':<28} {'COUNT':>6} {'MEAN':>12} {'MIN':>12} {'MAX':>12} {'SUM':>12}",
+        ]
+        for m in s["metrics"]:
+            name = m["name"] + (f" ({m['unit']})" if m["unit"] else "")
+            lines.append(
+                f"{name:<28} {m['count']:>6} {m['mean']:>12g} {m['min']:>12g} "
+                f"{m['max']:>12g} {m['sum']:>12g}"
+            )
+    if s.get("groups"):
+        lines += ["", f"{'by ' + s['by']:<32} {'BUILDS':>6} {'SUCCESS':>8} {'P50':>8} {'P95':>8}"]
+        for g in s["groups"]:
+            lines.append(
+                f"{g['group'][:32]:<32} {g['builds']:>6} {percent(g['success_rate']):>8} "
+                f"{seconds(g['duration_s']['p50']):>8} {seconds(g['duration_s']['p95']):>8}"
+            )
+    return "\n".join(lines)
+
+
+def alert(a: Alert) -> str:
+    return f"{a.level.upper():<8} {a.rule:<16} {a.message}"
+
+
+def raised(r: AlertRow) -> str:
+    """An alert of the history, with when it was raised."""
+    return f"{r.raised_at}  {r.level.upper():<8} {r.rule:<16} {r.message}"
+
+
+def event(e: dict[str, Any]) -> str:
+    """One event row: when, kind, name and the rest of its data as JSON."""
+    name = e.get("name") or ""
+    rest = {k: v for k, v in e.items() if k not in ("tape", "started_at", "t", "kind", "name")}
+    detail = json.dumps(rest, sort_keys=True) if rest else ""
+    return f"{e['started_at']} +{e['t']:>9.3f}s {e['kind']:<18} {name:<20} {detail}"
+
+
+def retention(p: Plan, dry_run: bool) -> str:
+    """What ``gc`` deleted (or would), and what it kept."""
+    verb = "would delete" if dry_run else "deleted"
+    lines = [f"{verb} {tape}" for tape in p.delete]
+    lines += [f"left alone (being written): {tape}" for tape in p.busy]
+    lines.append(
+        f"{verb} {len(p.delete)} tape(s), {human_size(p.freed_bytes)}; kept "
+        f"{len(p.keep)} ({human_size(p.kept_bytes)}); {len(p.missing)} already missing "
+        f"dropped from the index; {len(p.stale_partials)} stale partial file(s)"
+        + (" removed" if not dry_run else "")
+    )
+    return "\n".join(lines) + "\n"
