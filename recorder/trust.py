@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from recorder.errors import TapeError
+from recorder.errors import BudgetExceeded, TapeError
 
 if TYPE_CHECKING:
     from recorder.model import Manifest
@@ -424,10 +424,6 @@ LIMIT_VARS = {
     "max_entries": "BUILDTAPE_MAX_RESTORE_ENTRIES",
     "max_blob_bytes": "BUILDTAPE_MAX_BLOB_BYTES",
 }
-
-
-class BudgetExceeded(TapeError):
-    """Restoring a tape would exceed a ceiling; the message names the variable to raise it."""
 
 
 @dataclass(frozen=True)
