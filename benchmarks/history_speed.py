@@ -134,7 +134,7 @@ def main() -> None:
             engine_s = time.perf_counter() - t
             step_rows = store.row_counts()["steps"]
         result_out = {
-            "builds": result["builds"],
+            "builds": result.summary.builds,
             "processes_per_build": len(m.processes),
             "step_rows": step_rows,
             "stats_cli_s": round(stats_s, 3),

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from flame.drawable import drawable_tree, keyed_stacks
 from flame.errors import FoldedFormatError
 from flame.folded import FoldedReport, read_lines
 from flame.layout import Placed
 from flame.model import StackTree
-from flame.stream import drawable_tree, keyed_stacks
 
 if TYPE_CHECKING:
     from flame.from_tape import Span
@@ -64,7 +64,7 @@ def all_folded(paths: list[str]) -> bool:
 def load_drawable(
     paths: list[str], reverse: bool, min_weight_for: Callable[[float], float]
 ) -> tuple[Loaded, list[Placed] | None]:
-    """Folded inputs straight to the frames wide enough to draw (``flame.stream``), for an
+    """Folded inputs straight to the frames wide enough to draw (``flame.drawable``), for an
     SVG in name order: the fast path for big profiles. Tapes go through ``load``, and so
     does input the fast path cannot order (then the placed frames are None)."""
     keyed: list[tuple[str, float]] = []

@@ -114,7 +114,7 @@ def min_weight(total: float, options: FlameOptions) -> float:
 
 def render_svg(tree: StackTree, options: FlameOptions, placed: list[Placed] | None = None) -> str:
     """The whole SVG document for ``tree``; ``placed``: its frames already placed (as
-    ``flame.stream`` does for big folded inputs), else ``flame.layout.place`` places them."""
+    ``flame.drawable`` does for big folded inputs), else ``flame.layout.place`` places them."""
     fs = options.font_size
     fh = options.frame_height
     usable = options.width - 2 * _PAD_X

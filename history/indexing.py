@@ -24,7 +24,7 @@ from history.rows import (
 from history.store import HistoryStore
 from recorder.model import Manifest
 from recorder.normalize import Normalizer
-from recorder.summary import error_line_for, failing, outermost_steps
+from recorder.steps import error_line_for, failing, outermost_steps
 from recorder.timeline import events_of
 
 

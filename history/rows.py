@@ -46,7 +46,7 @@ class BuildRecord(Row):
 
 @dataclass(frozen=True, slots=True)
 class StepRow(Row):
-    """An outermost step (see ``recorder.summary.outermost_steps``), keyed by its
+    """An outermost step (see ``recorder.steps.outermost_steps``), keyed by its
     normalised command line."""
 
     TABLE: ClassVar[str] = "steps"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import shlex
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -18,6 +19,131 @@ from history.options import StatsOptions
 from history.store import BuildRow, HistoryStore, Outcome
 
 PERIODS = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(weeks=1)}
+
+
+@dataclass(frozen=True)
+class Durations:
+    """Build durations in seconds (None over no builds)."""
+
+    avg: float | None
+    min: float | None
+    p50: float | None
+    p95: float | None
+    p99: float | None
+    max: float | None
+
+
+@dataclass(frozen=True)
+class Busy:
+    """Process time summed over each build's outermost steps, in seconds."""
+
+    avg: float | None
+    total: float | None
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Counts, rates and duration percentiles of a set of builds."""
+
+    builds: int
+    succeeded: int
+    failed: int
+    interrupted: int
+    success_rate: float | None
+    failure_rate: float | None
+    duration_s: Durations
+    busy_s: Busy
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class FailureGroup:
+    """Failures of one step with one exit code or signal, with the newest example."""
+
+    step: str
+    exit_code: int | None
+    signal: str | None
+    count: int
+    builds: int
+    last_seen: str
+    example_error: str | None
+    example_tape: str
+
+
+@dataclass(frozen=True)
+class SlowStep:
+    step: str
+    runs: int
+    avg_s: float | None
+    p50_s: float | None
+    p95_s: float | None
+    max_s: float | None
+    total_s: float | None
+
+
+@dataclass(frozen=True)
+class MetricSummary:
+    name: str
+    unit: str | None
+    count: int
+    mean: float | None
+    sum: float | None
+    min: float
+    max: float
+
+
+@dataclass(frozen=True)
+class Day:
+    """One day of the trend."""
+
+    day: str
+    builds: int
+    failed: int
+    success_rate: float | None
+    p50_s: float | None
+    p95_s: float | None
+
+
+@dataclass(frozen=True)
+class Group:
+    """The builds of one group of ``--by``."""
+
+    group: str
+    summary: Summary
+
+    def to_json(self) -> dict[str, Any]:
+        return {"group": self.group, **self.summary.to_json()}
+
+
+@dataclass(frozen=True)
+class Stats:
+    """What ``stats`` found; ``to_json`` is the documented object of ``stats --json``."""
+
+    period: str
+    since: str | None
+    history: str
+    summary: Summary
+    failures: list[FailureGroup]
+    slowest_steps: list[SlowStep]
+    trend: list[Day]
+    metrics: list[MetricSummary]
+    # With --by: how builds were grouped, and each group (by name).
+    by: str | None = None
+    groups: list[Group] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"period": self.period, "since": self.since, "history": self.history}
+        out.update(self.summary.to_json())
+        out["failures"] = [asdict(f) for f in self.failures]
+        out["slowest_steps"] = [asdict(s) for s in self.slowest_steps]
+        out["trend"] = [asdict(d) for d in self.trend]
+        out["metrics"] = [asdict(m) for m in self.metrics]
+        if self.by is not None and self.groups is not None:
+            out["by"] = self.by
+            out["groups"] = [g.to_json() for g in self.groups]
+        return out
 
 
 def percentile(ordered: Sequence[float], q: float) -> float | None:
@@ -55,95 +181,58 @@ def period_start(period: str, now: datetime | None = None) -> str | None:
     return start.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def summarise(builds: Sequence[Outcome]) -> dict[str, Any]:
+def summarise(builds: Sequence[Outcome]) -> Summary:
     """Counts, rates and duration percentiles of a set of builds."""
     n = len(builds)
     succeeded = sum(b[1] == "succeeded" for b in builds)
     failed = sum(b[1] == "failed" for b in builds)
     durations = sorted(b[2] for b in builds)
     busy = [b[3] for b in builds]
-    return {
-        "builds": n,
-        "succeeded": succeeded,
-        "failed": failed,
-        "interrupted": n - succeeded - failed,
-        "success_rate": _r(succeeded / n if n else None),
-        "failure_rate": _r(failed / n if n else None),
-        "duration_s": {
-            "avg": _r(sum(durations) / n if n else None),
-            "min": _r(durations[0] if n else None),
-            "p50": _r(percentile(durations, 50)),
-            "p95": _r(percentile(durations, 95)),
-            "p99": _r(percentile(durations, 99)),
-            "max": _r(durations[-1] if n else None),
-        },
-        "busy_s": {"avg": _r(sum(busy) / n if n else None), "total": _r(sum(busy))},
-    }
+    return Summary(
+        builds=n,
+        succeeded=succeeded,
+        failed=failed,
+        interrupted=n - succeeded - failed,
+        success_rate=_r(succeeded / n if n else None),
+        failure_rate=_r(failed / n if n else None),
+        duration_s=Durations(
+            avg=_r(sum(durations) / n if n else None),
+            min=_r(durations[0] if n else None),
+            p50=_r(percentile(durations, 50)),
+            p95=_r(percentile(durations, 95)),
+            p99=_r(percentile(durations, 99)),
+            max=_r(durations[-1] if n else None),
+        ),
+        busy_s=Busy(avg=_r(sum(busy) / n if n else None), total=_r(sum(busy))),
+    )
 
 
-def failures(store: HistoryStore, since: str | None) -> list[dict[str, Any]]:
+def failures(store: HistoryStore, since: str | None) -> list[FailureGroup]:
+    return [FailureGroup(*r) for r in store.failure_groups(since)]
+
+
+def slowest_steps(store: HistoryStore, since: str | None, n: int = 10) -> list[SlowStep]:
     return [
-        {
-            "step": r[0],
-            "exit_code": r[1],
-            "signal": r[2],
-            "count": r[3],
-            "builds": r[4],
-            "last_seen": r[5],
-            "example_error": r[6],
-            "example_tape": r[7],
-        }
-        for r in store.failure_groups(since)
-    ]
-
-
-def slowest_steps(store: HistoryStore, since: str | None, n: int = 10) -> list[dict[str, Any]]:
-    return [
-        {
-            "step": key,
-            "runs": runs,
-            "avg_s": _r(avg),
-            "p50_s": _r(p50),
-            "p95_s": _r(p95),
-            "max_s": _r(worst),
-            "total_s": _r(total),
-        }
+        SlowStep(key, runs, _r(avg), _r(p50), _r(p95), _r(worst), _r(total))
         for key, runs, avg, p50, p95, worst, total in store.slowest_steps(since, n)
     ]
 
 
-def metric_stats(store: HistoryStore, since: str | None) -> list[dict[str, Any]]:
+def metric_stats(store: HistoryStore, since: str | None) -> list[MetricSummary]:
     return [
-        {
-            "name": r[0],
-            "unit": r[1],
-            "count": r[2],
-            "mean": _r(r[3]),
-            "sum": _r(r[4]),
-            "min": r[5],
-            "max": r[6],
-        }
-        for r in store.metric_summaries(since)
+        MetricSummary(name, unit, count, _r(mean), _r(total), low, high)
+        for name, unit, count, mean, total, low, high in store.metric_summaries(since)
     ]
 
 
-def trend(builds: Sequence[Outcome]) -> list[dict[str, Any]]:
+def trend(builds: Sequence[Outcome]) -> list[Day]:
     days: dict[str, list[Outcome]] = {}
     for b in builds:
         days.setdefault(b[0][:10], []).append(b)
     out = []
     for day in sorted(days):
         s = summarise(days[day])
-        out.append(
-            {
-                "day": day,
-                "builds": s["builds"],
-                "failed": s["failed"],
-                "success_rate": s["success_rate"],
-                "p50_s": s["duration_s"]["p50"],
-                "p95_s": s["duration_s"]["p95"],
-            }
-        )
+        out.append(Day(day, s.builds, s.failed, s.success_rate, s.duration_s.p50, s.duration_s.p95))
     return out
 
 
@@ -155,21 +244,26 @@ def group_key(b: BuildRow, by: str) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(b.labels.items())) or "(no labels)"
 
 
-def stats(store: HistoryStore, options: StatsOptions) -> dict[str, Any]:
+def stats(store: HistoryStore, options: StatsOptions) -> Stats:
     since = period_start(options.period)
     builds = store.outcomes(since)
-    out: dict[str, Any] = {"period": options.period, "since": since, "history": str(store.path)}
-    out.update(summarise(builds))
-    out["failures"] = failures(store, since)
-    out["slowest_steps"] = slowest_steps(store, since, options.slowest)
-    out["trend"] = trend(builds)
-    out["metrics"] = metric_stats(store, since)
+    groups = None
     if options.by:
-        groups: dict[str, list[Outcome]] = {}
+        grouped: dict[str, list[Outcome]] = {}
         for b in store.build_rows(since):
-            groups.setdefault(group_key(b, options.by), []).append(
+            grouped.setdefault(group_key(b, options.by), []).append(
                 (b.started_at, b.status, b.duration_s, b.busy_s)
             )
-        out["by"] = options.by
-        out["groups"] = [{"group": g, **summarise(groups[g])} for g in sorted(groups)]
-    return out
+        groups = [Group(g, summarise(grouped[g])) for g in sorted(grouped)]
+    return Stats(
+        period=options.period,
+        since=since,
+        history=str(store.path),
+        summary=summarise(builds),
+        failures=failures(store, since),
+        slowest_steps=slowest_steps(store, since, options.slowest),
+        trend=trend(builds),
+        metrics=metric_stats(store, since),
+        by=options.by,
+        groups=groups,
+    )

@@ -33,7 +33,7 @@ _TABLES = (
     "DROP INDEX IF EXISTS builds_started",
     # Builds are read in (started_at, tape) order; the index saves the sort.
     "CREATE INDEX IF NOT EXISTS builds_time ON builds(started_at, tape)",
-    # One row per outermost step (see recorder.summary.outermost_steps), keyed by normalised argv.
+    # One row per outermost step (see recorder.steps.outermost_steps), keyed by normalised argv.
     "CREATE TABLE IF NOT EXISTS steps (tape TEXT NOT NULL, key TEXT NOT NULL,"
     " argv TEXT NOT NULL, start_s REAL NOT NULL, duration_s REAL, exit_code INTEGER,"
     " signal TEXT)",

@@ -193,6 +193,9 @@ class InterposerLog:
                 proc = self._proc(pid, ppid, t, cwd)
                 if proc.parent_pid is None:  # first seen by its exec attempt (a vfork child)
                     proc.parent_pid = ppid
+                if proc.argv is None and t < proc.start:
+                    # A placeholder (the root, added when Popen returned): its own clock wins.
+                    proc.start = t
                 proc.argv, proc.exe, proc.exec_cwd, proc.cwd = argv, exe, cwd, cwd
                 self.env_tags[pid] = tag
                 attempt = self._pending.pop(pid, None)

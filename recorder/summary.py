@@ -1,18 +1,19 @@
-"""The documented JSON view of a tape (``buildtape show --json``) and what people read first."""
+"""What ``buildtape show`` says about a tape, in one place: ``summarise`` gathers it once,
+``TapeSummary.to_json`` is the documented JSON object (docs/cli.md) and
+``buildtape.text.tape.show`` its text."""
 
 from __future__ import annotations
 
-import os
-import re
+from dataclasses import dataclass
 from typing import Any
 
 from recorder.model import Manifest, Process
 from recorder.reading import Tape
+from recorder.steps import failing, first_error_line, slowest
 from recorder.timeline import events_of
 
-_ERROR_LINE = re.compile(
-    r"(error[:\[]|\*\*\* |Traceback \(most recent call last\)|fatal:|FAILED)", re.I
-)
+# How many of stderr's last lines a failed build's summary shows.
+STDERR_TAIL_LINES = 10
 
 
 def process_view(p: Process) -> dict[str, Any]:
@@ -34,88 +35,6 @@ def process_view(p: Process) -> dict[str, Any]:
     }
 
 
-DRIVER_CHILDREN = 3
-
-
-def steps(manifest: Manifest) -> list[Process]:
-    """Processes that are build steps: not the root, and not drivers such as make or a
-    build script (more than ``DRIVER_CHILDREN`` children). A compiler driver with its
-    cc1, as and collect2 stays a step, as a person would count it."""
-    children: dict[int, int] = {}
-    for p in manifest.processes:
-        if p.parent_id is not None:
-            children[p.parent_id] = children.get(p.parent_id, 0) + 1
-    out = [
-        p
-        for p in manifest.processes
-        if p.parent_id is not None and children.get(p.id, 0) <= DRIVER_CHILDREN
-    ]
-    return out or list(manifest.processes)
-
-
-def slowest(manifest: Manifest, n: int = 10) -> list[Process]:
-    """The slowest steps, longest first, ties by id. A step inside another step (the cc1 of
-    a cc) is part of that step's time, so only the outermost is listed."""
-    candidates = steps(manifest)
-    ids = {p.id for p in candidates}
-    timed = [p for p in candidates if p.duration_s is not None and p.parent_id not in ids]
-    return sorted(timed, key=lambda p: (-(p.duration_s or 0.0), p.id))[:n]
-
-
-def outermost_steps(manifest: Manifest) -> list[Process]:
-    """Steps that are not inside another step: the cc, not its cc1."""
-    candidates = steps(manifest)
-    ids = {p.id for p in candidates}
-    return [p for p in candidates if p.parent_id not in ids]
-
-
-def failure_origins(manifest: Manifest) -> list[Process]:
-    """Failed processes none of whose children failed: where each failure started."""
-    failed = [p for p in manifest.processes if p.failed]
-    parents_of_failures = {p.parent_id for p in failed}
-    return [p for p in failed if p.id not in parents_of_failures]
-
-
-def failing(manifest: Manifest) -> list[tuple[Process, Process]]:
-    """The failing steps, each with the process where its failure started.
-
-    From each origin, walk up through failed parents while they are steps (not the root,
-    not a driver such as make): ``cc -c parse.c`` is the failing step even when it is its
-    ``cc1`` that exited non-zero.
-    """
-    by_id = {p.id: p for p in manifest.processes}
-    step_ids = {p.id for p in steps(manifest)}
-    out: dict[int, tuple[Process, Process]] = {}
-    for origin in failure_origins(manifest):
-        step = origin
-        while step.parent_id is not None:
-            parent = by_id.get(step.parent_id)
-            if parent is None or not parent.failed or parent.id not in step_ids:
-                break
-            step = parent
-        out.setdefault(step.id, (step, origin))
-    return [out[k] for k in sorted(out)]
-
-
-def stderr_tail(tape: Tape, lines: int = 10) -> list[str]:
-    text = tape.stream("stderr").decode("utf-8", "replace")
-    return text.splitlines()[-lines:]
-
-
-def first_error_line(lines: list[str]) -> str | None:
-    return next((line for line in lines if _ERROR_LINE.search(line)), None)
-
-
-def error_line_for(step: Process, lines: list[str]) -> str | None:
-    """The first error line that names one of the step's files, else the first one at all."""
-    names = {os.path.basename(a) for a in step.argv[1:] if "." in os.path.basename(a)}
-    for line in lines:
-        if first_error_line([line]) and any(n in line for n in names):
-            return line.strip()
-    first = first_error_line(lines)
-    return None if first is None else first.strip()
-
-
 def metrics(manifest: Manifest) -> list[dict[str, Any]]:
     return [
         {"name": e.data["name"], "value": e.data["value"], "unit": e.data.get("unit")}
@@ -124,46 +43,73 @@ def metrics(manifest: Manifest) -> list[dict[str, Any]]:
     ]
 
 
-def json_view(tape: Tape) -> dict[str, Any]:
+@dataclass(frozen=True)
+class TapeSummary:
+    tape: Tape
+    # Every failing step with the process where its failure started.
+    failing: list[tuple[Process, Process]]
+    # The slowest outermost steps, longest first.
+    slowest: list[Process]
+    # Metrics the build reported ($BUILDTAPE_EVENTS): name, value, unit.
+    metrics: list[dict[str, Any]]
+    # A failed build's last lines of stderr, and the first of them that reads as an error.
+    stderr_tail: list[str]
+    error_line: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The documented object of ``buildtape show --json``."""
+        m = self.tape.manifest
+        read = {p for proc in m.processes for p in proc.reads}
+        return {
+            "format_version": m.format_version,
+            "buildtape_version": m.buildtape_version,
+            "tape": str(self.tape.path),
+            "command": m.argv,
+            "cwd": m.cwd,
+            "workspace": m.workspace,
+            "status": m.status,
+            "exit_code": m.exit_code,
+            "signal": m.signal,
+            "started_at": m.started_at,
+            "ended_at": m.ended_at,
+            "duration_s": round(m.duration_s, 6),
+            "host": m.host.__dict__,
+            "git": None if m.git is None else m.git.__dict__,
+            "labels": m.labels,
+            "tracing": m.tracing.__dict__,
+            "sampling": m.sampling.__dict__,
+            "env": m.environment.vars,
+            "redacted": m.environment.redacted,
+            "umask": m.environment.umask,
+            "locale": m.environment.locale,
+            "tz": m.environment.tz,
+            "ulimits": m.environment.ulimits,
+            "toolchain": [t.to_dict() for t in m.toolchain],
+            "processes": [process_view(p) for p in m.processes],
+            "inputs": [
+                {"path": e.path, "sha256": e.sha256, "size": e.size, "read": e.path in read}
+                for e in m.inputs
+            ],
+            "outputs": [
+                {"path": e.path, "sha256": e.sha256, "size": e.size, "change": e.change}
+                for e in m.outputs
+            ],
+            "external": [e.to_dict() for e in m.external],
+            "metrics": self.metrics,
+            "events": [e.to_dict() for e in events_of(m)],
+            "warnings": [w.to_dict() for w in m.warnings],
+            "failing_steps": [{"id": s.id, "origin_id": o.id} for s, o in self.failing],
+        }
+
+
+def stderr_tail(tape: Tape, lines: int = STDERR_TAIL_LINES) -> list[str]:
+    text = tape.stream("stderr").decode("utf-8", "replace")
+    return text.splitlines()[-lines:]
+
+
+def summarise(tape: Tape) -> TapeSummary:
+    """Everything ``show`` says about ``tape`` (stderr is read only when a step failed)."""
     m = tape.manifest
-    read = {p for proc in m.processes for p in proc.reads}
-    return {
-        "format_version": m.format_version,
-        "buildtape_version": m.buildtape_version,
-        "tape": str(tape.path),
-        "command": m.argv,
-        "cwd": m.cwd,
-        "workspace": m.workspace,
-        "status": m.status,
-        "exit_code": m.exit_code,
-        "signal": m.signal,
-        "started_at": m.started_at,
-        "ended_at": m.ended_at,
-        "duration_s": round(m.duration_s, 6),
-        "host": m.host.__dict__,
-        "git": None if m.git is None else m.git.__dict__,
-        "labels": m.labels,
-        "tracing": m.tracing.__dict__,
-        "sampling": m.sampling.__dict__,
-        "env": m.environment.vars,
-        "redacted": m.environment.redacted,
-        "umask": m.environment.umask,
-        "locale": m.environment.locale,
-        "tz": m.environment.tz,
-        "ulimits": m.environment.ulimits,
-        "toolchain": [t.to_dict() for t in m.toolchain],
-        "processes": [process_view(p) for p in m.processes],
-        "inputs": [
-            {"path": e.path, "sha256": e.sha256, "size": e.size, "read": e.path in read}
-            for e in m.inputs
-        ],
-        "outputs": [
-            {"path": e.path, "sha256": e.sha256, "size": e.size, "change": e.change}
-            for e in m.outputs
-        ],
-        "external": [e.to_dict() for e in m.external],
-        "metrics": metrics(m),
-        "events": [e.to_dict() for e in events_of(m)],
-        "warnings": [w.to_dict() for w in m.warnings],
-        "failing_steps": [{"id": s.id, "origin_id": o.id} for s, o in failing(m)],
-    }
+    fails = failing(m)
+    tail = stderr_tail(tape) if fails and m.status != "succeeded" else []
+    return TapeSummary(tape, fails, slowest(m), metrics(m), tail, first_error_line(tail))

@@ -99,6 +99,11 @@ def _needs_path(tape: Tape, m: Manifest, world: World) -> list[str]:
     return reasons
 
 
+def _comment(text: str) -> str:
+    """``text`` safe inside a ``#`` comment: one line, printable characters only."""
+    return "".join(c if c.isprintable() else "?" for c in text)
+
+
 def run_script(
     m: Manifest, world: World, needs_path: list[str], intermediates: list[str]
 ) -> tuple[str, list[str]]:
@@ -115,7 +120,7 @@ def run_script(
     lines = [
         "#!/bin/sh",
         f"# Re-runs step {step.id} of a buildtape recording:",
-        "#   " + "".join(c if c.isprintable() else "?" for c in shown),
+        "#   " + _comment(shown),
         f"# Recorded exit status: {world.expected_status}. This script exits with the step's",
         "# status and compares its outputs with expected.sha256 (sha256sum -c expected.sha256).",
         "# BUILDTAPE_RUN_AT=recorded runs it at the recorded path in a bwrap sandbox,",
@@ -131,7 +136,8 @@ def run_script(
         f"umask {_umask(m.environment.umask)}",
     ]
     if redacted:
-        lines.append(f"# Redacted in the tape, so not set here: {' '.join(redacted)}")
+        names = " ".join(redacted)
+        lines.append(f"# Redacted in the tape, so not set here: {_comment(names)}")
     lines += [
         "",
         'run_step() {  # "$@": what to run the step in (nothing, or bwrap and its mounts)',

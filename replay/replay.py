@@ -14,7 +14,6 @@ from recorder.hashcache import HashCache
 from recorder.model import REDACTED, FileEntry, Manifest, Process
 from recorder.reading import Tape, open_tape
 from recorder.toolchain import tool_name, version_line
-from replay.diff import DiffOptions, diff
 from replay.errors import ReplayError, RunError, SandboxError
 from replay.run import Run, RunStart, run_in_sandbox
 from replay.sandbox import Isolation, choose_isolation
@@ -291,6 +290,8 @@ def replay(
                 first = min(writers, key=lambda p: (p.start_s, p.id)) if writers else None
                 if options.step is None:
                     # The same engine as `buildtape diff`, recording against replay.
+                    from replay.diff import DiffOptions, diff  # only when it diverged
+
                     cause = diff(tape, replayed, DiffOptions()).cause
         return ReplayResult(
             reproduced=reproduced and run.exit_status == run.expected_status,

@@ -150,6 +150,12 @@ def _blind_spots(m: Manifest, world: World) -> list[str]:
     ]
 
 
+def _hostname(name: str) -> str | None:
+    """The recorded hostname when the kernel would take it (at most 64 bytes, printable)."""
+    ok = 0 < len(name.encode()) <= 64 and name.isprintable() and "/" not in name
+    return name if ok else None
+
+
 def prepare(tape: Tape, world: World, sandbox: Path) -> list[str]:
     """Restore ``world`` under ``sandbox``; the paths whose content the tape does not hold."""
     workspace = sandbox / "workspace"
@@ -222,7 +228,7 @@ def run_in_sandbox(
             tmp=(sandbox / "tmp").resolve(),
             out=out.resolve(),
             cwd=spec.cwd,
-            hostname=m.host.hostname or None,
+            hostname=_hostname(m.host.hostname),
             cache=cache_dir(env),
         )
     try:

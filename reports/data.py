@@ -10,9 +10,9 @@ from typing import Any
 
 from flame.from_tape import Samples, process_spans, process_stacks
 from flame.model import Frame, StackTree
-from recorder.model import REDACTED
+from recorder.model import REDACTED, Manifest
 from recorder.reading import Tape
-from recorder.summary import error_line_for, failing, first_error_line, outermost_steps, steps
+from recorder.steps import error_line_for, failing, first_error_line, outermost_steps, steps
 from recorder.timeline import events_of
 from reports.critical import critical_path, parallelism
 
@@ -41,7 +41,7 @@ def flame_payload(tree: StackTree) -> dict[str, Any]:
     - ``name``: an index into ``names``, ordered by use so frequent names are short;
     - ``self`` (and ``bself`` for the base of a differential tree): self weights. Totals
       are the sums over subtrees, which the viewer adds up itself;
-    - ``rest``, only for a tree whose narrowest frames were left out (``flame.stream``):
+    - ``rest``, only for a tree whose narrowest frames were left out (``flame.drawable``):
       the weight of each frame's children that are not in the tree, so widths stay true.
     """
     order: list[Frame] = []
@@ -194,6 +194,7 @@ def report_payload(tape: Tape) -> dict[str, Any]:
             "labels": dict(sorted(m.labels.items())),
             "tape": os.path.basename(str(tape.path)),
             "processes": len(m.processes),
+            **_fidelity(m),
         },
         "paths": list(paths),
         "processes": cols,
@@ -225,3 +226,12 @@ def report_payload(tape: Tape) -> dict[str, Any]:
         "stdout_cut": stdout_cut,
         "flame": flame_payload(tape_tree(tape)),
     }
+
+
+# Warnings that say what the recording could not see, shown where the reader looks first.
+_FIDELITY_KINDS = ("static_executables", "prebuild_content_lost")
+
+
+def _fidelity(m: Manifest) -> dict[str, list[str]]:
+    notes = [w.message for w in m.warnings if w.kind in _FIDELITY_KINDS]
+    return {"fidelity": notes} if notes else {}

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
+from flame.drawable import drawable_tree, keyed_stacks
 from flame.folded import FoldedReport, folded_text, read_lines
 from flame.model import StackTree
-from flame.stream import drawable_tree, keyed_stacks
 from tests.conftest import FIXTURES, buildtape, needs_strace
 from tests.golden import check_golden
 

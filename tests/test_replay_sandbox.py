@@ -384,3 +384,87 @@ def test_writes_into_the_cache_directory_stay_in_the_sandbox(tmp_path: Path) -> 
     verdict = replay_json(tape)
     assert verdict["reproduced"], verdict
     assert not (cache / name).exists()
+
+
+def test_a_tape_without_the_new_fields_still_replays(c_debug: Recorded, tmp_path: Path) -> None:
+    # A 1.0 tape: no mtimes, directories, intermediates, per-process env or exe sha256.
+    from tests.conftest import rewrite
+
+    def to_1_0(m: dict[str, Any]) -> None:
+        m["format_version"] = "1.0"
+        for key in ("directories", "intermediates"):
+            m.pop(key, None)
+        for entry in (*m["inputs"], *m["outputs"]):
+            entry.pop("mtime_ns", None)
+        for proc in m["processes"]:
+            for key in ("env", "exe_sha256", "static"):
+                proc.pop(key, None)
+
+    old = rewrite(c_debug.tape, tmp_path / "old.tape", to_1_0)
+    with open_tape(old) as t:
+        assert not t.manifest.intermediates and not has_mtimes(old)
+    assert replay_json(old)["reproduced"]
+    link = next(s for s in build_steps(c_debug) if s["argv"][:3] == ["cc", "-g", "-o"])
+    assert replay_json(old, "--step", link["id"])["reproduced"]
+
+
+def test_an_output_of_a_drifted_tool_is_blamed_on_the_drift(
+    c_debug: Recorded, tmp_path: Path
+) -> None:
+    # As if the tape came from a machine whose assembler was another build: `as` is known
+    # by sha256 and by the name it ran as; util.o (its output) then differs.
+    from tests.conftest import rewrite
+
+    def drifted(m: dict[str, Any]) -> None:
+        for tool in m["toolchain"]:
+            if tool["name"] == "as":
+                tool["sha256"] = "0" * 64
+        for entry in m["outputs"]:
+            if entry["path"] == "util.o":
+                entry["sha256"], entry["stored"] = "1" * 64, False
+
+    tape = rewrite(c_debug.tape, tmp_path / "drift.tape", drifted)
+    verdict = replay_json(tape)
+    assert any(d["recorded"].startswith("as 000000000000") for d in verdict["drift"])
+    finding = next(f for f in verdict["findings"] if f["path"] == "util.o")
+    assert finding["reason"] == "drift" and "made by as" in finding["why"], finding
+
+
+def test_a_recorded_path_under_a_missing_top_level_directory(tmp_path: Path) -> None:
+    # Recorded at /<missing>/deep/ws: the sandbox shadows / itself to make that path,
+    # on the sandbox's side only; extract's run.sh does the same.
+    from tests.conftest import rewrite
+
+    ws = tmp_path / "c-make"
+    shutil.copytree(FIXTURES / "c-make", ws, ignore=shutil.ignore_patterns("*.o", "app"))
+    tape = tmp_path / "c.tape"
+    buildtape("record", "-q", "-o", tape, "--", "make", cwd=ws, check=True)
+    top = Path(f"/buildtape-test-{os.getpid()}-{tmp_path.name}")
+    place = f"{top}/deep/ws"
+
+    def move(m: dict[str, Any]) -> None:
+        for p in (m, *m["processes"]):
+            p["cwd"] = p["cwd"].replace(m["workspace"], place)
+        m["workspace"] = place
+
+    moved = rewrite(tape, tmp_path / "moved.tape", move)
+    verdict = replay_json(moved)
+    assert verdict["reproduced"] and verdict["place"] == place, verdict
+    step = next(r for r in Recorded(moved, ws).steps() if r["argv"][:1] == ["cc"])
+    assert replay_json(moved, "--step", step["id"])["reproduced"]
+    env = {"PATH": "/usr/bin:/bin", "BUILDTAPE_RUN_AT": "recorded"}
+    run = _extract_and_run(moved, step["id"], tmp_path / "repro", env)
+    assert run.returncode == 0 and b"outputs as recorded" in run.stderr, run.stderr
+    assert not top.exists()
+
+
+def test_a_step_that_runs_a_program_the_build_made(autogen: Recorded) -> None:
+    # ./mktable < table.def > table.h: the step needs ./mktable, an earlier step's output.
+    rows = autogen.steps()
+    step = next(
+        r for r in rows if "./mktable" in " ".join(r["argv"]) and r["argv"][0] != "./mktable"
+    )
+    with moved_away(autogen.ws):
+        verdict = replay_json(autogen.tape, "--step", step["id"])
+    assert verdict["reproduced"], verdict
+    assert [o["path"] for o in verdict["outputs"]] == ["table.h"]

@@ -11,7 +11,7 @@ from buildtape.exit_codes import ExitCode
 from buildtape.params import json_option
 from buildtape.text import tape as text
 from recorder.reading import open_tape
-from recorder.summary import json_view
+from recorder.summary import summarise
 from recorder.trust import json_safe, printable
 
 
@@ -21,10 +21,10 @@ from recorder.trust import json_safe, printable
 def show_cmd(tape: Path, as_json: bool) -> ExitCode:
     """Summarise a tape: command, status, host, slowest and failing steps, outputs, warnings."""
     with open_tape(tape) as t:
+        summary = summarise(t)
         if as_json:
-            click.echo(
-                json_safe(json.dumps(json_view(t), indent=2, sort_keys=True, ensure_ascii=False))
-            )
+            out = json.dumps(summary.to_json(), indent=2, sort_keys=True, ensure_ascii=False)
+            click.echo(json_safe(out))
         else:
-            click.echo(printable(text.show(t), one_line=False), nl=False)
+            click.echo(printable(text.show(summary), one_line=False), nl=False)
     return ExitCode.OK

@@ -47,7 +47,7 @@ def stats_cmd(period: str, by: str | None, as_json: bool, home: Path | None) -> 
     with HistoryStore(home or load_here().home, create=False) as store:
         result = stats(store, StatsOptions(period, by))
     if as_json:
-        click.echo(json.dumps(result, indent=2, sort_keys=True))
+        click.echo(json.dumps(result.to_json(), indent=2, sort_keys=True))
     else:
         click.echo(text.stats(result))
     return ExitCode.OK

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from history.alerts import Alert
     from history.retention import Plan
     from history.rows import AlertRow
+    from history.stats import Stats
     from history.store import Build
 
 
@@ -30,61 +31,59 @@ def builds(found: list[Build]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def stats(s: dict[str, Any]) -> str:
+def stats(s: Stats) -> str:
     """The figures of ``buildtape stats``, as tables."""
-    d = s["duration_s"]
+    d, busy = s.summary.duration_s, s.summary.busy_s
     lines = [
-        f"period: {s['period']}" + (f" (since {s['since']})" if s["since"] else ""),
-        f"builds: {s['builds']}  succeeded: {s['succeeded']}  failed: {s['failed']}  "
-        f"interrupted: {s['interrupted']}  success rate: {percent(s['success_rate'])}",
-        f"duration: avg {seconds(d['avg'])}  p50 {seconds(d['p50'])}  "
-        f"p95 {seconds(d['p95'])}  p99 {seconds(d['p99'])}  max {seconds(d['max'])}",
-        f"busy process time: avg {seconds(s['busy_s']['avg'])} per build, "
-        f"total {seconds(s['busy_s']['total'])}",
+        f"period: {s.period}" + (f" (since {s.since})" if s.since else ""),
+        f"builds: {s.summary.builds}  succeeded: {s.summary.succeeded}  "
+        f"failed: {s.summary.failed}  interrupted: {s.summary.interrupted}  "
+        f"success rate: {percent(s.summary.success_rate)}",
+        f"duration: avg {seconds(d.avg)}  p50 {seconds(d.p50)}  "
+        f"p95 {seconds(d.p95)}  p99 {seconds(d.p99)}  max {seconds(d.max)}",
+        f"busy process time: avg {seconds(busy.avg)} per build, total {seconds(busy.total)}",
     ]
-    if s["failures"]:
+    if s.failures:
         lines += ["", "failures (by step and exit code):"]
-        for f in s["failures"]:
-            code = f"signal {f['signal']}" if f["signal"] else f"exit {f['exit_code']}"
-            lines.append(f"  {f['count']:>4}x  {code:<10} {f['step']}")
-            if f["example_error"]:
-                lines.append(f"         e.g. {f['example_error']}")
-    if s["slowest_steps"]:
+        for f in s.failures:
+            code = f"signal {f.signal}" if f.signal else f"exit {f.exit_code}"
+            lines.append(f"  {f.count:>4}x  {code:<10} {f.step}")
+            if f.example_error:
+                lines.append(f"         e.g. {f.example_error}")
+    if s.slowest_steps:
         lines += ["", f"{'slowest steps':<56} {'RUNS':>5} {'AVG':>8} {'P95':>8} {'MAX':>8}"]
-        for st in s["slowest_steps"]:
-            step = st["step"] if len(st["step"]) <= 56 else st["step"][:53] + "..."
+        for st in s.slowest_steps:
+            step = st.step if len(st.step) <= 56 else st.step[:53] + "..."
             lines.append(
-                f"{step:<56} {st['runs']:>5} {seconds(st['avg_s']):>8} "
-                f"{seconds(st['p95_s']):>8} {seconds(st['max_s']):>8}"
+                f"{step:<56} {st.runs:>5} {seconds(st.avg_s):>8} "
+                f"{seconds(st.p95_s):>8} {seconds(st.max_s):>8}"
             )
-    if s["trend"]:
+    if s.trend:
         lines += [
             "",
             f"{'day':<12} {'BUILDS':>6} {'FAILED':>6} {'SUCCESS':>8} {'P50':>8} {'P95':>8}",
         ]
-        for t in s["trend"]:
+        for t in s.trend:
             lines.append(
-                f"{t['day']:<12} {t['builds']:>6} {t['failed']:>6} "
-                f"{percent(t['success_rate']):>8} {seconds(t['p50_s']):>8} "
-                f"{seconds(t['p95_s']):>8}"
+                f"{t.day:<12} {t.builds:>6} {t.failed:>6} {percent(t.success_rate):>8} "
+                f"{seconds(t.p50_s):>8} {seconds(t.p95_s):>8}"
             )
-    if s["metrics"]:
+    if s.metrics:
         lines += [
             "",
             f"{'metric':<28} {'COUNT':>6} {'MEAN':>12} {'MIN':>12} {'MAX':>12} {'SUM':>12}",
         ]
-        for m in s["metrics"]:
-            name = m["name"] + (f" ({m['unit']})" if m["unit"] else "")
+        for m in s.metrics:
+            name = m.name + (f" ({m.unit})" if m.unit else "")
             lines.append(
-                f"{name:<28} {m['count']:>6} {m['mean']:>12g} {m['min']:>12g} "
-                f"{m['max']:>12g} {m['sum']:>12g}"
+                f"{name:<28} {m.count:>6} {m.mean:>12g} {m.min:>12g} {m.max:>12g} {m.sum:>12g}"
             )
-    if s.get("groups"):
-        lines += ["", f"{'by ' + s['by']:<32} {'BUILDS':>6} {'SUCCESS':>8} {'P50':>8} {'P95':>8}"]
-        for g in s["groups"]:
+    if s.groups and s.by:
+        lines += ["", f"{'by ' + s.by:<32} {'BUILDS':>6} {'SUCCESS':>8} {'P50':>8} {'P95':>8}"]
+        for g in s.groups:
             lines.append(
-                f"{g['group'][:32]:<32} {g['builds']:>6} {percent(g['success_rate']):>8} "
-                f"{seconds(g['duration_s']['p50']):>8} {seconds(g['duration_s']['p95']):>8}"
+                f"{g.group[:32]:<32} {g.summary.builds:>6} {percent(g.summary.success_rate):>8} "
+                f"{seconds(g.summary.duration_s.p50):>8} {seconds(g.summary.duration_s.p95):>8}"
             )
     return "\n".join(lines)
 

@@ -47,6 +47,7 @@ def replayed_json(result: ReplayResult) -> dict[str, object]:
         "diff_cause": result.diff_cause,
         "drift": [{"path": d.path, "recorded": d.recorded, "here": d.here} for d in result.drift],
         "env_notes": result.env_notes,
+        "notes": result.notes,
         "missing_inputs": result.missing_inputs,
         "sandbox": str(result.sandbox),
     }
@@ -69,6 +70,7 @@ def replayed(result: ReplayResult) -> str:
     out += [f"input not in the tape (too large or secret): {p}" for p in result.missing_inputs]
     if result.isolation_note:
         out.append(f"note: {result.isolation_note}")
+    out += [f"note: {note}" for note in result.notes]
     why_of = {f.path: f for f in result.findings}
     counts: dict[str, int] = {}
     for c in result.checks:

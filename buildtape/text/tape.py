@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING
 
 from buildtape.text.units import human_size, seconds, short_argv
 from recorder.model import Process
-from recorder.reading import Tape
-from recorder.summary import failing, first_error_line, metrics, slowest, stderr_tail
+from recorder.summary import TapeSummary
 
 if TYPE_CHECKING:
     from replay.extract import Extracted
@@ -19,7 +18,9 @@ def _status(p: Process) -> str:
     return f"signal {p.signal}" if p.signal else f"exit {p.exit_code}"
 
 
-def show(tape: Tape) -> str:
+def show(summary: TapeSummary) -> str:
+    """What a person reads about a tape in ten seconds."""
+    tape = summary.tape
     m = tape.manifest
     lines = []
     outcome = f"signal {m.signal}" if m.signal else f"exit {m.exit_code}"
@@ -54,7 +55,7 @@ def show(tape: Tape) -> str:
     if m.toolchain:
         tools = ", ".join(f"{t.name} ({t.version or '?'})" for t in m.toolchain[:6])
         lines.append(f"  toolchain {tools}")
-    fails = failing(m) if m.status != "succeeded" else []
+    fails = summary.failing if m.status != "succeeded" else []
     if fails:
         lines.append("")
         lines.append("Failing steps")
@@ -62,12 +63,11 @@ def show(tape: Tape) -> str:
             lines.append(f"  #{p.id} {_status(p)}  {short_argv(p.argv, 100)}")
             if origin is not p:
                 lines.append(f"      failed in #{origin.id} {short_argv(origin.argv, 60)}")
-        tail = stderr_tail(tape)
-        if tail:
-            first = first_error_line(tail)
+        if summary.stderr_tail:
+            first = summary.error_line
             lines.append("  last stderr lines:")
-            lines += [f"  {'>' if line == first else '|'} {line}" for line in tail]
-    top = slowest(m)
+            lines += [f"  {'>' if line == first else '|'} {line}" for line in summary.stderr_tail]
+    top = summary.slowest
     if top:
         lines.append("")
         lines.append("Slowest steps")
@@ -82,7 +82,7 @@ def show(tape: Tape) -> str:
             lines.append(f"  {e.change:<8} {e.path}  {human_size(e.size)}")
         if len(m.outputs) > 20:
             lines.append(f"  … and {len(m.outputs) - 20} more (buildtape show --json)")
-    ms = metrics(m)
+    ms = summary.metrics
     if ms:
         lines.append("")
         lines.append("Metrics")
