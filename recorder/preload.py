@@ -1,4 +1,6 @@
-"""File events without ptrace stops: the LD_PRELOAD interposer in ``shim/btshim.c``.
+"""Building and preloading the LD_PRELOAD interposer in ``shim/btshim.c``.
+
+Its records are read by ``recorder.interposer``.
 
 The shim is compiled once per source version with the machine's C compiler and cached
 under ``$XDG_CACHE_HOME/buildtape`` (default ``~/.cache/buildtape``). It cannot see what
@@ -17,9 +19,6 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-
-from recorder.strace_parser import TracedProcess
-from recorder.tail import LineTail
 
 SOURCE = Path(__file__).with_name("shim") / "btshim.c"
 LOG_VAR = "BUILDTAPE_FILELOG"
@@ -59,6 +58,7 @@ def build_shim(env: Mapping[str, str]) -> Shim:
             text=True,
             timeout=120,
             check=False,
+            cwd="/",
         )
         if out.returncode != 0:
             os.unlink(tmp)
@@ -77,47 +77,3 @@ def preload_env(env: Mapping[str, str], library: Path, log: Path) -> dict[str, s
     out["LD_PRELOAD"] = f"{library} {existing}".strip()
     out[LOG_VAR] = str(log)
     return out
-
-
-class FileLog:
-    """Reads the shim's records as they are appended and attaches them to processes."""
-
-    def __init__(self, path: Path) -> None:
-        self._tail = LineTail(path)
-        # pid -> [(op, path, path2)]
-        self.records: dict[int, list[tuple[str, str, str | None]]] = {}
-        self.unmatched = 0
-
-    def tick(self) -> None:
-        self._add(self._tail.lines())
-
-    def _add(self, lines: list[str]) -> None:
-        for line in lines:
-            parts = line.split("\t")
-            if len(parts) < 3 or not parts[0].isdigit():
-                continue
-            second = os.path.normpath(parts[3]) if len(parts) > 3 else None
-            self.records.setdefault(int(parts[0]), []).append(
-                (parts[1], os.path.normpath(parts[2]), second)
-            )
-
-    def attach(self, processes: list[TracedProcess]) -> None:
-        """Give each process its records (the shim has no clock: times are the process start)."""
-        self._add(self._tail.close())
-        by_pid = {p.pid: p for p in processes}
-        for pid, records in self.records.items():
-            proc = by_pid.get(pid)
-            if proc is None:
-                self.unmatched += len(records)
-                continue
-            t = proc.start
-            for op, path, second in records:
-                if op in ("r", "u"):
-                    proc.reads.setdefault(path, t)
-                if op in ("w", "u"):
-                    proc.writes.setdefault(path, t)
-                if op == "d":
-                    proc.deleted.setdefault(path, t)
-                if op == "m" and second is not None:
-                    proc.deleted.setdefault(path, t)
-                    proc.writes.setdefault(second, t)

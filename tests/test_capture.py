@@ -381,3 +381,19 @@ def test_report_header_says_what_the_interposer_could_not_see(
     text = html.read_text()
     header = text[text.index("<header") : text.index("</header>")]
     assert "Not seen:" in header and "--trace strace" in header and "static-tool" in header
+
+
+def test_snapshot_full_stores_every_workspace_file(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    (ws / "docs").mkdir(parents=True)
+    for i in range(20):
+        (ws / "docs" / f"n{i}.txt").write_text(f"note {i}\n")
+    (ws / "Makefile").write_text("out: \n\techo done > out\n")
+    tape = tmp_path / "full.tape"
+    record(ws, tape, "make", extra=("--snapshot", "full"))
+    inputs = manifest(tape)["inputs"]
+    assert len(inputs) == 21 and all(e.get("stored") for e in inputs)
+    touched = tmp_path / "touched.tape"
+    (ws / "out").unlink()
+    record(ws, touched, "make")
+    assert [e["path"] for e in manifest(touched)["inputs"] if e.get("stored")] == ["Makefile"]

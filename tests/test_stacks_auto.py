@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from recorder.sampling import PyinstrumentSampler, ThreadSampler, choose_sampler
 from tests.conftest import buildtape, needs_strace
 
 
@@ -43,22 +44,23 @@ def sampled_functions(tape: Path) -> set[str]:
 
 
 @pytest.mark.parametrize(
-    ("case", "options", "why"),
+    ("trace", "hide_py_spy", "why"),
     [
-        ("no-ptrace-tracer", ["--trace", "proc"], "py-spy cannot use ptrace here"),
-        pytest.param(
-            "py-spy-missing", ["--trace", "strace"], "py-spy is not installed", marks=needs_strace
-        ),
+        # --trace proc: no tracer that could let py-spy in (ptrace is taken as not allowed).
+        ("proc", False, "py-spy cannot use ptrace here"),
+        pytest.param("strace", True, "py-spy is not installed", marks=needs_strace),
     ],
 )
 def test_auto_without_py_spy_uses_the_sampling_thread(
-    fixture_copy: Callable[..., Path], tmp_path: Path, case: str, options: list[str], why: str
+    fixture_copy: Callable[..., Path], tmp_path: Path, trace: str, hide_py_spy: bool, why: str
 ) -> None:
     env = dict(os.environ)
-    if case == "py-spy-missing":
+    if hide_py_spy:
         env["PATH"] = without_py_spy(env["PATH"])
     tape = tmp_path / "auto.tape"
-    view = record_py_build(fixture_copy("py-build"), tape, *options, "--stacks", "auto", env=env)
+    view = record_py_build(
+        fixture_copy("py-build"), tape, "--trace", trace, "--stacks", "auto", env=env
+    )
     sampling = view["sampling"]
     assert isinstance(sampling, dict)
     assert sampling["sampler"] == "thread" and sampling["count"] > 0
@@ -66,6 +68,17 @@ def test_auto_without_py_spy_uses_the_sampling_thread(
     assert "crunch_tokens" in sampled_functions(tape)
     text = buildtape("show", tape, check=True).stdout.decode()
     assert "stacks    thread at 100 Hz" in text and why in text
+
+
+def test_auto_where_ptrace_is_not_permitted_picks_the_thread(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    # The recorder's answer to "may a sampler attach?" (Yama, the tracer) given directly.
+    sampler, notice = choose_sampler("auto", False, os.environ, tmp_path / "a", 100, 0.0)
+    assert isinstance(sampler, ThreadSampler)
+    assert notice == "py-spy cannot use ptrace here: using the sampling thread"
+    named, none = choose_sampler("pyinstrument", False, os.environ, tmp_path / "b", 100, 0.0)
+    assert isinstance(named, PyinstrumentSampler) and none is None
 
 
 def test_pyinstrument_is_still_chosen_by_name(

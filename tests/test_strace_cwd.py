@@ -3,7 +3,8 @@
 strace -f prints each call when it finishes, so a child's ``execve`` (and more) can come
 before the ``vfork``/``clone`` result that names its parent. The unit tests feed literal
 lines in that order; the end-to-end test records a real parallel make whose recipes
-``cd`` into subdirectories, many times, and checks every step's cwd.
+``cd`` into subdirectories, many times (under strace, and a few under the default, the
+interposer), and checks every step's cwd.
 """
 
 from __future__ import annotations
@@ -132,15 +133,18 @@ def write_parallel_project(ws: Path) -> None:
     (ws / "Makefile").write_text(f"all: {stamps}\n\n" + "\n".join(rules))
 
 
-@needs_strace
-@pytest.mark.parametrize("run", range(10))
-def test_parallel_make_steps_have_the_cwd_they_ran_in(tmp_path: Path, run: int) -> None:
+@pytest.mark.parametrize(
+    ("trace", "run"),
+    [pytest.param("strace", i, marks=needs_strace) for i in range(10)]
+    + [("auto", i) for i in range(3)],  # the default: process events from the interposer
+)
+def test_parallel_make_steps_have_the_cwd_they_ran_in(tmp_path: Path, trace: str, run: int) -> None:
     ws = tmp_path / "ws"
     ws.mkdir()
     write_parallel_project(ws)
     tape = tmp_path / "p.tape"
     rec = buildtape(
-        "record", "--trace", "strace", "--stacks", "none", "-o", tape, "--", "make", "-j4",
+        "record", "--trace", trace, "--stacks", "none", "-o", tape, "--", "make", "-j4",
         cwd=ws,
     )  # fmt: skip
     assert rec.returncode == 0, rec.stderr
