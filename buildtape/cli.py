@@ -15,6 +15,7 @@ import click
 
 from buildtape.exit_codes import ExitCode
 from recorder import __version__
+from recorder.trust import printable
 
 # name -> "module:attribute"; importing a command's engine only when it runs keeps every
 # command's start-up (record's included) to what that command needs.
@@ -106,7 +107,8 @@ def _run(args: list[str]) -> NoReturn:
             import traceback
 
             traceback.print_exc()
-        click.echo(f"buildtape: error: {message(exc)}", err=True)
+        # One line, with any control character from a tape made visible.
+        click.echo(f"buildtape: error: {printable(message(exc))}", err=True)
         sys.exit(exit_code(exc))
     # A command returns its exit code (None from --help and the like: success).
     sys.exit(ExitCode.OK if code is None else int(code))

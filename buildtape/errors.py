@@ -22,6 +22,7 @@ from recorder.errors import (
     TracerUnavailable,
 )
 from replay.errors import (
+    ConsentRequired,
     ExtractError,
     ReplayError,
     RestoreError,
@@ -53,6 +54,9 @@ EXIT_CODES: dict[type[BaseException], ExitCode] = {
     FlameAssetError: ExitCode.IO_ERROR,
     ReportAssetError: ExitCode.IO_ERROR,
     ReplayError: ExitCode.REPLAY_FAILED,
+    # No terminal to ask on, no --yes: as if the user had declined.
+    ConsentRequired: ExitCode.ABORTED,
+    MemoryError: ExitCode.OUT_OF_MEMORY,
     ExtractError: ExitCode.REPLAY_FAILED,
     RestoreError: ExitCode.REPLAY_FAILED,
     RunError: ExitCode.REPLAY_FAILED,
@@ -78,6 +82,8 @@ def exit_code(exc: BaseException) -> int:
 
 def message(exc: BaseException) -> str:
     """The one line after ``buildtape: error:``."""
+    if isinstance(exc, MemoryError):
+        return "out of memory; the tape or input is too large for the memory available here"
     if isinstance(exc, OSError):
         where = f" ({exc.filename})" if exc.filename else ""
         return f"{exc.strerror or exc}{where}"

@@ -24,6 +24,8 @@ class ExitCode(IntEnum):
     REPLAY_FAILED = 7
     # The user declined a confirmation (replaying a tape recorded on another host).
     ABORTED = 8
+    # Not enough memory to finish (a tape or an input too large for this machine).
+    OUT_OF_MEMORY = 9
     # A bug in buildtape: run again with --traceback and report it.
     INTERNAL = 70
     # record: buildtape could not record (the build did not run, or its tape could not be written).

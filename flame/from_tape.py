@@ -11,13 +11,15 @@ microseconds.
 
 from __future__ import annotations
 
-import json
+import heapq
 import os
 import shlex
 from dataclasses import dataclass
 
 from flame.model import StackTree
+from recorder.errors import TapeError
 from recorder.model import Manifest, Process
+from recorder.trust import samples_doc
 
 _COMPILERS = {"cc", "gcc", "g++", "c++", "clang", "clang++", "cpp"}
 _SHELLS = {"sh", "bash", "dash", "zsh"}
@@ -96,9 +98,12 @@ class Samples:
 
     @classmethod
     def from_json(cls, raw: bytes) -> Samples:
-        doc = json.loads(raw)
-        frames = [f"{func} ({os.path.basename(file)}:{line})" for func, file, line in doc["frames"]]
-        samples = [(int(p), int(s), int(d), [int(i) for i in st]) for p, s, d, st in doc["samples"]]
+        """Parse a samples blob; malformed samples are skipped (``recorder.trust``)."""
+        try:
+            frames_raw, samples, _skipped = samples_doc(raw)
+        except ValueError as exc:
+            raise TapeError(f"the tape's Python samples are unreadable ({exc})") from None
+        frames = [f"{func} ({os.path.basename(file)}:{line})" for func, file, line in frames_raw]
         return cls([f.replace(";", ",") for f in frames], samples)
 
 
@@ -192,15 +197,21 @@ def process_stacks(m: Manifest, samples: Samples | None = None) -> StackTree:
 
 def process_spans(m: Manifest) -> list[Span]:
     """Processes on lanes where no two overlap, by start time: a Gantt chart of the build."""
-    lanes_end: list[float] = []
+    # Each process takes the lowest lane free at its start: lanes that came free wait in
+    # ``free`` (by number), busy ones in ``busy`` (by end), so n processes cost O(n log n).
+    busy: list[tuple[float, int]] = []
+    free: list[int] = []
+    lanes = 0
     spans = []
     for p in sorted(m.processes, key=lambda p: (p.start_s, p.id)):
         end = _end(p, m.duration_s)
-        lane = next((i for i, e in enumerate(lanes_end) if e <= p.start_s), len(lanes_end))
-        if lane == len(lanes_end):
-            lanes_end.append(end)
+        while busy and busy[0][0] <= p.start_s:
+            heapq.heappush(free, heapq.heappop(busy)[1])
+        if free:
+            lane = heapq.heappop(free)
         else:
-            lanes_end[lane] = end
+            lane, lanes = lanes, lanes + 1
+        heapq.heappush(busy, (end, lane))
         start_us = round(p.start_s * 1e6)
         spans.append(Span(p, label(p), start_us, max(start_us, round(end * 1e6)), lane))
     return spans

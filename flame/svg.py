@@ -10,6 +10,7 @@ Output depends only on the tree and the options: byte-identical across runs.
 from __future__ import annotations
 
 import json
+import re
 from html import escape as _html_escape
 from importlib import resources
 
@@ -19,9 +20,16 @@ from flame.model import Frame, StackTree
 from flame.options import FlameOptions
 from flame.palette import diff_color, frame_color
 
+# Characters XML 1.0 does not allow in a document (C0 but tab/newline/CR, surrogates,
+# U+FFFE/U+FFFF), plus DEL and C1: shown as visible escapes so the SVG stays valid.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
 
 def escape(text: str) -> str:
-    """&, < and > as entities (xml.sax.saxutils.escape, without importing urllib)."""
+    """&, < and > as entities (xml.sax.saxutils.escape, without importing urllib), and
+    characters XML cannot hold as visible ``\\xNN`` escapes: valid XML for any name."""
+    if _NOT_XML.search(text):
+        text = _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
     return _html_escape(text, quote=False)
 
 

@@ -290,7 +290,7 @@ def assemble(
     warnings: list[BuildWarning],
 ) -> tuple[Manifest, bytes]:
     """The manifest, and the scrubbed stderr stored in it."""
-    cache = HashCache.for_env(plan.env)
+    cache = HashCache.for_env(os.environ)  # buildtape's cache, never the build's XDG_CACHE_HOME
     procs = processes(plan, run, observer, cache)
     exit_code, sig = split_returncode(run.returncode)
     if procs and procs[0].parent_id is None and observer.choice.mode == "strace":

@@ -63,7 +63,9 @@ class Observer:
 
 
 def choose_observer(plan: Plan) -> Observer:
-    options, env = plan.options, plan.env
+    # buildtape's own helpers (shim compiler, strace probe) get buildtape's environment,
+    # never the build's: a replayed tape's PATH, LD_PRELOAD or XDG_CACHE_HOME must not reach them.
+    options, env = plan.options, os.environ
     shim = shim_reason = None
     if options.trace != "none":
         built = build_shim(env)

@@ -13,6 +13,11 @@ class TapeNotFound(TapeError):
     """No tape exists at the path given."""
 
 
+class BudgetExceeded(TapeError):
+    """Restoring a tape would exceed a ceiling (recorder/trust.py): the message names the
+    variable that raises it."""
+
+
 class RecordError(Exception):
     """Recording could not start or could not be written."""
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from recorder.errors import TapeError
+from recorder.trust import check_manifest
 
 T = TypeVar("T")
 
@@ -682,7 +683,7 @@ class Manifest:
             raise TapeError(f"tape manifest: status {status!r} is not one of {STATUSES}")
         paths = f.texts("paths")
         git_raw = raw.get("git")
-        return cls(
+        manifest = cls(
             format_version=f.text("format_version"),
             buildtape_version=f.text("buildtape_version"),
             argv=f.texts("argv"),
@@ -713,6 +714,8 @@ class Manifest:
                 f.items("intermediates", Intermediate.from_dict) if "intermediates" in raw else []
             ),
         )
+        # The checks across fields (links, process tree, events...): recorder/trust.py.
+        return check_manifest(manifest)
 
 
 def blobs_referenced(manifest: Manifest) -> Iterable[str]:

@@ -58,6 +58,7 @@ def build_shim(env: Mapping[str, str]) -> Shim:
             text=True,
             timeout=120,
             check=False,
+            cwd="/",
         )
         if out.returncode != 0:
             os.unlink(tmp)

@@ -35,6 +35,7 @@ def version_line(exe: str, name: str) -> str | None:
             timeout=10,
             check=False,
             stdin=subprocess.DEVNULL,
+            cwd="/",
         )
     except (OSError, subprocess.TimeoutExpired):
         return None

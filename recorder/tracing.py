@@ -56,6 +56,7 @@ def _strace_works(strace: str, env: Mapping[str, str]) -> str | None:
             timeout=20,
             check=False,
             env=dict(env),
+            cwd="/",
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"strace could not start ({exc})"

@@ -8,6 +8,11 @@ class ReplayError(Exception):
     """A replay could not run; the message says why."""
 
 
+class ConsentRequired(ReplayError):
+    """The tape was not recorded by this user here, and nobody could be asked (no terminal,
+    no --yes)."""
+
+
 class VaryError(ReplayError):
     """A ``--vary`` run could not be made (an unknown variation, or no outputs to judge)."""
 

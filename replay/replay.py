@@ -9,14 +9,31 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from recorder import trust
 from recorder.hashcache import HashCache
 from recorder.model import REDACTED, FileEntry, Manifest, Process
 from recorder.reading import Tape, open_tape
-from recorder.toolchain import version_line
+from recorder.toolchain import tool_name, version_line
 from replay.errors import ReplayError, RunError, SandboxError
 from replay.run import Run, RunStart, run_in_sandbox
 from replay.sandbox import Isolation, choose_isolation
 from replay.verdict import Finding, explain
+
+# Variables that make programs load code or read configuration from where they point:
+# a tape never sets them for a replay unless the user passes --trust-env.
+UNTRUSTED_ENV = frozenset(
+    {
+        "LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "GCONV_PATH", "BASH_ENV", "ENV",
+        "PROMPT_COMMAND", "SHELLOPTS", "BASHOPTS", "PS4", "PYTHONSTARTUP", "PYTHONHOME",
+        "PYTHONUSERBASE", "PERL5OPT", "RUBYOPT", "NODE_OPTIONS", "JAVA_TOOL_OPTIONS",
+        "GIT_CONFIG_GLOBAL", "GIT_CONFIG_SYSTEM", "GIT_EXEC_PATH",
+    }
+)  # fmt: skip
+UNTRUSTED_ENV_PREFIXES = ("LD_", "XDG_", "GIT_CONFIG_", "BUILDTAPE_")
+
+
+def untrusted_env_name(name: str) -> bool:
+    return name in UNTRUSTED_ENV or name.startswith(UNTRUSTED_ENV_PREFIXES)
 
 
 @dataclass(frozen=True)
@@ -32,6 +49,10 @@ class ReplayOptions:
     trace: str = "auto"
     # auto | bwrap | directory (see replay.sandbox); auto follows $BUILDTAPE_SANDBOX.
     sandbox: str = "auto"
+    # Keep variables a tape must not set (``UNTRUSTED_ENV``) instead of dropping them.
+    trust_env: bool = False
+    # Variables taken from the replaying user's environment (redacted ones included).
+    pass_env: tuple[str, ...] = ()
     # The tape's name as the banner shows it.
     tape_name: str = ""
     # Send the build's stdout to stderr (keeps stdout for a JSON verdict).
@@ -116,7 +137,7 @@ def check_drift(m: Manifest, env: Mapping[str, str]) -> list[Drift]:
         sha_here = found[0] if found else None
         if tool.sha256 and sha_here == tool.sha256:
             continue
-        here = version_line(tool.path, tool.name)
+        here = version_line(tool.path, tool.name) if _system_tool(tool.path, tool.name) else None
         if (tool.sha256 and sha_here and sha_here != tool.sha256) or (
             here and tool.version and here != tool.version
         ):
@@ -134,19 +155,84 @@ def _tool_text(name: str, sha256: str | None, version: str | None) -> str:
     return f"{name} {(sha256 or '?')[:12]} ({version or 'no version line'})"
 
 
-def replay_env(m: Manifest, current: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
-    """The recorded environment; redacted values taken from here when present, else unset."""
+# Directories whose programs check_drift may run (with --version) on the tape's word.
+_SYSTEM_DIRS = ("/usr/", "/bin/", "/sbin/", "/lib/", "/lib64/", "/opt/")
+
+
+def _system_tool(path: str, name: str) -> bool:
+    """A tool the tape names is asked its version only if it is a known tool installed in a
+    system directory: a tape must not make the host run a program of its choosing."""
+    if not path.startswith("/") or tool_name(path) != name:
+        return False
+    real = os.path.realpath(path)
+    return real.startswith(_SYSTEM_DIRS) and os.path.isfile(real) and os.access(real, os.X_OK)
+
+
+def replay_env(
+    m: Manifest,
+    current: Mapping[str, str],
+    trust_env: bool = False,
+    pass_env: tuple[str, ...] = (),
+) -> tuple[dict[str, str], list[str]]:
+    """The recorded environment, minus what a tape must never set, and the notes on it.
+
+    Variables of ``UNTRUSTED_ENV`` are dropped unless ``trust_env``; a redacted variable
+    is left unset unless the user names it in ``pass_env`` (then this environment's value
+    is used, as for any variable named there).
+    """
     env, notes = {}, []
     for name, value in sorted(m.environment.vars.items()):
-        if value == REDACTED or REDACTED in value:
+        shown = trust.printable(name)
+        if name in pass_env:
             if name in current:
                 env[name] = current[name]
-                notes.append(f"{name} was redacted in the tape; using this environment's value")
+                notes.append(f"{shown}: using this environment's value (--pass-env)")
             else:
-                notes.append(f"{name} was redacted in the tape and is not set here; left unset")
+                notes.append(f"{shown} was named by --pass-env but is not set here; left unset")
+            continue
+        if value == REDACTED or REDACTED in value:
+            notes.append(
+                f"{shown} was redacted in the tape; left unset "
+                f"(--pass-env {shown} uses this environment's value)"
+            )
+            continue
+        if not trust_env and untrusted_env_name(name):
+            notes.append(f"{shown} from the tape was dropped (--trust-env keeps it)")
             continue
         env[name] = value
+    for name in pass_env:
+        if name not in m.environment.vars and name in current:
+            env[name] = current[name]
+            notes.append(f"{trust.printable(name)}: using this environment's value (--pass-env)")
     return env, notes
+
+
+def environment_changes(
+    env: Mapping[str, str], current: Mapping[str, str]
+) -> list[tuple[str, str, str | None]]:
+    """How a replay's environment differs from ``current``: (sign, name, value).
+
+    ``+`` set by the tape, ``~`` changed from this environment's value, ``-`` unset.
+    """
+    out: list[tuple[str, str, str | None]] = []
+    for name in sorted(set(env) | set(current)):
+        if name not in current:
+            out.append(("+", name, env[name]))
+        elif name not in env:
+            out.append(("-", name, None))
+        elif env[name] != current[name]:
+            out.append(("~", name, env[name]))
+    return out
+
+
+def needs_consent(tape: Tape, recorded_here: Callable[[str], bool]) -> bool:
+    """Whether to ask before running ``tape``: unless this user recorded it on this machine.
+
+    The answer comes from ``recorded_here`` (a local record of the manifests this user's
+    recordings wrote, keyed by the manifest's sha256), never from what the tape says, such
+    as its hostname.
+    """
+    return not recorded_here(tape.reader.manifest_sha256)
 
 
 def compare_outputs(
@@ -176,7 +262,7 @@ def replay(
 ) -> ReplayResult:
     m = tape.manifest
     drift = check_drift(m, current_env)
-    env, env_notes = replay_env(m, current_env)
+    env, env_notes = replay_env(m, current_env, options.trust_env, options.pass_env)
     try:
         isolation = choose_isolation(options.sandbox, current_env)
     except SandboxError as exc:

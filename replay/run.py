@@ -19,7 +19,13 @@ from pathlib import Path
 from recorder.model import REDACTED, FileEntry, Manifest
 from recorder.reading import Tape, open_tape
 from replay.errors import RunError, SandboxError, WorldError
-from replay.restore import restore, restore_intermediates, restore_placeholders, set_mtimes
+from replay.restore import (
+    make_dirs_inside,
+    restore,
+    restore_intermediates,
+    restore_placeholders,
+    set_mtimes,
+)
 from replay.sandbox import (
     InnerSpec,
     Isolation,
@@ -155,8 +161,9 @@ def prepare(tape: Tape, world: World, sandbox: Path) -> list[str]:
     workspace = sandbox / "workspace"
     restored = restore(tape, world.files, workspace)
     restore_placeholders(world.placeholders, workspace)
+    root = workspace.resolve()
     for d in [*world.needed_dirs, *(d.path for d in world.dirs), world.cwd]:
-        (workspace / d).mkdir(parents=True, exist_ok=True)
+        make_dirs_inside(root, d)  # each component must resolve inside the sandbox
     set_mtimes(workspace, [*world.files, *world.placeholders], world.dirs)
     return restored.missing + world.unavailable
 

@@ -346,7 +346,8 @@ def test_extract_refuses_a_umask_that_is_not_octal(c_debug: Recorded, tmp_path: 
     bad = rewrite(c_debug.tape, tmp_path / "bad.tape", alter)
     step = build_steps(c_debug)[0]
     out = buildtape("extract", bad, "--step", step["id"], "-o", tmp_path / "x")
-    assert out.returncode == 7 and b"not an octal mask" in out.stderr
+    # The reader refuses it first (recorder/trust.py, exit 3); run.sh's own check stays behind.
+    assert out.returncode == 3 and b"not an octal umask" in out.stderr
     assert not (tmp_path / "x" / "run.sh").exists()
 
 
@@ -402,9 +403,10 @@ def test_a_tape_without_the_new_fields_still_replays(c_debug: Recorded, tmp_path
     old = rewrite(c_debug.tape, tmp_path / "old.tape", to_1_0)
     with open_tape(old) as t:
         assert not t.manifest.intermediates and not has_mtimes(old)
-    assert replay_json(old)["reproduced"]
+    # A rewritten tape was not recorded here: replaying it needs --yes.
+    assert replay_json(old, "--yes")["reproduced"]
     link = next(s for s in build_steps(c_debug) if s["argv"][:3] == ["cc", "-g", "-o"])
-    assert replay_json(old, "--step", link["id"])["reproduced"]
+    assert replay_json(old, "--yes", "--step", link["id"])["reproduced"]
 
 
 def test_an_output_of_a_drifted_tool_is_blamed_on_the_drift(
@@ -423,7 +425,7 @@ def test_an_output_of_a_drifted_tool_is_blamed_on_the_drift(
                 entry["sha256"], entry["stored"] = "1" * 64, False
 
     tape = rewrite(c_debug.tape, tmp_path / "drift.tape", drifted)
-    verdict = replay_json(tape)
+    verdict = replay_json(tape, "--yes")  # rewritten: not recorded here
     assert any(d["recorded"].startswith("as 000000000000") for d in verdict["drift"])
     finding = next(f for f in verdict["findings"] if f["path"] == "util.o")
     assert finding["reason"] == "drift" and "made by as" in finding["why"], finding
@@ -447,10 +449,10 @@ def test_a_recorded_path_under_a_missing_top_level_directory(tmp_path: Path) -> 
         m["workspace"] = place
 
     moved = rewrite(tape, tmp_path / "moved.tape", move)
-    verdict = replay_json(moved)
+    verdict = replay_json(moved, "--yes")  # rewritten: not recorded here
     assert verdict["reproduced"] and verdict["place"] == place, verdict
     step = next(r for r in Recorded(moved, ws).steps() if r["argv"][:1] == ["cc"])
-    assert replay_json(moved, "--step", step["id"])["reproduced"]
+    assert replay_json(moved, "--yes", "--step", step["id"])["reproduced"]
     env = {"PATH": "/usr/bin:/bin", "BUILDTAPE_RUN_AT": "recorded"}
     run = _extract_and_run(moved, step["id"], tmp_path / "repro", env)
     assert run.returncode == 0 and b"outputs as recorded" in run.stderr, run.stderr

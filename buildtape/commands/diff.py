@@ -11,6 +11,7 @@ from buildtape.exit_codes import ExitCode
 from buildtape.output import write_text
 from buildtape.text import diff as text
 from recorder.reading import open_tape
+from recorder.trust import printable
 from replay.diff import DiffOptions, diff
 
 
@@ -60,6 +61,6 @@ def diff_cmd(
     elif fmt == "json":
         out = json.dumps(report.to_json(), indent=2, sort_keys=True) + "\n"
     else:
-        out = text.render(report)
+        out = printable(text.render(report), one_line=False)
     write_text(output, out)
     return ExitCode.OK if report.equivalent else ExitCode.DIFFERENT

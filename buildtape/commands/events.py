@@ -13,6 +13,7 @@ from buildtape.params import SINCE, home_option, json_option
 from buildtape.text import history as text
 from history.export import history_events, tape_events
 from history.options import EventQuery
+from recorder.trust import printable
 
 
 @click.command("events")
@@ -67,5 +68,5 @@ def events_cmd(
     if not found:
         click.echo("no events")
     for e in found:
-        click.echo(text.event(e))
+        click.echo(printable(text.event(e)))
     return ExitCode.OK

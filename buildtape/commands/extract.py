@@ -9,6 +9,7 @@ import click
 from buildtape.exit_codes import ExitCode
 from buildtape.text import tape as text
 from recorder.reading import open_tape
+from recorder.trust import printable
 from replay.extract import ExtractOptions, extract
 
 
@@ -33,5 +34,5 @@ def extract_cmd(tape: Path, step: int, out_dir: Path) -> ExitCode:
     """
     with open_tape(tape) as t:
         result = extract(t, ExtractOptions(step, out_dir))
-    click.echo(text.extracted(result, out_dir), nl=False)
+    click.echo(printable(text.extracted(result, out_dir), one_line=False), nl=False)
     return ExitCode.OK

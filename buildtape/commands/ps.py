@@ -11,6 +11,7 @@ from buildtape.exit_codes import ExitCode
 from buildtape.params import json_option
 from buildtape.text import tape as text
 from recorder.reading import open_tape
+from recorder.trust import printable
 
 
 @click.command("ps")
@@ -33,5 +34,5 @@ def ps_cmd(tape: Path, as_json: bool) -> ExitCode:
         ]  # fmt: skip
         click.echo(json.dumps(rows, indent=2, sort_keys=True))
     else:
-        click.echo(text.ps(procs), nl=False)
+        click.echo(printable(text.ps(procs), one_line=False), nl=False)
     return ExitCode.OK

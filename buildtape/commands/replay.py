@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
-import socket
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -14,20 +15,51 @@ import click
 from buildtape.exit_codes import ExitCode
 from buildtape.params import VARIATIONS, json_option
 from buildtape.text import replay as text
-from buildtape.text.units import short_argv
 from recorder.reading import Tape, open_tape
+from recorder.trust import printable, recorded_here, recorded_list
+from replay.errors import ConsentRequired
 from replay.playback import playback as recorded_chunks
-from replay.replay import ReplayOptions, replay
+from replay.replay import ReplayOptions, environment_changes, needs_consent, replay, replay_env
 from replay.run import RunStart
 from replay.sandbox import MODES
 from replay.vary import VaryOptions
 from replay.vary import vary as run_variations
 
 
-def _confirm(tape_host: str, argv: list[str], yes: bool) -> None:
-    if yes or not sys.stdin.isatty() or tape_host == socket.gethostname():
+def _echo(text: str = "", err: bool = False) -> None:
+    """Echo text that holds values from a tape, with control characters made visible."""
+    click.echo(printable(text, one_line=False), err=err, nl=False)
+
+
+def _confirm(t: Tape, step: int | None, env: dict[str, str], yes: bool) -> None:
+    """Ask before running a tape this user did not record on this machine.
+
+    Without a terminal to ask on, refuse unless --yes was given. The question shows the
+    command, its cwd and every environment change, with control characters made visible.
+    """
+    if yes or not needs_consent(t, lambda d: recorded_here(d, recorded_list(os.environ))):
         return
-    click.echo(f"This tape was recorded on {tape_host}; replaying runs: {short_argv(argv, 200)}")
+    if not sys.stdin.isatty():
+        raise ConsentRequired(
+            "this tape was not recorded by you on this machine and there is no terminal to "
+            "ask on; check what it runs (`buildtape show`, `buildtape ps`), then pass --yes"
+        )
+    m = t.manifest
+    proc = next((p for p in m.processes if p.id == step), None) if step is not None else None
+    argv, cwd = (proc.argv, proc.cwd) if proc is not None else (m.argv, m.cwd)
+    host = printable(m.host.hostname)
+    lines = [
+        f"This tape was not recorded by you here (it says it comes from {host}).",
+        f"Replaying runs: {' '.join(shlex.quote(printable(a)) for a in argv)}",
+        f"  in: {printable(cwd)} (inside the sandbox)",
+    ]
+    changes = environment_changes(env, os.environ)
+    if changes:
+        lines.append(f"  with {len(changes)} environment changes from yours:")
+    for sign, name, value in changes:
+        shown = "" if value is None else "=" + printable(value[:200])
+        lines.append(f"    {sign} {printable(name)}{shown}")
+    click.echo("\n".join(lines))
     if not click.confirm("Run it here?", default=False):
         raise click.Abort()
 
@@ -35,10 +67,13 @@ def _confirm(tape_host: str, argv: list[str], yes: bool) -> None:
 def _play(t: Tape, speed: float) -> None:
     """The recorded output, with its timing, to our own stdout and stderr."""
     out = {"stdout": sys.stdout.buffer, "stderr": sys.stderr.buffer}
+    # The recorded bytes are the tape's: escape sequences are shown, not obeyed.
+    decoders = {name: codecs.getincrementaldecoder("utf-8")("backslashreplace") for name in out}
     for delay, stream, data in recorded_chunks(t):
         if delay and speed > 0:
             time.sleep(delay / speed)
-        out[stream].write(data)
+        text = printable(decoders[stream].decode(data), one_line=False)
+        out[stream].write(text.encode("utf-8", "backslashreplace"))
         out[stream].flush()
 
 
@@ -47,7 +82,7 @@ def _notify(message: str) -> None:
 
 
 def _banner(start: RunStart) -> None:
-    click.echo(text.banner(start), err=True)
+    click.echo(printable(text.banner(start)), err=True)
 
 
 @click.command("replay")
@@ -69,7 +104,21 @@ def _banner(start: RunStart) -> None:
     "--playback", is_flag=True, help="Print the recorded output with its timing; run nothing."
 )
 @click.option("--speed", type=float, default=1.0, show_default=True, help="Playback speed factor.")
-@click.option("--yes", is_flag=True, help="Do not ask before running a tape from another host.")
+@click.option(
+    "--yes", is_flag=True, help="Do not ask before running a tape not recorded by you here."
+)
+@click.option(
+    "--trust-env",
+    is_flag=True,
+    help="Keep variables a tape must not set by default (LD_PRELOAD, BASH_ENV, XDG_*...).",
+)
+@click.option(
+    "--pass-env",
+    "pass_env",
+    multiple=True,
+    metavar="NAME",
+    help="Take NAME from your environment (a redacted variable is otherwise left unset).",
+)
 @click.option(
     "--vary",
     type=VARIATIONS,
@@ -99,6 +148,8 @@ def replay_cmd(
     playback: bool,
     speed: float,
     yes: bool,
+    trust_env: bool,
+    pass_env: tuple[str, ...],
     vary: tuple[str, ...] | None,
     bisect: bool,
     sandbox: str,
@@ -120,24 +171,26 @@ def replay_cmd(
         if playback:
             _play(t, speed)
             return ExitCode.OK
-        _confirm(t.manifest.host.hostname, t.manifest.argv, yes)
+        env, _ = replay_env(t.manifest, os.environ, trust_env, pass_env)
+        _confirm(t, step, env, yes)
         if vary:
             asked = VaryOptions(vary, bisect, step, keep, workdir, sandbox, tape.name, as_json)
             varied = run_variations(t, asked, os.environ, _notify, _banner)
             if as_json:
                 click.echo(json.dumps(text.varied_json(varied), indent=2, sort_keys=True))
             else:
-                click.echo(text.varied(varied), nl=False)
+                _echo(text.varied(varied))
             return ExitCode.DIFFERENT if varied.unreproducible else ExitCode.OK
         options = ReplayOptions(
             workdir=workdir, keep=keep, step=step, output=output, sandbox=sandbox,
             tape_name=tape.name, build_output_to_stderr=as_json,
+            trust_env=trust_env, pass_env=pass_env,
         )  # fmt: skip
         result = replay(t, options, os.environ, _notify, _banner)
     if as_json:
         click.echo(json.dumps(text.replayed_json(result), indent=2, sort_keys=True))
         return ExitCode.OK if result.reproduced else ExitCode.DIFFERENT
-    click.echo(text.replayed(result), nl=False)
+    _echo(text.replayed(result))
     if keep or workdir:
         click.echo(f"sandbox: {result.sandbox}")
     return ExitCode.OK if result.reproduced else ExitCode.DIFFERENT

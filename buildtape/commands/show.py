@@ -12,6 +12,7 @@ from buildtape.params import json_option
 from buildtape.text import tape as text
 from recorder.reading import open_tape
 from recorder.summary import summarise
+from recorder.trust import json_safe, printable
 
 
 @click.command("show")
@@ -23,7 +24,7 @@ def show_cmd(tape: Path, as_json: bool) -> ExitCode:
         summary = summarise(t)
         if as_json:
             out = json.dumps(summary.to_json(), indent=2, sort_keys=True, ensure_ascii=False)
-            click.echo(out)
+            click.echo(json_safe(out))
         else:
-            click.echo(text.show(summary), nl=False)
+            click.echo(printable(text.show(summary), one_line=False), nl=False)
     return ExitCode.OK
