@@ -129,7 +129,13 @@ def processes(plan: Plan, run: BuildRun, observer: Observer, cache: HashCache) -
         exit_code, sig = tp.exit_code, tp.signal
         if root and exit_code is None and sig is None:
             exit_code, sig = split_returncode(run.returncode)
-        exe = tp.exe or (_which(argv[0], plan) if tp.parent_pid is None else "")
+        exe = tp.exe or ""
+        if tp.parent_pid is None:
+            # The command, as it was run (``sh``: /usr/bin/sh), like every other process;
+            # nothing logged its exec, so /proc/self/exe would name the file it resolved to.
+            named = _which(argv[0], plan)
+            if not exe or _same_file(named, exe):
+                exe = named if os.path.exists(named) else exe or named
         if exe and exe not in exe_digest:
             found = cache.sha256(exe) if exe.startswith("/") else None
             exe_digest[exe] = found[0] if found else None
@@ -188,6 +194,13 @@ def _delta_of(
         parent_tag = None
         node = by_pid.get(node.parent_pid) if node.parent_pid is not None else None
     return envs.delta_of_tags(parent_tag, tag)
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def _which(argv0: str, plan: Plan) -> str:
