@@ -9,8 +9,9 @@ Each rule replaces a volatile part with a fixed placeholder (docs/diff.md lists 
 - temp names of common tools (``$TMP``): gcc/clang ``/tmp/ccAbC123.s``, pip
   ``/tmp/pip-build-env-…``, Go ``/tmp/go-build123…``, rustc ``/tmp/rustcAbC123``, cargo
   ``/tmp/cargo-install…``, Python's ``tempfile`` ``/tmp/tmpab12cd34``, CMake's try-compile
-  projects ``cmTC_1a2b3`` and ``TryCompile-…`` and its ``CMakeCache.txt.tmp1a2b3``;
-- pids written as ``pid 123``, ``pid=123``, ``/proc/123/`` (``$PID``);
+  projects ``cmTC_1a2b3`` and ``TryCompile-…`` and its ``CMakeCache.txt.tmp1a2b3`` (``.tmp$ID``);
+- pids written as ``pid 123``, ``pid=123``, ``/proc/123/``, and in zlib's configure test
+  files ``ztest123.c`` (``$PID``);
 - timestamps in text: ISO dates with time, ``HH:MM:SS``, ``date``'s default format (``$TIME``);
 - the GNU build id of ELF files (a hash of the rest, which is compared itself).
 
@@ -27,7 +28,7 @@ import shlex
 
 _TEMP_PARTS = (
     r"cc[A-Za-z0-9]{6}\.[A-Za-z0-9_.]+",  # gcc, clang: ccAbC123.s, .o, .res, .ld, .ltrans0.o
-    r"pip-[a-z][a-z-]*?-[a-z0-9_]{8}",  # pip-build-env-…, pip-req-build-…, pip-wheel-…
+    r"pip-[a-z]+(?:-[a-z]+)*-[a-z0-9_]{8}(?![a-z0-9_])",  # pip-build-env-…, pip-wheel-…
     r"go-build\d+",  # go build's work directory
     r"rustc[A-Za-z0-9]{6}",  # rustc's temp directory
     r"cargo-install[A-Za-z0-9]+",  # cargo install's target directory
@@ -35,16 +36,15 @@ _TEMP_PARTS = (
 )
 _TEMP = re.compile(r"(?:/(?:var/)?tmp|\$TMPDIR)/(?:" + "|".join(_TEMP_PARTS) + r")")
 _SANDBOX = re.compile(r"/tmp/buildtape-[A-Za-z0-9_-]+")
-_CMAKE = re.compile(
-    r"\bcmTC_[0-9a-f]{4,}\b|\bTryCompile-[A-Za-z0-9]{6}\b|(?<=\.txt)\.tmp[0-9a-f]{4,}\b"
-)
+_CMAKE = re.compile(r"\bcmTC_[0-9a-f]{4,}\b|\bTryCompile-[A-Za-z0-9]{6}\b")
+_CMAKE_TMP = re.compile(r"(?<=\.txt)\.tmp[0-9a-f]{4,}\b")
 _TIMESTAMP = re.compile(
     r"\b\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:?\d\d)?\b"
     r"|\b(Mon|Tue|Wed|Thu|Fri|Sat|Sun) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +\d+ "
     r"\d\d:\d\d:\d\d( [A-Z]{2,5})? \d{4}\b"
     r"|\b\d\d:\d\d:\d\d(\.\d+)?\b"
 )
-_PID = re.compile(r"\b(pid[ =:]?)\d+\b|(/proc/)\d+(?=/)", re.I)
+_PID = re.compile(r"\b(pid[ =:]?)\d+\b|(/proc/)\d+(?=/)|\b(ztest)\d+\b", re.I)
 
 _TEMP_B = re.compile(_TEMP.pattern.encode())
 _SANDBOX_B = re.compile(_SANDBOX.pattern.encode())
@@ -73,7 +73,7 @@ def is_bookkeeping(path: str) -> bool:
 
 
 def _pid(m: re.Match[str]) -> str:
-    return (m.group(1) or m.group(2)) + "$PID"
+    return (m.group(1) or m.group(2) or m.group(3)) + "$PID"
 
 
 class Normalizer:
@@ -91,6 +91,7 @@ class Normalizer:
         s = _SANDBOX.sub("$SANDBOX", s)
         s = _TEMP.sub("$TMP", s)
         s = _CMAKE.sub("cmTC_$ID", s)
+        s = _CMAKE_TMP.sub(".tmp$ID", s)
         s = _TIMESTAMP.sub("$TIME", s)
         return _PID.sub(_pid, s)
 

@@ -4,15 +4,8 @@ Everything here reads the manifest alone."""
 
 from __future__ import annotations
 
-import os
-import re
-
+from recorder.first_error import first_error, step_names
 from recorder.model import Manifest, Process
-
-_ERROR_LINE = re.compile(
-    r"(error[:\[]|\*\*\* |Traceback \(most recent call last\)|fatal:|FAILED)", re.I
-)
-
 
 DRIVER_CHILDREN = 3
 
@@ -78,14 +71,13 @@ def failing(manifest: Manifest) -> list[tuple[Process, Process]]:
 
 
 def first_error_line(lines: list[str]) -> str | None:
-    return next((line for line in lines if _ERROR_LINE.search(line)), None)
+    """The line to read first among ``lines`` (recorder/first_error.py), as it was written."""
+    found = first_error(lines)
+    return None if found is None else lines[found.index]
 
 
 def error_line_for(step: Process, lines: list[str]) -> str | None:
     """The first error line that names one of the step's files, else the first one at all."""
-    names = {os.path.basename(a) for a in step.argv[1:] if "." in os.path.basename(a)}
-    for line in lines:
-        if first_error_line([line]) and any(n in line for n in names):
-            return line.strip()
-    first = first_error_line(lines)
-    return None if first is None else first.strip()
+    names = step_names(step.argv, (f for f in (*step.reads, *step.writes) if f[:1] != "/"))
+    found = first_error(lines, names)
+    return None if found is None else lines[found.index].strip()

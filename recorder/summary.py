@@ -4,9 +4,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from recorder.first_error import FirstError, first_error, step_names
 from recorder.model import Manifest, Process
 from recorder.reading import Tape
 from recorder.steps import failing, first_error_line, slowest
@@ -55,6 +56,8 @@ class TapeSummary:
     # A failed build's last lines of stderr, and the first of them that reads as an error.
     stderr_tail: list[str]
     error_line: str | None
+    # Each failing step's first error (recorder/first_error.py), beside ``failing``.
+    step_errors: list[str | None] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """The documented object of ``buildtape show --json``."""
@@ -111,5 +114,52 @@ def summarise(tape: Tape) -> TapeSummary:
     """Everything ``show`` says about ``tape`` (stderr is read only when a step failed)."""
     m = tape.manifest
     fails = failing(m)
-    tail = stderr_tail(tape) if fails and m.status != "succeeded" else []
-    return TapeSummary(tape, fails, slowest(m), metrics(m), tail, first_error_line(tail))
+    failed = fails and m.status != "succeeded"
+    tail = stderr_tail(tape) if failed else []
+    errors = [step_first_error(tape, s, o) for s, o in fails] if failed else []
+    lines = [e.line for e in errors if e is not None]
+    # The tail marks the failing step's own error when it shows, else the first it has.
+    first = next((x for x in tail if lines and x.strip() == lines[0]), first_error_line(tail))
+    step_errors = [None if e is None else e.line for e in errors]
+    return TapeSummary(tape, fails, slowest(m), metrics(m), tail, first, step_errors)
+
+
+# A chunk is read a moment after the step wrote it.
+_READ_LAG_S = 0.05
+
+
+def step_lines(tape: Tape, step: Process) -> list[str]:
+    """Lines of stdout and stderr that were written while ``step`` ran, in the order seen."""
+    m = tape.manifest
+    data = {name: tape.stream(name) for name in ("stdout", "stderr")}
+    offset = {"stdout": 0, "stderr": 0}
+    end = (step.end_s if step.end_s is not None else m.duration_s) + _READ_LAG_S
+    pending = {"stdout": b"", "stderr": b""}
+    out: list[str] = []
+    for c in m.streams.chunks:
+        piece = data[c.stream][offset[c.stream] : offset[c.stream] + c.size]
+        offset[c.stream] += c.size
+        if not step.start_s <= c.t <= end:
+            continue
+        text = pending[c.stream] + piece
+        *whole, pending[c.stream] = text.split(b"\n")
+        out += [line.decode("utf-8", "replace") for line in whole]
+    out += [rest.decode("utf-8", "replace") for rest in pending.values() if rest]
+    return out
+
+
+def step_first_error(tape: Tape, step: Process, origin: Process | None = None) -> FirstError | None:
+    """The failing step's first error: from the lines written while it ran, preferring those
+    that name its files; else the first line of the whole stderr that names them."""
+    files = [f for p in (step, origin) if p is not None for f in (*p.reads, *p.writes)]
+    names = step_names(step.argv, (f for f in files if not f.startswith("/")))
+    if origin is not None:
+        names |= step_names(origin.argv)
+    found = first_error(step_lines(tape, step), names)
+    if found is not None:
+        return found
+    stderr = tape.stream("stderr").decode("utf-8", "replace").splitlines()
+    found = first_error(stderr, names)
+    if found is not None and names and any(n in found.line for n in names):
+        return found
+    return None

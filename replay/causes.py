@@ -31,6 +31,7 @@ _BUILD_VARS = re.compile(
 _NOT_FOUND = re.compile(
     r"(?:^|[\s:])([\w.+-]+): (?:command )?not found\b|([\w.+/-]+): No such file or directory"
 )
+_INTERPRETERS = frozenset({"sh", "bash", "dash", "env", "perl", "python", "python3", "ruby"})
 _VERSION = re.compile(r"\d+\.\d+(?:\.\d+)*")
 
 # Order of a step's own changes in the likely-cause line (most actionable first).
@@ -137,8 +138,11 @@ def _version(tools: list[Tool], exe: str, sha: str | None) -> str | None:
 
 
 def _tool_change(ga: Graph, gb: Graph, a: Node, b: Node) -> Change | None:
-    path_differs = a.exe != b.exe
-    sha_differs = a.exe_sha256 is not None and b.exe_sha256 not in (None, a.exe_sha256)
+    hashed = a.exe_sha256 is not None and b.exe_sha256 is not None
+    sha_differs = hashed and a.exe_sha256 != b.exe_sha256
+    # With hashes, the same executable under another name (/bin/sh, /usr/bin/dash) is the
+    # same tool; without them (1.0 tapes) the path is all there is.
+    path_differs = a.exe != b.exe and (sha_differs or not hashed)
     if not path_differs and not sha_differs:
         return None
     name = os.path.basename(b.argv[0]) if b.argv else os.path.basename(b.exe)
@@ -153,18 +157,25 @@ def _tool_change(ga: Graph, gb: Graph, a: Node, b: Node) -> Change | None:
 
 
 def _missing_tool(x: Node, y: Node, only_a: list[Node], stderr_b: list[str]) -> Change | None:
-    if y.proc.exit_code != 127 or x.proc.exit_code == 127:
+    # make reports a command it could not run as "Error 127"; the child it forked for it
+    # never ran a program, so the tape may not have it.
+    not_run = y.proc.exit_code == 127 or (
+        y.proc.failed and any("Error 127" in line for line in stderr_b)
+    )
+    if not not_run or x.proc.failed:
         return None
     name = None
-    for n in only_a:
-        if n.parent == x.proc.id and n.argv:
-            name = os.path.basename(n.argv[0])
+    for line in stderr_b:
+        found = _NOT_FOUND.search(line)
+        if found:
+            name = os.path.basename(found.group(1) or found.group(2))
             break
     if name is None:
-        for line in stderr_b:
-            found = _NOT_FOUND.search(line)
-            if found:
-                name = os.path.basename(found.group(1) or found.group(2))
+        for n in only_a:
+            if n.parent == x.proc.id and n.argv:
+                # A script runs as its interpreter: /bin/sh /opt/tools/protoc --version.
+                script = os.path.basename(n.argv[0]) in _INTERPRETERS and len(n.argv) > 1
+                name = os.path.basename(n.argv[1] if script else n.argv[0])
                 break
     if name is None:
         return None
@@ -221,10 +232,10 @@ def explain(
                 # hashes: a generated file that names the workspace is the same file.
                 if ra is None or rb is None or k in changed_outputs:
                     upstream.append(k)
-                elif k.startswith("/") and None not in (ra.digest, rb.digest):
+                elif ra.outside and None not in (ra.digest, rb.digest):
                     if ra.digest != rb.digest:
                         upstream.append(k)  # an intermediate, hashed by the 1.1 capture
-                elif k.startswith("/"):
+                elif ra.outside:
                     temp_reads.append(k)
                 continue
             if ra is not None and rb is not None:
@@ -262,8 +273,17 @@ def explain(
         outs = sorted(
             w for w in {*x.writes, *y.writes} if not w.startswith("/") and w in changed_outputs
         )
+        # Intermediates it wrote (gcc's .s for as): compared by normalised name and content.
+        ia = {ga.norm.text(w): ga.intermediates[w] for w in x.writes if w in ga.intermediates}
+        ib = {gb.norm.text(w): gb.intermediates[w] for w in y.writes if w in gb.intermediates}
+        outs += sorted(k for k in set(ia) & set(ib) if ia[k] != ib[k])
         if own:
             role = "changed"
+        elif upstream == ["environment (from its parent)"] and not outs and x.status == y.status:
+            # Only the inherited environment differs and nothing came of it: not worth a
+            # line, but its children inherit the difference from a parent that differs.
+            state[x.proc.id] = "quiet"
+            continue
         elif upstream:
             role = "downstream"
         elif outs or x.status != y.status:
@@ -319,7 +339,7 @@ def _rank(findings: list[Finding], nodes: dict[int, Node]) -> Causes:
             for g in findings
         ):
             # A tool found elsewhere, or not at all, says more than the PATH that led there.
-            own = [c for c in own if c.key != "env PATH"] or own
+            own = [c for c in own if c.key != "env PATH"]
         consequence = _descendant_flags(f, findings, by_id)
         for c in own:
             text = c.text

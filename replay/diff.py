@@ -12,6 +12,7 @@ same report, whatever the hash seed.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -21,7 +22,7 @@ from recorder.reading import Tape
 from replay import diff_limits
 from replay.causes import Causes, explain
 from replay.content_diff import ContentOptions, FileChange, Side, compare_files
-from replay.steps import build_graph, comparable_env, cwd_reliable, match, per_process_env
+from replay.steps import Node, build_graph, comparable_env, cwd_reliable, match, per_process_env
 
 __all__ = ["DiffOptions", "DiffReport", "FileChange", "StepChange", "diff"]
 
@@ -153,6 +154,39 @@ def _stream_diffs(ta: Tape, tb: Tape, na: Normalizer, nb: Normalizer, limit: int
     return streams
 
 
+def _intermediates(tape: Tape, norm: Normalizer) -> dict[str, str]:
+    """Digests of the stored intermediates' normalised contents, by path."""
+    out = {}
+    for i in tape.manifest.intermediates:
+        if i.blob is not None and norm.enabled:
+            out[i.path] = hashlib.sha256(norm.content(tape.blob(i.blob))).hexdigest()
+    return out
+
+
+def _significant(c: StepChange) -> bool:
+    """A step difference that makes two builds different: one of its own inputs, a workspace
+    output or its exit status. One that only wrote another temp file (a configure test's
+    object named after a pid), or only read one, does not on its own."""
+    if c.what or c.status[0] != c.status[1]:
+        return True
+    return any(not o.startswith(("/", "$")) for o in c.changed_outputs)
+
+
+def _probe(n: Node) -> bool:
+    """A process that wrote nothing and succeeded: a version or feature query (go runs
+    ``asm -V=full`` only when its cache lacks the answer). Listed, but not a difference."""
+    p = n.proc
+    return (
+        p.exit_code == 0
+        and p.signal is None
+        and not any(not w.startswith("/dev/") for w in (*p.writes, *p.deleted))
+    )
+
+
+def _only(n: Node) -> dict[str, Any]:
+    return {"id": n.proc.id, "argv": n.proc.argv, "probe": _probe(n)}
+
+
 def diff(ta: Tape, tb: Tape, options: DiffOptions) -> DiffReport:
     a, b = ta.manifest, tb.manifest
     na = Normalizer(a.workspace, options.normalize)
@@ -164,8 +198,8 @@ def diff(ta: Tape, tb: Tape, options: DiffOptions) -> DiffReport:
 
     with_cwd = cwd_reliable(a) and cwd_reliable(b)
     full_env = per_process_env(a) and per_process_env(b)
-    ga = build_graph(a, na, with_cwd, full_env)
-    gb = build_graph(b, nb, with_cwd, full_env)
+    ga = build_graph(a, na, with_cwd, full_env, _intermediates(ta, na))
+    gb = build_graph(b, nb, with_cwd, full_env, _intermediates(tb, nb))
     matching = match(ga, gb)
     stderr_b = nb.text(tb.stream("stderr").decode("utf-8", "replace")).splitlines()
     explained = explain(
@@ -208,11 +242,14 @@ def diff(ta: Tape, tb: Tape, options: DiffOptions) -> DiffReport:
         "total": [round(a.duration_s, 3), round(b.duration_s, 3)],
         "steps": timing_rows[:10],
     }
+    unmatched = [n for n in (*matching.only_a, *matching.only_b) if not _probe(n)]
     different = bool(
-        outputs or inputs or changes or matching.only_a or matching.only_b
+        outputs or inputs or any(map(_significant, changes)) or unmatched
         or not command["same"] or a.status != b.status or a.exit_code != b.exit_code
     )  # fmt: skip
-    verdict, causes = _verdict(different, explained, inputs, tools, env, command, options)
+    verdict, causes = _verdict(
+        different, explained, inputs, tools, env, command, options, (a.workspace, b.workspace)
+    )
     return DiffReport(
         equivalent=not different,
         verdict=verdict,
@@ -225,8 +262,8 @@ def diff(ta: Tape, tb: Tape, options: DiffOptions) -> DiffReport:
         inputs=inputs,
         steps={
             "changed": [asdict(c) for c in changes],
-            "only_in_a": [{"id": n.proc.id, "argv": n.proc.argv} for n in matching.only_a],
-            "only_in_b": [{"id": n.proc.id, "argv": n.proc.argv} for n in matching.only_b],
+            "only_in_a": [_only(n) for n in matching.only_a],
+            "only_in_b": [_only(n) for n in matching.only_b],
         },
         outputs=outputs,
         timings=timings,
@@ -242,6 +279,7 @@ def _verdict(
     env: dict[str, Any],
     command: dict[str, Any],
     options: DiffOptions,
+    workspaces: tuple[str, str],
 ) -> tuple[str, list[str]]:
     if not different:
         how = "" if options.normalize else " (without normalisation)"
@@ -255,9 +293,12 @@ def _verdict(
     nondet = [f for f in explained.findings if f.role == "nondeterministic"]
     if nondet:
         names = ", ".join(f"#{f.a.proc.id} {f.a.identity}" for f in nondet[:5])
-        return "different", [
-            f"nondeterministic: same command and inputs, different outputs: {names}"
-        ]
+        line = f"nondeterministic: same command and inputs, different outputs: {names}"
+        if workspaces[0] != workspaces[1]:
+            # Some tools lay out what they write by the path they build in (gcc -g orders
+            # its debug strings so): name it, as it is the one input normalisation hides.
+            line += f" (built in {workspaces[0]} and {workspaces[1]}: may depend on the path)"
+        return "different", [line]
     if not command["same"]:
         return "different", ["the build command differs"]
     if inputs:

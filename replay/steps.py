@@ -40,6 +40,7 @@ _IGNORED_READS = ("/proc/", "/dev/", "/sys/", "/etc/ld.so.cache")
 class Read:
     digest: str | None  # content as read; None = unknown (absent or not hashed)
     origin: str  # workspace | external | upstream (written earlier by this build)
+    outside: bool  # an absolute path: outside the workspace
 
 
 @dataclass
@@ -134,13 +135,14 @@ def identity(m: Manifest, p: Process, norm: Normalizer, with_cwd: bool) -> str:
         target = argv[argv.index("-o") + 1]
     else:
         writes = sorted(norm.text(w) for w in p.writes if not w.startswith("/"))
-        target = ",".join(writes[:3]) or " ".join(argv[1:3])
+        # A compile without -o (cc -c blocksort.c) is named by its sources alone.
+        target = ",".join(writes[:3]) or ("" if sources else " ".join(argv[1:3]))
     target = target.replace("\n", " ")
     if len(target) > 60:
         target = target[:59] + "…"
-    named = f" <{sources}>" if sources and sources != target else ""
-    where = _rel(m, p.cwd) if with_cwd else "."
-    return f"{prog} [{where}] {target}{named}"
+    named = f"<{sources}>" if sources and sources != target else ""
+    where = norm.text(_rel(m, p.cwd)) if with_cwd else "."
+    return " ".join(x for x in (f"{prog} [{where}]", target, named) if x)
 
 
 @dataclass
@@ -153,13 +155,25 @@ class Graph:
     root: int | None
     # raw path -> ids of the processes that wrote it
     writers: dict[str, list[int]]
+    # intermediate path -> digest (of its normalised content when stored)
+    intermediates: dict[str, str]
 
 
-def build_graph(m: Manifest, norm: Normalizer, with_cwd: bool, full_env: bool) -> Graph:
+def build_graph(
+    m: Manifest,
+    norm: Normalizer,
+    with_cwd: bool,
+    full_env: bool,
+    intermediates: dict[str, str] | None = None,
+) -> Graph:
+    """``intermediates``: path -> digest of each intermediate's normalised content (a
+    ``.s`` file names its source by absolute path); their recorded sha256 otherwise."""
     before = {e.path: e.sha256 for e in m.inputs}
     after = {e.path: e.sha256 for e in m.outputs if e.change != "deleted"}
     external = {e.path: e.sha256 for e in m.external}
-    inter = {i.path: i.sha256 for i in m.intermediates}
+    inter = intermediates if intermediates is not None else {}
+    for i in m.intermediates:
+        inter.setdefault(i.path, i.sha256)
     procs = sorted(m.processes, key=lambda p: (p.start_s, p.id))
     first_write: dict[str, float] = {}
     writers: dict[str, list[int]] = {}
@@ -176,16 +190,20 @@ def build_graph(m: Manifest, norm: Normalizer, with_cwd: bool, full_env: bool) -
             if r.startswith(_IGNORED_READS):
                 continue
             key = norm.text(r)
-            produced = r in first_write and first_write[r] < p.start_s
+            # Written earlier by the build; or written at all by another process when it
+            # did not exist before (cmake reads the a.out of the compile it ran).
+            produced = r in first_write and (
+                first_write[r] < p.start_s or (r not in before and writers[r] != [p.id])
+            )
             if not produced and r in p.writes and r not in before:
                 continue  # its own product, read back (CMake rereads the cache it wrote)
             if produced:
                 digest = after.get(r) if not r.startswith("/") else inter.get(r)
-                reads[key] = Read(digest, "upstream")
+                reads[key] = Read(digest, "upstream", r.startswith("/"))
             elif r.startswith("/"):
-                reads[key] = Read(external.get(r, inter.get(r)), "external")
+                reads[key] = Read(external.get(r, inter.get(r)), "external", True)
             else:
-                reads[key] = Read(before.get(r, after.get(r)), "workspace")
+                reads[key] = Read(before.get(r, after.get(r)), "workspace", False)
         env = envs.get(p.id) if p.parent_id is None or full_env else None
         nodes[p.id] = Node(
             proc=p,
@@ -206,7 +224,7 @@ def build_graph(m: Manifest, norm: Normalizer, with_cwd: bool, full_env: bool) -
     for n in nodes.values():
         if n.parent is not None and n.parent in nodes:
             nodes[n.parent].children.append(n.proc.id)
-    return Graph(m, norm, nodes, root, writers)
+    return Graph(m, norm, nodes, root, writers, inter)
 
 
 @dataclass

@@ -184,3 +184,22 @@ def test_exit_codes_follow_the_class_not_the_message_nor_the_order() -> None:
     # Resolved by the MRO: a class the table does not name takes its nearest parent's code.
     assert Unlisted not in EXIT_CODES
     assert exit_code(Unlisted("x")) == ExitCode.NOT_FOUND
+
+
+def test_a_missing_packaged_asset_is_a_clear_error_not_an_internal_one() -> None:
+    from buildtape.errors import exit_code, message
+    from buildtape.exit_codes import ExitCode
+    from flame import svg
+    from flame.errors import FlameAssetError
+    from reports import render
+    from reports.errors import ReportAssetError
+
+    with pytest.raises(ReportAssetError) as report_exc:
+        render._asset("no-such-asset.css")
+    with pytest.raises(ReportAssetError):
+        render._template("no-such-page.html.j2")
+    with pytest.raises(FlameAssetError) as flame_exc:
+        svg.asset("no-such-asset.js")
+    for exc in (report_exc.value, flame_exc.value):
+        assert exit_code(exc) == ExitCode.IO_ERROR
+        assert "reinstall buildtape" in message(exc)

@@ -133,6 +133,20 @@ CASES = [
 ]  # fmt: skip
 
 
+WRAPPER_C = r"""
+#include <sys/wait.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    (void)argc;
+    pid_t pid = fork();
+    if (pid == 0) { argv[0] = "cc"; execv("REAL", argv); _exit(127); }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+}
+"""
+
+
 def _env(case_dir: Path, changes: dict[str, str | None]) -> dict[str, str]:
     env = dict(os.environ)
     for k, v in changes.items():
@@ -144,10 +158,12 @@ def _env(case_dir: Path, changes: dict[str, str | None]) -> dict[str, str]:
 
 
 def _setup_case_dir(case_dir: Path) -> None:
-    # A second `cc` on PATH (the same compiler under another path), a stand-in protoc,
-    # and a header outside every workspace.
+    # Another `cc` on PATH (a wrapper that runs the real one as its child, as ccache does),
+    # a stand-in protoc, and a header outside every workspace.
     (case_dir / "bin").mkdir(parents=True)
-    (case_dir / "bin" / "cc").symlink_to(os.path.realpath(shutil.which("cc") or "/usr/bin/cc"))
+    wrapper_c = case_dir / "bin" / "cc-wrapper.c"
+    wrapper_c.write_text(WRAPPER_C.replace("REAL", os.path.realpath(shutil.which("cc") or "cc")))
+    subprocess.run(["cc", "-o", case_dir / "bin" / "cc", wrapper_c], check=True)
     (case_dir / "tools").mkdir()
     protoc = case_dir / "tools" / "protoc"
     protoc.write_text("#!/bin/sh\necho libprotoc 3.21.12\n")
@@ -156,11 +172,13 @@ def _setup_case_dir(case_dir: Path) -> None:
     (case_dir / "ext" / "ext.h").write_text("#define EXT 1\n")
 
 
-def record_pair(case: Case, case_dir: Path) -> tuple[Path, Path]:
+def record_pair(case: Case, case_dir: Path, same_path: bool = False) -> tuple[Path, Path]:
+    """Record A, then B; ``same_path``: B rebuilds a fresh copy where A was built."""
     _setup_case_dir(case_dir)
     tapes = []
     for side in ("a", "b"):
-        ws = case_dir / side / case.fixture
+        ws = case_dir / ("a" if same_path else side) / case.fixture
+        shutil.rmtree(ws, ignore_errors=True)
         shutil.copytree(
             FIXTURES / case.fixture, ws, ignore=shutil.ignore_patterns("*.o", "app", "out", "build")
         )
@@ -193,19 +211,21 @@ def test_likely_cause_names_the_seeded_cause(case: Case, tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize(
-    ("fixture", "argv"),
+    ("fixture", "argv", "same_path"),
     [
-        ("c-make", ("make", "-j2", "CFLAGS=-O2 -g")),
-        ("cmake-ninja", CMAKE),
-        ("py-build", PY),
+        # gcc -g orders its debug strings by a hash of the build path: one checkout, rebuilt.
+        ("c-make", ("make", "-j2", "CFLAGS=-O2 -g"), True),
+        # Two checkouts: CMake writes the workspace path into its cache and build files.
+        ("cmake-ninja", CMAKE, False),
+        ("py-build", PY, False),
     ],
     ids=["make-g", "cmake-ninja", "python"],
 )
 def test_two_recordings_of_one_build_are_equivalent(
-    fixture: str, argv: tuple[str, ...], tmp_path: Path
+    fixture: str, argv: tuple[str, ...], same_path: bool, tmp_path: Path
 ) -> None:
     case = Case("same", fixture, argv, ())
-    a, b = record_pair(case, tmp_path / "case")
+    a, b = record_pair(case, tmp_path / "case", same_path)
     out = buildtape("diff", a, b)
     assert out.stdout.decode().startswith("verdict: equivalent"), out.stdout.decode()
     assert out.returncode == 0

@@ -74,8 +74,10 @@ def render(r: DiffReport) -> str:
                 out.append(f"                  inputs: {', '.join(ch['changed_inputs'])}")
             if ch["changed_outputs"]:
                 out.append(f"                  outputs: {', '.join(ch['changed_outputs'])}")
-        out += [f"       only in A: #{p['id']} {_argv(p['argv'])}" for p in s["only_in_a"]]
-        out += [f"       only in B: #{p['id']} {_argv(p['argv'])}" for p in s["only_in_b"]]
+        for side in ("a", "b"):
+            for p in s[f"only_in_{side}"]:
+                probe = " (a query: wrote nothing)" if p.get("probe") else ""
+                out.append(f"       only in {side.upper()}: #{p['id']} {_argv(p['argv'])}{probe}")
     t = r.timings
     out.append("")
     out.append(f"== timings: {t['total'][0]:.3f}s -> {t['total'][1]:.3f}s")

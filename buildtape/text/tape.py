@@ -59,10 +59,13 @@ def show(summary: TapeSummary) -> str:
     if fails:
         lines.append("")
         lines.append("Failing steps")
-        for p, origin in fails[:5]:
+        errors = summary.step_errors
+        for i, (p, origin) in enumerate(fails[:5]):
             lines.append(f"  #{p.id} {_status(p)}  {short_argv(p.argv, 100)}")
             if origin is not p:
                 lines.append(f"      failed in #{origin.id} {short_argv(origin.argv, 60)}")
+            if i < len(errors) and errors[i] is not None:
+                lines.append(f"      first error: {errors[i]}")
         if summary.stderr_tail:
             first = summary.error_line
             lines.append("  last stderr lines:")

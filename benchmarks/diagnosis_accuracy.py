@@ -1,0 +1,248 @@
+"""How often the likely-cause line of `buildtape diff` names the seeded cause, on real builds
+nobody here wrote (Debian's bzip2 and zlib sources: make, configure + make, CMake + Ninja).
+
+Each case records the unchanged build (A) and a copy seeded with one known cause (B) with
+the real CLI, in workspaces of equal path length, and checks that the likely-cause line
+contains the words that name the cause. Identical rebuilds must diff as equivalent.
+
+    python3 benchmarks/diagnosis_accuracy.py [--src DIR] [--work DIR] [--only NAME]
+
+--src holds the unpacked sources (fetched with /work/shared/tools/debian-source when absent).
+Not a timing benchmark: it runs each build twice per case, a few minutes on two cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+Mutate = Callable[[Path], None]
+TOOL = "/work/shared/tools/debian-source"
+EQUIVALENT = "verdict: equivalent: same command, inputs, steps and outputs"
+
+
+def _nothing(ws: Path) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    package: str
+    argv: tuple[str, ...]
+    expect: tuple[str, ...]  # empty: the two builds must be equivalent
+    seed: Mutate = _nothing
+    prepare: Mutate = _nothing
+    env_a: dict[str, str | None] = field(default_factory=dict)
+    env_b: dict[str, str | None] = field(default_factory=dict)
+    argv_b: tuple[str, ...] | None = None
+    between: Callable[[Path], None] | None = None
+
+
+def edit(path: str, old: str, new: str) -> Mutate:
+    def mutate(ws: Path) -> None:
+        text = (ws / path).read_text(errors="surrogateescape")
+        if old not in text:
+            raise SystemExit(f"seed: {old!r} not in {path}")
+        (ws / path).write_text(text.replace(old, new, 1), errors="surrogateescape")
+
+    return mutate
+
+
+def append(path: str, text: str) -> Mutate:
+    def mutate(ws: Path) -> None:
+        with (ws / path).open("a") as f:
+            f.write(text)
+
+    return mutate
+
+
+def remove(path: str) -> Mutate:
+    return lambda ws: (ws / path).unlink()
+
+
+def both(*steps: Mutate) -> Mutate:
+    def mutate(ws: Path) -> None:
+        for s in steps:
+            s(ws)
+
+    return mutate
+
+
+BZ = ("make", "-j2", "libbz2.a", "bzip2", "bzip2recover")
+ZC = ("sh", "-c", "./configure >/dev/null && make -j2 libz.a")
+ZN = ("sh", "-c", "cmake -S . -B build -G Ninja >/dev/null && ninja -C build zlibstatic")
+# Debian's zlib tarball drops win32/zlib1.rc, which CMakeLists.txt lists; an empty one will do.
+ZN_PREP = lambda ws: (ws / "win32").mkdir(exist_ok=True) or (ws / "win32" / "zlib1.rc").touch()  # noqa: E731
+PATH = os.environ["PATH"]
+BZ_EXT = both(
+    edit("Makefile", "CFLAGS=-Wall", "CFLAGS=-I$(EXT) -Wall"),
+    edit("bzlib.c", '#include "bzlib_private.h"', '#include "bzlib_private.h"\n#include "ext.h"'),
+)
+
+CASES = [
+    Case("bz-flag", "bzip2", BZ, ("-O2 → -O3",), edit("Makefile", "-O2 -g", "-O3 -g")),
+    Case("bz-src", "bzip2", BZ, ("bzlib.c changed",),
+         append("bzlib.c", "\nint bz_probe_seed(void) { return 42; }\n")),
+    Case("bz-hdr", "bzip2", BZ, ("bzlib_private.h changed",),
+         edit("bzlib_private.h", "#define BZ_VERSION", "#define BZ_SEEDED 1\n#define BZ_VERSION")),
+    Case("bz-rmh", "bzip2", BZ, ("bzlib_private.h removed from the workspace",),
+         remove("bzlib_private.h")),
+    Case("bz-jobs", "bzip2", ("make", "-j1", *BZ[2:]), ("build command", "-j1", "-j2"),
+         argv_b=BZ),
+    Case("bz-tool", "bzip2", BZ, ("gcc on PATH is now",), env_b={"PATH": "{case}/bin:" + PATH}),
+    Case("bz-127", "bzip2", BZ, ("gcc: not found on PATH",),
+         env_b={"PATH": "{case}/nogcc"}),
+    Case("bz-ext", "bzip2", BZ, ("ext.h changed",), prepare=BZ_EXT,
+         env_a={"EXT": "{case}/ext"}, env_b={"EXT": "{case}/ext"},
+         between=lambda case: (case / "ext" / "ext.h").write_text("#define EXT_SEED 2\n")),
+    Case("zc-cflags", "zlib", ZC, ("CFLAGS set to -O1",), env_b={"CFLAGS": "-O1"}),
+    Case("zc-src", "zlib", ZC, ("deflate.c changed",),
+         append("deflate.c", "\nint z_probe_seed(void) { return 42; }\n")),
+    Case("zc-hdr", "zlib", ZC, ("zutil.h changed",), append("zutil.h", "\n#define Z_SEEDED 1\n")),
+    Case("zc-cmd", "zlib", ZC, ("build command",),
+         argv_b=("sh", "-c", "./configure --const >/dev/null && make -j2 libz.a")),
+    Case("zc-cc", "zlib", ZC, ("CC set to gcc-12",), env_b={"CC": "gcc-12"}),
+    Case("zn-src", "zlib", ZN, ("inflate.c changed",), prepare=ZN_PREP,
+         seed=append("inflate.c", "\nint z_probe_seed(void) { return 42; }\n")),
+    Case("zn-cflags", "zlib", ZN, ("CFLAGS set to -O1",), prepare=ZN_PREP, env_b={"CFLAGS": "-O1"}),
+    Case("zn-list", "zlib", ZN, ("CMakeLists.txt changed",), prepare=ZN_PREP,
+         seed=append("CMakeLists.txt", "\nadd_compile_options(-O1)\n")),
+    Case("zn-sde", "zlib", ZN, ("SOURCE_DATE_EPOCH",),
+         prepare=both(ZN_PREP, append("CMakeLists.txt", '\nstring(TIMESTAMP BUILT "%Y%m%d")\n'
+                                      'file(WRITE ${CMAKE_BINARY_DIR}/built.txt "${BUILT}")\n')),
+         env_a={"SOURCE_DATE_EPOCH": "1700000000"}, env_b={"SOURCE_DATE_EPOCH": "1600000000"}),
+    # Identical rebuilds: the second recording in the same checkout, rebuilt from a clean copy.
+    Case("bz-same", "bzip2", BZ, ()),
+    Case("zc-same", "zlib", ZC, ()),
+    Case("zn-same", "zlib", ZN, (), prepare=ZN_PREP),
+]  # fmt: skip
+
+
+WRAPPER_C = r"""
+#include <sys/wait.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    (void)argc;
+    pid_t pid = fork();
+    if (pid == 0) { argv[0] = "gcc"; execv("REAL", argv); _exit(127); }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+}
+"""
+
+
+def source(src: Path, package: str) -> Path:
+    found = sorted((src / package).glob("*/"))
+    if not found:
+        subprocess.run([TOOL, package, str(src / package)], check=True, capture_output=True)
+        found = sorted((src / package).glob("*/"))
+    return found[0]
+
+
+def setup_case_dir(case_dir: Path) -> None:
+    # Another gcc on PATH: a wrapper that runs the real one as its child (as ccache does).
+    (case_dir / "bin").mkdir(parents=True)
+    wrapper = case_dir / "bin" / "gcc-wrapper.c"
+    wrapper.write_text(WRAPPER_C.replace("REAL", os.path.realpath(shutil.which("gcc") or "gcc")))
+    subprocess.run(["gcc", "-o", str(case_dir / "bin" / "gcc"), str(wrapper)], check=True)
+    nogcc = case_dir / "nogcc"
+    nogcc.mkdir()
+    seen: set[str] = set()
+    for d in PATH.split(":"):
+        if not os.path.isdir(d):
+            continue
+        for name in sorted(os.listdir(d)):
+            if name in seen or name == "gcc" or name.startswith("gcc-"):
+                continue
+            seen.add(name)
+            (nogcc / name).symlink_to(os.path.join(d, name))
+    (case_dir / "ext").mkdir()
+    (case_dir / "ext" / "ext.h").write_text("#define EXT_SEED 1\n")
+
+
+def env_for(case_dir: Path, changes: dict[str, str | None]) -> dict[str, str]:
+    env = dict(os.environ)
+    for k, v in changes.items():
+        if v is None:
+            env.pop(k, None)
+        else:
+            env[k] = v.replace("{case}", str(case_dir))
+    return env
+
+
+def run_case(case: Case, src: Path, work: Path, repo: Path) -> tuple[bool, str]:
+    case_dir = work / case.name.ljust(10, "_")
+    shutil.rmtree(case_dir, ignore_errors=True)
+    setup_case_dir(case_dir)
+    tree = source(src, case.package)
+    tapes = []
+    for side in ("a", "b"):
+        ws = case_dir / (side if case.expect else "a") / "src"
+        shutil.rmtree(ws, ignore_errors=True)
+        shutil.copytree(tree, ws, symlinks=True)
+        case.prepare(ws)
+        if side == "b":
+            case.seed(ws)
+        argv = case.argv_b if side == "b" and case.argv_b else case.argv
+        env = env_for(case_dir, case.env_b if side == "b" else case.env_a)
+        env["PYTHONPATH"] = str(repo)
+        tape = case_dir / f"{side}.tape"
+        cmd = [sys.executable, "-m", "buildtape", "record", "-q", "-o", str(tape), "--", *argv]
+        subprocess.run(cmd, cwd=ws, env=env, capture_output=True, timeout=900)
+        if not tape.exists():
+            return False, f"no tape for {side}"
+        tapes.append(tape)
+        if side == "a" and case.between is not None:
+            case.between(case_dir)
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    out = subprocess.run(
+        [sys.executable, "-m", "buildtape", "diff", *map(str, tapes)],
+        capture_output=True, text=True, env=env, timeout=900,
+    )  # fmt: skip
+    lines = out.stdout.splitlines()
+    if not case.expect:
+        ok = out.returncode == 0 and lines[:1] == [
+            "verdict: equivalent: same command, inputs, steps and outputs"
+        ]
+        return ok, lines[0] if ok else " | ".join(lines[:2])
+    cause = next((x for x in lines if x.startswith("likely cause: ")), "(no likely-cause line)")
+    return all(w in cause for w in case.expect), cause
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--src", type=Path, default=Path("/tmp/diagnosis-accuracy/src"))
+    ap.add_argument("--work", type=Path, default=Path("/tmp/diagnosis-accuracy/work"))
+    ap.add_argument("--only", action="append", default=[])
+    args = ap.parse_args()
+    repo = Path(__file__).resolve().parent.parent
+    cases = [c for c in CASES if not args.only or c.name in args.only]
+    named = equivalent = seeded = same = 0
+    for case in cases:
+        ok, line = run_case(case, args.src, args.work, repo)
+        print(f"{'PASS' if ok else 'FAIL'}  {case.name:<10} {line}", flush=True)
+        if case.expect:
+            seeded += 1
+            named += ok
+        else:
+            same += 1
+            equivalent += ok
+    if seeded:
+        print(
+            f"likely cause names the seeded cause: {named}/{seeded} = {100 * named / seeded:.0f}%"
+        )
+    if same:
+        print(f"identical rebuilds diffed as equivalent: {equivalent}/{same}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
