@@ -169,6 +169,10 @@ def check_process_tree(ids: list[int], parents: list[int | None]) -> None:
         done.update(path)
 
 
+# Nanosecond times beyond this do not fit the kernel's timespec (os.utime would overflow).
+_MAX_NS = 2**62
+
+
 def _no_nul(values: Iterable[str], where: str) -> None:
     if any("\0" in v for v in values):
         raise _fail(f"{where} holds a NUL byte")
@@ -218,12 +222,16 @@ def check_manifest(m: Manifest) -> Manifest:
     for name, listing in (("inputs", m.inputs), ("outputs", m.outputs)):
         for entry in listing:
             file_mode(entry.mode, f"manifest.{name}[{printable(entry.path)!r}]")
+            if entry.mtime_ns is not None and not -_MAX_NS < entry.mtime_ns < _MAX_NS:
+                raise _fail(f"manifest.{name}[{printable(entry.path)!r}] has no usable mtime")
             if entry.size < 0:
                 raise _fail(f"manifest.{name}[{printable(entry.path)!r}] has a negative size")
         paths = [(entry.path, entry.link) for entry in listing]
         check_links([*paths, *((d.path, None) for d in m.directories)], f"manifest.{name}")
     for d in m.directories:
         file_mode(d.mode, f"manifest.directories[{printable(d.path)!r}]")
+        if not -_MAX_NS < d.mtime_ns < _MAX_NS:
+            raise _fail(f"manifest.directories[{printable(d.path)!r}] has no usable mtime")
     for i in m.intermediates:
         _absolute(i.path, "manifest.intermediates[].path")
         file_mode(i.mode, f"manifest.intermediates[{printable(i.path)!r}]")

@@ -9,19 +9,16 @@ every read goes through :func:`_load`, the one place a byte budget can apply.
 
 from __future__ import annotations
 
-import difflib
-import io
 import os
 import shutil
 import subprocess
-import tarfile
 import tempfile
-import zipfile
 from dataclasses import dataclass, field
 
 from recorder.model import FileEntry
 from recorder.normalize import Normalizer, is_bookkeeping
 from recorder.reading import Tape
+from replay import diff_limits
 
 
 @dataclass(frozen=True)
@@ -58,54 +55,24 @@ def _load(side: Side, entry: FileEntry) -> bytes | None:
 
 
 def _text_diff(a: bytes, b: bytes, name: str, limit: int) -> list[str] | None:
-    try:
-        ta, tb = a.decode("utf-8"), b.decode("utf-8")
-    except UnicodeDecodeError:
+    # Within diff_limits' budgets: text up to MAX_TEXT_BYTES, near-linear alignment.
+    ta, tb = diff_limits.as_text(a), diff_limits.as_text(b)
+    if ta is None or tb is None:
         return None
-    if "\0" in ta or "\0" in tb:
-        return None
-    lines = list(
-        difflib.unified_diff(
-            ta.splitlines(), tb.splitlines(), f"a/{name}", f"b/{name}", lineterm="", n=2
-        )
-    )
+    lines = diff_limits.unified_diff(ta, tb, f"a/{name}", f"b/{name}", n=2)
     if len(lines) > limit:
         lines = [*lines[:limit], f"... {len(lines) - limit} more diff lines not shown"]
     return lines
 
 
-def _members(data: bytes, name: str) -> dict[str, bytes] | None:
-    """Archive members by name (zip, wheel, jar, tar[.gz|.bz2|.xz], ar), or None."""
-    try:
-        if name.endswith((".zip", ".whl", ".jar")) or data[:4] == b"PK\x03\x04":
-            with zipfile.ZipFile(io.BytesIO(data)) as z:
-                return {i.filename: z.read(i) for i in z.infolist() if not i.is_dir()}
-        if data[:8] == b"!<arch>\n":
-            out: dict[str, bytes] = {}
-            pos = 8
-            while pos + 60 <= len(data):
-                header = data[pos : pos + 60]
-                member = header[:16].decode(errors="replace").strip().rstrip("/")
-                size = int(header[48:58].decode().strip() or 0)
-                out[member or f"#{len(out)}"] = data[pos + 60 : pos + 60 + size]
-                pos += 60 + size + (size % 2)
-            return out
-        if ".tar" in name or name.endswith((".tgz", ".tbz2", ".txz")):
-            with tarfile.open(fileobj=io.BytesIO(data)) as t:
-                return {
-                    m.name: (t.extractfile(m) or io.BytesIO()).read()
-                    for m in t.getmembers()
-                    if m.isfile()
-                }
-    except (zipfile.BadZipFile, tarfile.TarError, ValueError, OSError, EOFError):
-        return None
-    return None
+def _members(data: bytes, name: str) -> diff_limits.Members | None:
+    """Archive members by name (zip, wheel, jar, tar[.gz|.bz2|.xz], ar) within the
+    unpacking budget, or None."""
+    return diff_limits.archive_members(data, name)
 
 
 def _binary_detail(a: bytes, b: bytes) -> list[str]:
-    first = next(
-        (i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))
-    )
+    first = diff_limits.first_difference(a, b)
     return [f"binary: {len(a)} -> {len(b)} bytes, first difference at offset {first}"]
 
 
@@ -134,9 +101,10 @@ def _diffoscope(a: bytes, b: bytes, path: str, limit: int) -> list[str]:
 
 
 def _content_detail(a: bytes, b: bytes, path: str, options: ContentOptions) -> list[str]:
-    members_a, members_b = _members(a, path), _members(b, path)
-    if members_a is not None and members_b is not None:
-        out = []
+    unpacked_a, unpacked_b = _members(a, path), _members(b, path)
+    if unpacked_a is not None and unpacked_b is not None:
+        members_a, members_b = unpacked_a.files, unpacked_b.files
+        out = [f"not unpacked: {s}" for s in (*unpacked_a.skipped, *unpacked_b.skipped)]
         for name in sorted(set(members_a) | set(members_b)):
             ma, mb = members_a.get(name), members_b.get(name)
             if ma is None:
@@ -167,6 +135,10 @@ def compare_pair(
         if ea.size == eb.size:
             return None
         return [f"size {ea.size} -> {eb.size} bytes (content recorded on one side at most)"]
+    for side, e in ((sa, ea), (sb, eb)):
+        size = side.tape.reader.blob_size(e.blob) if e.blob is not None else 0
+        if not diff_limits.loadable(size):
+            return [diff_limits.too_large_note(size)]
     a, b = _load(sa, ea), _load(sb, eb)
     if a is None or b is None:
         return ["content not stored in both tapes: compared by sha256 only"]

@@ -12,7 +12,6 @@ same report, whatever the hash seed.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 from recorder.model import REDACTED, Manifest
 from recorder.normalize import Normalizer
 from recorder.reading import Tape
+from replay import diff_limits
 from replay.causes import Causes, explain
 from replay.content_diff import ContentOptions, FileChange, Side, compare_files
 from replay.steps import Node, build_graph, comparable_env, cwd_reliable, match, per_process_env
@@ -147,10 +147,8 @@ def _stream_diffs(ta: Tape, tb: Tape, na: Normalizer, nb: Normalizer, limit: int
         sa = na.text(ta.stream(name).decode("utf-8", "replace"))
         sb = nb.text(tb.stream(name).decode("utf-8", "replace"))
         if sa != sb:
-            lines = list(
-                difflib.unified_diff(
-                    sa.splitlines(), sb.splitlines(), f"a/{name}", f"b/{name}", lineterm="", n=1
-                )
+            lines = diff_limits.unified_diff(  # near-linear, whatever the streams hold
+                sa.splitlines(), sb.splitlines(), f"a/{name}", f"b/{name}", n=1
             )
             streams[name] = lines[:limit]
     return streams

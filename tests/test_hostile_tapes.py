@@ -339,6 +339,7 @@ CRASHES: dict[str, tuple[Callable[[dict[str, Any]], None], dict[str, str] | None
     "env name with =": (_set("environment.vars", {"A=B": "c"}), None),
     "process cycle": (_cycle, None),
     "big int": (_set("duration_s", "@BIG@"), {"@BIG@": "9" * 5000}),
+    "mtime 1e30 ns": (_set("inputs.0.mtime_ns", "@BIG@"), {"@BIG@": "1" + "0" * 30}),
 }
 
 
