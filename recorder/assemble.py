@@ -224,10 +224,13 @@ def static_warning(procs: list[Process], observer: Observer) -> BuildWarning | N
     )
 
 
-def external_files(procs: list[Process], cache: HashCache) -> list[ExternalFile]:
+def external_files(procs: list[Process], cache: HashCache, workspace: str) -> list[ExternalFile]:
     written = {p for proc in procs for p in (*proc.writes, *proc.deleted)}
     candidates = {p for proc in procs for p in proc.reads if p.startswith("/")}
-    candidates |= {proc.exe for proc in procs if proc.exe.startswith("/")}
+    # A program the build made or keeps in the workspace is an input (or an output), not an
+    # external file: replay would report it as drifted once the checkout moves.
+    inside = workspace.rstrip("/") + "/"
+    candidates |= {p.exe for p in procs if p.exe.startswith("/") and not p.exe.startswith(inside)}
     out = []
     for path in sorted(candidates - written):
         found = cache.sha256(path)
@@ -355,7 +358,7 @@ def assemble(
         processes=procs,
         inputs=seen.inputs,
         outputs=seen.outputs,
-        external=external_files(procs, cache),
+        external=external_files(procs, cache, str(plan.workspace)),
         streams=stream_record,
         events=run.events,
         warnings=warnings,

@@ -397,3 +397,14 @@ def test_snapshot_full_stores_every_workspace_file(tmp_path: Path) -> None:
     (ws / "out").unlink()
     record(ws, touched, "make")
     assert [e["path"] for e in manifest(touched)["inputs"] if e.get("stored")] == ["Makefile"]
+
+
+def test_a_program_the_build_made_is_not_an_external_input(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "t.c").write_text("int main(void) { return 0; }\n")
+    tape = tmp_path / "t.tape"
+    record(ws, tape, "sh", "-c", "cc -o tool t.c && ./tool")
+    m = manifest(tape)
+    assert any(p["exe"] == str(ws / "tool") for p in m["processes"])
+    assert not [e["path"] for e in m["external"] if e["path"].startswith(str(ws) + "/")]
