@@ -45,11 +45,6 @@ def _unescape(text: str) -> str:
     return "".join(out)
 
 
-def is_static_elf(path: str) -> bool:
-    """Whether the interposer cannot see inside ``path`` (``elf_kind`` is static or go)."""
-    return elf_kind(path) in ("static", "go")
-
-
 def elf_kind(path: str) -> str | None:
     """``static`` (no ``PT_INTERP``), ``go`` (a Go program: it makes its own system calls,
     so even when dynamically linked libc never sees its files or children), ``dynamic``,

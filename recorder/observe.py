@@ -20,6 +20,7 @@ from pathlib import Path
 from recorder.build import BuildRun
 from recorder.model import BuildWarning, DirEntry, FileEntry, Intermediate
 from recorder.prepare import Plan, relative
+from recorder.strace_parser import TracedProcess
 from recorder.workspace import FileState, Survey, content_state, hash_file, survey
 
 # Called with a kind (input/output/intermediate), a path, the bytes and their sha256;
@@ -40,15 +41,14 @@ class Observation:
     stored_inputs: int = 0
 
 
-def _touched(traced: Iterable[object], workspace: str) -> tuple[set[str], set[str]]:
+def _touched(traced: Iterable[TracedProcess], workspace: str) -> tuple[set[str], set[str]]:
     """Workspace-relative paths the build read or executed, and absolute ones outside it."""
     inside: set[str] = set()
     outside: set[str] = set()
     for proc in traced:
-        paths = list(getattr(proc, "reads", {}))
-        exe = getattr(proc, "exe", None)
-        if exe:
-            paths.append(exe)
+        paths = list(proc.reads)
+        if proc.exe:
+            paths.append(proc.exe)
         for path in paths:
             rel = relative(path, workspace)
             if rel.startswith("/"):
