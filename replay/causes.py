@@ -137,6 +137,14 @@ def _version(tools: list[Tool], exe: str, sha: str | None) -> str | None:
     return None
 
 
+def _built(g: Graph, n: Node) -> bool:
+    ws = g.manifest.workspace.rstrip("/") + "/"
+    rel = n.proc.exe[len(ws) :] if n.proc.exe.startswith(ws) else None
+    return rel is not None and any(
+        o.path == rel and o.change in ("created", "modified") for o in g.manifest.outputs
+    )
+
+
 def _tool_change(ga: Graph, gb: Graph, a: Node, b: Node) -> Change | None:
     hashed = a.exe_sha256 is not None and b.exe_sha256 is not None
     sha_differs = hashed and a.exe_sha256 != b.exe_sha256
@@ -145,6 +153,8 @@ def _tool_change(ga: Graph, gb: Graph, a: Node, b: Node) -> Change | None:
     path_differs = a.exe != b.exe and (sha_differs or not hashed)
     if not path_differs and not sha_differs:
         return None
+    if not path_differs and _built(ga, a) and _built(gb, b):
+        return None  # built by an earlier step: an upstream read (steps.build_graph)
     name = os.path.basename(b.argv[0]) if b.argv else os.path.basename(b.exe)
     va = _version(ga.manifest.toolchain, a.proc.exe, a.exe_sha256)
     vb = _version(gb.manifest.toolchain, b.proc.exe, b.exe_sha256)

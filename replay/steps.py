@@ -204,6 +204,11 @@ def build_graph(
                 reads[key] = Read(external.get(r, inter.get(r)), "external", True)
             else:
                 reads[key] = Read(before.get(r, after.get(r)), "workspace", False)
+        exe_rel = _rel(m, p.exe) if p.exe else ""
+        if exe_rel and exe_rel in first_write and first_write[exe_rel] < p.start_s:
+            # A program an earlier step built (./bzip2 in `make test`): it differs through
+            # that step, so it is an upstream input here, not another tool.
+            reads[norm.text(exe_rel)] = Read(after.get(exe_rel), "upstream", False)
         env = envs.get(p.id) if p.parent_id is None or full_env else None
         nodes[p.id] = Node(
             proc=p,

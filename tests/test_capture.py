@@ -408,3 +408,26 @@ def test_a_program_the_build_made_is_not_an_external_input(tmp_path: Path) -> No
     m = manifest(tape)
     assert any(p["exe"] == str(ws / "tool") for p in m["processes"])
     assert not [e["path"] for e in m["external"] if e["path"].startswith(str(ws) + "/")]
+
+
+def test_a_program_the_build_made_and_ran_is_upstream_not_another_tool(tmp_path: Path) -> None:
+    tapes = []
+    for side, value in (("a", 1), ("b", 2)):
+        ws = tmp_path / "ws"  # the same directory for both, as in a rebuild
+        if ws.exists():
+            shutil.rmtree(ws)
+        ws.mkdir()
+        (ws / "gen.c").write_text(
+            f'#include <stdio.h>\nint main(void) {{ printf("%d\\n", {value}); return 0; }}\n'
+        )
+        (ws / "Makefile").write_text(
+            "out.txt: gen\n\t./gen > out.txt\ngen: gen.c\n\tcc -o gen gen.c\n"
+        )
+        tapes.append(tmp_path / f"{side}.tape")
+        record(ws, tapes[-1], "make")
+    out = buildtape("diff", *tapes)
+    cause = next(
+        line for line in out.stdout.decode().splitlines() if line.startswith("likely cause")
+    )
+    assert "gen.c changed" in cause, cause
+    assert "another executable" not in cause, cause
