@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import emit
-from recorder.reading import open_tape
+from recorder.tape import open_tape
 from replay.diff import DiffOptions, diff
 
 

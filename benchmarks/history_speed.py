@@ -39,7 +39,7 @@ from history.indexing import index_tape  # noqa: E402
 from history.options import StatsOptions  # noqa: E402
 from history.store import HistoryStore  # noqa: E402
 from recorder.model import Event, Manifest  # noqa: E402
-from recorder.reading import open_tape  # noqa: E402
+from recorder.tape import open_tape  # noqa: E402
 
 
 def variant(m: Manifest, i: int, rng: random.Random, start: datetime) -> Manifest:

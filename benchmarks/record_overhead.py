@@ -45,8 +45,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import byte_compile, emit
 from benchmarks.gen_cproject import generate
 from benchmarks.gen_workspace import generate as generate_workspace
+from recorder.container import TapeReader
 from recorder.preload import build_shim, preload_env
-from recorder.tape import TapeReader
 from recorder.tracing import StraceTracer
 
 

@@ -29,9 +29,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from recorder.container import TapeReader, TapeWriter  # noqa: E402
 from recorder.model import Manifest, Process, Sampling  # noqa: E402
-from recorder.reading import open_tape  # noqa: E402
-from recorder.tape import TapeReader, TapeWriter  # noqa: E402
+from recorder.tape import open_tape  # noqa: E402
 
 LAUNCH_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -109,7 +109,7 @@ def load(paths: list[str], reverse: bool = False, base: StackTree | None = None)
         if _is_tape(path):
             # The tape reader and the process model load only for tapes.
             from flame.from_tape import Samples, process_spans, process_stacks
-            from recorder.reading import open_tape
+            from recorder.tape import open_tape
 
             with open_tape(Path(path)) as tape:
                 digest = tape.manifest.sampling.samples_blob

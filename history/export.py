@@ -10,7 +10,7 @@ from typing import Any
 
 from history.options import EventQuery, ExportOptions
 from history.store import EXPORTABLE, HistoryStore, export_columns
-from recorder.reading import Tape
+from recorder.tape import Tape
 from recorder.timeline import events_of
 
 __all__ = ["EXPORTABLE", "EventQuery", "ExportOptions", "rows", "to_csv", "to_json"]

@@ -80,7 +80,7 @@ def index_tape(store: HistoryStore, tape: Path, m: Manifest, stderr: bytes | Non
     """Add or replace one tape. ``stderr`` (the build's) gives failures their error line;
     when it is not given and the build failed, it is read from the tape."""
     from recorder.errors import TapeError
-    from recorder.reading import open_tape
+    from recorder.tape import open_tape
 
     if m.status != "succeeded" and stderr is None:
         try:
@@ -101,7 +101,7 @@ class Reindexed:
 def reindex(store: HistoryStore, options: ReindexOptions) -> Reindexed:
     """Rebuild the index from the tapes under the roots (alerts are kept)."""
     from recorder.errors import TapeError
-    from recorder.reading import open_tape
+    from recorder.tape import open_tape
 
     store.clear_index()
     indexed, bad = 0, []

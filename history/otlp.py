@@ -235,7 +235,7 @@ def tapes_to_export(
 
 def export_traces(tapes: Sequence[Path], options: OtlpOptions) -> Iterator[Sent]:
     """Send each tape as one trace, in order, saying each as it goes."""
-    from recorder.reading import open_tape
+    from recorder.tape import open_tape
 
     for path in tapes:
         with open_tape(path) as t:

@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 
 from recorder import __version__
 from recorder.build import BuildRun, Observer
+from recorder.container import FORMAT_VERSION, TapeWriter
 from recorder.hashcache import HashCache
 from recorder.host import host_info, locale_settings, ulimits
 from recorder.host import timezone as tz_name
@@ -34,7 +35,6 @@ from recorder.observe import Observation
 from recorder.prepare import Plan, relative
 from recorder.secrets import _URL_PASSWORD, _VALUE_PATTERNS, Scrubber
 from recorder.strace_parser import TracedProcess
-from recorder.tape import FORMAT_VERSION, TapeWriter
 from recorder.toolchain import fingerprint
 
 

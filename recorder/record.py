@@ -17,6 +17,7 @@ from pathlib import Path
 from recorder.assemble import assemble, signum, split_returncode
 from recorder.background import Background
 from recorder.build import BuildRun, choose_observer, run_build
+from recorder.container import TapeWriter
 from recorder.errors import (
     CommandNotExecutable,
     CommandNotFound,
@@ -29,7 +30,6 @@ from recorder.model import BuildWarning, DirEntry, Manifest
 from recorder.observe import Observation, observe
 from recorder.options import RecordOptions
 from recorder.prepare import EVENTS_VAR, Plan, prepare, relative
-from recorder.tape import TapeWriter
 from recorder.workspace import Survey, git_state, rescan, scan, survey
 
 __all__ = [

@@ -9,8 +9,8 @@ from typing import Any
 
 from recorder.first_error import FirstError, first_error, step_names
 from recorder.model import Manifest, Process
-from recorder.reading import Tape
 from recorder.steps import failing, first_error_line, slowest
+from recorder.tape import Tape
 from recorder.timeline import events_of
 
 # How many of stderr's last lines a failed build's summary shows.

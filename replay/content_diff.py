@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from recorder.model import FileEntry
 from recorder.normalize import Normalizer, is_bookkeeping
-from recorder.reading import Tape
+from recorder.tape import Tape
 from replay import diff_limits
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from recorder.model import REDACTED, Manifest
 from recorder.normalize import Normalizer
-from recorder.reading import Tape
+from recorder.tape import Tape
 from replay import diff_limits
 from replay.causes import Causes, explain
 from replay.content_diff import ContentOptions, FileChange, Side, compare_files

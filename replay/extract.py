@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from recorder.model import REDACTED, FileEntry, Manifest, Process
-from recorder.reading import Tape
+from recorder.tape import Tape
 from replay.errors import ExtractError, WorldError
 from replay.restore import restore_intermediates
 from replay.run import names_workspace, prepare

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from recorder.reading import Tape
+from recorder.tape import Tape
 
 # A longer silence is played back as this many seconds (a tape's times are its word).
 MAX_GAP_S = 5.0

@@ -12,7 +12,7 @@ from pathlib import Path
 from recorder import trust
 from recorder.hashcache import HashCache
 from recorder.model import REDACTED, FileEntry, Manifest, Process
-from recorder.reading import Tape, open_tape
+from recorder.tape import Tape, open_tape
 from recorder.toolchain import tool_name, version_line
 from replay.errors import ReplayError, RunError, SandboxError
 from replay.run import Run, RunStart, run_in_sandbox

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from recorder import trust
 from recorder.model import DirEntry, FileEntry, Intermediate
-from recorder.reading import Tape
+from recorder.tape import Tape
 from recorder.trust import RestoreLimits
 from replay.errors import RestoreError
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from recorder.model import REDACTED, FileEntry, Manifest
-from recorder.reading import Tape, open_tape
+from recorder.tape import Tape, open_tape
 from replay.errors import RunError, SandboxError, WorldError
 from replay.restore import (
     make_dirs_inside,

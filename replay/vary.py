@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from recorder.reading import Tape
+from recorder.tape import Tape
 from replay.errors import RunError, SandboxError, VaryError
 from replay.replay import compare_outputs, make_sandbox, replay_env
 from replay.run import Run, RunStart, run_in_sandbox

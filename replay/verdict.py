@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 
 from recorder.model import FileEntry, Manifest, Process
-from recorder.reading import Tape
+from recorder.tape import Tape
 from replay.world import subtree
 
 # Files that differ on every run by design, matched by name (documented in docs/replay.md):

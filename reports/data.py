@@ -11,8 +11,8 @@ from typing import Any
 from flame.from_tape import Samples, process_spans, process_stacks
 from flame.model import Frame, StackTree
 from recorder.model import REDACTED, Manifest
-from recorder.reading import Tape
 from recorder.steps import error_line_for, failing, first_error_line, outermost_steps, steps
+from recorder.tape import Tape
 from recorder.timeline import events_of
 from reports.critical import critical_path, parallelism
 

@@ -11,7 +11,7 @@ import jinja2
 
 from flame.model import StackTree
 from recorder import __version__
-from recorder.reading import Tape
+from recorder.tape import Tape
 from reports.data import flame_payload, report_payload
 from reports.errors import ReportAssetError
 

@@ -75,7 +75,7 @@ needs_strace = pytest.mark.skipif(
 
 def rewrite(src: Path, dst: Path, mutate: Callable[[dict[str, Any]], None]) -> Path:
     """Copy a tape through the real writer with its manifest changed (a crafted tape)."""
-    from recorder.tape import TapeReader, TapeWriter
+    from recorder.container import TapeReader, TapeWriter
 
     with TapeReader(src) as r:
         manifest = r.read_manifest()

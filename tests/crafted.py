@@ -11,7 +11,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from recorder.tape import TapeWriter
+from recorder.container import TapeWriter
 
 WORKSPACE = "/work/crafted"
 SOURCES = {

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from recorder.reading import open_tape
+from recorder.tape import open_tape
 from tests.conftest import buildtape, needs_strace
 
 OLD = 1_500_000_000  # an mtime long before any build here
@@ -30,7 +30,7 @@ def manifest(tape: Path) -> dict[str, Any]:
 
 
 def blob_count(tape: Path) -> int:
-    from recorder.tape import TapeReader
+    from recorder.container import TapeReader
 
     with TapeReader(tape) as r:
         return len(list(r.blob_digests()))
@@ -89,7 +89,7 @@ def test_prebuild_content_of_overwritten_truncated_renamed_and_deleted_files(
     m = manifest(tape)
     inputs = {e["path"]: e for e in m["inputs"]}
     outputs = {e["path"]: e for e in m["outputs"]}
-    from recorder.tape import TapeReader
+    from recorder.container import TapeReader
 
     with TapeReader(tape) as r:
         for name, data in old.items():

@@ -58,7 +58,7 @@ def test_stats_json(tmp_path: Path) -> None:
 
 
 def test_report_data(tapes: Path) -> None:
-    from recorder.reading import open_tape
+    from recorder.tape import open_tape
     from reports.data import report_payload
 
     for variant in ("good", "bad"):

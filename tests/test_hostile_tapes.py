@@ -26,8 +26,8 @@ from typing import Any
 
 import pytest
 
-from recorder import tape as tape_mod
-from recorder.tape import TapeReader, TapeWriter
+from recorder import container
+from recorder.container import TapeReader, TapeWriter
 from tests.conftest import buildtape, rewrite
 
 # Exit codes a command may end with on a hostile tape (docs/cli.md): ok, differ,
@@ -91,11 +91,11 @@ def craft(
             text = text.replace(real_dumps(placeholder), value)
         return text
 
-    tape_mod.json.dumps = dumps  # type: ignore[attr-defined]
+    container.json.dumps = dumps  # type: ignore[attr-defined]
     try:
         return rewrite(base, dst, mutate)
     finally:
-        tape_mod.json.dumps = real_dumps  # type: ignore[attr-defined]
+        container.json.dumps = real_dumps  # type: ignore[attr-defined]
 
 
 def run(

@@ -188,7 +188,7 @@ def _pixel(page: Any, name: str) -> list[int]:
 
 def _stacks(tape: Path) -> list[tuple[list[str], float]]:
     """The tape's stacks as the flame code computes them in Python (not the page)."""
-    from recorder.reading import open_tape
+    from recorder.tape import open_tape
     from reports.data import tape_tree
 
     with open_tape(tape) as t:

@@ -424,7 +424,7 @@ def test_pty_when_stdout_is_a_terminal(fixture_copy: Callable[..., Path], tmp_pa
     view = show_json(tape)
     assert view["status"] == "succeeded"
     # The tape holds the bytes the build wrote, not the terminal's \r\n rewriting.
-    from recorder.reading import open_tape
+    from recorder.tape import open_tape
 
     with open_tape(tape) as t:
         assert t.stream("stdout") == b"stdout-is-tty\n"

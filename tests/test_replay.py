@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from recorder.reading import open_tape
+from recorder.tape import open_tape
 from tests.conftest import buildtape, needs_strace, rewrite
 
 pytestmark = needs_strace

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from recorder.reading import open_tape
+from recorder.tape import open_tape
 from tests.conftest import FIXTURES, buildtape, needs_strace
 
 

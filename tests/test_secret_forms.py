@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from recorder.reading import open_tape
 from recorder.secrets import REDACTED, Scrubber, SecretPolicy, redact_environment
+from recorder.tape import open_tape
 from tests.conftest import buildtape, needs_strace
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from recorder.reading import open_tape
 from recorder.strace_parser import StraceParser
+from recorder.tape import open_tape
 from tests.conftest import buildtape, needs_strace
 
 

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 import zstandard
 
-from recorder import tape as tape_mod
+from recorder import container
+from recorder.container import TapeReader, TapeWriter
 from recorder.errors import TapeError
-from recorder.reading import open_tape
-from recorder.tape import TapeReader, TapeWriter
+from recorder.tape import open_tape
 from tests.conftest import buildtape, rewrite
 
 
@@ -75,7 +75,7 @@ def test_packs_written_in_the_background_keep_their_order(tmp_path: Path) -> Non
     blobs: dict[str, bytes] = {}
     for _batch in range(3):
         for _ in range(40):
-            size = rng.choice([10, 5_000, 300_000, tape_mod.PACK_MEMBER_MAX + 1])
+            size = rng.choice([10, 5_000, 300_000, container.PACK_MEMBER_MAX + 1])
             data = rng.randbytes(size)
             blobs[w.add_blob(data)] = data
         w.flush()
@@ -187,7 +187,7 @@ def test_missing_tape_is_exit_4(tmp_path: Path) -> None:
 def test_unknown_major_version_is_refused(
     recorded: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(tape_mod, "FORMAT_VERSION", "2.0")
+    monkeypatch.setattr(container, "FORMAT_VERSION", "2.0")
     bad = rewrite(recorded, tmp_path / "v2.tape", lambda m: None)
     monkeypatch.undo()
     _expect_refused(bad, r"format 2\.0.*upgrade buildtape")
@@ -196,7 +196,7 @@ def test_unknown_major_version_is_refused(
 def test_newer_minor_version_is_read(
     recorded: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(tape_mod, "FORMAT_VERSION", "1.7")
+    monkeypatch.setattr(container, "FORMAT_VERSION", "1.7")
     ok = rewrite(recorded, tmp_path / "v17.tape", lambda m: None)
     monkeypatch.undo()
     with open_tape(ok) as t:
@@ -272,7 +272,7 @@ def test_writer_abort_leaves_nothing(tmp_path: Path) -> None:
     "blob",
     [
         b"y" * 100_000,  # a small pack, written at commit
-        os.urandom(tape_mod.PACK_MEMBER_MAX + 1),  # its own pack, written in the background
+        os.urandom(container.PACK_MEMBER_MAX + 1),  # its own pack, written in the background
     ],
     ids=["at-commit", "in-background"],
 )

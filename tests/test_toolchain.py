@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from recorder.hashcache import HashCache
-from recorder.reading import open_tape
+from recorder.tape import open_tape
 from recorder.toolchain import fingerprint
 from tests.conftest import buildtape
 

@@ -10,7 +10,7 @@ import click
 from buildtape.exit_codes import ExitCode
 from buildtape.output import write_text
 from buildtape.text import diff as text
-from recorder.reading import open_tape
+from recorder.tape import open_tape
 from recorder.trust import printable
 from replay.diff import DiffOptions, diff
 

@@ -53,7 +53,7 @@ def events_cmd(
     if tape is not None:
         if since:
             raise click.UsageError("--since selects builds of the history; not with a TAPE")
-        from recorder.reading import open_tape
+        from recorder.tape import open_tape
 
         with open_tape(tape) as t:
             found = tape_events(t, query)

@@ -10,7 +10,7 @@ import click
 from buildtape.exit_codes import ExitCode
 from buildtape.params import json_option
 from buildtape.text import tape as text
-from recorder.reading import open_tape
+from recorder.tape import open_tape
 from recorder.trust import printable
 
 

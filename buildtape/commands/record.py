@@ -36,8 +36,8 @@ def _prefetch_indexing() -> None:
 
 def _remember(tape: Path) -> None:
     """Note the tape as recorded here, so replaying it needs no confirmation."""
+    from recorder.container import TapeReader
     from recorder.errors import TapeError
-    from recorder.tape import TapeReader
     from recorder.trust import recorded_list, remember_recorded
 
     try:

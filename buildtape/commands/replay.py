@@ -15,7 +15,7 @@ import click
 from buildtape.exit_codes import ExitCode
 from buildtape.params import VARIATIONS, json_option
 from buildtape.text import replay as text
-from recorder.reading import Tape, open_tape
+from recorder.tape import Tape, open_tape
 from recorder.trust import printable, recorded_here, recorded_list
 from replay.errors import ConsentRequired
 from replay.playback import playback as recorded_chunks

@@ -33,7 +33,7 @@ def report_cmd(tape: Path, output: str | None) -> ExitCode:
     Example:
       buildtape record -o ci.tape -- make -j8 || buildtape report ci.tape -o ci.html
     """
-    from recorder.reading import open_tape
+    from recorder.tape import open_tape
     from reports.render import render_report
 
     with open_tape(tape) as t:

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from buildtape.exit_codes import ExitCode
-from recorder.reading import open_tape
+from recorder.tape import open_tape
 
 
 @click.command("verify")
