@@ -19,13 +19,15 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from recorder.ansi import strip_sgr
+
 _DIAGNOSTIC, _SUMMARY, _GENERIC = 0, 1, 2
 
 
 @dataclass(frozen=True)
 class FirstError:
     index: int  # position in the lines given
-    line: str  # one line, stripped (CMake's message joined to its header)
+    line: str  # one line, stripped, without colour (CMake's message joined to its header)
     tool: str
     path: str | None  # the file the error names, when its format names one
 
@@ -131,7 +133,7 @@ def first_error(lines: list[str], names: Iterable[str] = ()) -> FirstError | Non
     wanted = {n for n in names if n}
     best: tuple[bool, int, int] | None = None
     chosen: FirstError | None = None
-    for rank, err in _candidates(lines):
+    for rank, err in _candidates([strip_sgr(x) for x in lines]):
         key = (not _names(err.line, err.path, wanted), rank, err.index)
         if best is None or key < best:
             best, chosen = key, err

@@ -4,7 +4,8 @@ Everything here reads the manifest alone."""
 
 from __future__ import annotations
 
-from recorder.first_error import first_error, step_names
+from recorder.ansi import strip_sgr
+from recorder.first_error import FirstError, first_error, step_names
 from recorder.model import Manifest, Process
 
 DRIVER_CHILDREN = 3
@@ -76,8 +77,13 @@ def first_error_line(lines: list[str]) -> str | None:
     return None if found is None else lines[found.index]
 
 
-def error_line_for(step: Process, lines: list[str]) -> str | None:
-    """The first error line that names one of the step's files, else the first one at all."""
+def error_for(step: Process, lines: list[str]) -> FirstError | None:
+    """The first error that names one of the step's files, else the first one at all."""
     names = step_names(step.argv, (f for f in (*step.reads, *step.writes) if f[:1] != "/"))
-    found = first_error(lines, names)
-    return None if found is None else lines[found.index].strip()
+    return first_error(lines, names)
+
+
+def error_line_for(step: Process, lines: list[str]) -> str | None:
+    """The line of ``error_for``, stripped and without its colour."""
+    found = error_for(step, lines)
+    return None if found is None else strip_sgr(lines[found.index]).strip()

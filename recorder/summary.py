@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from recorder.ansi import strip_sgr
 from recorder.first_error import FirstError, first_error, step_names
 from recorder.model import Manifest, Process
 from recorder.steps import failing, first_error_line, slowest
@@ -119,7 +120,9 @@ def summarise(tape: Tape) -> TapeSummary:
     errors = [step_first_error(tape, s, o) for s, o in fails] if failed else []
     lines = [e.line for e in errors if e is not None]
     # The tail marks the failing step's own error when it shows, else the first it has.
-    first = next((x for x in tail if lines and x.strip() == lines[0]), first_error_line(tail))
+    first = next(
+        (x for x in tail if lines and strip_sgr(x).strip() == lines[0]), first_error_line(tail)
+    )
     step_errors = [None if e is None else e.line for e in errors]
     return TapeSummary(tape, fails, slowest(m), metrics(m), tail, first, step_errors)
 

@@ -10,8 +10,10 @@ from typing import Any
 
 from flame.from_tape import Samples, process_spans, process_stacks
 from flame.model import Frame, StackTree
-from recorder.model import REDACTED, Manifest
-from recorder.steps import error_line_for, failing, first_error_line, outermost_steps, steps
+from recorder.ansi import plain, strip_sgr
+from recorder.first_error import FirstError, first_error
+from recorder.model import REDACTED, Manifest, Process
+from recorder.steps import error_for, failing, outermost_steps, steps
 from recorder.tape import Tape
 from recorder.timeline import events_of
 from reports.critical import critical_path, parallelism
@@ -103,8 +105,41 @@ def _tail(text: str) -> tuple[list[str], int]:
     return lines[cut:], cut
 
 
-def report_payload(tape: Tape) -> dict[str, Any]:
+StreamTails = dict[str, tuple[list[str], int]]
+
+
+def stream_tails(tape: Tape) -> StreamTails:
+    """Per stream, its last ``MAX_STREAM_LINES`` lines as recorded (colour and all), and
+    how many earlier lines were left out."""
+    return {
+        name: _tail(tape.stream(name).decode("utf-8", "replace")) for name in ("stderr", "stdout")
+    }
+
+
+def _failure(step: Process | None, origin: Process | None, m: Manifest,
+             found: FirstError | None, lines: list[str]) -> dict[str, Any]:  # fmt: skip
+    """A failing step (or the build, when no step failed) with its first error."""
+    who = step or origin
+    exit_code = m.exit_code if who is None else who.exit_code
+    if step is not None and origin is not None and step.exit_code in (0, None):
+        exit_code = origin.exit_code
+    return {
+        "id": None if step is None else step.id,
+        "origin": None if origin is None else origin.id,
+        "argv": m.argv if step is None else step.argv,
+        "cwd": m.cwd if step is None else step.cwd,
+        "exit_code": exit_code,
+        "signal": m.signal if step is None else step.signal or (origin.signal if origin else None),
+        "error_line": None if found is None else strip_sgr(lines[found.index]).strip(),
+        "error_index": None if found is None else found.index,
+    }
+
+
+def report_payload(tape: Tape, tails: StreamTails | None = None) -> dict[str, Any]:
+    """The report's data. Stream lines are plain text (``recorder.ansi.plain``): the page
+    draws their colours from ``tails`` itself (``reports.render``)."""
     m = tape.manifest
+    tails = tails if tails is not None else stream_tails(tape)
     paths: dict[str, int] = {}
 
     def pid(path: str) -> int:
@@ -139,32 +174,18 @@ def report_payload(tape: Tape) -> dict[str, Any]:
         cols["nwrites"].append(len(p.writes))
         cols["step"].append(p.id in step_ids)
 
-    stderr_lines, stderr_cut = _tail(tape.stream("stderr").decode("utf-8", "replace"))
-    stdout_lines, stdout_cut = _tail(tape.stream("stdout").decode("utf-8", "replace"))
-    failures = []
-    for step, origin in failing(m):
-        line = error_line_for(step, stderr_lines)
-        index = next((i for i, x in enumerate(stderr_lines) if x.strip() == line), None)
-        failures.append(
-            {
-                "id": step.id,
-                "origin": origin.id,
-                "argv": step.argv,
-                "cwd": step.cwd,
-                "exit_code": step.exit_code
-                if step.exit_code not in (0, None)
-                else origin.exit_code,
-                "signal": step.signal or origin.signal,
-                "error_line": line,
-                "error_index": index,
-            }
-        )
+    stderr_lines, stderr_cut = tails["stderr"]
+    stdout_lines, stdout_cut = tails["stdout"]
+    failures = [
+        _failure(step, origin, m, error_for(step, stderr_lines), stderr_lines)
+        for step, origin in failing(m)
+    ]
     if m.status != "succeeded" and not failures:
-        line = first_error_line(stderr_lines)
-        index = None if line is None else stderr_lines.index(line)
-        failures.append({"id": None, "origin": None, "argv": m.argv, "cwd": m.cwd,
-                         "exit_code": m.exit_code, "signal": m.signal,
-                         "error_line": line, "error_index": index})  # fmt: skip
+        failures.append(_failure(None, None, m, first_error(stderr_lines), stderr_lines))
+    # A build that succeeded expected the failures of its steps (configure's probes):
+    # they are listed after the timeline, collapsed, not as why it failed.
+    expected = failures if m.status == "succeeded" else []
+    failures = [] if m.status == "succeeded" else failures
 
     read = {r for p in m.processes for r in p.reads}
     custom = [
@@ -207,6 +228,7 @@ def report_payload(tape: Tape) -> dict[str, Any]:
             "cpus": m.host.cpus,
         },
         "failures": failures,
+        "expected_failures": expected,
         "slowest": [[p.id, label[p.id], round(p.duration_s or 0.0, 6), p.exit_code] for p in slow],
         "inputs": [[e.path, e.size, e.sha256, e.path in read] for e in m.inputs],
         "outputs": [[e.path, e.size, e.sha256, e.change] for e in m.outputs],
@@ -220,9 +242,9 @@ def report_payload(tape: Tape) -> dict[str, Any]:
             ]
             for e in custom
         ],
-        "stderr": stderr_lines,
+        "stderr": [plain(x) for x in stderr_lines],
         "stderr_cut": stderr_cut,
-        "stdout": stdout_lines,
+        "stdout": [plain(x) for x in stdout_lines],
         "stdout_cut": stdout_cut,
         "flame": flame_payload(tape_tree(tape)),
     }

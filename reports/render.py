@@ -8,11 +8,14 @@ from importlib import resources
 from typing import Any
 
 import jinja2
+from markupsafe import Markup
 
 from flame.model import StackTree
 from recorder import __version__
 from recorder.tape import Tape
-from reports.data import flame_payload, report_payload
+from recorder.trust import printable
+from reports.ansi_html import Colours
+from reports.data import flame_payload, report_payload, stream_tails
 from reports.errors import ReportAssetError
 
 _ASSETS = ("report.css", "viewer.js")
@@ -59,8 +62,17 @@ def _size(n: int | None) -> str:
     return str(n)
 
 
+def _visible(value: Any) -> Any:
+    """Every ``{{ }}`` value: a string from a tape shows its control characters (``\\e``,
+    ``\\x07``) instead of carrying them into the page. Markup (already rendered) is kept."""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return printable(value, one_line=False)
+    return value
+
+
 def _env() -> jinja2.Environment:
     env = jinja2.Environment(
+        finalize=_visible,
         loader=jinja2.PackageLoader("reports", "templates"),
         autoescape=True,
         trim_blocks=True,
@@ -76,18 +88,28 @@ def _env() -> jinja2.Environment:
 
 
 def render_report(tape: Tape) -> str:
-    data = report_payload(tape)
-    return _template("report.html.j2").render(d=data, page="report")
+    tails = stream_tails(tape)
+    data = report_payload(tape, tails)
+    colours = Colours()
+    styled = {name: [colours.line(x) for x in lines] for name, (lines, _) in tails.items()}
+    return _template("report.html.j2").render(
+        d=data, page="report", styled=styled, ansi_css=colours.css()
+    )
 
 
 def render_flame_page(tree: StackTree, title: str) -> str:
     data = {"flame": flame_payload(tree), "title": title}
-    return _template("flame.html.j2").render(d=data, page="flame")
+    return _template("flame.html.j2").render(d=data, page="flame", ansi_css="")
 
 
 def render_diff_page(report: dict[str, Any], tree: StackTree, names: tuple[str, str]) -> str:
     data = {"diff": report, "flame": flame_payload(tree), "names": list(names)}
-    return _template("diff.html.j2").render(d=data, page="diff")
+    colours = Colours()
+    streams = report.get("streams") or {}
+    styled = {name: [colours.line(x) for x in lines] for name, lines in streams.items()}
+    return _template("diff.html.j2").render(
+        d=data, page="diff", styled=styled, ansi_css=colours.css()
+    )
 
 
 def render_tapes_diff_page(a: Tape, b: Tape, report: dict[str, Any], names: tuple[str, str]) -> str:

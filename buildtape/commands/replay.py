@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import codecs
 import json
 import os
 import shlex
@@ -15,10 +14,11 @@ import click
 from buildtape.exit_codes import ExitCode
 from buildtape.params import VARIATIONS, json_option
 from buildtape.text import replay as text
+from buildtape.text.colour import wants_colour
 from recorder.tape import Tape, open_tape
 from recorder.trust import printable, recorded_here, recorded_list
 from replay.errors import ConsentRequired
-from replay.playback import playback as recorded_chunks
+from replay.playback import playback_text
 from replay.replay import ReplayOptions, environment_changes, needs_consent, replay, replay_env
 from replay.run import RunStart
 from replay.sandbox import MODES
@@ -66,15 +66,15 @@ def _confirm(t: Tape, step: int | None, env: dict[str, str], yes: bool) -> None:
 
 def _play(t: Tape, speed: float) -> None:
     """The recorded output, with its timing, to our own stdout and stderr."""
-    out = {"stdout": sys.stdout.buffer, "stderr": sys.stderr.buffer}
-    # The recorded bytes are the tape's: escape sequences are shown, not obeyed.
-    decoders = {name: codecs.getincrementaldecoder("utf-8")("backslashreplace") for name in out}
-    for delay, stream, data in recorded_chunks(t):
+    out = {"stdout": sys.stdout, "stderr": sys.stderr}
+    # The recorded bytes are the tape's: colours are kept on a terminal, other escape
+    # sequences are shown, not obeyed (replay/playback.py).
+    colour = {name: wants_colour(stream) for name, stream in out.items()}
+    for delay, stream, chunk in playback_text(t, colour):
         if delay and speed > 0:
             time.sleep(delay / speed)
-        text = printable(decoders[stream].decode(data), one_line=False)
-        out[stream].write(text.encode("utf-8", "backslashreplace"))
-        out[stream].flush()
+        out[stream].buffer.write(chunk.encode("utf-8", "backslashreplace"))
+        out[stream].buffer.flush()
 
 
 def _notify(message: str) -> None:
