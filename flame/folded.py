@@ -87,21 +87,27 @@ def read_lines(
     return report
 
 
+def _count(weight: float, scale: float) -> int:
+    count = round(weight * scale)
+    return 1 if count == 0 and weight > 0 else count
+
+
 def folded_text(tree: StackTree) -> str:
     """Folded lines in sorted stack order with integer counts.
 
     Time in microseconds is written in whole milliseconds (a non-zero stack never rounds
     to 0): tools that read folded counts as samples (the Firefox Profiler, Perfetto)
-    would otherwise create millions of samples.
+    would otherwise create millions of samples. A differential tree writes two counts,
+    BASE then NEW, as ``difffolded.pl`` does (``flamegraph.pl`` reads them): a stack only
+    in one profile has 0 in the other.
     """
     scale = 0.001 if tree.unit == "microseconds" else 1.0
-    out = []
-    for stack, weight in tree.stacks():
-        count = round(weight * scale)
-        if count == 0 and weight > 0:
-            count = 1
-        out.append(f"{';'.join(stack)} {count}\n")
-    return "".join(out)
+    if tree.differential:
+        return "".join(
+            f"{';'.join(stack)} {_count(base, scale)} {_count(new, scale)}\n"
+            for stack, base, new in tree.stack_pairs()
+        )
+    return "".join(f"{';'.join(stack)} {_count(w, scale)}\n" for stack, w in tree.stacks())
 
 
 def folded_unit(tree: StackTree) -> str:

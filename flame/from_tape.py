@@ -16,6 +16,7 @@ import os
 import shlex
 from dataclasses import dataclass
 
+from flame.frame_key import frame_key
 from flame.model import StackTree
 from recorder.errors import TapeError
 from recorder.model import Manifest, Process
@@ -143,7 +144,7 @@ def process_stacks(m: Manifest, samples: Samples | None = None) -> StackTree:
     Python samples are grafted under their process (and inside the ``buildtape.step``
     spans that were open when they were taken); the process's own frame keeps only the
     time the samples do not account for. Spans of processes without samples weigh their
-    own duration.
+    own duration. A process frame is named by ``flame.frame_key.frame_key``.
     """
     tree = StackTree(unit="microseconds", title=" ".join(m.argv), source="process tree")
     by_id = {p.id: p for p in m.processes}
@@ -151,7 +152,9 @@ def process_stacks(m: Manifest, samples: Samples | None = None) -> StackTree:
     for p in m.processes:
         if p.parent_id is not None:
             children.setdefault(p.parent_id, []).append(p)
-    labels = {p.id: label(p) for p in m.processes}
+    # Frames are keyed by what each process is, not by every argument (flame/frame_key.py):
+    # the same make and compiles match across two builds that differ in flags.
+    labels = {p.id: frame_key(p, m.workspace) for p in m.processes}
     chains: dict[int, list[str]] = {}
     for p in m.processes:
         chain = []

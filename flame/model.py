@@ -93,6 +93,18 @@ class StackTree:
         Iterative, so stacks deeper than Python's recursion limit (deep recursion in the
         profiled program) are fine.
         """
+        for path, node in self._walk():
+            if node.self_weight:
+                yield path, node.self_weight
+
+    def stack_pairs(self) -> Iterator[tuple[list[str], float, float]]:
+        """Every stack with a self weight in the base or the new profile, as
+        (stack, base self weight, self weight), in the order of ``stacks``."""
+        for path, node in self._walk():
+            if node.self_weight or node.base_self:
+                yield path, node.base_self, node.self_weight
+
+    def _walk(self) -> Iterator[tuple[list[str], Frame]]:
         # (node, its depth); ``path`` holds the names down to the node being visited.
         todo = [(self.root.children[n], 1) for n in sorted(self.root.children, reverse=True)]
         path: list[str] = []
@@ -100,8 +112,7 @@ class StackTree:
             node, depth = todo.pop()
             del path[depth - 1 :]
             path.append(node.name)
-            if node.self_weight:
-                yield list(path), node.self_weight
+            yield list(path), node
             for name in sorted(node.children, reverse=True):
                 todo.append((node.children[name], depth + 1))
 

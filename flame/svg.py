@@ -75,7 +75,10 @@ def _details(p: Placed, tree: StackTree, unit: str) -> str:
         rel = f" ({delta / base * 100:+.2f}%)" if base else " (new)"
         if f.is_ghost:
             return f"{f.name} (only in base: {_num(base)} {unit})"
-        return f"{f.name} ({_num(f.total)} {unit}, base {_num(base)}, {delta:+g}{rel})"
+        sign = "+" if delta >= 0 else "-"
+        return (
+            f"{f.name} ({_num(f.total)} {unit}, base {_num(base)}, {sign}{_num(abs(delta))}{rel})"
+        )
     return (
         f"{f.name} ({_num(f.total)} {unit}, {f.total / total * 100:.2f}%, "
         f"self {_num(f.self_weight)})"
