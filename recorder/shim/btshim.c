@@ -710,7 +710,7 @@ static const char *strace_for(const char *file, int search) {
     if (inert || getenv("BUILDTAPE_STRACED"))
         return NULL; /* strace itself, or already under a strace -f */
     const char *strace = getenv("BUILDTAPE_STRACE"), *ok = getenv("BUILDTAPE_STRACE_OK");
-    if (!strace || !ok || !getenv("BUILDTAPE_SAVEDIR") || !strace_works(ok))
+    if (!strace || !ok || !getenv("BUILDTAPE_SAVEDIR"))
         return NULL;
     char resolved[PATH_MAX];
     if (search ? search_path(file, resolved, sizeof resolved) != 0
@@ -718,7 +718,7 @@ static const char *strace_for(const char *file, int search) {
         return NULL;
     if (!search)
         strcpy(resolved, file);
-    return unseen_program(resolved) ? strace : NULL;
+    return unseen_program(resolved) && strace_works(ok) ? strace : NULL;
 }
 
 #define STRACE_ARGS 17
