@@ -225,3 +225,22 @@ def test_hostile_output_is_neutralised_everywhere(tmp_path: Path) -> None:
     assert ESC not in page and "\x07" not in page
     assert '<span class="ansi-fg-1">red two</span>' in page
     assert "\\e]52;c;ZXZpbA==\\x07" in page
+
+
+def test_html_runs_are_classes_with_rules_only_for_colours_used() -> None:
+    from reports.ansi_html import Colours
+
+    colours = Colours()
+    line = colours.line("\x1b[1;31mred\x1b[0m <b>&\x1b[38;5;196mx\x1b[48;2;255;136;0my\x1b[7mz")
+    assert str(line) == (
+        '<span class="ansi-fg-1 ansi-bold">red</span> &lt;b&gt;&amp;'
+        '<span class="ansi-fg-196">x</span>'
+        '<span class="ansi-fg-196 ansi-bg-xff8800">y</span>'
+        '<span class="ansi-fg-xff8800 ansi-bg-196">z</span>'
+    )
+    assert colours.css().splitlines() == [
+        ".ansi-bg-xff8800 { background-color: #ff8800; }",
+        ".ansi-bg-196 { background-color: #ff0000; }",
+        ".ansi-fg-xff8800 { color: #ff8800; }",
+        ".ansi-fg-196 { color: #ff0000; }",
+    ]
