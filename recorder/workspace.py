@@ -17,16 +17,20 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from recorder.git import git as _git
 from recorder.model import FileEntry, GitState, link_stays_inside
 
 ALWAYS_EXCLUDED = (".git", ".buildtape")
+_GLOB = re.compile(r"[*?\[]")
 _CHUNK = 1 << 20
 
 
-@dataclass(frozen=True)
-class FileState:
+class FileState(NamedTuple):
+    """One file by stat (and, once read, its digest). A tuple: a walk makes 20,000 of them,
+    and a tuple is built four times faster than a frozen dataclass."""
+
     path: str
     mode: int
     size: int
@@ -59,18 +63,22 @@ def exclusion(patterns: tuple[str, ...]) -> Callable[[str], bool]:
 
     The globs become one regular expression: a walk asks this of every path.
     """
-    if not patterns:
-        return lambda rel: False
-    match = re.compile("|".join(fnmatch.translate(p) for p in patterns)).match
+    # Plain names (.git, node_modules) are a set lookup of the file name; only globs and
+    # paths with a slash need the expression.
+    names = frozenset(p for p in patterns if "/" not in p and not _GLOB.search(p))
+    rest = [p for p in patterns if p not in names]
+    if not rest:
+        return lambda rel: rel.rpartition("/")[2] in names
+    match = re.compile("|".join(fnmatch.translate(p) for p in rest)).match
 
     def excluded(rel: str) -> bool:
-        return bool(match(rel) or match(rel.rsplit("/", 1)[-1]))
+        name = rel.rpartition("/")[2]
+        return name in names or bool(match(rel) or match(name))
 
     return excluded
 
 
-@dataclass(frozen=True)
-class DirState:
+class DirState(NamedTuple):
     path: str
     mode: int
     mtime_ns: int
