@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import re
+import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -228,11 +229,14 @@ def tape_argument(name: str = "tape", **kwargs: Any) -> Callable[[F], F]:
 # -- shared options -----------------------------------------------------------------------
 
 
-def _old_spelling(old: str, new: str) -> None:
-    click.echo(
-        f"buildtape: note: {old} is the old spelling of {new}; it goes in the next release",
-        err=True,
-    )
+def old_spelling(old: str, new: str) -> None:
+    """Tell a person at a terminal that an option has a new spelling. A script (stderr
+    not a terminal) sees the old spelling behave exactly as before, for one release."""
+    if sys.stderr.isatty():
+        click.echo(
+            f"buildtape: note: {old} is the old spelling of {new}; it goes in the next release",
+            err=True,
+        )
 
 
 def _alias(fn: F, target: str, alias: str, old: str, new: str, value: Callable[[Any], Any]) -> F:
@@ -242,7 +246,7 @@ def _alias(fn: F, target: str, alias: str, old: str, new: str, value: Callable[[
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         given = kwargs.pop(alias, None)
         if given is not None and given is not False:
-            _old_spelling(old, new)
+            old_spelling(old, new)
             kwargs[target] = value(given)
         return fn(*args, **kwargs)
 

@@ -338,7 +338,12 @@ def test_otlp_without_a_receiver_is_one_line_and_exit_5(tmp_path: Path) -> None:
                     tape, cwd=tmp_path, env=env)  # fmt: skip
     assert out.returncode == 5
     lines = out.stderr.decode().strip().splitlines()
-    assert len(lines) == 1 and "could not send" in lines[0] and "Traceback" not in lines[0]
+    # Where it connects and how long it waits, then the one-line error.
+    assert lines[0] == (
+        "buildtape: sending 1 trace(s) to http://127.0.0.1:9/v1/traces (timeout 1s, "
+        "--timeout to change)"
+    )
+    assert len(lines) == 2 and "could not send" in lines[1] and "Traceback" not in lines[1]
 
 
 def test_gc_keeps_exactly_what_its_options_say(tmp_path: Path) -> None:

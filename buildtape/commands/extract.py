@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from buildtape.exit_codes import ExitCode
-from buildtape.params import TAPE_CODES, epilog, tape_argument
+from buildtape.params import TAPE_CODES, epilog, old_spelling, tape_argument
 from buildtape.text import tape as text
 from recorder.tape import open_tape
 from recorder.trust import printable
@@ -42,11 +42,7 @@ def extract_cmd(tape: Path, step: int, out_dir: Path | None, old_output: Path | 
     recording (`sha256sum -c expected.sha256`). No buildtape is needed to run it.
     """
     if old_output is not None:
-        click.echo(
-            "buildtape: note: extract -o DIR is the old spelling of --into DIR; it goes in "
-            "the next release",
-            err=True,
-        )
+        old_spelling("extract -o DIR", "--into DIR")
         out_dir = out_dir or old_output
     if out_dir is None:
         raise click.UsageError("say where: --into DIR (a new or empty directory)")

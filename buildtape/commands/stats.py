@@ -9,7 +9,15 @@ import click
 
 from buildtape.config import load_here
 from buildtape.exit_codes import ExitCode
-from buildtape.params import GROUP_BY, HISTORY_CODES, epilog, home_option, json_option, since_option
+from buildtape.params import (
+    GROUP_BY,
+    HISTORY_CODES,
+    epilog,
+    home_option,
+    json_option,
+    old_spelling,
+    since_option,
+)
 from buildtape.text import history as text
 from history.options import PERIODS, StatsOptions
 from history.stats import stats
@@ -43,11 +51,7 @@ def stats_cmd(
     Failures are grouped by failing step and exit code, with the newest error line.
     """
     if period is not None:
-        click.echo(
-            "buildtape: note: --period is the old spelling of --since (1h, 1d, 7d); it goes "
-            "in the next release",
-            err=True,
-        )
+        old_spelling("--period", "--since (1h, 1d, 7d)")
     options = StatsOptions(period=period or StatsOptions.period, by=by, since=since)
     with HistoryStore(home or load_here().home, create=False) as store:
         result = stats(store, options)

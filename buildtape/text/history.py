@@ -131,6 +131,8 @@ def retention(p: Plan, dry_run: bool) -> str:
     verb = "would delete" if dry_run else "deleted"
     lines = [f"{verb} {tape}" for tape in p.delete]
     lines += [f"left alone (being written): {tape}" for tape in p.busy]
+    forgets = "would forget" if dry_run else "forgot"
+    lines += [f"{forgets} (file kept, outside the tapes directory): {t}" for t in p.forget]
     lines.append(
         f"{verb} {len(p.delete)} tape(s), {human_size(p.freed_bytes)}; kept "
         f"{len(p.keep)} ({human_size(p.kept_bytes)}); {len(p.missing)} already missing "
