@@ -429,7 +429,8 @@ def test_queries_on_no_history_are_empty_and_write_nothing(tmp_path: Path) -> No
         out = buildtape(*args, "--json", cwd=tmp_path)
         assert out.returncode == 0, out.stderr
     assert cli_json(tmp_path, "stats")["builds"] == 0
-    assert buildtape("check", cwd=tmp_path).returncode == 0
+    # The CI gate is the exception: a history without builds fails it (exit 4).
+    assert buildtape("check", cwd=tmp_path).returncode == 4
     assert list(tmp_path.iterdir()) == []  # no .buildtape left behind
 
 
