@@ -15,7 +15,6 @@ overlayfs cannot use as an upper layer), the run goes ahead without them and say
 
 from __future__ import annotations
 
-import ctypes
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -92,6 +91,8 @@ def prepare_overlays(roots: Iterable[str], sandbox: Path) -> list[Overlay]:
 def enter(overlays: list[Overlay]) -> Callable[[], None]:
     """What the child runs before executing bwrap: its own user and mount namespace (same
     uid and gid), and the overlays mounted there. Raises OSError where they cannot be."""
+    import ctypes  # only a replay that overlays something pays for it
+
     uid, gid = os.getuid(), os.getgid()
     options = [
         (
