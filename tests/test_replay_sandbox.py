@@ -569,23 +569,26 @@ def test_a_step_is_not_held_to_content_a_later_step_wrote(tmp_path: Path) -> Non
 
 
 GO = shutil.which("go")
-# Go makes its own system calls: the interposer sees none of its file events, so its
-# subtree is traced by strace (the default tracer's job; named here until it does).
-GO_TRACE = ("--trace", "strace")
 
 
 @pytest.mark.skipif(GO is None, reason="go is not installed")
 def test_a_go_module_replays_whole_and_reproduces(tmp_path: Path) -> None:
-    # No network, no dependencies; the build cache lives under the build's /tmp, which is
-    # the sandbox's own in the replay. Go without -trimpath embeds the source path.
+    # Recorded with the default tracer: Go makes its own system calls, which the
+    # interposer cannot see, so --trace auto traces Go's subtree with strace; without that
+    # the tape lacks main.go's content and the replay fails. No network, no dependencies;
+    # the build cache lives under the build's /tmp, which is the sandbox's own in the
+    # replay. Go without -trimpath embeds the source path.
     ws = tmp_path / "go-tiny"
     shutil.copytree(FIXTURES / "go-tiny", ws)
     env = {**os.environ, "GOFLAGS": "-mod=mod", "GOPROXY": "off",
            "GOCACHE": str(tmp_path / "gocache"), "GOPATH": str(tmp_path / "gopath")}  # fmt: skip
     tape = tmp_path / "go.tape"
-    buildtape("record", *GO_TRACE, "-q", "-o", tape, "--", "go", "build", "-o", "tiny", ".",
+    buildtape("record", "-q", "-o", tape, "--", "go", "build", "-o", "tiny", ".",
               cwd=ws, env=env, check=True, timeout=600)  # fmt: skip
     shutil.rmtree(tmp_path / "gocache")
+    with open_tape(tape) as t:  # what Go read is in the tape, not a placeholder
+        stored = {e.path for e in t.manifest.inputs if e.blob is not None}
+    assert {"go.mod", "main.go"} <= stored, stored
     before = tree_hash(ws)
     code, text, err = replay(tape, "--json", env=env)
     verdict = json.loads(text)
