@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -481,6 +482,26 @@ def stat_hash(root: Path) -> str:
     return h.hexdigest()
 
 
+def overlays_usable() -> bool:
+    """Whether this kernel lets a user namespace mount an overlay whose upper layer is
+    under /tmp (what a replay's sandbox needs for writes outside the workspace)."""
+    from replay.overlay import enter, prepare_overlays
+
+    with tempfile.TemporaryDirectory() as tmp:
+        overlays = prepare_overlays([str(Path.home())], Path(tmp))
+        try:
+            subprocess.run(["true"], preexec_fn=enter(overlays), check=True)
+        except (subprocess.SubprocessError, OSError):
+            return False
+    return True
+
+
+needs_overlays = pytest.mark.skipif(
+    not overlays_usable(), reason="overlayfs cannot be mounted in a user namespace here"
+)
+
+
+@needs_overlays
 def test_writes_through_absolute_paths_land_in_the_sandbox(tmp_path: Path) -> None:
     # The build writes /var/tmp/<dir>/copy.txt and $HOME/<file>, then reads them back.
     # Replayed, both writes succeed inside the sandbox (copy-on-write overlays) and the
@@ -514,6 +535,7 @@ def test_writes_through_absolute_paths_land_in_the_sandbox(tmp_path: Path) -> No
 CARGO = shutil.which("cargo") or shutil.which(str(Path.home() / ".cargo" / "bin" / "cargo"))
 
 
+@needs_overlays
 @pytest.mark.skipif(CARGO is None, reason="cargo is not installed")
 def test_a_cargo_build_replays_without_touching_cargo_home(tmp_path: Path) -> None:
     # cargo locks and writes $CARGO_HOME (~/.cargo: .package-cache, .global-cache) and
