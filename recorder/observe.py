@@ -21,7 +21,7 @@ from pathlib import Path
 
 from recorder.build import BuildRun
 from recorder.interposer import InterposerRecords
-from recorder.model import BuildWarning, DirEntry, FileEntry, Intermediate
+from recorder.model import BuildWarning, DirEntry, FileEntry, Intermediate, Version
 from recorder.prepare import Plan, relative
 from recorder.strace_parser import TracedProcess
 from recorder.workspace import FileState, Survey, content_state, hash_file, resurvey, survey
@@ -44,6 +44,8 @@ class Observation:
     stored_inputs: int = 0
     # How the changes were found: "walk" or "seen" (``recorder.model.Tracing.changes``).
     changes: str = "walk"
+    # Files as one step left them before another replaced them; pids, mapped by assembly.
+    versions: list[Version] = field(default_factory=list)
 
 
 def _touched(traced: Iterable[TracedProcess], workspace: str) -> tuple[set[str], set[str]]:
@@ -232,6 +234,7 @@ def observe(plan: Plan, before: Survey, run: BuildRun, store: Store) -> Observat
         if rel not in after.dirs
     ]
     intermediates = _intermediates(plan, run, outside, store)
+    final = {o.path: o.sha256 for o in outputs}
     return Observation(
         inputs=[inputs[k] for k in sorted(inputs)],
         outputs=sorted(outputs, key=lambda e: e.path),
@@ -240,7 +243,38 @@ def observe(plan: Plan, before: Survey, run: BuildRun, store: Store) -> Observat
         warnings=warnings,
         stored_inputs=stored,
         changes="walk" if by_walk else "seen",
+        versions=_versions(plan, run, final, store),
     )
+
+
+def _versions(
+    plan: Plan, run: BuildRun, final: dict[str, str | None], store: Store
+) -> list[Version]:
+    """Workspace files as one process left them before another replaced them.
+
+    Only those whose bytes differ from the build's final output: for the others, the
+    output already says what that step produced.
+    """
+    if run.records is None or run.save_dir is None:
+        return []
+    ws = str(plan.workspace)
+    seen: set[tuple[str, int]] = set()
+    out = []
+    for path, name, writer, replacer in run.records.versions:
+        rel = relative(path, ws)
+        if rel.startswith("/") or (rel, replacer) in seen:
+            continue  # one per replacing process (mv tries rename twice)
+        seen.add((rel, replacer))
+        source = run.save_dir / name
+        try:
+            st = source.stat()
+        except OSError:
+            continue
+        sha, blob = _store_file(source, "output", rel, store, plan.options.max_store_bytes)
+        if sha is None or sha == final.get(rel):
+            continue
+        out.append(Version(rel, st.st_mode & 0o777, st.st_size, sha, blob, writer, replacer))
+    return out
 
 
 def _intermediates(
