@@ -143,9 +143,10 @@ class InterposerRecords:
     straced: set[int] = field(default_factory=set)
     # Absolute paths whose mode or times a process changed (chmod, utimensat, ...).
     attrs: set[str] = field(default_factory=set)
-    # (absolute path, save name, pid that wrote it, pid that replaced it), in log order:
-    # a workspace file as one process of the build left it before another replaced it.
-    versions: list[tuple[str, str, int, int]] = field(default_factory=list)
+    # A workspace file as one process of the build left it before another replaced it, in
+    # log order: (absolute path, save name, or the size it had when another process
+    # appended to it, pid that wrote it, pid that replaced or appended).
+    versions: list[tuple[str, str | int, int, int]] = field(default_factory=list)
 
 
 class InterposerLog:
@@ -158,7 +159,7 @@ class InterposerLog:
         self.saves: dict[str, str] = {}
         self.intermediates: list[tuple[str, str, int]] = []
         self.attrs: set[str] = set()
-        self.versions: list[tuple[str, str, int, int]] = []
+        self.versions: list[tuple[str, str | int, int, int]] = []
         # path -> the last process seen opening it for writing (or renaming onto it).
         self._writer: dict[str, int] = {}
         self._pending: dict[int, _Pending] = {}
@@ -241,11 +242,12 @@ class InterposerLog:
                     _as_asked(proc, argv)
             elif kind == "P" and len(parts) >= 4:
                 self.saves.setdefault(os.path.normpath(_unescape(parts[3])), parts[2])
-            elif kind == "V" and len(parts) >= 4:
+            elif kind in ("V", "G") and len(parts) >= 4:
                 pid, path = int(parts[1]), os.path.normpath(_unescape(parts[3]))
+                kept: str | int = parts[2] if kind == "V" else int(parts[2])
                 writer = self._writer.get(path)
                 if writer is not None and writer != pid:
-                    self.versions.append((path, parts[2], writer, pid))
+                    self.versions.append((path, kept, writer, pid))
             elif kind == "I" and len(parts) >= 4:
                 path = os.path.normpath(_unescape(parts[3]))
                 self.intermediates.append((path, parts[2], int(parts[1])))

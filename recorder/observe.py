@@ -30,6 +30,11 @@ from recorder.workspace import FileState, Survey, content_state, hash_file, resu
 # returns the blob name, or None when the content must not be stored.
 Store = Callable[[str, str, bytes, str], "str | None"]
 _SKIPPED = ("/proc/", "/sys/", "/dev/")
+# Versions kept per path, in all, and their bytes: a step replay's comparison is worth a
+# little room in the tape, not a copy of every line a configure script appends to its log.
+_VERSIONS_PER_PATH = 4
+_VERSIONS = 256
+_VERSION_BYTES = 64 << 20
 
 
 @dataclass
@@ -247,6 +252,12 @@ def observe(plan: Plan, before: Survey, run: BuildRun, store: Store) -> Observat
     )
 
 
+def _prefix(path: Path, size: int) -> bytes | None:
+    with open(path, "rb") as f:
+        data = f.read(size)
+    return data if len(data) == size else None
+
+
 def _versions(
     plan: Plan, run: BuildRun, final: dict[str, str | None], store: Store
 ) -> list[Version]:
@@ -259,21 +270,45 @@ def _versions(
         return []
     ws = str(plan.workspace)
     seen: set[tuple[str, int]] = set()
-    out = []
-    for path, name, writer, replacer in run.records.versions:
+    replaced_after: dict[str, int] = {}  # path -> index of its last replacing record
+    for i, (path, kept, _, _) in enumerate(run.records.versions):
+        if isinstance(kept, str):
+            replaced_after[path] = i
+    out: list[Version] = []
+    per_path: dict[str, int] = {}
+    total = 0
+    for i, (path, kept, writer, replacer) in enumerate(run.records.versions):
         rel = relative(path, ws)
         if rel.startswith("/") or (rel, replacer) in seen:
             continue  # one per replacing process (mv tries rename twice)
         seen.add((rel, replacer))
-        source = run.save_dir / name
+        if per_path.get(rel, 0) >= _VERSIONS_PER_PATH or len(out) >= _VERSIONS:
+            continue  # a log many steps append to (config.log): its steps go uncompared
+        if isinstance(kept, str):
+            source = run.save_dir / kept
+        elif replaced_after.get(path, -1) < i:
+            # Only appended to since: what ``writer`` left is that prefix of the result.
+            source = plan.workspace / rel
+        else:
+            continue
         try:
-            st = source.stat()
+            data = source.read_bytes() if isinstance(kept, str) else _prefix(source, kept)
+            mode = source.stat().st_mode & 0o777
         except OSError:
             continue
-        sha, blob = _store_file(source, "output", rel, store, plan.options.max_store_bytes)
-        if sha is None or sha == final.get(rel):
+        if data is None or len(data) > plan.options.max_store_bytes:
             continue
-        out.append(Version(rel, st.st_mode & 0o777, st.st_size, sha, blob, writer, replacer))
+        import hashlib
+
+        sha = hashlib.sha256(data).hexdigest()
+        if sha == final.get(rel):
+            continue
+        if total + len(data) > _VERSION_BYTES:
+            continue
+        total += len(data)
+        per_path[rel] = per_path.get(rel, 0) + 1
+        blob = store("output", rel, data, sha)
+        out.append(Version(rel, mode, len(data), sha, blob, writer, replacer))
     return out
 
 

@@ -31,7 +31,9 @@
  * (copy_file_range), and logs  P pid name path.  Before a call replaces the content of a
  * workspace file an earlier process of this build wrote (a truncating open, a rename over
  * it, an unlink), that content is kept the same way and logged  V pid name path, so a
- * step's own output is known even when a later step rewrote it.  Before a build-written file outside the
+ * step's own output is known even when a later step rewrote it. Before an appending open
+ * of such a file, only its size is logged,  G pid size path : what the earlier step wrote
+ * is that prefix of the final content, unless something replaced it afterwards.  Before a build-written file outside the
  * workspace is unlinked (gcc's /tmp/cc*.s), it is hard-linked there too: I pid name path.
  * Nothing stops the process, which is why this costs far less than ptrace.
  *
@@ -147,6 +149,7 @@ static int clean(const char *p) {
  * content a step of this build wrote, so that content is kept as that step left it. */
 #define SAVE_COPY 1
 #define SAVE_REPLACING 2
+#define SAVE_APPENDING 4
 static void emit_save(int dirfd, const char *path, int how);
 static void wrote(const char *abs);
 static void emit_intermediate(int dirfd, const char *path);
@@ -188,6 +191,10 @@ static char open_op(int flags) {
     return 'r';
 }
 
+static int fopen_how(const char *mode) {
+    return mode[0] == 'w' ? SAVE_REPLACING : mode[0] == 'a' ? SAVE_APPENDING : 0;
+}
+
 static char fopen_op(const char *mode) {
     if (!mode)
         return 'r';
@@ -209,7 +216,7 @@ static mode_t mode_arg(int flags, va_list ap) {
 }
 
 static int replacing(int flags) {
-    return (flags & O_TRUNC) ? SAVE_REPLACING : 0;
+    return (flags & O_TRUNC) ? SAVE_REPLACING : (flags & O_APPEND) ? SAVE_APPENDING : 0;
 }
 
 static int writes(int flags) {
@@ -300,7 +307,7 @@ WRAP_CREAT(creat64)
     FILE *name(const char *path, const char *mode) {                             \
         REAL(name);                                                              \
         if (mode && (mode[0] == 'w' || mode[0] == 'a' || strchr(mode, '+')))     \
-            emit_save(AT_FDCWD, path, SAVE_COPY | (mode[0] == 'w' ? SAVE_REPLACING : 0)); \
+            emit_save(AT_FDCWD, path, SAVE_COPY | fopen_how(mode));                \
         FILE *f = real_##name(path, mode);                                       \
         if (f)                                                                   \
             emit(fopen_op(mode), AT_FDCWD, path, 0, NULL);                       \
@@ -1128,6 +1135,11 @@ static void emit_save(int dirfd, const char *path, int how) {
             const char *strs[] = {name, a};
             emit_proc(head, strs, 2, NULL);
         }
+    } else if ((how & SAVE_APPENDING) && !wrote_it(a)) {
+        /* An append keeps what an earlier step wrote as a prefix: its length is enough. */
+        snprintf(head, sizeof head, "G\t%d\t%lld", (int)getpid(), (long long)st.st_size);
+        const char *strs[] = {a};
+        emit_proc(head, strs, 1, NULL);
     } else if ((how & SAVE_REPLACING) && st.st_size <= (64 << 20) && !wrote_it(a)) {
         /* As an earlier step of this build left it (ar's archive before ranlib rewrites
          * it): a hard link when the name is replaced, else a copy. */
