@@ -439,11 +439,10 @@ def test_cycles_and_far_timestamps_end_promptly(base: Path, tmp_path: Path) -> N
     def far(m: dict[str, Any]) -> None:
         m["streams"]["chunks"] = [[1e9, c[1], c[2]] for c in m["streams"]["chunks"]]
 
-    start = time.monotonic()
+    # A wait of 1e9 s would never end: the run's timeout fails the test if playback waits.
     code, out, err = run("replay", craft(base, tmp_path / "far.tape", far), "--playback")
     assert code == 0, err
     assert out == b"done\n"
-    assert time.monotonic() - start < 30
 
 
 # --- output hygiene ---------------------------------------------------------------------------
@@ -523,18 +522,14 @@ def test_diff_budgets_bound_archives_and_text(monkeypatch: pytest.MonkeyPatch) -
         t.addfile(huge, io.BytesIO(bytes(huge.size)))
     data = buf.getvalue()
     assert len(data) < 64 * 1024 and len(bz2.decompress(data)) > diff_limits.MAX_ARCHIVE_BYTES
-    start = time.monotonic()
     members = diff_limits.archive_members(data, "out.tar.bz2")
     assert members is not None and members.files == {"a.txt": b"hi\n"}
     assert members.skipped and "zeros.bin" in members.skipped[0]
-    assert time.monotonic() - start < 10
 
     # 300k lines that differ all over: the fallback is linear and says so.
     a = [f"line {i}" for i in range(300_000)]
     b = [f"line {i}" if i % 2 else f"LINE {i}" for i in range(300_000)]
-    start = time.monotonic()
     lines = diff_limits.unified_diff(a, b, "a/x", "b/x")
-    assert time.monotonic() - start < 10
     assert "too large to align" in lines[2]
     # Small differences still get difflib's hunks, numbered for the whole file.
     c = list(a)
@@ -542,3 +537,57 @@ def test_diff_budgets_bound_archives_and_text(monkeypatch: pytest.MonkeyPatch) -
     lines = diff_limits.unified_diff(a, c, "a/x", "b/x")
     assert lines[2] == "@@ -149999,5 +149999,5 @@"
     assert "-line 150000" in lines and "+changed" in lines
+
+
+@pytest.mark.skipif(shutil.which("prlimit") is None, reason="prlimit (util-linux) is missing")
+def test_tape_sized_argv_and_spans_are_not_matched_quadratically(
+    base: Path, tmp_path: Path
+) -> None:
+    """300,000 differing arguments for diff, 200,000 overlapping spans and a 20,000-deep
+    process chain for flame: each finishes under the memory cap (and the run's timeout,
+    which quadratic matching would blow) and says where it stopped matching exactly."""
+
+    def long_argv(prefix: str) -> Callable[[dict[str, Any]], None]:
+        def mutate(m: dict[str, Any]) -> None:
+            m["argv"] = ["sh", "-c", "true", *(f"-D{prefix}{i}" for i in range(300_000))]
+            m["processes"][0]["argv"] = m["argv"]
+
+        return mutate
+
+    a = craft(base, tmp_path / "a.tape", long_argv("A"))
+    b = craft(base, tmp_path / "b.tape", long_argv("B"))
+    code, out, err = _capped("diff", a, b)
+    assert code == 1, err
+    assert b"too many arguments to align: 300000 and 300000 differ" in out
+    code, out, err = _capped("diff", "--format", "json", a, b)
+    assert code == 1, err
+    assert "too many arguments to align" in json.loads(out)["cause"]
+
+    # One argument changed among 300,000: still aligned exactly, past the common ends.
+    def one_changed(m: dict[str, Any]) -> None:
+        long_argv("A")(m)
+        m["argv"][9] = "-O3"  # the root process shares this list
+
+    one = craft(base, tmp_path / "one.tape", one_changed)
+    code, out, err = _capped("diff", a, one)
+    assert code == 1, err
+    assert b"-DA6 \xe2\x86\x92 -O3" in out and b"too many" not in out
+
+    def spans_and_depth(m: dict[str, Any]) -> None:
+        p0 = m["processes"][0]
+        m["events"] += [
+            {"t": i * 1e-6, "kind": "span", "name": f"s{i % 7}", "start_s": i * 1e-6,
+             "end_s": 0.5 + i * 1e-6, "pid": p0["pid"]}
+            for i in range(200_000)
+        ]  # fmt: skip
+        m["processes"] += [
+            {**p0, "id": i, "parent_id": i - 1, "pid": 10_000 + i, "argv": ["sh", "-c", f"s{i}"]}
+            for i in range(2, 20_000)
+        ]
+
+    hostile = craft(base, tmp_path / "spans.tape", spans_and_depth)
+    code, _, err = _capped("flame", hostile, "-o", tmp_path / "f.svg")
+    assert code == 0, err
+    assert b"200000 spans overlap without nesting, too many to match pairwise" in err
+    assert b"processes nested deeper than 256 are drawn inside their ancestor" in err
+    ET.fromstring((tmp_path / "f.svg").read_bytes())

@@ -10,6 +10,7 @@ from flame.folded import folded_unit
 from flame.formats import FORMATS, Renderer, format_for, render
 from flame.options import DIFF_MODES, ORDERS, PALETTES, FlameOptions
 from flame.pipeline import FlameSources, Profile, prepare
+from recorder.trust import printable
 
 
 def _html_page(profile: Profile, options: FlameOptions) -> str:
@@ -165,6 +166,8 @@ def flame_cmd(
     for source, report in profile.reports:
         if report.malformed_count:
             click.echo(f"buildtape: warning: {report.describe(source)}", err=True)
+    for note in profile.tree.notes:
+        click.echo(f"buildtape: note: {printable(note)}", err=True)
     if chosen == "folded" and profile.tree.unit != "samples":
         click.echo(f"buildtape: note: folded counts are in {folded_unit(profile.tree)}", err=True)
     write_text(output, render(chosen, profile, options, PAGES))
