@@ -591,3 +591,49 @@ def test_tape_sized_argv_and_spans_are_not_matched_quadratically(
     assert b"200000 spans overlap without nesting, too many to match pairwise" in err
     assert b"processes nested deeper than 256 are drawn inside their ancestor" in err
     ET.fromstring((tmp_path / "f.svg").read_bytes())
+
+
+def test_history_commands_show_tape_text_escaped(base: Path, tmp_path: Path) -> None:
+    """A crafted tape indexed into a history: its command, labels, failing and slowest
+    step, error line and metric names reach no terminal raw in history, stats, alerts,
+    check or events."""
+
+    def failing(m: dict[str, Any]) -> None:
+        root = m["processes"][0]
+        m["argv"] = root["argv"] = ["sh", "-c", "make", HOSTILE_TEXT]
+        m["status"], m["exit_code"] = "failed", 2
+        root["exit_code"] = 2
+        m["labels"] = {"ci\x1b]0;x\x07": HOSTILE_TEXT, "branch": "main\r\x1b[2Kevil"}
+        m["processes"].append({
+            **root, "id": 2, "parent_id": 1, "pid": 4242, "exit_code": 1,
+            "argv": ["cc", "-c", "x.c", HOSTILE_TEXT], "start_s": 0.0, "end_s": 0.5,
+        })  # fmt: skip
+        m["events"].append({"t": 0.1, "kind": "metric", "name": HOSTILE_TEXT, "value": 1})
+
+    tapes = tmp_path / "tapes"
+    tapes.mkdir()
+    for i in range(3):  # a few builds, so stats and alerts have something to say
+        craft(base, tapes / f"hostile{i}.tape", failing)
+    home = tmp_path / "home"
+    code, _, err = run("history", "--home", home, "--reindex", "--scan", tapes)
+    assert code == 0, err
+    outputs = {}
+    for args in (
+        ["history"],
+        ["stats"],
+        ["stats", "--by", "command"],
+        ["stats", "--by", "label:branch"],
+        ["alerts"],
+        ["alerts", "--history"],
+        ["check"],
+        ["events"],
+    ):
+        code, out, err = run(*args, "--home", home)
+        assert code in DOCUMENTED, (args, code, err)
+        assert not RAW_CONTROL.search(out), (args, out)
+        assert not RAW_CONTROL.search(err), (args, err)
+        outputs[" ".join(args)] = out.decode()
+    listing = outputs["history"].splitlines()
+    assert len(listing) == 4  # the header and one row per build: no row forged by a newline
+    assert "\\e]0;pwned\\x07" in listing[1]  # made visible, not dropped
+    assert "cc -c x.c" in outputs["stats"] and "\\e[8mhidden" in outputs["stats"]
