@@ -246,6 +246,41 @@ def test_no_crafted_command_runs_without_consent(base: Path, tmp_path: Path) -> 
     assert code == 0, err
 
 
+def test_tapes_recorded_through_the_api_are_remembered_and_copies_are_not(
+    tmp_path: Path,
+) -> None:
+    """``recorder.record`` (no CLI) notes its tape as recorded here; a tape rewritten from
+    it through the writer (one label added) is not, and replaying it asks."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "in.txt").write_text("x\n")
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}
+    tape = tmp_path / "api.tape"
+    script = (
+        "from pathlib import Path\n"
+        "from recorder.options import RecordOptions\n"
+        "from recorder.record import record\n"
+        f"record(RecordOptions(argv=('sh', '-c', 'cat in.txt'), output=Path({str(tape)!r}),"
+        f" workspace=Path({str(ws)!r}), cwd=Path({str(ws)!r}), trace='none', stacks='none'))\n"
+    )
+    subprocess.run([sys.executable, "-c", script], env=env, check=True, capture_output=True)
+    listing = tmp_path / "state" / "buildtape" / "recorded-here"
+    assert stat.S_IMODE(listing.stat().st_mode) == 0o600
+    with TapeReader(tape) as r:
+        assert listing.read_text().split() == [r.manifest_sha256]
+
+    code, _, err = run("replay", tape, "--workdir", tmp_path / "s1", env=env)
+    assert code == 0, err  # no terminal, no --yes, and no question: it was recorded here
+    copy = craft(tape, tmp_path / "copy.tape", lambda m: m["labels"].update(copied="yes"))
+    code, _, err = run("replay", copy, "--workdir", tmp_path / "s2", env=env)
+    assert code == 8
+    assert_refused(code, err, "pass --yes")
+    # Under another state directory (another user, another machine) the first asks too.
+    other = {**env, "XDG_STATE_HOME": str(tmp_path / "elsewhere")}
+    code, _, err = run("replay", tape, "--workdir", tmp_path / "s3", env=other)
+    assert code == 8, err
+
+
 # --- the tape's environment -------------------------------------------------------------------
 
 
