@@ -32,7 +32,7 @@ from typing import IO, Any, Protocol, cast
 
 import zstandard
 
-from recorder.errors import TapeError, TapeNotFound
+from recorder.errors import TapeError, TapeNotFound, TapeNotWritten
 
 FORMAT_NAME = "buildtape-tape"
 FORMAT_VERSION = "1.1"
@@ -200,9 +200,9 @@ class TapeWriter:
         offset, length = self._write_frame(data)
         self._packs.append([offset, length, size])
 
-    def _write_failed(self, exc: OSError) -> TapeError:
+    def _write_failed(self, exc: OSError) -> TapeNotWritten:
         self.abort()
-        return TapeError(
+        return TapeNotWritten(
             f"could not write tape {self.path}: {exc.strerror or exc}; "
             "free some space or choose another place with -o"
         )

@@ -458,6 +458,62 @@ def test_budgets_hold_before_anything_is_written(base: Path, tmp_path: Path, can
         assert not (tmp_path / s).exists() or not any((tmp_path / s).rglob("*.bin"))
 
 
+def _small_fs_works() -> bool:
+    if shutil.which("unshare") is None:
+        return False
+    probe = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", "mount -t tmpfs -o size=1m tmpfs /mnt"],
+        capture_output=True,
+    )
+    return probe.returncode == 0
+
+
+def _on_small_fs(
+    mnt: Path, size: str, *args: Any, fill: bool = False, cwd: Path | None = None
+) -> tuple[int, bytes, bytes]:
+    """``buildtape ARGS`` with a fresh tmpfs of ``size`` at ``mnt`` (a private mount in a
+    user namespace: no privilege, gone when the command ends); ``fill`` fills it first."""
+    script = 'mount -t tmpfs -o size="$1" tmpfs "$2" || exit 99; '
+    script += 'cat /dev/zero > "$2/fill" 2>/dev/null; ' if fill else ""
+    script += 'shift 2; exec "$@"'
+    mnt.mkdir(exist_ok=True)
+    proc = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", script, "sh", size, str(mnt),
+         sys.executable, "-m", "buildtape", *map(str, args)],
+        capture_output=True, timeout=120, stdin=subprocess.DEVNULL, cwd=cwd,
+    )  # fmt: skip
+    assert proc.returncode != 99, proc.stderr
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+@pytest.mark.skipif(not _small_fs_works(), reason="no user and mount namespaces for a tmpfs")
+def test_a_full_disk_is_an_io_error(base: Path, tmp_path: Path) -> None:
+    """On a real 16 MiB filesystem: a restore that would not fit is refused before
+    anything is written, and writes that hit ENOSPC fail, all with exit 5 (IO_ERROR),
+    one line, and no file under its final name."""
+    mnt = tmp_path / "mnt"
+    code, _, err = _on_small_fs(mnt, "16m", "replay", base, "--yes", "--workdir", mnt / "s")
+    assert code == 5, err
+    assert_refused(code, err, "free some space or restore elsewhere")
+    code, _, err = _on_small_fs(mnt, "16m", "extract", base, "--step", "1", "-o", mnt / "x")
+    assert code == 5, err
+    assert_refused(code, err, "free some space or restore elsewhere")
+
+    code, _, err = _on_small_fs(mnt, "1m", "flame", base, "-o", mnt / "f.svg", fill=True)
+    assert code == 5, err
+    assert_refused(code, err, "No space left on device")
+    # A recording whose tape cannot be written: the documented record failure.
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    code, _, err = _on_small_fs(
+        mnt, "1m", "record", "-q", "--trace", "none", "--no-store", "-o", mnt / "t.tape",
+        "--", "true", fill=True, cwd=ws,
+    )  # fmt: skip
+    assert code == 125, err
+    assert "No space left on device" in err.decode() and "free some space" in err.decode()
+    assert not any(mnt.iterdir())  # the mounts are gone, and nothing was written beneath
+
+
 def test_declared_sizes_must_match_what_is_stored(base: Path, tmp_path: Path) -> None:
     def lie(m: dict[str, Any]) -> None:
         m["inputs"][0]["size"] = 1
