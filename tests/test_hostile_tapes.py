@@ -10,6 +10,7 @@ the tape reaches the output.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
@@ -127,9 +128,15 @@ def _paths(m: dict[str, Any], *paths: str) -> list[int]:
 # --- writes outside the sandbox -----------------------------------------------------------
 
 
+# The checks are the inner wall: they hold in the sandbox and in its no-namespace fallback.
+SANDBOXES = {"bwrap": {}, "directory": {"BUILDTAPE_SANDBOX": "directory"}}
+
+
+@pytest.mark.parametrize("sandbox", sorted(SANDBOXES))
 def test_link_chains_and_climbing_cwds_never_reach_outside(
-    base: Path, tmp_path: Path, canary: Path
+    base: Path, tmp_path: Path, canary: Path, sandbox: str
 ) -> None:
+    env = {**os.environ, **SANDBOXES[sandbox]}
     outside = os.path.relpath(canary, tmp_path / "sandbox" / "workspace")
 
     def chain(m: dict[str, Any]) -> None:
@@ -148,7 +155,7 @@ def test_link_chains_and_climbing_cwds_never_reach_outside(
         ["replay", hostile, "--yes", "--workdir", tmp_path / "sandbox"],
         ["extract", hostile, "--step", "1", "-o", tmp_path / "x"],
     ):
-        code, _, err = run(*args)
+        code, _, err = run(*args, env=env)
         assert code == 3, (args, err)
         assert_refused(code, err, "escapes the workspace")
 
@@ -160,9 +167,11 @@ def test_link_chains_and_climbing_cwds_never_reach_outside(
         })  # fmt: skip
 
     step = craft(base, tmp_path / "step.tape", climbing_step)
-    code, _, err = run("replay", step, "--yes", "--step", "2", "--workdir", tmp_path / "s2")
+    code, _, err = run(
+        "replay", step, "--yes", "--step", "2", "--workdir", tmp_path / "s2", env=env
+    )
     assert_refused(code, err, "outside the workspace")
-    code, _, err = run("extract", step, "--step", "2", "-o", tmp_path / "x2")
+    code, _, err = run("extract", step, "--step", "2", "-o", tmp_path / "x2", env=env)
     assert_refused(code, err, "outside the workspace")
     assert not (canary / "inner" / "pwned").exists()
 
@@ -185,6 +194,30 @@ def test_restored_modes_carry_no_special_or_world_write_bits(base: Path, tmp_pat
                        "-o", tmp_path / "y")  # fmt: skip
     assert_refused(code, err, "not a file mode")
     assert not (tmp_path / "y").exists()
+
+
+def test_extracted_run_sh_runs_only_the_recorded_command(base: Path, tmp_path: Path) -> None:
+    """A step whose argv holds newlines and a command substitution, in a cwd named like
+    one: run.sh quotes every value, so running it creates no marker."""
+    marker = tmp_path / "pwned"
+
+    def injecting(m: dict[str, Any]) -> None:
+        m["processes"].append({
+            **m["processes"][0], "id": 2, "parent_id": 1, "pid": 4242,
+            "argv": ["sh", "-c", "true", f"x\ntouch {marker}\n", f"$(touch {marker})",
+                     f"`touch {marker}`"],
+            "cwd": m["workspace"] + f"/sub/$(touch {marker})",
+        })  # fmt: skip
+
+    hostile = craft(base, tmp_path / "inject.tape", injecting)
+    out_dir = tmp_path / "x"
+    code, _, err = run("extract", hostile, "--step", "2", "-o", out_dir)
+    assert code == 0, err
+    ran = subprocess.run(
+        ["sh", "run.sh"], cwd=out_dir, capture_output=True, timeout=120,
+        env={"PATH": "/usr/bin:/bin", "BUILDTAPE_RUN_AT": "here"},
+    )  # fmt: skip
+    assert not marker.exists(), ran.stderr
 
 
 # --- consent --------------------------------------------------------------------------------
@@ -284,8 +317,9 @@ def test_tapes_recorded_through_the_api_are_remembered_and_copies_are_not(
 # --- the tape's environment -------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("kind", sorted(SANDBOXES))
 def test_the_tapes_environment_reaches_neither_host_nor_buildtape(
-    base: Path, tmp_path: Path, canary: Path
+    base: Path, tmp_path: Path, canary: Path, kind: str
 ) -> None:
     user_dir = tmp_path / "user"
     (user_dir / "bin").mkdir(parents=True)
@@ -307,7 +341,7 @@ def test_the_tapes_environment_reaches_neither_host_nor_buildtape(
 
     hostile = craft(base, tmp_path / "env.tape", env)
     sandbox = tmp_path / "sandbox"
-    user_env = {**os.environ, "GITHUB_TOKEN": "ghp_real_token_of_the_user"}
+    user_env = {**os.environ, **SANDBOXES[kind], "GITHUB_TOKEN": "ghp_real_token_of_the_user"}
     code, out, err = run("replay", hostile, "--yes", "--workdir", sandbox, cwd=user_dir,
                          env=user_env)  # fmt: skip
     assert code in (0, 1), err
@@ -319,6 +353,7 @@ def test_the_tapes_environment_reaches_neither_host_nor_buildtape(
         assert not re.search(rf"^{name}=", seen, re.M), name
     assert "ghp_real_token_of_the_user" not in seen
     notes = out.decode()
+    assert ("(directory, no namespaces)" in err.decode()) == (kind == "directory")
     assert "LD_PRELOAD from the tape was dropped (--trust-env keeps it)" in notes
     assert "GITHUB_TOKEN was redacted in the tape; left unset" in notes
     assert not (canary / "inner" / "strace-ran").exists()
@@ -402,6 +437,42 @@ def test_malformed_content_is_refused_or_skipped_never_a_crash(
         if code not in (0, 1):
             assert_refused(code, err)
         assert not RAW_CONTROL.search(out), (case, args)
+
+
+def _with_samples(base: Path, dst: Path, blob: bytes) -> Path:
+    with TapeReader(base) as r:
+        manifest = r.read_manifest()
+        blobs = [r.read_blob(d) for d in r.blob_digests()]
+    w = TapeWriter(dst)
+    for data in blobs:
+        w.add_blob(data)
+    manifest["sampling"] = {**manifest["sampling"], "sampler": "py-spy", "rate": 100,
+                            "count": 5, "samples_blob": w.add_blob(blob)}  # fmt: skip
+    w.commit(manifest)
+    return dst
+
+
+def test_malformed_python_samples_are_skipped_and_unreadable_ones_refused(
+    base: Path, tmp_path: Path
+) -> None:
+    doc = {
+        "frames": [["compile", "build.py", 3], "garbage", ["g", "y.py", "not a line"]],
+        "samples": [
+            [1, 0, 1000, [0]],  # the one good sample
+            [1, -5, 10, [0]], ["x"], [1, 0, 10, [99]], [1, 0, "10", [0]], {"a": 1},
+        ],
+    }  # fmt: skip
+    hostile = _with_samples(base, tmp_path / "samples.tape", json.dumps(doc).encode())
+    for args in (["flame", hostile, "-o", tmp_path / "f.svg"],
+                 ["report", hostile, "-o", tmp_path / "r.html"], ["show", hostile]):  # fmt: skip
+        code, _, err = run(*args)
+        assert code == 0, (args, err)
+    assert "compile (build.py:3)" in (tmp_path / "f.svg").read_text()
+    for name, blob in (("text", b"not json"), ("deep", DEEP.encode()), ("list", b"[1, 2]")):
+        bad = _with_samples(base, tmp_path / f"{name}.tape", blob)
+        code, _, err = run("flame", bad, "-o", tmp_path / f"{name}.svg")
+        assert_refused(code, err, "samples")
+        assert not (tmp_path / f"{name}.svg").exists()
 
 
 # --- resources --------------------------------------------------------------------------------
@@ -512,6 +583,93 @@ def test_a_full_disk_is_an_io_error(base: Path, tmp_path: Path) -> None:
     assert code == 125, err
     assert "No space left on device" in err.decode() and "free some space" in err.decode()
     assert not any(mnt.iterdir())  # the mounts are gone, and nothing was written beneath
+
+
+@pytest.mark.skipif(shutil.which("prlimit") is None, reason="prlimit (util-linux) is missing")
+def test_running_out_of_memory_is_its_own_exit_code_never_differ(
+    base: Path, tmp_path: Path
+) -> None:
+    """Two 20 KB tapes whose outputs inflate to 195 MiB of text each: diff reads both
+    within its content budget, which this memory cap cannot hold."""
+
+    def bomb(name: str, fill: bytes) -> Path:
+        with TapeReader(base) as r:
+            manifest = r.read_manifest()
+            blobs = [r.read_blob(d) for d in r.blob_digests()]
+        big = (fill * 64 + b"\n") * (3 * 1024**2)
+        w = TapeWriter(tmp_path / name)
+        for data in blobs:
+            w.add_blob(data)
+        manifest["outputs"].append({
+            "path": "big.txt", "mode": 0o100644, "size": len(big), "sha256": w.add_blob(big),
+            "stored": True, "change": "created",
+        })  # fmt: skip
+        w.commit(manifest)
+        return tmp_path / name
+
+    a, b = bomb("a.tape", b"a"), bomb("b.tape", b"b")
+    assert a.stat().st_size < 100_000
+    proc = subprocess.run(
+        ["prlimit", "--as=" + str(600 * 1024**2), sys.executable, "-m", "buildtape",
+         "diff", str(a), str(b)],
+        capture_output=True, timeout=300, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert proc.returncode == 9, proc.stderr
+    assert_refused(proc.returncode, proc.stderr, "out of memory")
+
+
+@pytest.mark.skipif(shutil.which("prlimit") is None, reason="prlimit (util-linux) is missing")
+def test_diff_unpacks_archive_outputs_within_its_budget(base: Path, tmp_path: Path) -> None:
+    """Two builds' .tar.bz2 outputs of a few KB that inflate past the 64 MiB budget: diff
+    compares what fits under the memory cap and lists what it did not unpack."""
+    import tarfile
+
+    def archive_tape(name: str, text: bytes) -> Path:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w:bz2") as t:
+            small = tarfile.TarInfo("a.txt")
+            small.size = len(text)
+            t.addfile(small, io.BytesIO(text))
+            huge = tarfile.TarInfo("zeros.bin")
+            huge.size = 80 * 1024**2
+            t.addfile(huge, _Zeros(huge.size))
+        data = buf.getvalue()
+        assert len(data) < 64 * 1024
+        with TapeReader(base) as r:
+            manifest = r.read_manifest()
+            blobs = [r.read_blob(d) for d in r.blob_digests()]
+        w = TapeWriter(tmp_path / name)
+        for blob in blobs:
+            w.add_blob(blob)
+        manifest["outputs"].append({
+            "path": "out.tar.bz2", "mode": 0o100644, "size": len(data),
+            "sha256": w.add_blob(data), "stored": True, "change": "created",
+        })  # fmt: skip
+        w.commit(manifest)
+        return tmp_path / name
+
+    a, b = archive_tape("a.tape", b"hi\n"), archive_tape("b.tape", b"ho\n")
+    code, out, err = _capped("diff", a, b)
+    assert code == 1, err
+    text = out.decode()
+    assert "not unpacked: member zeros.bin and the rest: past the" in text
+    assert "a.txt" in text
+
+
+class _Zeros(io.RawIOBase):
+    """``size`` zero bytes, read without holding them."""
+
+    def __init__(self, size: int) -> None:
+        self.left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        n = min(len(b), self.left)
+        b[:n] = bytes(n)
+        self.left -= n
+        return n
 
 
 def test_declared_sizes_must_match_what_is_stored(base: Path, tmp_path: Path) -> None:
@@ -682,6 +840,10 @@ def test_tape_sized_argv_and_spans_are_not_matched_quadratically(
     assert b"200000 spans overlap without nesting, too many to match pairwise" in err
     assert b"processes nested deeper than 256 are drawn inside their ancestor" in err
     ET.fromstring((tmp_path / "f.svg").read_bytes())
+    # The report lays 20,000 processes on its timeline with heaps, its flamegraph as above.
+    code, _, err = _capped("report", hostile, "-o", tmp_path / "r.html")
+    assert code == 0, err
+    assert b"s19999" in (tmp_path / "r.html").read_bytes()
 
 
 def test_history_commands_show_tape_text_escaped(base: Path, tmp_path: Path) -> None:
