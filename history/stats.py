@@ -245,7 +245,7 @@ def group_key(b: BuildRow, by: str) -> str:
 
 
 def stats(store: HistoryStore, options: StatsOptions) -> Stats:
-    since = period_start(options.period)
+    since = options.since or period_start(options.period)
     builds = store.outcomes(since)
     groups = None
     if options.by:
@@ -256,7 +256,7 @@ def stats(store: HistoryStore, options: StatsOptions) -> Stats:
             )
         groups = [Group(g, summarise(grouped[g])) for g in sorted(grouped)]
     return Stats(
-        period=options.period,
+        period="since" if options.since else options.period,
         since=since,
         history=str(store.path),
         summary=summarise(builds),

@@ -9,15 +9,20 @@ import click
 
 from buildtape.config import load_here
 from buildtape.exit_codes import ExitCode
-from buildtape.params import SINCE, home_option, json_option
+from buildtape.params import HISTORY_CODES, epilog, home_option, json_option, since_option
 from buildtape.text import history as text
 from history.alerts import as_json as alerts_json
 from history.alerts import at_least, judge, past
 from history.options import LEVELS
 from history.store import HistoryStore
 
+EXAMPLES = [
+    "buildtape alerts --level warning",
+    "buildtape alerts --history --since 7d --format json",
+]
 
-@click.command("alerts")
+
+@click.command("alerts", epilog=epilog(EXAMPLES, HISTORY_CODES))
 @click.option(
     "--level",
     type=click.Choice(LEVELS),
@@ -26,11 +31,11 @@ from history.store import HistoryStore
     help="Only alerts at or above this level.",
 )
 @click.option("--history", "show_history", is_flag=True, help="Alerts raised so far, newest first.")
-@click.option("--since", type=SINCE, help="With --history: raised since 7d, 12h, or an ISO time.")
-@json_option("A JSON array.")
+@since_option("With --history: alerts raised since WHEN.")
+@json_option("json: an array.")
 @home_option
 def alerts_cmd(
-    level: str, show_history: bool, since: str | None, as_json: bool, home: Path | None
+    level: str, show_history: bool, since: str | None, fmt: str, home: Path | None
 ) -> ExitCode:
     """Judge the newest build against its baseline and list the alerts; each is kept.
 
@@ -43,6 +48,7 @@ def alerts_cmd(
     The baseline is the median and MAD of the last 20 successful builds; a rule needs
     5 of them (alerts.min_baseline) before it judges anything.
     """
+    as_json = fmt == "json"
     cfg = load_here()
     with HistoryStore(home or cfg.home, create=False) as store:
         if show_history:
