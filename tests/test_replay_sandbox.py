@@ -527,6 +527,10 @@ def test_writes_through_absolute_paths_land_in_the_sandbox(tmp_path: Path) -> No
         assert homefile.read_text() == "the host's canary\n"
         assert homefile.stat().st_mtime_ns == 1_600_000_000_000_000_000
         assert tree_hash(ws) == before
+        # Without namespaces nothing can keep them off the host: the replay says so first.
+        code, _, err = replay(tape, env=DIRECTORY)
+        assert code == 0 and "without namespaces nothing keeps the build's writes" in err, err
+        assert str(homefile) in err and str(outside / "copy.txt") in err
     finally:
         shutil.rmtree(outside, ignore_errors=True)
         homefile.unlink(missing_ok=True)
@@ -584,6 +588,11 @@ def test_a_step_is_not_held_to_content_a_later_step_wrote(tmp_path: Path) -> Non
     assert all(o["path"] != "gen.txt" for o in verdict["outputs"]), verdict["outputs"]
     note = next(n for n in verdict["notes"] if n.startswith("not compared: gen.txt"))
     assert f"step {later['id']} changed it after this step" in note, note
+    # extract leaves it out of expected.sha256 too, and run.sh says why.
+    out_dir = tmp_path / "repro"
+    buildtape("extract", tape, "--step", first["id"], "--into", out_dir, check=True)
+    assert "gen.txt" not in (out_dir / "expected.sha256").read_text()
+    assert "# Not in expected.sha256: gen.txt (step" in (out_dir / "run.sh").read_text()
     # The later step started with the first one's gen.txt, which the tape does not hold
     # (only the final one): its replay says so rather than pass for a faithful one.
     verdict = replay_json(tape, "--step", later["id"])
