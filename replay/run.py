@@ -316,16 +316,22 @@ def run_in_sandbox(
         for path in world.stale
     ]
     layout = None
-    if isolation.kind == "bwrap":
-        tmp = sandbox / "tmp"
-        tmp.mkdir(parents=True, exist_ok=True)
-        unplaced = restore_intermediates(tape, world.intermediates, tmp)
-        notes += [f"intermediate {p} could not be put back (not under /tmp)" for p in unplaced]
     cwd = posixpath.normpath(posixpath.join(where, world.cwd))
     overlays: list[Overlay] = []
     if isolation.kind == "bwrap":
         written = {w for p in m.processes for w in p.writes if w.startswith("/")}
         overlays = prepare_overlays(overlay_roots(written, [str(sandbox.resolve())]), sandbox)
+        tmp = sandbox / "tmp"
+        tmp.mkdir(parents=True, exist_ok=True)
+        unplaced = restore_intermediates(tape, world.intermediates, tmp)
+        for o in overlays:  # an intermediate elsewhere (TMPDIR=/var/tmp) goes in its overlay
+            left = [i for i in world.intermediates if i.path in unplaced]
+            unplaced = restore_intermediates(tape, left, o.upper, under=o.lower)
+        notes += [
+            f"intermediate {trust.printable(p)} could not be put back (outside /tmp and the "
+            "directories the recording wrote into, or not stored)"
+            for p in unplaced
+        ]
         layout = Layout(
             workspace=workspace.resolve(),
             place=where,

@@ -627,3 +627,28 @@ def test_a_go_module_replays_whole_and_reproduces(tmp_path: Path) -> None:
     assert {o["path"]: o["status"] for o in verdict["outputs"]} == {"tiny": "same"}
     assert tree_hash(ws) == before
     assert not (tmp_path / "gocache").exists()  # the replay's cache was the sandbox's
+
+
+@needs_overlays
+def test_an_as_step_fed_from_var_tmp_replays_alone(tmp_path: Path) -> None:
+    # TMPDIR=/var/tmp/<dir>: cc1 writes the assembly there and as reads it. Replayed alone,
+    # the as step finds it in the overlay of /var (the recording wrote there), not on the host.
+    unique = Path("/var/tmp") / f"buildtape-test-{os.getpid()}-{tmp_path.name}"
+    ws = tmp_path / "tmpdir"
+    ws.mkdir()
+    (ws / "hello.c").write_text("int hello(void) { return 42; }\n")
+    tape = tmp_path / "tmpdir.tape"
+    unique.mkdir()
+    try:
+        env = {**os.environ, "TMPDIR": str(unique)}
+        buildtape("record", "-q", "-o", tape, "--", "cc", "-c", "hello.c", "-o", "hello.o",
+                  cwd=ws, env=env, check=True)  # fmt: skip
+    finally:
+        shutil.rmtree(unique)
+    with open_tape(tape) as t:
+        assert any(i.path.startswith(f"{unique}/") for i in t.manifest.intermediates)
+    step = next(r for r in Recorded(tape, ws).steps() if r["argv"][:1] == ["as"])
+    verdict = replay_json(tape, "--step", step["id"])
+    assert verdict["reproduced"], verdict
+    assert [o["path"] for o in verdict["outputs"]] == ["hello.o"]
+    assert not unique.exists()
