@@ -6,6 +6,7 @@ anything runs or anyone is asked anything.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -149,3 +150,49 @@ def size_text(n: int) -> str:
         if n >= scale and n % scale == 0:
             return f"{n // scale}{suffix}"
     return str(n)
+
+
+def selection_options(fn: F) -> F:
+    """``--command``, ``--label`` and ``--branch``: which builds of the history count. The
+    command receives them as one ``select`` (a ``history.options.BuildSelection``)."""
+
+    @functools.wraps(fn)
+    def wrapper(
+        *args: Any,
+        select_command: str | None,
+        select_labels: tuple[tuple[str, str], ...],
+        select_branch: str | None,
+        **kwargs: Any,
+    ) -> Any:
+        from history.options import BuildSelection
+
+        select = BuildSelection(select_command, tuple(select_labels), select_branch)
+        return fn(*args, select=select, **kwargs)
+
+    options = (
+        click.option(
+            "--command",
+            "select_command",
+            metavar="GLOB",
+            help="Only builds whose command line (as `history` shows it) matches this glob, "
+            "e.g. 'make*'; without * ? [ the whole line exactly.",
+        ),
+        click.option(
+            "--label",
+            "select_labels",
+            type=KEY_VALUE,
+            multiple=True,
+            help="Only builds with this label; repeatable (all must match).",
+        ),
+        click.option(
+            "--branch",
+            "select_branch",
+            metavar="NAME",
+            help="Only builds recorded on this git branch (the checkout's, else the CI "
+            "system's branch variable).",
+        ),
+    )
+    decorated: Any = wrapper
+    for option in reversed(options):
+        decorated = option(decorated)
+    return decorated  # type: ignore[no-any-return]

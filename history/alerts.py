@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from history.options import LEVELS, AlertOptions
+from history.options import LEVELS, AlertOptions, BuildSelection
 from history.rows import AlertRow
 from history.stats import mad, median, percentile
 from history.store import BuildRow, HistoryStore
@@ -149,9 +149,13 @@ def metric_alerts(store: HistoryStore, newest: BuildRow, opts: AlertOptions) -> 
     return out
 
 
-def evaluate(store: HistoryStore, opts: AlertOptions) -> list[Alert]:
-    """The alerts of the newest build in the history, most severe first."""
-    builds = store.build_rows()  # oldest first
+def evaluate(
+    store: HistoryStore, opts: AlertOptions, select: BuildSelection | None = None
+) -> list[Alert]:
+    """The alerts of the newest build that ``select`` selects, most severe first, judged
+    against the selected builds before it. Interrupted builds are neither judged nor
+    part of any window or baseline."""
+    builds = [b for b in store.build_rows(None, select) if b.status != "interrupted"]
     if not builds:
         return []
     newest = builds[-1]
@@ -169,9 +173,11 @@ def evaluate(store: HistoryStore, opts: AlertOptions) -> list[Alert]:
     return sorted(found, key=lambda a: (-LEVELS.index(a.level), a.rule, a.subject))
 
 
-def judge(store: HistoryStore, opts: AlertOptions) -> list[Alert]:
+def judge(
+    store: HistoryStore, opts: AlertOptions, select: BuildSelection | None = None
+) -> list[Alert]:
     """``evaluate``, and keep what it found in the history."""
-    found = evaluate(store, opts)
+    found = evaluate(store, opts, select)
     remember(store, found)
     return found
 

@@ -9,11 +9,11 @@ import click
 
 from buildtape.config import load_here
 from buildtape.exit_codes import ExitCode
-from buildtape.params import SINCE, home_option, json_option
+from buildtape.params import SINCE, home_option, json_option, selection_options
 from buildtape.text import history as text
 from history.alerts import as_json as alerts_json
 from history.alerts import at_least, judge, past
-from history.options import LEVELS
+from history.options import LEVELS, BuildSelection
 from history.store import HistoryStore
 
 
@@ -27,10 +27,16 @@ from history.store import HistoryStore
 )
 @click.option("--history", "show_history", is_flag=True, help="Alerts raised so far, newest first.")
 @click.option("--since", type=SINCE, help="With --history: raised since 7d, 12h, or an ISO time.")
+@selection_options
 @json_option("A JSON array.")
 @home_option
 def alerts_cmd(
-    level: str, show_history: bool, since: str | None, as_json: bool, home: Path | None
+    level: str,
+    show_history: bool,
+    since: str | None,
+    select: BuildSelection,
+    as_json: bool,
+    home: Path | None,
 ) -> ExitCode:
     """Judge the newest build against its baseline and list the alerts; each is kept.
 
@@ -41,14 +47,20 @@ def alerts_cmd(
       a step slower than its baseline median by > 20% and > 1 s    warning
       a secret found in an output file                             critical
     The baseline is the median and MAD of the last 20 successful builds; a rule needs
-    5 of them (alerts.min_baseline) before it judges anything.
+    5 of them (alerts.min_baseline) before it judges anything. --command, --label
+    and --branch judge the newest selected build against the selected builds only;
+    interrupted builds (SIGINT, SIGTERM, exit 130 or 143) are never judged or compared.
+
+    \b
+    Example:
+      buildtape alerts --branch main --label job=release
     """
     cfg = load_here()
     with HistoryStore(home or cfg.home, create=False) as store:
         if show_history:
             rows = past(store, since, level)
         else:
-            found = judge(store, cfg.alerts)
+            found = judge(store, cfg.alerts, select)
         path = store.path
     if show_history:
         if as_json:
