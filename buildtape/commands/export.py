@@ -1,4 +1,5 @@
-"""``buildtape export``: the history as CSV or JSON, or tapes as OpenTelemetry traces."""
+"""``buildtape export``: the history as CSV or JSON, tapes as OpenTelemetry traces, or one
+tape as a compilation database or a JUnit report."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from buildtape.config import load_here
 from buildtape.exit_codes import ExitCode
 from buildtape.output import write_text
 from buildtape.params import SINCE, home_option
+from buildtape.tape_exports import TAPE_FORMATS, export_tape
 from history.export import rows, to_csv, to_json
 from history.options import ExportOptions, OtlpOptions
 from history.store import EXPORTABLE, HistoryStore
@@ -17,7 +19,12 @@ from history.store import EXPORTABLE, HistoryStore
 
 @click.command("export")
 @click.option(
-    "--format", "fmt", type=click.Choice(["csv", "json", "otlp"]), default="json", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "json", "otlp", *TAPE_FORMATS]),
+    default="json",
+    show_default=True,
+    help="csv, json: the history; otlp: traces; compile-commands, junit: of one TAPE.",
 )
 @click.option(
     "--what",
@@ -26,7 +33,9 @@ from history.store import EXPORTABLE, HistoryStore
     show_default=True,
     help="csv/json: which rows. Lists and objects are JSON text in CSV cells.",
 )
-@click.option("-o", "--output", metavar="FILE", help="csv/json: write here (atomically).")
+@click.option(
+    "-o", "--output", metavar="FILE", help="Write here (atomically) instead of to stdout."
+)
 @click.option("--since", type=SINCE, help="Only builds since 7d, 12h, 30m or an ISO time.")
 @click.option(
     "--endpoint",
@@ -52,18 +61,28 @@ def export_cmd(
     tapes: tuple[Path, ...],
     home: Path | None,
 ) -> ExitCode:
-    """Export the history (csv, json) or tapes as OpenTelemetry traces (otlp).
+    """Export the history (csv, json), tapes as OpenTelemetry traces (otlp), or one tape
+    as a compilation database (compile-commands) or a JUnit report (junit).
 
     \b
     Examples:
       buildtape export --format csv --what steps -o steps.csv
       buildtape export --format json --what metrics --since 7d
       buildtape export --format otlp --endpoint http://collector:4318/v1/traces ci.tape
+      buildtape export --format compile-commands ci.tape -o compile_commands.json
+      buildtape export --format junit ci.tape -o buildtape-junit.xml
 
     With --format otlp each tape becomes one trace: the build the root span, each
     process a child of its parent process, custom spans nested where they ran. A
     TRACEPARENT in the recorded environment joins the build to the CI system's trace.
     """
+    if fmt in TAPE_FORMATS:
+        if len(tapes) != 1 or last or endpoint:
+            raise click.UsageError(
+                f"--format {fmt} exports one TAPE (and takes no --last, --endpoint)"
+            )
+        write_text(output, export_tape(tapes[0], fmt))
+        return ExitCode.OK
     if fmt != "otlp" and (tapes or last or endpoint):
         raise click.UsageError("TAPES, --last and --endpoint go with --format otlp")
     if fmt == "otlp" and output:
