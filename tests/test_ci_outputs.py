@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import html.parser
 import json
+import os
 import shlex
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -321,3 +323,69 @@ def test_markdown_summary_escapes_everything_from_the_tape(tmp_path: Path) -> No
     slow = next(r for r in page.cells if len(r) == 3 and r[0].startswith("#"))
     assert evil in slow[0]
     assert any(evil in code for code in page.codes)
+
+
+# -- the recipes of docs/ci.md -------------------------------------------------------------
+
+CI_DOC = Path(__file__).resolve().parent.parent / "docs" / "ci.md"
+
+
+def recipe_commands(section: str) -> list[str]:
+    """The buildtape command lines of the YAML block under ``## section`` in docs/ci.md."""
+    text = CI_DOC.read_text()
+    block = text.split(f"## {section}\n", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    out = []
+    for line in block.splitlines():
+        line = line.strip().removeprefix("- ").removeprefix("run: ").strip()
+        if line.startswith("buildtape "):
+            out.append(line)
+    return out
+
+
+@needs_xmllint
+@pytest.mark.parametrize(
+    ("section", "env"),
+    [
+        ("GitHub Actions", {"GITHUB_REF_NAME": "main"}),
+        ("GitLab CI", {"CI_COMMIT_REF_NAME": "main"}),
+    ],
+)
+def test_the_ci_recipes_run_as_documented(
+    fixture_copy: Callable[..., Path], tmp_path: Path, section: str, env: dict[str, str]
+) -> None:
+    ws = fixture_copy("c-make")
+    commands = recipe_commands(section)
+    assert [c.split()[1] for c in commands].count("record") == 1 and any(
+        " check " in c for c in commands
+    )
+    summary = tmp_path / "step-summary.md"
+    full_env = {**os.environ, **env, "GITHUB_STEP_SUMMARY": str(summary)}
+    for command in commands:
+        # The recipes call the installed `buildtape`; here it is this checkout's.
+        line = command.replace("buildtape ", f"{shlex.quote(sys.executable)} -m buildtape ", 1)
+        run = subprocess.run(
+            ["sh", "-c", line], cwd=ws, env=full_env, capture_output=True, text=True
+        )
+        assert run.returncode == 0, (command, run.stderr)
+    written = (
+        summary.read_text()
+        if section == "GitHub Actions"
+        else (ws / "buildtape-summary.md").read_text()
+    )
+    assert written.startswith("### ✅ buildtape: `make -j") and "#### Slowest steps" in written
+    assert (ws / "build.html").is_file()
+    check = subprocess.run(
+        ["xmllint", "--noout", "--schema", str(XSD), str(ws / "buildtape-junit.xml")]
+    )
+    assert check.returncode == 0
+    assert len(json.loads((ws / "compile_commands.json").read_text())) == 6
+    # check judged this build, found by its branch and label.
+    assert cli_branch_builds(ws, "main") == 1
+
+
+def cli_branch_builds(ws: Path, branch: str) -> int:
+    out = buildtape(
+        "stats", "--branch", branch, "--label", "job=linux", "--json", cwd=ws, check=True
+    )
+    builds: int = json.loads(out.stdout)["builds"]
+    return builds
