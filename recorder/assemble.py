@@ -145,6 +145,8 @@ def processes(plan: Plan, run: BuildRun, observer: Observer, cache: HashCache) -
         observed = tp.pid not in unobserved and not (root and tp.exe is None)
         if observer.files == "preload" and observed and kind != "go":
             static = False  # the interposer ran in it and saw its calls
+        if records is not None and tp.pid in records.straced:
+            static = False  # strace traced its subtree
         end = tp.end
         if end is None and tp.parent_pid is None:
             end = run.wall0 + run.duration  # the command itself ended with the build
@@ -220,7 +222,9 @@ def static_warning(procs: list[Process], observer: Observer) -> BuildWarning | N
         "static_executables",
         f"{len(static)} program(s) the interposer cannot see into ran ({shown}: static "
         "executables, or Go programs, which make their own system calls): their files and "
-        "children are not in the tape; record with --trace strace to see them",
+        "children are not in the tape; record with --trace strace to see them (or with "
+        "--trace auto, which traces just those programs, where strace is installed and "
+        "ptrace is allowed)",
     )
 
 

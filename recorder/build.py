@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -31,6 +32,7 @@ from recorder.preload import build_shim, preload_env
 from recorder.prepare import EVENTS_VAR, Plan
 from recorder.sampling import Segment, choose_sampler
 from recorder.strace_parser import TracedProcess
+from recorder.straced import StracedSubtrees
 from recorder.streams import Captured, StreamPump
 from recorder.tail import LineTail
 from recorder.tracing import (
@@ -60,6 +62,8 @@ class Observer:
     # Where file events come from: preload | strace | none.
     files: str
     notice: str | None
+    # strace for the subtrees of static and Go programs (``--trace auto``), when it may run.
+    strace_unseen: str | None = None
 
 
 def choose_observer(plan: Plan) -> Observer:
@@ -85,7 +89,10 @@ def choose_observer(plan: Plan) -> Observer:
         notice = fallback_notice(choice.fallback_reason, files)
     elif choice.mode == "strace" and options.trace == "auto" and shim_reason:
         notice = f"{shim_reason}: tracing with strace instead (slower on process-heavy builds)"
-    return Observer(choice, shim, files, notice)
+    strace_unseen = None
+    if choice.mode == "preload" and options.trace == "auto" and ptrace_allowed():
+        strace_unseen = shutil.which("strace", path=env.get("PATH"))
+    return Observer(choice, shim, files, notice, strace_unseen)
 
 
 class _EventsTail:
@@ -218,6 +225,12 @@ def run_build(
         env["BUILDTAPE_SAVEDIR"] = str(save_dir)
         env["BUILDTAPE_WORKSPACE"] = str(plan.workspace)
     tracer = _tracer(plan, observer, workdir, log)
+    argv = plan.argv
+    straced = None
+    if observer.strace_unseen is not None and save_dir is not None:
+        straced = StracedSubtrees(observer.strace_unseen, save_dir)
+        env.update(straced.env())
+        argv, env = straced.wrap_root(argv, _which_exe(argv[0], plan), env, os.environ)
     options = plan.options
     t0, wall0 = time.monotonic(), time.time()
     if save_dir is not None:
@@ -236,7 +249,7 @@ def run_build(
     interrupted: list[str] = []
     terminal_fg = _in_terminal_foreground()
     proc = subprocess.Popen(
-        tracer.wrap(plan.argv),
+        tracer.wrap(argv),
         cwd=plan.cwd,
         env=env,
         stdout=pump.child_fds()[0],
@@ -285,12 +298,17 @@ def run_build(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     duration = time.monotonic() - t0
+    if straced is not None:
+        straced.settle()
     traced = tracer.finish()
     records = None
     if log is not None:
         reaped = tracer.reaped if isinstance(tracer, PreloadTracer) else {}
         paths: dict[str, str | None] = {}
         records = log.finish(lambda pid: _path_of(log, save_dir, pid, paths), reaped)
+        if straced is not None:
+            straced.merge(records, str(plan.cwd))
+            traced = list(records.processes.values())
         if observer.choice.mode != "preload" and observer.files == "preload":
             _merge_file_events(traced, records.processes)
     tail.close()
@@ -315,6 +333,14 @@ def run_build(
         sampler_notice=sampler_notice,
         segments=segments,
     )
+
+
+def _which_exe(name: str, plan: Plan) -> str | None:
+    """The file the command resolves to, as its exec would find it."""
+    if "/" in name:
+        path = name if os.path.isabs(name) else os.path.join(str(plan.cwd), name)
+        return path if os.access(path, os.X_OK) else None
+    return shutil.which(name, path=plan.env.get("PATH"))
 
 
 def _merge_file_events(traced: list[TracedProcess], seen: dict[int, TracedProcess]) -> None:

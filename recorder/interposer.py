@@ -25,6 +25,11 @@ SHIM_VARS = (
     "BUILDTAPE_SAVEDIR",
     "BUILDTAPE_WORKSPACE",
     "BUILDTAPE_T0",
+    "BUILDTAPE_STRACE",
+    "BUILDTAPE_STRACE_OK",
+    "BUILDTAPE_STRACE_SET",
+    "BUILDTAPE_STRACED",
+    "BUILDTAPE_IN_STRACE",
 )
 
 
@@ -134,6 +139,8 @@ class InterposerRecords:
     intermediates: list[tuple[str, str, int]] = field(default_factory=list)
     # pids that ended without anyone collecting their status (reaped by the recorder).
     reaped: dict[int, tuple[int, float]] = field(default_factory=dict)
+    # pids strace traced (a static or Go program's subtree): their file events are complete.
+    straced: set[int] = field(default_factory=set)
 
 
 class InterposerLog:
@@ -196,6 +203,7 @@ class InterposerLog:
                 attempt = self._pending.pop(pid, None)
                 if attempt is not None:
                     self._run_as[pid] = attempt.file
+                    _as_asked(proc, attempt.argv)
                 else:
                     self._run_as.pop(pid, None)
                 self.execs.append((pid, exe))
@@ -221,6 +229,7 @@ class InterposerLog:
                 elif child not in self._run_as:
                     # The child's own record came first (it raced its parent's return).
                     self._run_as[child] = _unescape(parts[4])
+                    _as_asked(proc, argv)
             elif kind == "P" and len(parts) >= 4:
                 self.saves.setdefault(os.path.normpath(_unescape(parts[3])), parts[2])
             elif kind == "I" and len(parts) >= 4:
@@ -305,6 +314,13 @@ class InterposerLog:
             self.intermediates,
             dict(reaped),
         )
+
+
+def _as_asked(proc: TracedProcess, asked: list[str]) -> None:
+    """The argv the caller asked for, where only argv[0] differs from what the image got:
+    strace, running a static or Go program for us, passes the resolved path as argv[0]."""
+    if proc.argv is not None and proc.argv[1:] == asked[1:]:
+        proc.argv = asked
 
 
 def decode_status(status: int) -> tuple[int | None, str | None]:

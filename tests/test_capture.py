@@ -157,7 +157,9 @@ def test_static_executable_is_reported_with_the_remedy(
     ws.mkdir()
     (ws / "input.txt").write_text("in\n")
     tape = tmp_path / "s.tape"
-    out = buildtape("record", "-o", tape, "--", "sh", "-c", f"{static_program}; true", cwd=ws)
+    # --trace preload: the interposer alone, without strace for the programs it cannot see.
+    out = buildtape("record", "-o", tape, "--trace", "preload", "--", "sh", "-c",
+                    f"{static_program}; true", cwd=ws)  # fmt: skip
     assert out.returncode == 0, out.stderr.decode()
     m = manifest(tape)
     static = [p for p in m["processes"] if p.get("static")]
@@ -300,6 +302,62 @@ def test_every_trace_mode_records_a_tape_that_replays(
     assert json.loads(buildtape("show", "--json", tape, check=True).stdout)["status"] == "succeeded"
 
 
+@needs_strace
+@pytest.mark.parametrize("shape", ["child", "command"])
+def test_default_mode_traces_a_static_program_with_strace(
+    tmp_path: Path, static_program: Path, shape: str
+) -> None:
+    """--trace auto: the interposer for the build, strace for just the static program."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "input.txt").write_text("in\n")
+    (ws / "Makefile").write_text(f"all:\n\t{static_program}\n\tcat from-static.txt\n")
+    tape = tmp_path / "s.tape"
+    argv = ("make",) if shape == "child" else (str(static_program),)
+    record(ws, tape, *argv)
+    m = manifest(tape)
+    assert m["tracing"]["mode"] == "preload"
+    paths = m["paths"]
+    proc = next(p for p in m["processes"] if p["exe"] == str(static_program))
+    assert "input.txt" in [paths[i] for i in proc["reads"]]
+    assert "from-static.txt" in [paths[i] for i in proc["writes"]]
+    assert not proc.get("static") and proc["exit_code"] == 0
+    assert proc["argv"] == [str(static_program)]
+    assert not any(w["kind"] == "static_executables" for w in m["warnings"])
+    if shape == "child":
+        # The rest of the build stays with the interposer: make and cat, each once.
+        names = sorted(os.path.basename(p["exe"]) for p in m["processes"])
+        assert names == sorted(["make", "static-tool", "cat"]), names
+        make = next(p for p in m["processes"] if os.path.basename(p["exe"]) == "make")
+        assert proc["parent_id"] == make["id"]
+    # Nothing of the recorder's own machinery is in the tape.
+    assert not any("buildtape-" in p or "strace-" in p for p in paths), paths
+
+
+def test_a_strace_that_cannot_trace_leaves_the_build_alone(
+    tmp_path: Path, static_program: Path
+) -> None:
+    """Where strace is installed but cannot trace (a container without ptrace), the build
+    runs exactly as without buildtape and the tape says what it could not see. Here the
+    strace found on PATH is one that always fails: this machine's can trace."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "strace"
+    fake.write_text("#!/bin/sh\necho 'ptrace: Operation not permitted' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "input.txt").write_text("in\n")
+    tape = tmp_path / "s.tape"
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    out = buildtape("record", "-o", tape, "--", "sh", "-c", f"{static_program} && cat "
+                    "from-static.txt", cwd=ws, env=env)  # fmt: skip
+    assert out.returncode == 0, out.stderr.decode()
+    assert out.stdout.decode() == "hi\n"
+    m = manifest(tape)
+    assert any(w["kind"] == "static_executables" for w in m["warnings"])
+
+
 @pytest.fixture
 def go_module(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     if shutil.which("go") is None:
@@ -320,7 +378,8 @@ def test_go_build_says_what_the_interposer_cannot_see(
 ) -> None:
     ws, env = go_module
     tape = tmp_path / "go.tape"
-    out = buildtape("record", "-o", tape, "--", "go", "build", "-o", "app", ".", cwd=ws, env=env)
+    out = buildtape("record", "-o", tape, "--trace", "preload", "--", "go", "build", "-o", "app",
+                    ".", cwd=ws, env=env)  # fmt: skip
     assert out.returncode == 0, out.stderr.decode()
     m = manifest(tape)
     warning = next(w for w in m["warnings"] if w["kind"] == "static_executables")
@@ -344,6 +403,30 @@ def test_go_build_under_strace_has_its_file_events(
     assert "app" in {o["path"] for o in m["outputs"]}
     stored = {e["path"] for e in m["inputs"] if e.get("stored")}
     assert {"main.go", "go.mod"} <= stored
+    assert not any(w["kind"] == "static_executables" for w in m["warnings"])
+
+
+@needs_strace
+def test_go_build_in_default_mode_has_its_file_events(
+    tmp_path: Path, go_module: tuple[Path, dict[str, str]]
+) -> None:
+    """--trace auto runs the go command's subtree under strace: compile is seen reading
+    main.go, link writing the program, and the tape stores what replay needs."""
+    ws, env = go_module
+    (ws / "Makefile").write_text("app: main.go\n\tgo build -o app .\n")
+    tape = tmp_path / "go.tape"
+    out = buildtape("record", "-q", "-o", tape, "--", "make", cwd=ws, env=env)
+    assert out.returncode == 0, out.stderr.decode()
+    m = manifest(tape)
+    assert m["tracing"]["mode"] == "preload"
+    paths = m["paths"]
+    readers = [p for p in m["processes"] if "main.go" in [paths[i] for i in p["reads"]]]
+    assert any(os.path.basename(p["exe"]) == "compile" for p in readers), readers
+    go = next(p for p in m["processes"] if os.path.basename(p["exe"]) == "go")
+    make = next(p for p in m["processes"] if os.path.basename(p["exe"]) == "make")
+    assert go["parent_id"] == make["id"] and go["argv"][:2] == ["go", "build"]
+    assert {"main.go", "go.mod"} <= {e["path"] for e in m["inputs"] if e.get("stored")}
+    assert "app" in {o["path"] for o in m["outputs"]}
     assert not any(w["kind"] == "static_executables" for w in m["warnings"])
 
 
@@ -375,7 +458,7 @@ def test_report_header_says_what_the_interposer_could_not_see(
     ws.mkdir()
     (ws / "input.txt").write_text("in\n")
     tape = tmp_path / "s.tape"
-    record(ws, tape, "sh", "-c", str(static_program))
+    record(ws, tape, "sh", "-c", str(static_program), extra=("--trace", "preload"))
     html = tmp_path / "r.html"
     buildtape("report", tape, "-o", html, check=True)
     text = html.read_text()

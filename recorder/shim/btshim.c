@@ -32,6 +32,15 @@
  * workspace is unlinked (gcc's /tmp/cc*.s), it is hard-linked there too: I pid name path.
  * Nothing stops the process, which is why this costs far less than ptrace.
  *
+ * Programs libc does not see into. A static executable or a Go program makes its own system
+ * calls, so the shim sees neither its files nor its children. When the recorder allows it
+ * ($BUILDTAPE_STRACE names strace, and the file $BUILDTAPE_STRACE_OK exists once strace was
+ * proved to work here), the exec of such a program runs it under `strace -DD -f` instead,
+ * logging to $BUILDTAPE_SAVEDIR/strace-<pid>-<n>.log: only those subtrees pay for ptrace,
+ * and -DD keeps the program's pid and parent. Inside strace itself the shim is inert
+ * ($BUILDTAPE_IN_STRACE, which strace removes before it starts the program), and under a
+ * traced program ($BUILDTAPE_STRACED) nothing is wrapped twice.
+ *
  * Written to be harmless: no malloc, no stdio, errno preserved, one write(2) per
  * record on an O_APPEND descriptor (so records of parallel processes never interleave),
  * and the descriptor is checked by inode before every write, so a program that closes
@@ -39,6 +48,8 @@
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <elf.h>
+#include <link.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -58,11 +69,15 @@
 #define LOG_FD_MIN 987
 
 static int log_fd = -1;
+/* Set in strace's own image: it logs nothing, keeps nothing, wraps nothing. */
+static int inert;
 static dev_t log_dev;
 static ino_t log_ino;
 
 static int log_open(void) {
     struct stat st;
+    if (inert)
+        return -1;
     if (log_fd >= 0 && fstat(log_fd, &st) == 0 && st.st_dev == log_dev && st.st_ino == log_ino)
         return log_fd;
     const char *path = getenv("BUILDTAPE_FILELOG");
@@ -457,7 +472,9 @@ static void write_env(const char *tag, char **envp) {
 /* glibc passes argc, argv and envp to the constructors of every loaded object. */
 __attribute__((constructor)) static void bt_started(int argc, char **argv, char **envp) {
     (void)argc;
-    if (!getenv("BUILDTAPE_FILELOG"))
+    if (getenv("BUILDTAPE_IN_STRACE"))
+        inert = 1;
+    if (inert || !getenv("BUILDTAPE_FILELOG"))
         return;
     int saved = errno;
     char exe[PATH_MAX], cwd[PATH_MAX], tag[20], head[96];
@@ -578,34 +595,231 @@ static void exec_failed(void) {
     emit_proc(head, NULL, 0, NULL);
 }
 
+/* ---- static and Go programs: run them under strace ----------------------------- */
+
+extern char **environ;
+
+/* Whether a Go build-id note ("Go", type 4) lies in [off, off + size) of the file. */
+static int go_note(int fd, const unsigned char *head, size_t nhead, size_t off, size_t size) {
+    unsigned char local[512];
+    const unsigned char *p;
+    if (size > sizeof local)
+        size = sizeof local;
+    if (off + size <= nhead) {
+        p = head + off;
+    } else {
+        ssize_t r = pread(fd, local, size, (off_t)off);
+        if (r <= 0)
+            return 0;
+        size = (size_t)r;
+        p = local;
+    }
+    size_t i = 0;
+    while (i + 12 <= size) {
+        uint32_t namesz, descsz, type;
+        memcpy(&namesz, p + i, 4);
+        memcpy(&descsz, p + i + 4, 4);
+        memcpy(&type, p + i + 8, 4);
+        size_t name_at = i + 12;
+        if (namesz == 4 && type == 4 && name_at + 4 <= size && memcmp(p + name_at, "Go\0", 4) == 0)
+            return 1;
+        size_t step = 12 + ((namesz + 3u) & ~3u) + ((descsz + 3u) & ~3u);
+        if (step <= 12 && namesz + descsz > 0)
+            break;
+        i += step;
+    }
+    return 0;
+}
+
+/* 1 for an ELF executable libc cannot see into: no PT_INTERP, or a Go program. */
+static int unseen_program(const char *path) {
+    int fd = real_open_fn()(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    unsigned char buf[4096];
+    ssize_t n = pread(fd, buf, sizeof buf, 0);
+    int interp = 0, go = 0, complete = 1;
+    const ElfW(Ehdr) *eh = (const void *)buf;
+    if (n < (ssize_t)sizeof(ElfW(Ehdr)) || memcmp(buf, ELFMAG, SELFMAG) != 0 ||
+        buf[EI_CLASS] != (sizeof(void *) == 8 ? ELFCLASS64 : ELFCLASS32) ||
+        (eh->e_type != ET_EXEC && eh->e_type != ET_DYN) || eh->e_phentsize < sizeof(ElfW(Phdr))) {
+        close(fd);
+        return 0;
+    }
+    for (int i = 0; i < eh->e_phnum; i++) {
+        size_t off = (size_t)eh->e_phoff + (size_t)i * eh->e_phentsize;
+        if (off + sizeof(ElfW(Phdr)) > (size_t)n) {
+            complete = 0; /* a table we did not read: say nothing rather than guess */
+            break;
+        }
+        ElfW(Phdr) ph;
+        memcpy(&ph, buf + off, sizeof ph);
+        if (ph.p_type == PT_INTERP)
+            interp = 1;
+        else if (ph.p_type == PT_NOTE && !go)
+            go = go_note(fd, buf, (size_t)n, (size_t)ph.p_offset, (size_t)ph.p_filesz);
+    }
+    close(fd);
+    return complete && (!interp || go);
+}
+
+/* The file execvp would run: ``file`` itself when it holds a slash, else the PATH search. */
+static int search_path(const char *file, char *out, size_t size) {
+    if (strchr(file, '/')) {
+        if (strlen(file) >= size)
+            return -1;
+        strcpy(out, file);
+        return 0;
+    }
+    const char *path = getenv("PATH");
+    if (!path)
+        path = "/bin:/usr/bin";
+    while (*path) {
+        const char *end = strchr(path, ':');
+        size_t len = end ? (size_t)(end - path) : strlen(path);
+        if ((size_t)snprintf(out, size, "%.*s/%s", (int)len, len ? path : ".", file) < size &&
+            access(out, X_OK) == 0)
+            return 0;
+        path += len + (end ? 1 : 0);
+        if (!end)
+            break;
+    }
+    return -1;
+}
+
+/* The recorder proves strace works here while the build starts, and says so with a file:
+ * ``ok`` when it does, ``ok`` + ".no" when it does not. A program that needs strace
+ * before the answer is in waits for it (a few tens of milliseconds, once). */
+static int strace_works(const char *ok) {
+    char no[PATH_MAX];
+    if ((size_t)snprintf(no, sizeof no, "%s.no", ok) >= sizeof no)
+        return 0;
+    struct timespec tick = {0, 5 * 1000 * 1000};
+    for (int i = 0; i < 1000; i++) {
+        if (access(ok, F_OK) == 0)
+            return 1;
+        if (access(no, F_OK) == 0)
+            return 0;
+        nanosleep(&tick, NULL);
+    }
+    return 0;
+}
+
+/* Where a wrapped exec of ``file`` should go: strace's path, or NULL to exec as asked. */
+static const char *strace_for(const char *file, int search) {
+    if (inert || getenv("BUILDTAPE_STRACED"))
+        return NULL; /* strace itself, or already under a strace -f */
+    const char *strace = getenv("BUILDTAPE_STRACE"), *ok = getenv("BUILDTAPE_STRACE_OK");
+    if (!strace || !ok || !getenv("BUILDTAPE_SAVEDIR"))
+        return NULL;
+    char resolved[PATH_MAX];
+    if (search ? search_path(file, resolved, sizeof resolved) != 0
+               : strlen(file) >= sizeof resolved)
+        return NULL;
+    if (!search)
+        strcpy(resolved, file);
+    return unseen_program(resolved) && strace_works(ok) ? strace : NULL;
+}
+
+#define STRACE_ARGS 17
+
+/* strace's argv for running ``file`` with ``argv``: out needs argc + STRACE_ARGS slots. */
+static void strace_argv(const char *strace, const char *file, char *const argv[], char *log,
+                        size_t logsize, char **out) {
+    static unsigned counter;
+    snprintf(log, logsize, "%s/strace-%d-%u.log", getenv("BUILDTAPE_SAVEDIR"), (int)getpid(),
+             counter++);
+    const char *set = getenv("BUILDTAPE_STRACE_SET");
+    const char *head[] = {strace, "-DD", "-I", "2", "-f", "--seccomp-bpf", "-q", "-ttt",
+                          "-s", "65535", "-e", set ? set : "trace=all", "-o", log,
+                          "-E", "BUILDTAPE_IN_STRACE", "--"};
+    int n = 0;
+    for (; n < (int)(sizeof head / sizeof *head); n++)
+        out[n] = (char *)head[n];
+    out[n++] = (char *)file;
+    for (int i = 1; argv[0] && argv[i]; i++)
+        out[n++] = argv[i];
+    out[n] = NULL;
+}
+
+/* ``envp`` plus the two markers: out needs count(envp) + 3 slots. */
+static void strace_envp(char *const envp[], char **out) {
+    int n = 0;
+    for (; envp && envp[n]; n++)
+        out[n] = envp[n];
+    out[n++] = "BUILDTAPE_IN_STRACE=1";
+    out[n++] = "BUILDTAPE_STRACED=1";
+    out[n] = NULL;
+}
+
+static int count(char *const v[]) {
+    int n = 0;
+    while (v && v[n])
+        n++;
+    return n;
+}
+
+/* exec ``file`` (searched on PATH when ``search``) under strace when it needs it. */
+static int exec_maybe_traced(const char *file, char *const argv[], char *const envp[], int search) {
+    REAL(execve);
+    const char *strace = strace_for(file, search);
+    if (!strace)
+        return -2;
+    char resolved[PATH_MAX], log[PATH_MAX];
+    if (search_path(file, resolved, sizeof resolved) != 0)
+        return -2;
+    char *args[count(argv) + STRACE_ARGS + 2];
+    char *env[count(envp) + 3];
+    strace_argv(strace, resolved, argv, log, sizeof log, args);
+    strace_envp(envp, env);
+    real_execve(strace, args, env);
+    return -2; /* strace did not start: run the program as asked */
+}
+
 int execve(const char *path, char *const argv[], char *const envp[]) {
     REAL(execve);
+    if (inert)
+        return real_execve(path, argv, envp);
     exec_attempt(path, argv);
-    int rc = real_execve(path, argv, envp);
+    int rc = exec_maybe_traced(path, argv, envp, 0);
+    if (rc == -2)
+        rc = real_execve(path, argv, envp);
     exec_failed();
     return rc;
 }
 
 int execv(const char *path, char *const argv[]) {
     REAL(execv);
+    if (inert)
+        return real_execv(path, argv);
     exec_attempt(path, argv);
-    int rc = real_execv(path, argv);
+    int rc = exec_maybe_traced(path, argv, environ, 0);
+    if (rc == -2)
+        rc = real_execv(path, argv);
     exec_failed();
     return rc;
 }
 
 int execvp(const char *file, char *const argv[]) {
     REAL(execvp);
+    if (inert)
+        return real_execvp(file, argv);
     exec_attempt(file, argv);
-    int rc = real_execvp(file, argv);
+    int rc = exec_maybe_traced(file, argv, environ, 1);
+    if (rc == -2)
+        rc = real_execvp(file, argv);
     exec_failed();
     return rc;
 }
 
 int execvpe(const char *file, char *const argv[], char *const envp[]) {
     REAL(execvpe);
+    if (inert)
+        return real_execvpe(file, argv, envp);
     exec_attempt(file, argv);
-    int rc = real_execvpe(file, argv, envp);
+    int rc = exec_maybe_traced(file, argv, envp, 1);
+    if (rc == -2)
+        rc = real_execvpe(file, argv, envp);
     exec_failed();
     return rc;
 }
@@ -649,30 +863,42 @@ static void spawned(pid_t child, const char *file, char *const argv[]) {
     emit_proc(head, strs, 1, argv);
 }
 
-int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *actions,
-                const posix_spawnattr_t *attr, char *const argv[], char *const envp[]) {
+static int spawn(pid_t *pid, const char *file, const posix_spawn_file_actions_t *actions,
+                 const posix_spawnattr_t *attr, char *const argv[], char *const envp[], int search) {
     REAL(posix_spawn);
+    REAL(posix_spawnp);
     pid_t child = 0;
-    int rc = real_posix_spawn(&child, path, actions, attr, argv, envp);
+    int rc;
+    const char *strace = inert ? NULL : strace_for(file, search);
+    char resolved[PATH_MAX], log[PATH_MAX];
+    if (strace && search_path(file, resolved, sizeof resolved) == 0) {
+        char *args[count(argv) + STRACE_ARGS + 2];
+        char *env[count(envp) + 3];
+        strace_argv(strace, resolved, argv, log, sizeof log, args);
+        strace_envp(envp, env);
+        rc = real_posix_spawn(&child, strace, actions, attr, args, env);
+    } else if (search) {
+        rc = real_posix_spawnp(&child, file, actions, attr, argv, envp);
+    } else {
+        rc = real_posix_spawn(&child, file, actions, attr, argv, envp);
+    }
     if (rc == 0) {
-        spawned(child, path, argv);
+        if (!inert)
+            spawned(child, file, argv);
         if (pid)
             *pid = child;
     }
     return rc;
 }
 
+int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *actions,
+                const posix_spawnattr_t *attr, char *const argv[], char *const envp[]) {
+    return spawn(pid, path, actions, attr, argv, envp, 0);
+}
+
 int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *actions,
                  const posix_spawnattr_t *attr, char *const argv[], char *const envp[]) {
-    REAL(posix_spawnp);
-    pid_t child = 0;
-    int rc = real_posix_spawnp(&child, file, actions, attr, argv, envp);
-    if (rc == 0) {
-        spawned(child, file, argv);
-        if (pid)
-            *pid = child;
-    }
-    return rc;
+    return spawn(pid, file, actions, attr, argv, envp, 1);
 }
 
 /* ---- pre-build content and intermediates ---------------------------------------- */
@@ -739,6 +965,8 @@ struct saving {
 };
 
 static int saving(struct saving *sv) {
+    if (inert)
+        return 0;
     const char *t0 = getenv("BUILDTAPE_T0");
     sv->workspace = getenv("BUILDTAPE_WORKSPACE");
     sv->dir = getenv("BUILDTAPE_SAVEDIR");
