@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from buildtape.exit_codes import ExitCode
 from flame.errors import FlameAssetError, FoldedFormatError
-from history.errors import HistoryError, NothingToExport, OtlpError
+from history.errors import HistoryError, NoBuildSelected, NothingToExport, OtlpError
 from recorder.errors import (
     CommandNotExecutable,
     CommandNotFound,
@@ -41,6 +41,7 @@ EXIT_CODES: dict[type[BaseException], ExitCode] = {
     ConfigError: ExitCode.BAD_INPUT,
     HistoryError: ExitCode.IO_ERROR,
     NothingToExport: ExitCode.USAGE,
+    NoBuildSelected: ExitCode.NOT_FOUND,
     OtlpError: ExitCode.IO_ERROR,
     RecordError: ExitCode.RECORD_FAILED,
     CommandNotFound: ExitCode.COMMAND_NOT_FOUND,

@@ -10,11 +10,13 @@ when it is slower than its median by more than ``step_ratio`` *and* ``step_min_s
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from history.errors import NoBuildSelected
 from history.options import LEVELS, AlertOptions, BuildSelection
 from history.rows import AlertRow
 from history.stats import mad, median, percentile
@@ -34,6 +36,14 @@ class Alert:
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+def describe(select: BuildSelection) -> str:
+    """The selection as the options that made it: ``--branch main --label job=linux``."""
+    parts = [f"--command {shlex.quote(select.command)}"] if select.command is not None else []
+    parts += [f"--label {shlex.quote(f'{k}={v}')}" for k, v in select.labels]
+    parts += [f"--branch {shlex.quote(select.branch)}"] if select.branch is not None else []
+    return " ".join(parts)
 
 
 def at_least(level: str, floor: str) -> bool:
@@ -155,7 +165,13 @@ def evaluate(
     """The alerts of the newest build that ``select`` selects, most severe first, judged
     against the selected builds before it. Interrupted builds are neither judged nor
     part of any window or baseline."""
-    builds = [b for b in store.build_rows(None, select) if b.status != "interrupted"]
+    selected = store.build_rows(None, select)
+    if not selected and select is not None and not select.everything:
+        raise NoBuildSelected(
+            f"no build of the history at {store.path} is selected by {describe(select)}; "
+            "`buildtape history` lists the builds (check the spelling)"
+        )
+    builds = [b for b in selected if b.status != "interrupted"]
     if not builds:
         return []
     newest = builds[-1]
