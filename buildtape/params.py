@@ -107,15 +107,15 @@ class Variations(click.ParamType):  # type: ignore[type-arg]  # generic from cli
 
 
 class GroupBy(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.2
-    """How ``stats --by`` breaks builds down: label, label:KEY or command."""
+    """How ``stats --by`` breaks builds down: label, label:KEY, command or branch."""
 
-    name = "label|label:KEY|command"
+    name = "label|label:KEY|command|branch"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         text = str(value)
-        if text in ("label", "command") or (text.startswith("label:") and len(text) > 6):
+        if text in ("label", "command", "branch") or (text.startswith("label:") and len(text) > 6):
             return text
-        self.fail("use label, label:KEY or command", param, ctx)
+        self.fail("use label, label:KEY, command or branch", param, ctx)
 
 
 SINCE = Since()

@@ -42,7 +42,7 @@ class StatsOptions:
     # Only builds started in the last hour, day or week; "all": the whole history.
     period: str = "all"
     # Also break the build figures down: "label" (the whole label set), "label:KEY"
-    # (one label's value) or "command"; None: no breakdown.
+    # (one label's value), "command" or "branch"; None: no breakdown.
     by: str | None = None
     # How many of the slowest steps to list.
     slowest: int = 10

@@ -255,6 +255,8 @@ def trend(builds: Sequence[Outcome]) -> list[Day]:
 def group_key(b: BuildRow, by: str) -> str:
     if by == "command":
         return shlex.join(b.command)
+    if by == "branch":
+        return b.branch or "(no branch)"
     if by.startswith("label:"):
         return b.labels.get(by[6:], "(none)")
     return ",".join(f"{k}={v}" for k, v in sorted(b.labels.items())) or "(no labels)"

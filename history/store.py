@@ -124,6 +124,7 @@ class BuildRow:
     # Kept as JSON text: decoding 10k of them costs more than the rest of `stats`.
     command_json: str
     labels_json: str
+    branch: str | None = None
 
     @property
     def command(self) -> list[str]:
@@ -372,8 +373,8 @@ class HistoryStore:
         """Builds, oldest first."""
         where, args = _scope(since, select, "builds")
         sql = (
-            "SELECT tape, started_at, status, exit_code, duration_s, busy_s, command, labels"
-            f" FROM builds WHERE {where} ORDER BY started_at, tape"
+            "SELECT tape, started_at, status, exit_code, duration_s, busy_s, command, labels,"
+            f" branch FROM builds WHERE {where} ORDER BY started_at, tape"
         )
         return [BuildRow(*r) for r in self._db.execute(sql, args)]
 

@@ -112,6 +112,8 @@ def test_stats_select_builds_by_command_label_and_branch(tmp_path: Path) -> None
     assert figures("--command", "sh -c*") == (3, 2, 1)
     assert figures("--command", "true") == (1, 1, 0)
     assert figures("--command", "tru") == (0, 0, 0)  # without wildcards, the whole line
+    grouped = cli_json(ws, "stats", "--by", "branch")["groups"]
+    assert {g["group"]: g["builds"] for g in grouped} == {"main": 2, "feature/x": 1, "topic": 1}
     only_main = cli_json(ws, "stats", "--branch", "main")
     assert {st["step"] for st in only_main["slowest_steps"]} == {
         "sh -c 'sleep 0.05'", "sh -c 'exit 4'"

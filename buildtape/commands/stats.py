@@ -27,7 +27,7 @@ from history.store import HistoryStore
 @click.option(
     "--by",
     type=GROUP_BY,
-    help="Also break the build figures down by label set, one label's value, or command.",
+    help="Also break the build figures down by label set, one label's value, command or branch.",
 )
 @selection_options
 @json_option("One JSON object (documented in docs).")
