@@ -64,10 +64,11 @@ def cli(ctx: click.Context, traceback: bool) -> None:
 
     \b
     Record a build:      buildtape record -o ci.tape -- make -j8
-    Read what happened:  buildtape show ci.tape
+    Read what happened:  buildtape show ci.tape     (or: buildtape show last)
+    Find it again:       buildtape history          (then: buildtape show '#ID')
     Check a tape:        buildtape verify ci.tape
 
-    Exit codes are listed in docs/cli.md; `buildtape record` exits with the
+    Each command's --help lists its exit codes; `buildtape record` exits with the
     build's own status so it can sit in front of any CI step.
     """
     ctx.obj = {"traceback": traceback}

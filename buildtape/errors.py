@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from buildtape.exit_codes import ExitCode
 from flame.errors import FlameAssetError, FoldedFormatError
-from history.errors import HistoryError, NoBuildSelected, NothingToExport, OtlpError
+from history.errors import HistoryError, NoBuildSelected, NoHistory, NothingToExport, OtlpError
 from recorder.errors import (
     CommandNotExecutable,
     CommandNotFound,
@@ -40,6 +40,8 @@ class ConfigError(Exception):
 EXIT_CODES: dict[type[BaseException], ExitCode] = {
     ConfigError: ExitCode.BAD_INPUT,
     HistoryError: ExitCode.IO_ERROR,
+    # A history named by --home that is not there (a wrong path in CI must fail).
+    NoHistory: ExitCode.NOT_FOUND,
     NothingToExport: ExitCode.USAGE,
     NoBuildSelected: ExitCode.NOT_FOUND,
     OtlpError: ExitCode.IO_ERROR,

@@ -36,3 +36,23 @@ class ExitCode(IntEnum):
     COMMAND_NOT_FOUND = 127
     # Interrupted (Ctrl-C): 128 + SIGINT, as a shell reports it.
     INTERRUPTED = 130
+
+
+# What each code means, in the one line a command's --help gives it (``params.exit_codes``).
+MEANING: dict[ExitCode, str] = {
+    ExitCode.OK: "success",
+    ExitCode.DIFFERENT: "the builds differ / did not reproduce / an alert failed the check",
+    ExitCode.USAGE: "bad options or arguments (nothing was run)",
+    ExitCode.BAD_TAPE: "not a tape (a directory, another file), or corrupt, or unsafe",
+    ExitCode.NOT_FOUND: "no such file or tape (`last`, `#ID`: not in the history)",
+    ExitCode.IO_ERROR: "reading or writing failed (permission, disk full, the history)",
+    ExitCode.BAD_INPUT: "an input is not in the expected format",
+    ExitCode.REPLAY_FAILED: "the replay or extraction could not run",
+    ExitCode.ABORTED: "you declined, or there was no terminal to ask and no --yes",
+    ExitCode.OUT_OF_MEMORY: "not enough memory",
+    ExitCode.INTERNAL: "a bug in buildtape: run again with --traceback and report it",
+    ExitCode.RECORD_FAILED: "buildtape could not record",
+    ExitCode.NOT_EXECUTABLE: "the command cannot be executed",
+    ExitCode.COMMAND_NOT_FOUND: "the command was not found",
+    ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
+}

@@ -7,6 +7,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+import click
+
+from buildtape.text.units import human_size
+
 
 def write_text(path: str | None, text: str) -> None:
     """Write ``text`` to ``path`` via a temporary file and a rename, or to stdout."""
@@ -28,3 +32,12 @@ def write_text(path: str | None, text: str) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def wrote(path: str | None, text: str) -> None:
+    """Say where a result went (nothing for stdout): every command that writes a file
+    names it, on stderr, so a script's stdout stays the result's."""
+    if path is None or path == "-":
+        return
+    size = human_size(len(text.encode("utf-8")))
+    click.echo(f"buildtape: wrote {path} ({size})", err=True)

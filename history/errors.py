@@ -27,3 +27,7 @@ class OtlpError(Exception):
 
 class OtlpUnavailable(OtlpError):
     """The OpenTelemetry SDK is not installed."""
+
+
+class NoHistory(HistoryError):
+    """A history named explicitly (``--home``) does not exist."""

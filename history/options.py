@@ -46,6 +46,8 @@ class StatsOptions:
     by: str | None = None
     # How many of the slowest steps to list.
     slowest: int = 10
+    # Only builds started at or after this ISO time (``--since``); wins over ``period``.
+    since: str | None = None
     # Which builds count at all.
     select: BuildSelection = field(default_factory=BuildSelection)
 

@@ -6,6 +6,10 @@ A tape is kept when any keep rule keeps it (``keep_last``: among the newest N bu
 dropping the oldest first. A tape whose ``.NAME.*.partial`` is locked by a recorder is
 never touched, nor is that partial; a partial nobody holds was left by a killed recorder
 and is removed.
+
+Only files inside the history's own tapes directory (``<home>/tapes``) are ever deleted. A
+tape written elsewhere (``record -o good.tape``) is the user's: when no rule keeps it, its
+row is dropped from the index and the file is left where it is.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ class Plan:
     busy: list[str] = field(default_factory=list)  # being written; left alone
     missing: list[str] = field(default_factory=list)  # indexed, but gone from disk
     stale_partials: list[str] = field(default_factory=list)
+    # Outside the tapes directory and kept by no rule: forgotten by the index, file kept.
+    forget: list[str] = field(default_factory=list)
     freed_bytes: int = 0
     kept_bytes: int = 0
 
@@ -79,13 +85,15 @@ def plan(store: HistoryStore, options: RetentionOptions, now: datetime | None = 
     out = Plan()
     partials = _Partials()
     newest_first = list(reversed(store.build_rows()))
+    own = (store.home / "tapes").resolve()
     kept_size = 0
     for rank, b in enumerate(newest_first):
         path = Path(b.tape)
         if not path.exists():
             out.missing.append(b.tape)
             continue
-        size = path.stat().st_size
+        ours = own in path.resolve().parents
+        size = path.stat().st_size if ours else 0
         keep = keep_last is None and keep_days is None
         if keep_last is not None and rank < keep_last:
             keep = True
@@ -95,6 +103,8 @@ def plan(store: HistoryStore, options: RetentionOptions, now: datetime | None = 
             keep = False
         if partials.being_written(path):
             out.busy.append(b.tape)
+        elif not ours:
+            (out.keep if keep else out.forget).append(b.tape)
         elif keep:
             out.keep.append(b.tape)
             kept_size += size
@@ -102,7 +112,8 @@ def plan(store: HistoryStore, options: RetentionOptions, now: datetime | None = 
             out.delete.append(b.tape)
             out.freed_bytes += size
     out.kept_bytes = kept_size
-    dirs = {Path(t).parent for t in out.keep + out.delete + out.busy} | {store.home / "tapes"}
+    # Partials are looked for where gc may delete: the tapes directory and its subdirectories.
+    dirs = {Path(t).parent for t in out.delete} | {store.home / "tapes"}
     for d in sorted(dirs):
         for partial in partials.under(d):
             if not _locked(partial):
@@ -129,5 +140,5 @@ def apply(store: HistoryStore, p: Plan) -> list[str]:
         path = Path(partial)
         if not _locked(path):
             path.unlink(missing_ok=True)
-    store.forget(gone)
+    store.forget(gone + p.forget)
     return problems

@@ -263,7 +263,7 @@ def group_key(b: BuildRow, by: str) -> str:
 
 
 def stats(store: HistoryStore, options: StatsOptions) -> Stats:
-    since = period_start(options.period)
+    since = options.since or period_start(options.period)
     select = options.select
     builds = store.outcomes(since, select)
     groups = None
@@ -275,7 +275,7 @@ def stats(store: HistoryStore, options: StatsOptions) -> Stats:
             )
         groups = [Group(g, summarise(grouped[g])) for g in sorted(grouped)]
     return Stats(
-        period=options.period,
+        period="since" if options.since else options.period,
         since=since,
         history=str(store.path),
         summary=summarise(builds),

@@ -93,8 +93,10 @@ def _insert(row: type[Row], keyed: bool) -> str:
 
 @dataclass(frozen=True)
 class Build:
-    """A recording as ``buildtape history`` lists it."""
+    """A recording as ``buildtape history`` lists it; ``id`` names it on the command line
+    (``#ID``) until the history is rebuilt (``--reindex`` numbers the builds again)."""
 
+    id: int
     tape: str
     started_at: str
     status: str
@@ -341,7 +343,7 @@ class HistoryStore:
     ) -> list[Build]:
         """Recordings, newest first."""
         sql = (
-            "SELECT tape, started_at, status, exit_code, duration_s, command, labels,"
+            "SELECT rowid, tape, started_at, status, exit_code, duration_s, command, labels,"
             " processes, host FROM builds"
         )
         where, args = [], []
@@ -356,16 +358,31 @@ class HistoryStore:
         sql += " ORDER BY started_at DESC, tape"
         out = []
         for row in self._db.execute(sql, args):
-            tape_labels = json.loads(row[6])
+            tape_labels = json.loads(row[7])
             if labels and any(tape_labels.get(k) != v for k, v in labels.items()):
                 continue
             out.append(
-                Build(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]), tape_labels,
-                      row[7], row[8], os.path.exists(row[0]))
+                Build(row[0], row[1], row[2], row[3], row[4], row[5], json.loads(row[6]),
+                      tape_labels, row[8], row[9], os.path.exists(row[1]))
             )  # fmt: skip
             if limit is not None and len(out) >= limit:
                 break
         return out
+
+    def newest_tape(self, skip: int = 0) -> str | None:
+        """The tape of the newest build (``skip`` builds back: ``last~N``), or None."""
+        row = self._db.execute(
+            "SELECT tape FROM builds ORDER BY started_at DESC, tape LIMIT 1 OFFSET ?", (skip,)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def tape_with_id(self, build_id: int) -> str | None:
+        """The tape of the build ``history`` lists with this ID, or None."""
+        row = self._db.execute("SELECT tape FROM builds WHERE rowid = ?", (build_id,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def build_count(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM builds").fetchone()[0])
 
     def build_rows(
         self, since: str | None = None, select: BuildSelection | None = None

@@ -38,7 +38,7 @@ def record(ws: Path, tape: Path, *argv: str, trace: str = "auto") -> None:
 
 
 def processes(tape: Path) -> list[dict[str, Any]]:
-    view = json.loads(buildtape("show", tape, "--json", check=True).stdout)
+    view = json.loads(buildtape("show", tape, "--format", "json", check=True).stdout)
     procs: list[dict[str, Any]] = view["processes"]
     return procs
 
@@ -385,7 +385,7 @@ def test_the_ci_recipes_run_as_documented(
 
 def cli_branch_builds(ws: Path, branch: str) -> int:
     out = buildtape(
-        "stats", "--branch", branch, "--label", "job=linux", "--json", cwd=ws, check=True
+        "stats", "--branch", branch, "--label", "job=linux", "--format", "json", cwd=ws, check=True
     )
     builds: int = json.loads(out.stdout)["builds"]
     return builds

@@ -42,7 +42,10 @@ def test_records_are_indexed_newest_first_and_filtered(tmp_path: Path) -> None:
     assert len(history(tmp_path, "--since", "1h")) == 3
     assert history(tmp_path, "--since", "2999-01-01T00:00:00Z") == []
     text = buildtape("history", cwd=tmp_path, check=True).stdout.decode().splitlines()
-    assert text[0].split()[:3] == ["STARTED", "STATUS", "EXIT"] and len(text) == 4
+    assert text[0].split()[:4] == ["ID", "STARTED", "STATUS", "EXIT"] and len(text) == 4
+    # Each row names its tape (relative to the cwd) and the ID that `#ID` takes.
+    assert text[1].split()[0] == f"#{rows[0]['id']}" and rows[0]["tape"].endswith(".tape")
+    assert str(Path(rows[0]["tape"]).relative_to(tmp_path)) in text[1]
 
 
 def test_no_store_and_home_override(tmp_path: Path) -> None:
@@ -115,7 +118,7 @@ def test_deleted_tape_is_reported_and_reindex_recovers(tmp_path: Path) -> None:
     rows = history(tmp_path)
     assert [r["present"] for r in rows] == [False, True, True]
     text = buildtape("history", cwd=tmp_path, check=True).stdout.decode()
-    assert "(tape missing: " in text
+    assert "(tape missing)" in text
     (tmp_path / ".buildtape" / "history.sqlite").unlink()
     for suffix in ("-wal", "-shm"):
         (tmp_path / ".buildtape" / f"history.sqlite{suffix}").unlink(missing_ok=True)

@@ -25,7 +25,7 @@ def record(
 
 
 def cli_json(ws: Path, *args: str, env: dict[str, str] | None = None) -> Any:
-    return json.loads(buildtape(*args, "--json", cwd=ws, env=env, check=True).stdout)
+    return json.loads(buildtape(*args, "--format", "json", cwd=ws, env=env, check=True).stdout)
 
 
 def git(ws: Path, *args: str) -> None:
@@ -73,7 +73,7 @@ def test_interrupted_builds_are_counted_apart(tmp_path: Path) -> None:
     # The interrupted builds ran longest, but are neither slow steps nor failures.
     steps = {st["step"] for st in s["slowest_steps"]}
     assert steps == {"sh -c 'sleep 0.05'", "sh -c 'sleep 0.05; exit 3'"}
-    week = cli_json(tmp_path, "stats", "--period", "week")
+    week = cli_json(tmp_path, "stats", "--since", "7d")
     assert week["slowest_steps"] == s["slowest_steps"]  # running totals agree with the rows
     assert [(f["step"], f["exit_code"]) for f in s["failures"]] == [
         ("sh -c 'sleep 0.05; exit 3'", 3)

@@ -161,7 +161,7 @@ def test_ps_and_playback(c_make_tape: tuple[Path, Path]) -> None:
 
 def test_unknown_step_is_a_clear_error(c_make_tape: tuple[Path, Path], tmp_path: Path) -> None:
     tape, _ = c_make_tape
-    out = buildtape("extract", tape, "--step", "999", "-o", tmp_path / "x")
+    out = buildtape("extract", tape, "--step", "999", "--into", tmp_path / "x")
     assert out.returncode == 7
     assert out.stderr.decode().strip() == (
         "buildtape: error: the tape has no step 999; `buildtape ps TAPE` lists them"

@@ -180,7 +180,8 @@ def test_missing_tape_is_exit_4(tmp_path: Path) -> None:
     assert proc.returncode == 4
     assert (
         proc.stderr.decode().strip()
-        == f"buildtape: error: no tape at {tmp_path / 'nope.tape'}; check the path"
+        == f"buildtape: error: no tape at {tmp_path / 'nope.tape'}; check the path, or name "
+        "one from the history: last, last~1, #ID (see `buildtape history`)"
     )
 
 

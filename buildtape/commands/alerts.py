@@ -9,15 +9,28 @@ import click
 
 from buildtape.config import load_here
 from buildtape.exit_codes import ExitCode
-from buildtape.params import SINCE, home_option, json_option, selection_options
+from buildtape.params import (
+    HISTORY_CODES,
+    epilog,
+    home_option,
+    json_option,
+    selection_options,
+    since_option,
+)
 from buildtape.text import history as text
 from history.alerts import as_json as alerts_json
 from history.alerts import at_least, judge, past
 from history.options import LEVELS, BuildSelection
 from history.store import HistoryStore
 
+EXAMPLES = [
+    "buildtape alerts --level warning",
+    "buildtape alerts --history --since 7d --format json",
+    "buildtape alerts --branch main --label job=release",
+]
 
-@click.command("alerts")
+
+@click.command("alerts", epilog=epilog(EXAMPLES, HISTORY_CODES))
 @click.option(
     "--level",
     type=click.Choice(LEVELS),
@@ -26,16 +39,16 @@ from history.store import HistoryStore
     help="Only alerts at or above this level.",
 )
 @click.option("--history", "show_history", is_flag=True, help="Alerts raised so far, newest first.")
-@click.option("--since", type=SINCE, help="With --history: raised since 7d, 12h, or an ISO time.")
+@since_option("With --history: alerts raised since WHEN.")
 @selection_options
-@json_option("A JSON array.")
+@json_option("json: an array.")
 @home_option
 def alerts_cmd(
     level: str,
     show_history: bool,
     since: str | None,
     select: BuildSelection,
-    as_json: bool,
+    fmt: str,
     home: Path | None,
 ) -> ExitCode:
     """Judge the newest build against its baseline and list the alerts; each is kept.
@@ -50,11 +63,8 @@ def alerts_cmd(
     5 of them (alerts.min_baseline) before it judges anything. --command, --label
     and --branch judge the newest selected build against the selected builds only;
     interrupted builds (SIGINT, SIGTERM, exit 130 or 143) are never judged or compared.
-
-    \b
-    Example:
-      buildtape alerts --branch main --label job=release
     """
+    as_json = fmt == "json"
     cfg = load_here()
     with HistoryStore(home or cfg.home, create=False) as store:
         if show_history:

@@ -9,12 +9,18 @@ import click
 
 from buildtape.config import SCHEMA, env_name, load_here
 from buildtape.exit_codes import ExitCode
-from buildtape.params import json_option
+from buildtape.params import epilog, json_option
 
 
-@click.command("config")
-@json_option("Values, sources and metric rules.")
-def config_cmd(as_json: bool) -> ExitCode:
+@click.command(
+    "config",
+    epilog=epilog(
+        ["buildtape config", "BUILDTAPE_HOME=/tmp/h buildtape config --format json"],
+        (ExitCode.OK, ExitCode.USAGE, ExitCode.BAD_INPUT),
+    ),
+)
+@json_option("json: values, sources and metric rules.")
+def config_cmd(fmt: str) -> ExitCode:
     """Show every setting, its value and its source.
 
     \b
@@ -23,7 +29,7 @@ def config_cmd(as_json: bool) -> ExitCode:
     else the current directory). Command-line options beat all of them.
     """
     cfg = load_here()
-    if as_json:
+    if fmt == "json":
         out = {
             "workspace": str(cfg.workspace),
             "home": str(cfg.home),

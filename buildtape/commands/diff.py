@@ -8,25 +8,29 @@ from pathlib import Path
 import click
 
 from buildtape.exit_codes import ExitCode
-from buildtape.output import write_text
+from buildtape.output import write_text, wrote
+from buildtape.params import TAPE_CODES, epilog, format_option, output_option, tape_argument
 from buildtape.text import diff as text
 from recorder.tape import open_tape
 from recorder.trust import printable
 from replay.diff import DiffOptions, diff
 
+EXAMPLES = [
+    "buildtape diff good.tape bad.tape",
+    "buildtape diff last~1 last",
+    "buildtape diff good.tape bad.tape --format html -o diff.html",
+]
 
-@click.command("diff")
-@click.argument("tape_a", type=click.Path(path_type=Path))
-@click.argument("tape_b", type=click.Path(path_type=Path))
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json", "html"]),
-    default="text",
-    show_default=True,
-    help="html: one self-contained page, with a differential flamegraph of process time.",
+
+@click.command("diff", epilog=epilog(EXAMPLES, (*TAPE_CODES, ExitCode.DIFFERENT)))
+@tape_argument("tape_a")
+@tape_argument("tape_b")
+@format_option(
+    ("text", "json", "html"),
+    "text",
+    "html: one self-contained page, with a differential flamegraph of process time.",
 )
-@click.option("-o", "--output", help="Write the report here instead of stdout.")
+@output_option("Write the report to FILE instead of stdout.")
 @click.option(
     "--no-normalize",
     is_flag=True,
@@ -48,7 +52,7 @@ def diff_cmd(
     the tapes, with argument-level changes), outputs (text diffs, archive members, first
     differing byte), timings, streams. Same two tapes, same bytes out. With --format html
     (and -o diff.html), one page with all of it and a differential flamegraph.
-    Exit codes: 0 equivalent, 1 different, others as in docs/cli.md.
+    Exit 0: equivalent; 1: different.
     """
     with open_tape(tape_a) as a, open_tape(tape_b) as b:
         report = diff(a, b, DiffOptions(normalize=not no_normalize, deep=deep))
@@ -63,4 +67,5 @@ def diff_cmd(
     else:
         out = printable(text.render(report), one_line=False)
     write_text(output, out)
+    wrote(output, out)
     return ExitCode.OK if report.equivalent else ExitCode.DIFFERENT

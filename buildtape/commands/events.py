@@ -9,32 +9,40 @@ import click
 
 from buildtape.config import load_here
 from buildtape.exit_codes import ExitCode
-from buildtape.params import SINCE, home_option, json_option
+from buildtape.params import (
+    TAPE,
+    TAPE_CODES,
+    epilog,
+    home_option,
+    json_option,
+    limit_option,
+    since_option,
+)
 from buildtape.text import history as text
 from history.export import history_events, tape_events
 from history.options import EventQuery
 from recorder.trust import printable
 
+EXAMPLES = [
+    "buildtape events --type metric --since 7d",
+    "buildtape events ci.tape --type span --format json",
+    "buildtape events last --limit 20",
+]
 
-@click.command("events")
-@click.argument("tape", required=False, type=click.Path(dir_okay=False, path_type=Path))
+
+@click.command("events", epilog=epilog(EXAMPLES, TAPE_CODES))
+@click.argument("tape", required=False, type=TAPE)
 @click.option("--type", "kind", metavar="KIND", help="Only this kind: event, metric, span, ...")
-@click.option("--since", type=SINCE, help="History: only builds since 7d, 12h, 30m or ISO.")
-@click.option(
-    "--count",
-    type=click.IntRange(1),
-    default=EventQuery.count,
-    show_default=True,
-    help="At most N events.",
-)
-@json_option("A JSON array.")
+@since_option("History: only builds since WHEN.")
+@limit_option(EventQuery.count, "At most N events.", aliases=("--count",))
+@json_option("json: an array.")
 @home_option
 def events_cmd(
     tape: Path | None,
     kind: str | None,
     since: str | None,
-    count: int,
-    as_json: bool,
+    limit: int,
+    fmt: str,
     home: Path | None,
 ) -> ExitCode:
     """List events: the newest builds' first, or every event of TAPE in time order.
@@ -43,13 +51,8 @@ def events_cmd(
     The history keeps the build's own events (event, metric, span, invalid_event),
     warnings and its outcome (build_completed, build_failed, build_interrupted); a
     tape also has the per-process ones (process_started, process_exited, file_written).
-
-    \b
-    Examples:
-      buildtape events --type metric --since 7d
-      buildtape events ci.tape --type span --json
     """
-    query = EventQuery(kind, since, count)
+    query = EventQuery(kind, since, limit)
     if tape is not None:
         if since:
             raise click.UsageError("--since selects builds of the history; not with a TAPE")
@@ -62,7 +65,7 @@ def events_cmd(
 
         with HistoryStore(home or load_here().home, create=False) as store:
             found = history_events(store, query)
-    if as_json:
+    if fmt == "json":
         click.echo(json.dumps(found, indent=2, sort_keys=True))
         return ExitCode.OK
     if not found:

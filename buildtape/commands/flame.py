@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from buildtape.exit_codes import ExitCode
-from buildtape.output import write_text
+from buildtape.output import write_text, wrote
+from buildtape.params import TAPE_CODES, epilog, output_option, resolve_tape, tape_shortcut
+from flame.errors import FoldedFormatError
 from flame.folded import folded_unit
 from flame.formats import FORMATS, Renderer, format_for, render
 from flame.options import DIFF_MODES, ORDERS, PALETTES, FlameOptions
 from flame.pipeline import FlameSources, Profile, prepare
+from recorder.trust import printable
 
 
 def _html_page(profile: Profile, options: FlameOptions) -> str:
@@ -20,19 +25,63 @@ def _html_page(profile: Profile, options: FlameOptions) -> str:
 
 
 PAGES: dict[str, Renderer] = {"html": _html_page}
+EXTENSIONS = ".svg, .html, .folded, .speedscope.json, .trace.json"
 
 
-@click.command("flame")
+def _input(word: str) -> str:
+    """An input as the engine reads it: ``last``/``#ID`` and ``*.tape`` name tapes (checked
+    here as every command checks a tape: a directory or a non-tape is exit 3, never drawn
+    from its bytes); anything else is a folded file or ``-``."""
+    if word == "-":
+        return word
+    if tape_shortcut(word) is None and not word.endswith(".tape") and not Path(word).is_dir():
+        _refuse_binary(Path(word))
+        return word
+    path = resolve_tape(word)
+    from recorder.container import TapeReader
+
+    with TapeReader(path, index_only=True):
+        pass  # raises TapeError, one sentence, for a file that is not a tape
+    return str(path)
+
+
+def _refuse_binary(path: Path) -> None:
+    """A file with NUL bytes is neither folded text nor a tape: say so, never draw (and
+    print) frames made of its bytes."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8192)
+    except OSError:
+        return  # the engine reports a missing or unreadable file in its own words
+    # A tape is a zstd stream (its magic number first), however it is named.
+    if b"\0" in head and not head.startswith(b"\x28\xb5\x2f\xfd"):
+        raise FoldedFormatError(
+            f"{path} is a binary file: neither a tape nor folded stacks (frame;frame COUNT)"
+        )
+
+
+EXAMPLES = [
+    "buildtape flame out.folded > out.svg                 # flamegraph.pl drop-in",
+    "buildtape flame ci.tape -o ci.svg",
+    "buildtape flame last -o ci.html                      # canvas viewer, for big profiles",
+    "buildtape flame ci.tape -o ci.speedscope.json        # open in speedscope",
+    "buildtape flame ci.tape -o ci.trace.json             # open in Perfetto",
+    "buildtape flame --diff before.folded after.folded -o diff.svg",
+]
+
+
+@click.command("flame", epilog=epilog(EXAMPLES, (*TAPE_CODES, ExitCode.BAD_INPUT)))
 @click.argument("inputs", nargs=-1)
-@click.option(
-    "-o",
-    "--output",
-    metavar="FILE",
-    help="Output file; its extension picks the format (.svg, .html, .folded, "
-    ".speedscope.json, .trace.json). Default: SVG on stdout, like flamegraph.pl.",
+@output_option(
+    f"Output file; its extension picks the format ({EXTENSIONS}). Default: SVG on stdout, "
+    "like flamegraph.pl."
 )
 @click.option(
-    "--format", "fmt", type=click.Choice(FORMATS), help="Output format, whatever -o says."
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    metavar="FORMAT",
+    help=f"Output format, whatever -o says. FORMAT: {', '.join(FORMATS)}.",
 )
 @click.option(
     "--diff",
@@ -127,16 +176,8 @@ def flame_cmd(
 
     INPUTS are folded-stack files (frame;frame;frame COUNT per line, as flamegraph.pl,
     inferno and py-spy write them), tapes (their process tree, weighted by time), or - for
-    standard input. Several inputs merge.
-
-    \b
-    Examples:
-      buildtape flame out.folded > out.svg                 # flamegraph.pl drop-in
-      buildtape flame ci.tape -o ci.svg
-      buildtape flame ci.tape -o ci.html                   # canvas viewer, for big profiles
-      buildtape flame ci.tape -o ci.speedscope.json        # open in speedscope
-      buildtape flame ci.tape -o ci.trace.json             # open in Perfetto
-      buildtape flame --diff before.folded after.folded -o diff.svg
+    standard input. Several inputs merge. A tape can be named `last`, `last~N` or `#ID`
+    (from `buildtape history`).
     """
     if diff and inputs:
         raise click.UsageError("give either INPUTS or --diff BASE NEW, not both")
@@ -159,13 +200,24 @@ def flame_cmd(
         diff_mode=diff_mode,
         noise=noise,
     )
-    chosen = fmt or format_for(output) or "svg"
+    chosen = fmt or format_for(output)
+    if chosen is None and output not in (None, "-"):
+        raise click.UsageError(
+            f"cannot tell the format from the name {output}: end it with one of {EXTENSIONS}, "
+            "or say --format"
+        )
+    chosen = chosen or "svg"
+    inputs = tuple(_input(i) for i in inputs)
+    diff = (_input(diff[0]), _input(diff[1])) if diff else None
     sources = FlameSources(inputs, diff, reverse=reverse, normalize=normalize)
     profile = prepare(sources, chosen, options)
     for source, report in profile.reports:
         if report.malformed_count:
-            click.echo(f"buildtape: warning: {report.describe(source)}", err=True)
+            shown = printable(report.describe(source))
+            click.echo(f"buildtape: warning: {shown}", err=True)
     if chosen == "folded" and profile.tree.unit != "samples":
         click.echo(f"buildtape: note: folded counts are in {folded_unit(profile.tree)}", err=True)
-    write_text(output, render(chosen, profile, options, PAGES))
+    out = render(chosen, profile, options, PAGES)
+    write_text(output, out)
+    wrote(output, out)
     return ExitCode.OK

@@ -9,14 +9,19 @@ import click
 
 from buildtape.config import load_here
 from buildtape.exit_codes import ExitCode
-from buildtape.params import SIZE, home_option, json_option, size_bytes
+from buildtape.params import HISTORY_CODES, SIZE, epilog, home_option, json_option, size_bytes
 from buildtape.text import history as text
 from history.options import RetentionOptions
 from history.retention import apply, plan
 from history.store import HistoryStore
 
+EXAMPLES = [
+    "buildtape gc --keep-last 200 --keep-days 14 --dry-run",
+    "buildtape gc --max-size 5G",
+]
 
-@click.command("gc")
+
+@click.command("gc", epilog=epilog(EXAMPLES, HISTORY_CODES))
 @click.option(
     "--keep-days", type=click.IntRange(0), metavar="N", help="Keep builds of the last N days."
 )
@@ -27,14 +32,14 @@ from history.store import HistoryStore
     help="Then cap the kept tapes' total size (e.g. 5G), dropping the oldest first.",
 )
 @click.option("--dry-run", is_flag=True, help="Say what would be deleted; delete nothing.")
-@json_option("The plan as JSON.")
+@json_option("json: the plan.")
 @home_option
 def gc_cmd(
     keep_days: int | None,
     keep_last: int | None,
     max_size: int | None,
     dry_run: bool,
-    as_json: bool,
+    fmt: str,
     home: Path | None,
 ) -> ExitCode:
     """Delete tapes of the history that no retention rule keeps.
@@ -46,10 +51,8 @@ def gc_cmd(
     never deleted; index rows of tapes already gone from disk are dropped, and partial
     files left by killed recorders are removed.
 
-    \b
-    Examples:
-      buildtape gc --keep-last 200 --keep-days 14 --dry-run
-      buildtape gc --max-size 5G
+    Only tapes inside the history's own tapes directory are ever deleted: a tape written
+    elsewhere (`record -o good.tape`) is yours, and gc only forgets its row in the index.
     """
     cfg = load_here()
     settings = cfg.gc
@@ -72,7 +75,7 @@ def gc_cmd(
     with HistoryStore(home or cfg.home, create=False) as store:
         p = plan(store, options)
         problems = [] if dry_run else apply(store, p)
-    if as_json:
+    if fmt == "json":
         click.echo(json.dumps({"dry_run": dry_run, **p.__dict__}, indent=2, sort_keys=True))
     else:
         click.echo(text.retention(p, dry_run), nl=False)

@@ -9,15 +9,29 @@ import click
 
 from buildtape.config import load_here
 from buildtape.exit_codes import ExitCode
-from buildtape.params import KEY_VALUE, SINCE, json_option
+from buildtape.params import (
+    HISTORY_CODES,
+    KEY_VALUE,
+    epilog,
+    json_option,
+    limit_option,
+    since_option,
+)
 from buildtape.text import history as text
 from history.indexing import reindex as reindex_tapes
 from history.options import ReindexOptions
 from history.store import HistoryStore
 
+EXAMPLES = [
+    "buildtape history --limit 5",
+    "buildtape history --status failed --since 7d",
+    "buildtape show '#12'                         # the build with ID 12",
+    "buildtape history --reindex --scan ci-tapes/",
+]
 
-@click.command("history")
-@click.option("--limit", type=click.IntRange(1), default=20, show_default=True)
+
+@click.command("history", epilog=epilog(EXAMPLES, HISTORY_CODES))
+@limit_option(20, "At most N recordings.", aliases=("--count", "--last"))
 @click.option("--status", type=click.Choice(["succeeded", "failed", "interrupted"]))
 @click.option(
     "--label",
@@ -26,10 +40,8 @@ from history.store import HistoryStore
     type=KEY_VALUE,
     help="Only tapes with this label. Repeatable.",
 )
-@click.option(
-    "--since", type=SINCE, help="Only recordings since: 7d, 12h, 30m, or an ISO 8601 time."
-)
-@json_option("A JSON array, newest first.")
+@since_option("Only recordings since WHEN.")
+@json_option("json: an array, newest first.")
 @click.option("--reindex", is_flag=True, help="Rebuild the index from the tapes on disk first.")
 @click.option(
     "--scan",
@@ -48,15 +60,18 @@ def history_cmd(
     status: str | None,
     labels: tuple[tuple[str, str], ...],
     since: str | None,
-    as_json: bool,
+    fmt: str,
     reindex: bool,
     scan: tuple[Path, ...],
     home: Path | None,
 ) -> ExitCode:
-    """List recordings, newest first: when, status, exit, duration, processes, command.
+    """List recordings, newest first: ID, when, status, exit, duration, processes, tape
+    and command.
 
-    Every `buildtape record` indexes its tape here (unless --no-store). A tape moved or
-    deleted by hand is shown as missing; --reindex rebuilds the index from the tapes on disk.
+    Every `buildtape record` indexes its tape here (unless --no-store). Any command that
+    takes a tape takes `#ID` for the tape of that row, `last` for the newest and `last~N`
+    for N before it. A tape moved or deleted by hand is shown as missing; --reindex
+    rebuilds the index from the tapes on disk (and numbers the builds again).
     """
     home = home or load_here().home
     with HistoryStore(home, create=reindex) as store:
@@ -69,7 +84,7 @@ def history_cmd(
             for line in done.unreadable:
                 click.echo(f"buildtape: warning: not indexed: {line}", err=True)
         builds = store.builds(limit, status, dict(labels), since)
-    if as_json:
+    if fmt == "json":
         click.echo(json.dumps([b.to_json() for b in builds], indent=2, sort_keys=True))
     elif not builds:
         click.echo(f"no recordings in {home}")

@@ -10,7 +10,8 @@ import click
 from buildtape.config import Config, workspace_root
 from buildtape.config import load as load_config
 from buildtape.errors import ConfigError
-from buildtape.params import KEY_VALUE, SIZE, size_text
+from buildtape.exit_codes import ExitCode
+from buildtape.params import KEY_VALUE, SIZE, epilog, size_text
 from buildtape.text.units import seconds
 from recorder.options import SNAPSHOT_MODES, RecordOptions
 from recorder.record import RecordResult, record
@@ -26,6 +27,37 @@ def _config(workspace: Path) -> Config | None:
     except ConfigError as exc:
         click.echo(f"buildtape: warning: {exc}; using the defaults", err=True)
         return None
+
+
+def _refuse_outside(workspace: Path) -> None:
+    """The build must start inside its workspace: a replay restores the workspace and
+    starts the command where it started, which would not be in what was restored."""
+    cwd = Path.cwd().resolve()
+    root = workspace.resolve()
+    if cwd != root and root not in cwd.parents:
+        raise click.UsageError(
+            f"the current directory {cwd} is outside the workspace {root}, so the tape could "
+            f"not be replayed; run from inside it (cd {workspace} && buildtape record ... "
+            "-- make), or give --workspace a directory that contains the current one"
+        )
+
+
+def _refuse_overwrite(output: Path | None) -> None:
+    """-o never replaces a file that is not a tape (a typo must not cost a file)."""
+    if output is None or not output.exists():
+        return
+    from recorder.container import TapeReader
+    from recorder.errors import TapeError
+
+    try:
+        with TapeReader(output, index_only=True):
+            return
+    except (TapeError, OSError):
+        pass
+    raise click.UsageError(
+        f"{output} exists and is not a tape; buildtape will not overwrite it: choose another "
+        "-o, or remove it first"
+    )
 
 
 def _prefetch_indexing() -> None:
@@ -61,8 +93,27 @@ def _index(result: RecordResult, cfg: Config | None) -> None:
         click.echo(f"buildtape: warning: {exc}", err=True)
 
 
+EXAMPLES = [
+    "buildtape record -- make -j8",
+    "buildtape record -o fail.tape --label ci=github -- ninja -C build",
+    "buildtape record --trace proc -- ./build.sh     # where ptrace is not allowed",
+    "buildtape show last                             # then: what was recorded",
+]
+CODES = (
+    ExitCode.OK,
+    ExitCode.USAGE,
+    ExitCode.RECORD_FAILED,
+    ExitCode.NOT_EXECUTABLE,
+    ExitCode.COMMAND_NOT_FOUND,
+    ExitCode.INTERRUPTED,
+)
+BUILD_STATUS = "any other: the build's own exit status (128+N: killed by signal N)"
+
+
 @click.command(
-    "record", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False}
+    "record",
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+    epilog=epilog(EXAMPLES, CODES) + f"\n  {BUILD_STATUS}",
 )
 @click.option(
     "-o",
@@ -183,11 +234,8 @@ def record_cmd(
 ) -> int:
     """Run COMMAND, pass its output and exit status through, and record it into a tape.
 
-    \b
-    Examples:
-      buildtape record -- make -j8
-      buildtape record -o fail.tape --label ci=github -- ninja -C build
-      buildtape record --trace proc -- ./build.sh     # where ptrace is not allowed
+    Run it from inside the workspace (the build's starting directory must be in what a
+    replay restores). -o replaces an older tape, never another file.
 
     Secrets in the environment (names like *TOKEN*, *SECRET*, *PASSWORD*, *_KEY, and
     credential-shaped values) are redacted, and their values scrubbed from everything
@@ -195,6 +243,8 @@ def record_cmd(
     """
     # Found once here (git rev-parse), for the config and for the recording.
     workspace = workspace or workspace_root()
+    _refuse_outside(workspace)
+    _refuse_overwrite(output)
     cfg = _config(workspace)
     options = RecordOptions(
         argv=command,

@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from buildtape.exit_codes import ExitCode
-from buildtape.params import VARIATIONS, json_option
+from buildtape.params import TAPE_CODES, VARIATIONS, epilog, json_option, tape_argument
 from buildtape.text import replay as text
 from recorder.tape import Tape, open_tape
 from recorder.trust import printable, recorded_here, recorded_list
@@ -85,8 +85,29 @@ def _banner(start: RunStart) -> None:
     click.echo(printable(text.banner(start)), err=True)
 
 
-@click.command("replay")
-@click.argument("tape", type=click.Path(path_type=Path))
+class _NumberedBanners:
+    """The banner of each run of ``--vary``, numbered: several builds stream one after
+    another, and each says which run (control or varied) the output below it is."""
+
+    def __init__(self) -> None:
+        self.runs = 0
+
+    def __call__(self, start: RunStart) -> None:
+        self.runs += 1
+        click.echo(printable(f"[run {self.runs}] {text.banner(start)}"), err=True)
+
+
+EXAMPLES = [
+    "buildtape replay fail.tape",
+    "buildtape replay last --step 17 --keep",
+    "buildtape replay ci.tape --vary time,tz,locale --bisect",
+    "buildtape replay ci.tape --playback --speed 4",
+]
+CODES = (*TAPE_CODES, ExitCode.DIFFERENT, ExitCode.REPLAY_FAILED, ExitCode.ABORTED)
+
+
+@click.command("replay", epilog=epilog(EXAMPLES, CODES))
+@tape_argument()
 @click.option("--step", type=int, help="Re-run only this step (ID from `buildtape ps`).")
 @click.option(
     "--workdir",
@@ -138,7 +159,7 @@ def _banner(start: RunStart) -> None:
     help="bwrap: namespaces, workspace at its recorded path; directory: restore elsewhere "
     "(no namespaces). auto: bwrap when it works here, unless $BUILDTAPE_SANDBOX says otherwise.",
 )
-@json_option("Print the verdict as one JSON object.")
+@json_option("json: the verdict as one JSON object.")
 def replay_cmd(
     tape: Path,
     step: int | None,
@@ -153,18 +174,16 @@ def replay_cmd(
     vary: tuple[str, ...] | None,
     bisect: bool,
     sandbox: str,
-    as_json: bool,
+    fmt: str,
 ) -> ExitCode:
     """Re-run a tape in a sandbox and say what did and did not reproduce.
 
     The recorded workspace is restored into the sandbox (your checkout is never touched),
     the recorded environment, cwd and umask are restored, external inputs and tool
     versions are checked for drift, the command runs under `buildtape record`, and its
-    outputs are compared with the recorded ones by content.
-
-    \b
-    Exit codes: 0 reproduced, 1 diverged, others as in docs/cli.md.
+    outputs are compared with the recorded ones by content. Exit 0: reproduced; 1: diverged.
     """
+    as_json = fmt == "json"
     if bisect and not vary:
         raise click.UsageError("--bisect goes with --vary")
     with open_tape(tape) as t:
@@ -175,7 +194,7 @@ def replay_cmd(
         _confirm(t, step, env, yes)
         if vary:
             asked = VaryOptions(vary, bisect, step, keep, workdir, sandbox, tape.name, as_json)
-            varied = run_variations(t, asked, os.environ, _notify, _banner)
+            varied = run_variations(t, asked, os.environ, _notify, _NumberedBanners())
             if as_json:
                 click.echo(json.dumps(text.varied_json(varied), indent=2, sort_keys=True))
             else:

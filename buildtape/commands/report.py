@@ -7,18 +7,21 @@ from pathlib import Path
 import click
 
 from buildtape.exit_codes import ExitCode
-from buildtape.output import write_text
-from buildtape.text.units import human_size
+from buildtape.output import write_text, wrote
+from buildtape.params import TAPE_CODES, epilog, output_option, tape_argument
+
+EXAMPLES = [
+    "buildtape report ci.tape -o ci.html",
+    "buildtape record -o ci.tape -- make -j8 || buildtape report ci.tape -o ci.html",
+    "buildtape report last",
+]
 
 
-@click.command("report")
-@click.argument("tape", type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "-o",
-    "--output",
-    metavar="FILE",
-    help="Where to write the page ('-' for stdout). Default: the tape's name with .html, "
-    "in the current directory.",
+@click.command("report", epilog=epilog(EXAMPLES, TAPE_CODES))
+@tape_argument()
+@output_option(
+    "Where to write the page ('-' for stdout). Default: the tape's name with .html, "
+    "in the current directory."
 )
 def report_cmd(tape: Path, output: str | None) -> ExitCode:
     """Write an HTML report of TAPE: one file, works offline, opens in any browser.
@@ -28,10 +31,6 @@ def report_cmd(tape: Path, output: str | None) -> ExitCode:
     first error line); a zoomable timeline of every process with the critical path and
     the parallelism against the CPU count; a flamegraph with search; the slowest steps;
     outputs, inputs, environment (secrets shown as redacted), events and the output.
-
-    \b
-    Example:
-      buildtape record -o ci.tape -- make -j8 || buildtape report ci.tape -o ci.html
     """
     from recorder.tape import open_tape
     from reports.render import render_report
@@ -48,6 +47,5 @@ def report_cmd(tape: Path, output: str | None) -> ExitCode:
         html = render_report(t)
     target = output or f"{tape.name.removesuffix('.tape')}.html"
     write_text(target, html)
-    if target != "-":
-        click.echo(f"buildtape: wrote {target} ({human_size(len(html.encode()))})", err=True)
+    wrote(target, html)
     return ExitCode.OK

@@ -9,35 +9,41 @@ from pathlib import Path
 import click
 
 from buildtape.exit_codes import ExitCode
+from buildtape.params import TAPE_CODES, epilog, format_option, tape_argument
 from buildtape.text import tape as text
 from recorder.summary import summarise
 from recorder.tape import open_tape
 from recorder.trust import json_safe, printable
 
 
-@click.command("show")
-@click.argument("tape", type=click.Path(path_type=Path))
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json", "markdown"]),
-    default="text",
-    show_default=True,
-    help="json: the documented object (docs/cli.md); markdown: a compact summary for CI "
-    "(docs/ci.md).",
+@click.command(
+    "show",
+    epilog=epilog(
+        [
+            "buildtape show ci.tape",
+            "buildtape show last",
+            "buildtape show last~1 --format json",
+            'buildtape show ci.tape --format markdown >> "$GITHUB_STEP_SUMMARY"',
+        ],
+        TAPE_CODES,
+    ),
 )
-@click.option("--json", "as_json", is_flag=True, hidden=True, help="Same as --format json.")
-def show_cmd(tape: Path, fmt: str, as_json: bool) -> ExitCode:
+@tape_argument()
+@format_option(
+    ("text", "json", "markdown"),
+    "text",
+    "json: the documented JSON object of the summary; markdown: a compact summary for CI "
+    "job pages and merge-request comments (docs/ci.md).",
+)
+def show_cmd(tape: Path, fmt: str) -> ExitCode:
     """Summarise a tape: command, status, host, slowest and failing steps, outputs, warnings.
 
-    \b
-    Examples:
-      buildtape show ci.tape
-      buildtape show ci.tape --format markdown >> "$GITHUB_STEP_SUMMARY"
+    TAPE is a path, or `last`, `last~N` (N builds before the newest) or `#ID` (the ID
+    `buildtape history` shows).
     """
     with open_tape(tape) as t:
         summary = summarise(t)
-        if as_json or fmt == "json":
+        if fmt == "json":
             out = json.dumps(summary.to_json(), indent=2, sort_keys=True, ensure_ascii=False)
             click.echo(json_safe(out))
         elif fmt == "markdown":

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from buildtape.text.units import human_size, percent, seconds, short_argv
@@ -16,17 +17,35 @@ if TYPE_CHECKING:
     from history.store import Build
 
 
+def _shown_path(tape: str) -> str:
+    """A tape's path relative to the current directory when it is under it."""
+    path = Path(tape)
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return tape
+
+
 def builds(found: list[Build]) -> str:
-    """Recordings, newest first: when, status, exit, duration, processes, command."""
-    lines = [f"{'STARTED':<24} {'STATUS':<11} {'EXIT':>4} {'DURATION':>9} {'PROCS':>5}  COMMAND"]
-    for b in found:
+    """Recordings, newest first: the ID that names them (``#ID``), when, status, exit,
+    duration, processes, tape and command."""
+    paths = [_shown_path(b.tape) for b in found]
+    ids = [f"#{b.id}" for b in found]
+    iw = max(len("ID"), *map(len, ids))
+    tw = max(len("TAPE"), *map(len, paths))
+    lines = [
+        f"{'ID':<{iw}} {'STARTED':<24} {'STATUS':<11} {'EXIT':>4} {'DURATION':>9} {'PROCS':>5}  "
+        f"{'TAPE':<{tw}}  COMMAND"
+    ]
+    for b, shown_id, path in zip(found, ids, paths, strict=True):
         exit_text = "-" if b.exit_code is None else str(b.exit_code)
         label_text = " ".join(f"{k}={v}" for k, v in sorted(b.labels.items()))
-        missing = "  (tape missing: " + b.tape + ")" if not b.present else ""
+        missing = "  (tape missing)" if not b.present else ""
         label_part = f"  [{label_text}]" if label_text else ""
         lines.append(
-            f"{b.started_at:<24} {b.status:<11} {exit_text:>4} {seconds(b.duration_s):>9} "
-            f"{b.processes:>5}  {short_argv(b.command, 60)}{label_part}{missing}"
+            f"{shown_id:<{iw}} {b.started_at:<24} {b.status:<11} {exit_text:>4} "
+            f"{seconds(b.duration_s):>9} {b.processes:>5}  {path:<{tw}}  "
+            f"{short_argv(b.command, 60)}{label_part}{missing}"
         )
     return "\n".join(lines) + "\n"
 
@@ -43,7 +62,12 @@ def stats(s: Stats) -> str:
     """The figures of ``buildtape stats``, as tables."""
     d, busy = s.summary.duration_s, s.summary.busy_s
     lines = [
-        f"period: {s.period}" + (f" (since {s.since})" if s.since else "") + _selected(s),
+        (
+            f"builds since {s.since}"
+            if s.period == "since"
+            else f"period: {s.period}" + (f" (since {s.since})" if s.since else "")
+        )
+        + _selected(s),
         f"builds: {s.summary.builds}  succeeded: {s.summary.succeeded}  "
         f"failed: {s.summary.failed}  interrupted: {s.summary.interrupted}  "
         f"success rate: {percent(s.summary.success_rate)}"
@@ -119,6 +143,8 @@ def retention(p: Plan, dry_run: bool) -> str:
     verb = "would delete" if dry_run else "deleted"
     lines = [f"{verb} {tape}" for tape in p.delete]
     lines += [f"left alone (being written): {tape}" for tape in p.busy]
+    forgets = "would forget" if dry_run else "forgot"
+    lines += [f"{forgets} (file kept, outside the tapes directory): {t}" for t in p.forget]
     lines.append(
         f"{verb} {len(p.delete)} tape(s), {human_size(p.freed_bytes)}; kept "
         f"{len(p.keep)} ({human_size(p.kept_bytes)}); {len(p.missing)} already missing "

@@ -44,14 +44,16 @@ def show(summary: TapeSummary) -> str:
         f"{len(m.outputs)} outputs, {len(m.inputs)} workspace files, "
         f"{len(m.external)} external inputs"
     )
-    if m.sampling.sampler != "none":
+    if m.sampling.sampler != "none" and m.sampling.count:
         lines.append(
             f"  stacks    {m.sampling.sampler} at {m.sampling.rate} Hz: "
             f"{m.sampling.count} Python samples"
             + (f" ({m.sampling.notice})" if m.sampling.notice else "")
         )
     elif m.sampling.notice:
-        lines.append(f"  stacks    none ({m.sampling.notice})")
+        # No samples is the rule for builds without Python: worth a line only with a reason.
+        got = "none" if m.sampling.sampler == "none" else f"{m.sampling.sampler}, no samples"
+        lines.append(f"  stacks    {got} ({m.sampling.notice})")
     if m.toolchain:
         tools = ", ".join(f"{t.name} ({t.version or '?'})" for t in m.toolchain[:6])
         lines.append(f"  toolchain {tools}")
@@ -99,16 +101,60 @@ def show(summary: TapeSummary) -> str:
     return "\n".join(lines) + "\n"
 
 
-def ps(processes: list[Process]) -> str:
-    """The steps of a tape with the IDs that name them."""
-    lines = [f"{'ID':>5} {'PARENT':>6} {'DURATION':>9} {'EXIT':>8}  COMMAND"]
+def failed(p: Process) -> bool:
+    """A step that exited non-zero or died of a signal."""
+    return bool(p.signal) or (p.exit_code is not None and p.exit_code != 0)
+
+
+def _row(p: Process, command: str) -> str:
+    exit_text = p.signal or ("?" if p.exit_code is None else str(p.exit_code))
+    duration = "?" if p.duration_s is None else seconds(p.duration_s, 3)
+    parent = "-" if p.parent_id is None else str(p.parent_id)
+    return f"{p.id:>5} {parent:>6} {duration:>9} {exit_text:>8}  {command}"
+
+
+def _tree_order(processes: list[Process]) -> list[tuple[Process, str]]:
+    """Depth first, children in start order, each with its tree prefix (``├─ ``...)."""
+    ids = {p.id for p in processes}
+    children: dict[int | None, list[Process]] = {}
     for p in processes:
-        exit_text = p.signal or ("?" if p.exit_code is None else str(p.exit_code))
-        duration = "?" if p.duration_s is None else seconds(p.duration_s, 3)
-        parent = "-" if p.parent_id is None else str(p.parent_id)
-        lines.append(
-            f"{p.id:>5} {parent:>6} {duration:>9} {exit_text:>8}  {short_argv(p.argv, 90)}"
-        )
+        parent = p.parent_id if p.parent_id in ids else None
+        children.setdefault(parent, []).append(p)
+    out: list[tuple[Process, str]] = []
+    # An explicit stack: a build's tree can be deeper than Python's recursion limit.
+    stack: list[tuple[Process, str, str]] = [
+        (p, "", "") for p in reversed(sorted(children.get(None, []), key=lambda p: p.start_s))
+    ]
+    while stack:
+        p, prefix, indent = stack.pop()
+        out.append((p, prefix))
+        kids = sorted(children.get(p.id, []), key=lambda c: (c.start_s, c.id))
+        for i, kid in reversed(list(enumerate(kids))):
+            last = i == len(kids) - 1
+            branch, below = ("└─ ", "   ") if last else ("├─ ", "│  ")
+            stack.append((kid, indent + branch, indent + below))
+    return out
+
+
+def ps(processes: list[Process], tree: bool = False, only_failed: bool = False) -> str:
+    """The steps of a tape with the IDs that name them; ``tree``: indented under their
+    parents; ``only_failed``: the failed steps (with the tree, also their ancestors)."""
+    chosen = processes
+    if only_failed:
+        by_id = {p.id: p for p in processes}
+        keep = {p.id for p in processes if failed(p)}
+        if tree:
+            for pid in list(keep):
+                parent = by_id[pid].parent_id
+                while parent is not None and parent in by_id and parent not in keep:
+                    keep.add(parent)
+                    parent = by_id[parent].parent_id
+        chosen = [p for p in processes if p.id in keep]
+    lines = [f"{'ID':>5} {'PARENT':>6} {'DURATION':>9} {'EXIT':>8}  COMMAND"]
+    if tree:
+        lines += [_row(p, prefix + short_argv(p.argv, 90)) for p, prefix in _tree_order(chosen)]
+    else:
+        lines += [_row(p, short_argv(p.argv, 90)) for p in chosen]
     return "\n".join(lines) + "\n"
 
 
