@@ -41,7 +41,7 @@ EXAMPLES = [
     ("csv", "json", "otlp", *TAPE_FORMATS),
     "json",
     "csv, json: the history; otlp: tapes as OpenTelemetry traces; compile-commands "
-    "(compile_commands.json), junit: of one TAPE (docs/ci.md).",
+    "(compile_commands.json), junit: of one TAPE.",
 )
 @click.option(
     "--what",

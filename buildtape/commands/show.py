@@ -33,7 +33,7 @@ from recorder.trust import json_safe, printable
     ("text", "json", "markdown"),
     "text",
     "json: the documented JSON object of the summary; markdown: a compact summary for CI "
-    "job pages and merge-request comments (docs/ci.md).",
+    "job pages and merge-request comments.",
 )
 def show_cmd(tape: Path, fmt: str) -> ExitCode:
     """Summarise a tape: command, status, host, slowest and failing steps, outputs, warnings.
