@@ -167,6 +167,13 @@ def compile_commands(manifest: Manifest) -> list[CompileCommand]:
     return out
 
 
+# What json.dumps(ensure_ascii=False) leaves raw but a terminal or a UTF-8 file cannot take:
+# DEL and the C1 controls (escape sequences), and lone surrogates (undecodable argv bytes).
+_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
+
 def to_json(entries: list[CompileCommand]) -> str:
-    """The database as ``compile_commands.json`` text."""
-    return json.dumps([e.to_json() for e in entries], indent=2, ensure_ascii=False) + "\n"
+    """The database as ``compile_commands.json`` text: readable UTF-8, with every character
+    that could act on a terminal written as a JSON escape (the same JSON)."""
+    text = json.dumps([e.to_json() for e in entries], indent=2, ensure_ascii=False)
+    return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n"

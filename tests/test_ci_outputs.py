@@ -389,3 +389,16 @@ def cli_branch_builds(ws: Path, branch: str) -> int:
     )
     builds: int = json.loads(out.stdout)["builds"]
     return builds
+
+
+def test_compile_db_on_stdout_carries_no_raw_control_characters(tmp_path: Path) -> None:
+    """A flag holding ESC and CSI (C1) reaches the database as JSON escapes: printed to a
+    terminal, it cannot act, and it parses back to the recorded argument."""
+    (tmp_path / "a.c").write_text("int a(void) { return 0; }\n")
+    flag = "-DMSG=\x1b[2J\u009b2J"
+    tape = tmp_path / "ctl.tape"
+    record(tmp_path, tape, "sh", "-c", 'cc -c a.c -o a.o "$0"', flag)
+    out = buildtape("export", "--format", "compile-commands", tape, check=True).stdout
+    assert b"\x1b" not in out and "\u009b".encode() not in out
+    (entry,) = json.loads(out)
+    assert entry["arguments"] == ["cc", "-c", "a.c", "-o", "a.o", flag]
