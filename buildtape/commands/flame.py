@@ -215,6 +215,8 @@ def flame_cmd(
         if report.malformed_count:
             shown = printable(report.describe(source))
             click.echo(f"buildtape: warning: {shown}", err=True)
+    for note in profile.tree.notes:
+        click.echo(f"buildtape: note: {printable(note)}", err=True)
     if chosen == "folded" and profile.tree.unit != "samples":
         click.echo(f"buildtape: note: folded counts are in {folded_unit(profile.tree)}", err=True)
     out = render(chosen, profile, options, PAGES)

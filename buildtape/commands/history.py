@@ -21,6 +21,7 @@ from buildtape.text import history as text
 from history.indexing import reindex as reindex_tapes
 from history.options import ReindexOptions
 from history.store import HistoryStore
+from recorder.trust import printable
 
 EXAMPLES = [
     "buildtape history --limit 5",
@@ -82,7 +83,7 @@ def history_cmd(
                 err=True,
             )
             for line in done.unreadable:
-                click.echo(f"buildtape: warning: not indexed: {line}", err=True)
+                click.echo(f"buildtape: warning: not indexed: {printable(line)}", err=True)
         builds = store.builds(limit, status, dict(labels), since)
     if fmt == "json":
         click.echo(json.dumps([b.to_json() for b in builds], indent=2, sort_keys=True))
