@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from buildtape import colour
 from buildtape.config import load_here
 from buildtape.exit_codes import ExitCode
 from buildtape.params import (
@@ -21,6 +22,7 @@ from buildtape.text import history as text
 from history.indexing import reindex as reindex_tapes
 from history.options import ReindexOptions
 from history.store import HistoryStore
+from recorder.trust import printable
 
 EXAMPLES = [
     "buildtape history --limit 5",
@@ -89,5 +91,5 @@ def history_cmd(
     elif not builds:
         click.echo(f"no recordings in {home}")
     else:
-        click.echo(text.builds(builds), nl=False)
+        colour.echo(printable(text.builds(builds), one_line=False), "history", nl=False)
     return ExitCode.OK

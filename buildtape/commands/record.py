@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from buildtape.colour import say
 from buildtape.config import Config, workspace_root
 from buildtape.config import load as load_config
 from buildtape.errors import ConfigError
@@ -264,7 +265,7 @@ def record_cmd(
     )
 
     def notify(message: str) -> None:
-        click.echo(f"buildtape: note: {message}", err=True)
+        say(f"buildtape: note: {message}")
 
     store = not no_store and (cfg is None or cfg.store)
     result = record(options, notify, _prefetch_indexing if store else None)
@@ -273,10 +274,9 @@ def record_cmd(
     if store:
         _index(result, cfg)
     if not quiet:
-        click.echo(
+        say(
             f"buildtape: {m.status}, {len(m.processes)} processes, {seconds(m.duration_s)}; "
-            f"tape: {result.tape}",
-            err=True,
+            f"tape: {result.tape}"
         )
     # The build's own status: record is a transparent wrapper.
     return result.exit_status

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from buildtape import colour
 from buildtape.exit_codes import ExitCode
 from buildtape.params import TAPE_CODES, epilog, json_option, tape_argument
 from buildtape.text import tape as text
@@ -36,5 +37,5 @@ def show_cmd(tape: Path, fmt: str) -> ExitCode:
             out = json.dumps(summary.to_json(), indent=2, sort_keys=True, ensure_ascii=False)
             click.echo(json_safe(out))
         else:
-            click.echo(printable(text.show(summary), one_line=False), nl=False)
+            colour.echo(printable(text.show(summary), one_line=False), "show", nl=False)
     return ExitCode.OK
