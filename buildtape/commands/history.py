@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from buildtape import colour
+from buildtape.colour import say
 from buildtape.config import load_here
 from buildtape.exit_codes import ExitCode
 from buildtape.params import (
@@ -84,7 +85,7 @@ def history_cmd(
                 err=True,
             )
             for line in done.unreadable:
-                click.echo(f"buildtape: warning: not indexed: {line}", err=True)
+                say(f"buildtape: warning: not indexed: {line}")
         builds = store.builds(limit, status, dict(labels), since)
     if fmt == "json":
         click.echo(json.dumps([b.to_json() for b in builds], indent=2, sort_keys=True))

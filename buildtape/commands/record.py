@@ -26,7 +26,7 @@ def _config(workspace: Path) -> Config | None:
     try:
         return load_config(workspace)
     except ConfigError as exc:
-        click.echo(f"buildtape: warning: {exc}; using the defaults", err=True)
+        say(f"buildtape: warning: {exc}; using the defaults")
         return None
 
 
@@ -77,7 +77,7 @@ def _remember(tape: Path) -> None:
         with TapeReader(tape, index_only=True) as r:
             remember_recorded(r.manifest_sha256, recorded_list(os.environ))
     except (OSError, TapeError) as exc:
-        click.echo(f"buildtape: warning: could not note the tape as recorded here: {exc}", err=True)
+        say(f"buildtape: warning: could not note the tape as recorded here: {exc}")
 
 
 def _index(result: RecordResult, cfg: Config | None) -> None:
@@ -91,7 +91,7 @@ def _index(result: RecordResult, cfg: Config | None) -> None:
         with HistoryStore(home) as store:
             index_tape(store, result.tape, result.manifest, result.stderr)
     except HistoryError as exc:
-        click.echo(f"buildtape: warning: {exc}", err=True)
+        say(f"buildtape: warning: {exc}")
 
 
 EXAMPLES = [
