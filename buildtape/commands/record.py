@@ -108,7 +108,7 @@ CODES = (
     ExitCode.COMMAND_NOT_FOUND,
     ExitCode.INTERRUPTED,
 )
-BUILD_STATUS = "any other: the build's own exit status (128+N: killed by signal N)"
+BUILD_STATUS = "any  the build's own exit status, 128+N when killed by signal N"
 
 
 @click.command(
