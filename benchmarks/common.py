@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("buildtape", "recorder", "replay", "flame", "reports")
+PACKAGES = ("buildtape", "recorder", "replay", "flame", "reports", "history")
 
 
 def byte_compile(root: Path | None = None) -> None:

@@ -3,9 +3,10 @@
 For each of ``--runs`` rounds, on a fresh copy of the build: record it (``buildtape record``,
 wall time of the whole command), then replay the tape in the bwrap sandbox and in a plain
 directory (``--sandbox directory``), alternating which goes first, and time the sandbox
-set-up alone: bwrap with the same mounts running ``true``, and running the bare
-interpreter (``python -c pass``) as the replay's recorder does. Ratios are per round
-(paired), reported as medians with the interquartile range.
+set-up alone (bwrap with the same mounts running ``true``), and a replay that keeps its
+own tape (``-o``: the build runs under the recorder inside the sandbox, a second
+interpreter). Ratios are per round (paired), reported as medians with the interquartile
+range.
 
     python benchmarks/replay_speed.py --build c-make --runs 1     # smallest, a smoke run
     python benchmarks/replay_speed.py --build cmake-ninja --runs 11
@@ -88,7 +89,7 @@ def main() -> None:
     source = _source(args.build)
     bt = [sys.executable, "-m", "buildtape"]
     rows: dict[str, list[float]] = {k: [] for k in (
-        "record", "replay_bwrap", "replay_directory", "bwrap_true", "bwrap_python",
+        "record", "replay_bwrap", "replay_directory", "bwrap_true", "replay_recorded",
     )}  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="replay-speed-") as tmp:
         for i in range(args.runs):
@@ -103,8 +104,9 @@ def main() -> None:
                 rows[f"replay_{mode}"].append(wall)
             scratch = ws.parent / "setup"
             rows["bwrap_true"].append(_setup_cost(ws, scratch / "t", ["true"]))
-            py = [sys.executable, "-c", "pass"]
-            rows["bwrap_python"].append(_setup_cost(ws, scratch / "p", py))
+            kept = ws.parent / f"replay{i}.tape"
+            argv = [*bt, "replay", "--yes", "-o", str(kept), str(tape)]
+            rows["replay_recorded"].append(_timed(argv, ws.parent))
     ratio = [b / r for b, r in zip(rows["replay_bwrap"], rows["record"], strict=True)]
     cost = [b - d for b, d in zip(rows["replay_bwrap"], rows["replay_directory"], strict=True)]
     emit(

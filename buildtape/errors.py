@@ -14,10 +14,12 @@ from history.errors import HistoryError, NoHistory, NothingToExport, OtlpError
 from recorder.errors import (
     CommandNotExecutable,
     CommandNotFound,
+    NotEnoughSpace,
     RecordError,
     SamplerUnavailable,
     TapeError,
     TapeNotFound,
+    TapeNotWritten,
     TapeWriteFailed,
     TracerUnavailable,
 )
@@ -51,6 +53,7 @@ EXIT_CODES: dict[type[BaseException], ExitCode] = {
     SamplerUnavailable: ExitCode.RECORD_FAILED,
     TapeError: ExitCode.BAD_TAPE,
     TapeNotFound: ExitCode.NOT_FOUND,
+    TapeNotWritten: ExitCode.IO_ERROR,
     FoldedFormatError: ExitCode.BAD_INPUT,
     # A packaged file that cannot be read: the message says to reinstall.
     FlameAssetError: ExitCode.IO_ERROR,
@@ -59,6 +62,8 @@ EXIT_CODES: dict[type[BaseException], ExitCode] = {
     # No terminal to ask on, no --yes: as if the user had declined.
     ConsentRequired: ExitCode.ABORTED,
     MemoryError: ExitCode.OUT_OF_MEMORY,
+    # A restore that would not fit the free space: a full disk, as a write that failed.
+    NotEnoughSpace: ExitCode.IO_ERROR,
     ExtractError: ExitCode.REPLAY_FAILED,
     RestoreError: ExitCode.REPLAY_FAILED,
     RunError: ExitCode.REPLAY_FAILED,

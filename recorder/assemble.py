@@ -357,7 +357,12 @@ def assemble(
             ulimits=ulimits(),
             redacted_digests=redaction.digests,
         ),
-        tracing=Tracing(observer.choice.mode, observer.notice, observer.files),
+        tracing=Tracing(
+            observer.choice.mode,
+            observer.notice,
+            observer.files,
+            seen.changes,
+        ),
         toolchain=fingerprint((p.exe for p in procs if p.exe.startswith("/")), cache),
         processes=procs,
         inputs=seen.inputs,

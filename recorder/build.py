@@ -137,6 +137,9 @@ class BuildRun:
     sampler: str = "none"
     sampler_notice: str | None = None
     segments: list[Segment] = field(default_factory=list)
+    # Every process ran the interposer, so every change to the workspace went through it
+    # (see ``recorder.workspace.resurvey``); False sends the recorder back to a full walk.
+    every_change_seen: bool = False
 
 
 def inherited_fds() -> tuple[int, ...]:
@@ -332,6 +335,12 @@ def run_build(
         sampler=sampler.name if sampler is not None else "none",
         sampler_notice=sampler_notice,
         segments=segments,
+        every_change_seen=(
+            observer.choice.mode == "preload"
+            and records is not None
+            and not records.unobserved
+            and not records.straced
+        ),
     )
 
 

@@ -141,6 +141,8 @@ class InterposerRecords:
     reaped: dict[int, tuple[int, float]] = field(default_factory=dict)
     # pids strace traced (a static or Go program's subtree): their file events are complete.
     straced: set[int] = field(default_factory=set)
+    # Absolute paths whose mode or times a process changed (chmod, utimensat, ...).
+    attrs: set[str] = field(default_factory=set)
 
 
 class InterposerLog:
@@ -152,6 +154,7 @@ class InterposerLog:
         self.env_tags: dict[int, str] = {}
         self.saves: dict[str, str] = {}
         self.intermediates: list[tuple[str, str, int]] = []
+        self.attrs: set[str] = set()
         self._pending: dict[int, _Pending] = {}
         self._exited: dict[int, float] = {}
         self.execs: list[tuple[int, str]] = []
@@ -252,6 +255,8 @@ class InterposerLog:
             proc.writes.setdefault(path, t)
         if op == "d":
             proc.deleted.setdefault(path, t)
+        if op == "a":
+            self.attrs.add(path)
         if op == "m" and len(parts) > 3:
             proc.deleted.setdefault(path, t)
             proc.writes.setdefault(os.path.normpath(parts[3]), t)
@@ -313,6 +318,7 @@ class InterposerLog:
             self.saves,
             self.intermediates,
             dict(reaped),
+            attrs=self.attrs,
         )
 
 

@@ -563,11 +563,20 @@ class Tracing:
     notice: str | None
     # Where per-process file events came from: preload, strace or none.
     files: str = "none"
+    # How the workspace's changes were found after the build: ``walk`` (every file stat-ed
+    # again) or ``seen`` (the interposer saw every process: only the directories whose
+    # mtime moved and the paths it saw change were looked at).
+    changes: str = "walk"
 
     @classmethod
     def from_dict(cls, raw: object, where: str) -> Tracing:
         f = _Fields(raw, where)
-        return cls(f.text("mode"), f.opt_text("notice"), f.opt_text("files") or "none")
+        return cls(
+            f.text("mode"),
+            f.opt_text("notice"),
+            f.opt_text("files") or "none",
+            f.opt_text("changes") or "walk",
+        )
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,8 @@
 """Phase 4 of a recording: the content of what the build touched, and nothing else.
 
-After the build, a second stat-only walk says what was created, modified or deleted.
+After the build, what was created, modified or deleted comes from a second stat-only
+walk, or, when every process ran the interposer, from the directories whose mtime moved
+and the paths the interposer saw changed (``recorder.workspace.resurvey``).
 Content is stored for: every workspace file a step read or executed, every file the
 build created or changed (its new bytes), the *pre-build* bytes of every file it
 changed or deleted (kept by the interposer just before the first change), and
@@ -18,10 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from recorder.build import BuildRun
+from recorder.interposer import InterposerRecords
 from recorder.model import BuildWarning, DirEntry, FileEntry, Intermediate
 from recorder.prepare import Plan, relative
 from recorder.strace_parser import TracedProcess
-from recorder.workspace import FileState, Survey, content_state, hash_file, survey
+from recorder.workspace import FileState, Survey, content_state, hash_file, resurvey, survey
 
 # Called with a kind (input/output/intermediate), a path, the bytes and their sha256;
 # returns the blob name, or None when the content must not be stored.
@@ -39,6 +42,8 @@ class Observation:
     warnings: list[BuildWarning] = field(default_factory=list)
     # How many workspace files had their content stored, for the closing line and tests.
     stored_inputs: int = 0
+    # How the changes were found: "walk" or "seen" (``recorder.model.Tracing.changes``).
+    changes: str = "walk"
 
 
 def _touched(traced: Iterable[TracedProcess], workspace: str) -> tuple[set[str], set[str]]:
@@ -56,6 +61,40 @@ def _touched(traced: Iterable[TracedProcess], workspace: str) -> tuple[set[str],
             elif rel != ".":
                 inside.add(rel)
     return inside, outside
+
+
+def _changed_paths(
+    traced: Iterable[TracedProcess], records: InterposerRecords, workspace: str
+) -> set[str]:
+    """Workspace-relative paths some process wrote, deleted, renamed or re-moded."""
+    out: set[str] = set()
+    for proc in traced:
+        for path in (*proc.writes, *proc.deleted):
+            rel = relative(path, workspace)
+            if not rel.startswith("/") and rel != ".":
+                out.add(rel)
+    for path in records.attrs:
+        rel = relative(path, workspace)
+        if not rel.startswith("/") and rel != ".":
+            out.add(rel)
+    return out
+
+
+def _attrs_only(
+    traced: Iterable[TracedProcess], records: InterposerRecords | None, workspace: str
+) -> set[str]:
+    """Paths whose mode or times changed and that no process opened for writing."""
+    if records is None:
+        return set()
+    written = {p for proc in traced for p in (*proc.writes, *proc.deleted)}
+    return {relative(p, workspace) for p in records.attrs if p not in written}
+
+
+def _same_size(path: Path, old: FileState) -> bool:
+    try:
+        return path.stat().st_size == old.size
+    except OSError:
+        return False
 
 
 def _same_state(old: FileState, new: FileState) -> bool:
@@ -103,9 +142,13 @@ def observe(plan: Plan, before: Survey, run: BuildRun, store: Store) -> Observat
     root = plan.workspace
     ws = str(root)
     max_store = plan.options.max_store_bytes
-    after = survey(root, plan.excludes)
-    warnings: list[BuildWarning] = []
     records = run.records
+    by_walk = not (run.every_change_seen and records is not None)
+    if records is not None and not by_walk:
+        after = resurvey(root, plan.excludes, before, _changed_paths(run.traced, records, ws))
+    else:
+        after = survey(root, plan.excludes)
+    warnings: list[BuildWarning] = []
     saves = records.saves if records is not None else {}
 
     def store_state(kind: str, rel: str, st: os.stat_result) -> FileState:
@@ -137,6 +180,7 @@ def observe(plan: Plan, before: Survey, run: BuildRun, store: Store) -> Observat
         changed.add(rel)
 
     inside, outside = _touched(run.traced, ws)
+    only_attrs = _attrs_only(run.traced, records, ws) if run.every_change_seen else set()
     inputs: dict[str, FileEntry] = {rel: s.entry() for rel, s in before.files.items()}
     stored = 0
     lost: list[str] = []
@@ -146,6 +190,8 @@ def observe(plan: Plan, before: Survey, run: BuildRun, store: Store) -> Observat
             continue  # created by the build (an output), or a link (its target is enough)
         if rel in changed:
             copy = _saved_copy(run.save_dir, saves.get(os.path.join(ws, rel)), old)
+            if copy is None and rel in only_attrs and _same_size(root / rel, old):
+                copy = root / rel  # only its mode or times changed: the bytes are the old ones
             if copy is None:
                 lost.append(rel)
                 continue
@@ -193,6 +239,7 @@ def observe(plan: Plan, before: Survey, run: BuildRun, store: Store) -> Observat
         intermediates=intermediates,
         warnings=warnings,
         stored_inputs=stored,
+        changes="walk" if by_walk else "seen",
     )
 
 

@@ -13,19 +13,24 @@ import hashlib
 import os
 import re
 import stat
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from recorder.git import git as _git
 from recorder.model import FileEntry, GitState, link_stays_inside
 
 ALWAYS_EXCLUDED = (".git", ".buildtape")
+_GLOB = re.compile(r"[*?\[]")
 _CHUNK = 1 << 20
 
 
-@dataclass(frozen=True)
-class FileState:
+class FileState(NamedTuple):
+    """One file by stat (and, once read, its digest). A tuple: a walk makes 20,000 of them,
+    and a tuple is built four times faster than a frozen dataclass."""
+
     path: str
     mode: int
     size: int
@@ -58,18 +63,22 @@ def exclusion(patterns: tuple[str, ...]) -> Callable[[str], bool]:
 
     The globs become one regular expression: a walk asks this of every path.
     """
-    if not patterns:
-        return lambda rel: False
-    match = re.compile("|".join(fnmatch.translate(p) for p in patterns)).match
+    # Plain names (.git, node_modules) are a set lookup of the file name; only globs and
+    # paths with a slash need the expression.
+    names = frozenset(p for p in patterns if "/" not in p and not _GLOB.search(p))
+    rest = [p for p in patterns if p not in names]
+    if not rest:
+        return lambda rel: rel.rpartition("/")[2] in names
+    match = re.compile("|".join(fnmatch.translate(p) for p in rest)).match
 
     def excluded(rel: str) -> bool:
-        return bool(match(rel) or match(rel.rsplit("/", 1)[-1]))
+        name = rel.rpartition("/")[2]
+        return name in names or bool(match(rel) or match(name))
 
     return excluded
 
 
-@dataclass(frozen=True)
-class DirState:
+class DirState(NamedTuple):
     path: str
     mode: int
     mtime_ns: int
@@ -81,21 +90,137 @@ class Survey:
 
     files: dict[str, FileState]
     dirs: dict[str, DirState]
+    # The workspace directory itself, and when the walk began (ns), for ``resurvey``.
+    root: DirState | None = None
+    started_ns: int = 0
 
 
 def survey(root: Path, excludes: tuple[str, ...]) -> Survey:
+    started = time.time_ns()
     dirs: dict[str, DirState] = {}
     files: dict[str, FileState] = {}
     for rel, st in walk(root, excludes, dirs):
-        link = None
-        if stat.S_ISLNK(st.st_mode):
+        files[rel] = _listed(root, rel, st)
+    try:
+        top = os.stat(root)
+        here = DirState("", top.st_mode, top.st_mtime_ns)
+    except OSError:
+        here = None
+    return Survey(files, dirs, here, started)
+
+
+def _listed(root: Path, rel: str, st: os.stat_result) -> FileState:
+    link = None
+    if stat.S_ISLNK(st.st_mode):
+        try:
+            link = os.readlink(root / rel)
+        except OSError:
+            link = ""
+    size = 0 if link is not None else st.st_size
+    return FileState(rel, st.st_mode, size, st.st_mtime_ns, st.st_ino, None, link)
+
+
+# A directory changed this close to the walk may change again within the same tick of the
+# file system's clock and keep its mtime: such directories are always listed again.
+_CLOCK_SLACK_NS = 100_000_000
+
+
+def resurvey(root: Path, excludes: tuple[str, ...], before: Survey, suspects: set[str]) -> Survey:
+    """The workspace after a build whose every change the interposer saw, without a walk.
+
+    A file created, removed or renamed changes its directory's mtime, so only directories
+    whose mtime moved are listed again (and new ones walked); a file changed in place, or
+    whose mode or times changed, is in ``suspects`` (workspace-relative paths that some
+    process wrote, deleted, renamed, truncated, chmod-ed or touched), and only those are
+    stat-ed again. On a workspace of 20,000 files and a build that touched ten, that is a
+    few hundred stats instead of 20,000.
+    """
+    excluded = exclusion(ALWAYS_EXCLUDED + excludes)
+    files = dict(before.files)
+    dirs = dict(before.dirs)
+    children: dict[str, list[str]] = {}
+    for rel in files:
+        children.setdefault(rel.rpartition("/")[0], []).append(rel)
+    subdirs: dict[str, list[str]] = {}
+    for rel in dirs:
+        subdirs.setdefault(rel.rpartition("/")[0], []).append(rel)
+    recent = before.started_ns - _CLOCK_SLACK_NS
+
+    def drop_tree(rel_dir: str) -> None:
+        for f in children.pop(rel_dir, []):
+            files.pop(f, None)
+        for d in subdirs.pop(rel_dir, []):
+            dirs.pop(d, None)
+            drop_tree(d)
+
+    def relist(rel_dir: str) -> None:
+        path = root / rel_dir if rel_dir else root
+        try:
+            entries = list(os.scandir(path))
+        except OSError:
+            return
+        names = {e.name for e in entries}
+        for f in children.get(rel_dir, []):
+            if f.rpartition("/")[2] not in names:
+                files.pop(f, None)
+        for d in subdirs.get(rel_dir, []):
+            if d.rpartition("/")[2] not in names:
+                dirs.pop(d, None)
+                drop_tree(d)
+        for entry in entries:
+            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+            if excluded(rel):
+                continue
             try:
-                link = os.readlink(root / rel)
+                st = entry.stat(follow_symlinks=False)
             except OSError:
-                link = ""
-        size = 0 if link is not None else st.st_size
-        files[rel] = FileState(rel, st.st_mode, size, st.st_mtime_ns, st.st_ino, None, link)
-    return Survey(files, dirs)
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                if rel not in before.dirs:
+                    new_dirs: dict[str, DirState] = {}
+                    for f, fst in walk(root, excludes, new_dirs, start=rel):
+                        files[f] = _listed(root, f, fst)
+                    dirs.update(new_dirs)
+                dirs[rel] = DirState(rel, st.st_mode, st.st_mtime_ns)
+            elif _kept(root, rel, st):
+                files[rel] = _listed(root, rel, st)
+            else:
+                files.pop(rel, None)
+
+    listed: set[str] = set()
+    for rel, old in [("", before.root), *before.dirs.items()]:
+        if old is None:
+            continue
+        try:
+            st = os.stat(root / rel if rel else root, follow_symlinks=False)
+        except OSError:
+            continue  # gone: its parent's mtime moved, and listing the parent drops it
+        if not stat.S_ISDIR(st.st_mode):
+            continue
+        if st.st_mtime_ns != old.mtime_ns or old.mtime_ns >= recent:
+            relist(rel)
+            listed.add(rel)
+        if rel and st.st_mode != old.mode:
+            dirs[rel] = DirState(rel, st.st_mode, st.st_mtime_ns)
+    for rel in sorted(suspects):
+        if rel.rpartition("/")[0] in listed or _excluded_path(excluded, rel):
+            continue
+        try:
+            st = os.lstat(root / rel)
+        except OSError:
+            files.pop(rel, None)
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            if rel in dirs:
+                dirs[rel] = DirState(rel, st.st_mode, st.st_mtime_ns)
+        elif _kept(root, rel, st):
+            files[rel] = _listed(root, rel, st)
+    return Survey(files, dirs, before.root, before.started_ns)
+
+
+def _kept(root: Path, rel: str, st: os.stat_result) -> bool:
+    """What a walk lists: regular files, and links that stay inside the workspace."""
+    return stat.S_ISREG(st.st_mode) or (stat.S_ISLNK(st.st_mode) and _link_inside(root, rel))
 
 
 def same_stat(old: FileState, st: os.stat_result) -> bool:
@@ -108,14 +233,18 @@ def same_stat(old: FileState, st: os.stat_result) -> bool:
 
 
 def walk(
-    root: Path, excludes: tuple[str, ...], dirs: dict[str, DirState] | None = None
+    root: Path,
+    excludes: tuple[str, ...],
+    dirs: dict[str, DirState] | None = None,
+    start: str = "",
 ) -> Iterator[tuple[str, os.stat_result]]:
     """Yield (relative path, lstat) of every file and symlink, in sorted order.
 
-    With ``dirs``, every directory walked is added to it, by stat.
+    With ``dirs``, every directory walked is added to it, by stat. ``start`` walks only
+    the subtree under that relative directory.
     """
     excluded = exclusion(ALWAYS_EXCLUDED + excludes)
-    stack = [""]
+    stack = [start]
     while stack:
         rel_dir = stack.pop()
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import tempfile
@@ -17,7 +18,7 @@ from recorder.toolchain import tool_name, version_line
 from replay.errors import ReplayError, RunError, SandboxError
 from replay.run import Run, RunStart, run_in_sandbox
 from replay.sandbox import Isolation, choose_isolation
-from replay.verdict import Finding, explain
+from replay.verdict import Finding, explain, file_content
 
 # Variables that make programs load code or read configuration from where they point:
 # a tape never sets them for a replay unless the user passes --trust-env.
@@ -278,21 +279,17 @@ def replay(
         except RunError as exc:
             raise ReplayError(str(exc)) from exc
         checks = compare_outputs(run.expected, run.outputs, only_expected=options.step is not None)
-        with open_tape(run.tape) as replayed:
-            findings = judge(tape, replayed, checks, run, drift, isolation)
-            expected = {f.path for f in findings if f.expected}
-            reproduced = all(c.status == "same" or c.path in expected for c in checks)
-            first = None
-            cause = None
-            if not reproduced:
-                bad = {c.path for c in checks if c.status != "same" and c.path not in expected}
-                writers = [p for p in m.processes if bad & set(p.writes)]
-                first = min(writers, key=lambda p: (p.start_s, p.id)) if writers else None
-                if options.step is None:
-                    # The same engine as `buildtape diff`, recording against replay.
-                    from replay.diff import DiffOptions, diff  # only when it diverged
-
-                    cause = diff(tape, replayed, DiffOptions()).cause
+        findings = judge(tape, run, checks, drift, sandbox)
+        expected = {f.path for f in findings if f.expected}
+        reproduced = all(c.status == "same" or c.path in expected for c in checks)
+        first = None
+        cause = None
+        if not reproduced:
+            bad = {c.path for c in checks if c.status != "same" and c.path not in expected}
+            writers = [p for p in m.processes if bad & set(p.writes)]
+            first = min(writers, key=lambda p: (p.start_s, p.id)) if writers else None
+            if options.step is None:
+                cause = _diff_cause(tape, options, env, isolation, sandbox, run, notify)
         return ReplayResult(
             reproduced=reproduced and run.exit_status == run.expected_status,
             sandbox=sandbox,
@@ -318,6 +315,37 @@ def replay(
             shutil.rmtree(sandbox, ignore_errors=True)
 
 
+def _diff_cause(
+    tape: Tape,
+    options: ReplayOptions,
+    env: Mapping[str, str],
+    isolation: Isolation,
+    sandbox: Path,
+    run: Run,
+    notify: Callable[[str], None],
+) -> str | None:
+    """The ``diff`` engine's account of the recording against the replay's own tape.
+
+    A run without the recorder has no tape: then a second run, under the recorder, gives
+    the account (only a diverged whole-build replay pays for it).
+    """
+    from replay.diff import DiffOptions, diff  # only when it diverged
+
+    replayed = run.tape
+    if replayed is None:
+        notify("the replay diverged; running it again under the recorder for diff's account")
+        again = run_in_sandbox(
+            tape, sandbox / "recorded", env, None, tape.manifest.environment.umask,
+            options.trace, None, notify, isolation, traced=True,
+            build_stdout=2 if options.build_output_to_stderr else 1,
+        )  # fmt: skip
+        replayed = again.tape
+    if replayed is None:
+        return None
+    with open_tape(replayed) as t:
+        return diff(tape, t, DiffOptions()).cause
+
+
 def isolation_note(isolation: Isolation, recorded: str, place: str) -> str | None:
     """The one sentence a replay outside the recorded path owes its reader."""
     if isolation.kind == "bwrap":
@@ -331,17 +359,17 @@ def isolation_note(isolation: Isolation, recorded: str, place: str) -> str | Non
 
 def judge(
     recorded: Tape,
-    replayed: Tape,
-    checks: list[OutputCheck],
     run: Run,
+    checks: list[OutputCheck],
     drift: list[Drift],
-    isolation: Isolation,
+    sandbox: Path,
     path_varied_on_purpose: bool = False,
 ) -> list[Finding]:
-    """A reason for every output that is not the same (see ``replay.verdict``)."""
+    """A reason for every output that is not the same (see ``replay.verdict``); the
+    replayed contents are read from the sandbox's workspace."""
     want = {e.path: e for e in run.expected}
-    have = {e.path: e for e in run.outputs}
     drifted = {d.path: f"{d.recorded} in the tape, {d.here} here" for d in drift}
+    workspace = sandbox / "workspace"
     out = []
     for c in checks:
         if c.status == "same":
@@ -351,7 +379,7 @@ def judge(
                 c.path,
                 c.status,
                 (recorded, want.get(c.path)),
-                (replayed, have.get(c.path)),
+                functools.partial(file_content, workspace / c.path),
                 recorded.manifest.workspace,
                 run.place,
                 drifted,

@@ -18,7 +18,9 @@ from pathlib import Path
 
 from recorder.model import REDACTED, FileEntry, Manifest
 from recorder.tape import Tape, open_tape
+from replay import changes
 from replay.errors import RunError, SandboxError, WorldError
+from replay.overlay import Overlay, overlay_roots, prepare_overlays, written_outside
 from replay.restore import (
     make_dirs_inside,
     restore,
@@ -31,6 +33,7 @@ from replay.sandbox import (
     Isolation,
     Layout,
     cache_dir,
+    run_direct,
     run_inside,
 )
 from replay.world import World, step_world, whole_world
@@ -58,7 +61,8 @@ class Run:
     expected: list[FileEntry]
     outputs: list[FileEntry]
     missing_inputs: list[str]
-    tape: Path
+    # The replay's own tape, when it ran under the recorder.
+    tape: Path | None
     # Where the build saw its workspace.
     place: str = ""
     isolation: str = "directory"
@@ -168,6 +172,78 @@ def prepare(tape: Tape, world: World, sandbox: Path) -> list[str]:
     return restored.missing + world.unavailable
 
 
+def _outside_note(paths: list[str]) -> list[str]:
+    if not paths:
+        return []
+    more = f" and {len(paths) - 5} more" if len(paths) > 5 else ""
+    return [
+        f"the build wrote outside the workspace: {', '.join(paths[:5])}{more}; into the "
+        "sandbox only (a copy-on-write overlay), the host's files are unchanged"
+    ]
+
+
+def _written(world: World, got: list[FileEntry]) -> list[FileEntry]:
+    """What the run wrote, as the recorder would list its outputs: a file rewritten to the
+    content it started with was only touched, unless the recording expects it (a step may
+    rewrite a file it started with to the same content; a step that did nothing must not
+    pass, so it counts only because the run did write it)."""
+    started = {e.path: e.sha256 for e in world.files}
+    wanted = {e.path for e in world.expected}
+    return [
+        e
+        for e in got
+        if not (e.change == "modified" and e.sha256 == started.get(e.path) and e.path not in wanted)
+    ]
+
+
+def _run_recorded(
+    isolation: Isolation,
+    layout: Layout | None,
+    world: World,
+    env: Mapping[str, str],
+    where: str,
+    cwd: str,
+    umask: str,
+    trace: str,
+    out: Path,
+    build_stdout: int,
+    notify: Callable[[str], None],
+) -> tuple[int, Path, list[FileEntry]]:
+    """Run under ``buildtape record`` inside the sandbox (a second interpreter): for when
+    the replay's own tape is wanted (``-o``, or the diff engine's account)."""
+    spec = InnerSpec(
+        argv=world.argv,
+        workspace=where,
+        cwd=cwd,
+        env=dict(env),
+        umask=umask,
+        trace=trace,
+        tape=str(out.resolve() / "replay.tape"),
+        result=str(out.resolve() / "result.json"),
+    )
+    inner = run_inside(isolation, layout, spec, out, build_stdout)
+    for note in inner.notes:
+        notify(note)
+    if inner.error is not None or inner.exit_status is None:
+        raise RunError(f"the replay could not run: {inner.error}")
+    tape_path = Path(spec.tape)
+    with open_tape(tape_path) as replayed:
+        outputs = list(replayed.manifest.outputs)
+        if world.step is not None:
+            # A step may rewrite a file it started with to the same content: the replay's
+            # tape lists it among the inputs only, and that is what it holds after the run.
+            # Only when the replay did write it: a step that did nothing must not pass.
+            changed = {e.path for e in outputs}
+            wanted = {e.path for e in world.expected}
+            written = {w for p in replayed.manifest.processes for w in p.writes}
+            outputs += [
+                e
+                for e in replayed.manifest.inputs
+                if e.path in wanted and e.path in written and e.path not in changed
+            ]
+    return inner.exit_status, tape_path, outputs
+
+
 def run_in_sandbox(
     tape: Tape,
     sandbox: Path,
@@ -183,8 +259,14 @@ def run_in_sandbox(
     variation: str | None = None,
     tape_name: str = "",
     build_stdout: int = 1,
+    traced: bool = False,
 ) -> Run:
-    """Restore the world of the command (or step) under ``sandbox`` and run it there."""
+    """Restore the world of the command (or step) under ``sandbox`` and run it there.
+
+    By default the build runs alone in the sandbox and its outputs are read from outside;
+    ``traced`` (or ``output``) runs it under the recorder, for the replay's own tape.
+    """
+    traced = traced or output is not None
     m = tape.manifest
     isolation = isolation or Isolation("directory", "no isolation was chosen")
     try:
@@ -205,58 +287,57 @@ def run_in_sandbox(
     out.mkdir(parents=True, exist_ok=True)
     notes: list[str] = []
     notes += _blind_spots(m, world)
+    notes += [
+        f"not compared: {path}: step {later} changed it after this step, and the tape holds "
+        "only its final content, not what this step wrote"
+        for path, later in world.rewritten_later
+    ]
+    notes += [
+        f"{path} was restored as the build left it: an earlier step wrote it and it was "
+        "changed again afterwards, and the tape holds only its final content, not what this "
+        "step started with"
+        for path in world.stale
+    ]
     layout = None
     if isolation.kind == "bwrap":
         tmp = sandbox / "tmp"
         tmp.mkdir(parents=True, exist_ok=True)
         unplaced = restore_intermediates(tape, world.intermediates, tmp)
         notes += [f"intermediate {p} could not be put back (not under /tmp)" for p in unplaced]
-    spec = InnerSpec(
-        argv=world.argv,
-        workspace=where,
-        cwd=posixpath.normpath(posixpath.join(where, world.cwd)),
-        env=dict(env),
-        umask=umask,
-        trace=trace,
-        tape=str(out.resolve() / "replay.tape"),
-        result=str(out.resolve() / "result.json"),
-    )
+    cwd = posixpath.normpath(posixpath.join(where, world.cwd))
+    overlays: list[Overlay] = []
     if isolation.kind == "bwrap":
+        written = {w for p in m.processes for w in p.writes if w.startswith("/")}
+        overlays = prepare_overlays(overlay_roots(written, [str(sandbox.resolve())]), sandbox)
         layout = Layout(
             workspace=workspace.resolve(),
             place=where,
             tmp=(sandbox / "tmp").resolve(),
             out=out.resolve(),
-            cwd=spec.cwd,
+            cwd=cwd,
             hostname=_hostname(m.host.hostname),
             cache=cache_dir(env),
+            overlays=tuple(overlays),
         )
     try:
-        inner = run_inside(isolation, layout, spec, out, build_stdout)
+        if traced:
+            exit_status, tape_path, outputs = _run_recorded(
+                isolation, layout, world, env, where, cwd, umask, trace, out, build_stdout,
+                notify,
+            )  # fmt: skip
+        else:
+            start = changes.before(workspace)
+            direct = run_direct(isolation, layout, world.argv, env, cwd, umask, build_stdout)
+            exit_status, tape_path = direct.exit_status, None
+            outputs = _written(world, changes.changes(workspace, start))
+            for note in direct.notes:
+                notify(note)
     except SandboxError as exc:
         raise RunError(str(exc)) from exc
-    for note in inner.notes:
-        notify(note)
-    if inner.error is not None or inner.exit_status is None:
-        raise RunError(f"the replay could not run: {inner.error}")
-    tape_path, exit_status = Path(spec.tape), inner.exit_status
-    if output is not None:
+    notes += _outside_note(written_outside(overlays))
+    if output is not None and tape_path is not None:
         shutil.move(tape_path, output)
         tape_path = output
-    with open_tape(tape_path) as replayed:
-        outputs = list(replayed.manifest.outputs)
-        if step is not None:
-            # A step may rewrite a file it started with to the same content: the replay's
-            # tape lists it among the inputs only, and that is what it holds after the run.
-            # Only when the replay did write it: a step that did nothing must not pass.
-            changed = {e.path for e in outputs}
-            wanted = {e.path for e in world.expected}
-            written = {w for p in replayed.manifest.processes for w in p.writes}
-            outputs += [
-                e
-                for e in replayed.manifest.inputs
-                if e.path in wanted and e.path in written and e.path not in changed
-            ]
     return Run(
         exit_status, world.expected_status, world.expected, outputs, missing, tape_path,
         where, isolation.kind, world, notes,

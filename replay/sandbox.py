@@ -24,11 +24,13 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from replay.errors import SandboxError
+from replay.overlay import Overlay, enter
 
 MODES = ("auto", "bwrap", "directory")
 MODE_VAR = "BUILDTAPE_SANDBOX"
@@ -112,6 +114,9 @@ class Layout:
     # on a fresh machine (Go's build cache must be writable), with buildtape's own cache
     # in it read-only.
     cache: str | None = None
+    # Host directories the recording wrote into, each a copy-on-write overlay whose upper
+    # layer is in the sandbox (``replay.overlay``), bound writable over the read-only host.
+    overlays: tuple[Overlay, ...] = ()
 
 
 def cache_dir(env: Mapping[str, str]) -> str | None:
@@ -147,8 +152,18 @@ def _shadow(directory: str, skip: Iterable[str] = ()) -> list[str]:
     return args
 
 
-def bwrap_argv(bwrap: str, layout: Layout, command: Sequence[str]) -> list[str]:
-    """The bwrap command line that runs ``command`` in ``layout``."""
+def bwrap_argv(
+    bwrap: str,
+    layout: Layout,
+    command: Sequence[str],
+    env: Mapping[str, str] | None = None,
+    status_fd: int | None = None,
+) -> list[str]:
+    """The bwrap command line that runs ``command`` in ``layout``.
+
+    ``env``: the build's whole environment, set by bwrap itself (bwrap runs with
+    buildtape's own); ``status_fd``: where bwrap reports the child's start and exit.
+    """
     if (
         not layout.place.startswith("/")
         or layout.place == "/"
@@ -172,6 +187,8 @@ def bwrap_argv(bwrap: str, layout: Layout, command: Sequence[str]) -> list[str]:
         shadows.remove("/")
     else:
         args += ["--ro-bind", "/", "/"]
+    for o in layout.overlays:
+        args += ["--bind", o.lower, o.lower]
     args += ["--dev", "/dev", "--proc", "/proc", "--bind", str(layout.tmp), "/tmp"]
     for directory in shadows:
         args += _shadow(directory)
@@ -183,8 +200,14 @@ def bwrap_argv(bwrap: str, layout: Layout, command: Sequence[str]) -> list[str]:
     args += ["--bind", str(layout.workspace), layout.place]
     for host, inside in layout.files:
         args += ["--ro-bind", str(host), inside]
-    args += ["--bind", str(layout.out), str(layout.out), "--chdir", layout.cwd, "--", *command]
-    return args
+    args += ["--bind", str(layout.out), str(layout.out), "--chdir", layout.cwd]
+    if env is not None:
+        args.append("--clearenv")
+        for name, value in env.items():
+            args += ["--setenv", name, value]
+    if status_fd is not None:
+        args += ["--json-status-fd", str(status_fd)]
+    return [*args, "--", *command]
 
 
 @dataclass(frozen=True)
@@ -227,15 +250,88 @@ def run_inside(
     env["PYTHONPATH"] = os.pathsep.join([*roots, *filter(None, [env.get("PYTHONPATH")])])
     command = [sys.executable, "-m", "replay.inside", str(spec_path)]
     if layout is not None:
-        assert isolation.bwrap is not None
         own = tuple((Path(p), p) for p in own_paths())
         layout = dataclasses.replace(layout, files=(*layout.files, *own))
-        command = bwrap_argv(isolation.bwrap, layout, command)
-    proc = subprocess.run(
-        command, env=env, stdin=subprocess.DEVNULL, stdout=build_stdout, check=False
-    )
+    popen: dict[str, Any] = {"env": env, "stdin": subprocess.DEVNULL, "stdout": build_stdout}
+    notes: list[str] = []
+    if layout is None:
+        proc = subprocess.run(command, **popen)
+    else:
+        bwrap = isolation.bwrap or "bwrap"
+        proc, notes = _spawn(layout, lambda lay: bwrap_argv(bwrap, lay, command), popen)
     try:
         raw = json.loads(Path(spec.result).read_text())
     except (OSError, ValueError):
-        return InnerResult(None, [], f"the recorder exited {proc.returncode} before recording")
-    return InnerResult(raw.get("exit_status"), list(raw.get("notes", [])), raw.get("error"))
+        return InnerResult(None, notes, f"the recorder exited {proc.returncode} before recording")
+    return InnerResult(raw.get("exit_status"), [*notes, *raw.get("notes", [])], raw.get("error"))
+
+
+OVERLAY_FAILED = (
+    "writes outside the workspace and /tmp fail in this replay (the host is read-only): "
+    "overlays could not be mounted here ({})"
+)
+
+
+def _spawn(
+    layout: Layout, argv_for: Callable[[Layout], list[str]], popen: dict[str, Any]
+) -> tuple[subprocess.CompletedProcess[bytes], list[str]]:
+    """Run bwrap for ``layout``, entering its overlays first; where they cannot be
+    mounted, nothing has run yet, so it runs again without them, and says so."""
+    if not layout.overlays:
+        return subprocess.run(argv_for(layout), **popen), []
+    try:
+        return subprocess.run(
+            argv_for(layout), preexec_fn=enter(list(layout.overlays)), **popen
+        ), []
+    except subprocess.SubprocessError as exc:  # raised by the child before it ran bwrap
+        bare = dataclasses.replace(layout, overlays=())
+        return subprocess.run(argv_for(bare), **popen), [OVERLAY_FAILED.format(exc)]
+
+
+@dataclass(frozen=True)
+class DirectResult:
+    exit_status: int
+    notes: list[str]
+
+
+def run_direct(
+    isolation: Isolation,
+    layout: Layout | None,
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    cwd: str,
+    umask: str,
+    build_stdout: int,
+) -> DirectResult:
+    """Run the build itself, with no interpreter of ours in between: inside bwrap laid out
+    as ``layout`` (bwrap sets the environment and cwd, the umask is inherited), or, with
+    directory isolation (``layout`` None), as a plain child process in ``cwd``.
+
+    The exit status is the build's, as a shell reports it (128+N for signal N).
+    """
+    mask = int(umask, 8)
+    if layout is None:
+        try:
+            proc = subprocess.run(
+                list(argv), cwd=cwd, env=dict(env), umask=mask, stdin=subprocess.DEVNULL,
+                stdout=build_stdout, check=False,
+            )  # fmt: skip
+        except OSError as exc:
+            return DirectResult(127 if isinstance(exc, FileNotFoundError) else 126, [])
+        code = proc.returncode
+        return DirectResult(code if code >= 0 else 128 - code, [])
+    read_fd, write_fd = os.pipe()
+    try:
+        bwrap = isolation.bwrap or "bwrap"
+        popen: dict[str, Any] = {
+            "umask": mask, "stdin": subprocess.DEVNULL, "stdout": build_stdout,
+            "pass_fds": (write_fd,),
+        }  # fmt: skip
+        proc, notes = _spawn(layout, lambda lay: bwrap_argv(bwrap, lay, argv, env, write_fd), popen)
+    finally:
+        os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as status:
+        reports = status.read().decode("utf-8", "replace")
+    if '"child-pid"' not in reports:
+        raise SandboxError(f"bwrap could not start the build (it exited {proc.returncode})")
+    return DirectResult(proc.returncode, notes)

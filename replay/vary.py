@@ -11,7 +11,6 @@ halves the set until one variation is left: at most ``ceil(log2 k) + 1`` varied 
 from __future__ import annotations
 
 import math
-import posixpath
 import shutil
 import time
 from collections.abc import Callable, Mapping
@@ -23,7 +22,7 @@ from replay.errors import RunError, SandboxError, VaryError
 from replay.replay import compare_outputs, make_sandbox, replay_env
 from replay.run import Run, RunStart, run_in_sandbox
 from replay.sandbox import choose_isolation
-from replay.verdict import BOOKKEEPING
+from replay.verdict import is_bookkeeping
 
 # name -> (what the control run uses, what the varied run uses), documented in docs/replay.md
 VARIATIONS: dict[str, tuple[str, str]] = {
@@ -136,7 +135,7 @@ def vary(
     def differing(a: Run, b: Run) -> list[str]:
         return sorted(
             c.path for c in compare_outputs(a.outputs, b.outputs, only_expected=False)
-            if c.status != "same" and posixpath.basename(c.path) not in BOOKKEEPING
+            if c.status != "same" and not is_bookkeeping(c.path)
         )  # fmt: skip
 
     try:

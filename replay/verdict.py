@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import posixpath
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from recorder.model import FileEntry, Manifest, Process
 from recorder.tape import Tape
@@ -32,7 +34,20 @@ BOOKKEEPING = (
     "CMakeOutput.log",
     "CMakeError.log",
     "CMakeConfigureLog.yaml",
+    # cargo's cache of rustc's answers: a JSON map written in hash order.
+    ".rustc_info.json",
 )
+
+
+def is_bookkeeping(path: str) -> bool:
+    """A build system's own record that differs on every run: one of ``BOOKKEEPING`` by
+    name, or cargo's incremental-compilation cache (``target/debug/incremental/…``: its
+    session directories are named by the time and a random number)."""
+    parts = path.split("/")
+    if parts[-1] in BOOKKEEPING:
+        return True
+    return "incremental" in parts[1:-1] and "target" in parts[: parts.index("incremental")]
+
 
 _TIMES = re.compile(
     rb"\d{4}-\d\d-\d\d[T ]\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:?\d\d)?"
@@ -50,6 +65,16 @@ class Finding:
     reason: str  # bookkeeping | drift | path | timestamp | nondeterministic | missing | extra
     why: str
     expected: bool = False  # an expected difference: does not count against reproduction
+
+
+def file_content(path: Path) -> bytes | None:
+    """A replayed output as the sandbox holds it, unless too large to scan."""
+    try:
+        if path.is_symlink() or path.stat().st_size > _MAX_SCAN:
+            return None
+        return path.read_bytes()
+    except OSError:
+        return None
 
 
 def _content(tape: Tape, entry: FileEntry | None) -> bytes | None:
@@ -89,18 +114,18 @@ def explain(
     path: str,
     status: str,
     recorded: tuple[Tape, FileEntry | None],
-    replayed: tuple[Tape, FileEntry | None],
+    replayed: Callable[[], bytes | None],
     recorded_place: str,
     replay_place: str,
     drifted: dict[str, str],
     path_varied_on_purpose: bool = False,
 ) -> Finding:
-    """One differing output's reason. ``drifted``: tool path -> what drifted about it."""
-    name = posixpath.basename(path)
-    if name in BOOKKEEPING:
+    """One differing output's reason. ``drifted``: tool path -> what drifted about it;
+    ``replayed``: the replay's content of ``path`` (None when it cannot be read)."""
+    if is_bookkeeping(path):
         return Finding(
             path, "bookkeeping",
-            "build-system bookkeeping (times, mtimes, random probe names): always differs",
+            "build-system bookkeeping (times, mtimes, random names, hash order): always differs",
             expected=True,
         )  # fmt: skip
     if status == "missing":
@@ -117,7 +142,8 @@ def explain(
         if changed:
             return Finding(path, "drift", f"its step read {changed[0]}, which differs from "
                            f"the recording: {drifted[changed[0]]}")  # fmt: skip
-    before, after = _content(*recorded), _content(*replayed)
+    before = _content(*recorded)
+    after = replayed() if before is not None else None
     if before is not None and after is not None:
         moved = replay_place.rstrip("/") != recorded_place.rstrip("/")
         if moved and recorded_place.encode() in before and replay_place.encode() in after:

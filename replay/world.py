@@ -54,6 +54,14 @@ class World:
     # Files the step read that an earlier step wrote and the build later deleted: the
     # tape has no content for them.
     unavailable: list[str] = field(default_factory=list)
+    # Outputs of the step that another process changed afterwards (path, its step id):
+    # the tape holds only their final content, not what this step wrote, so they are not
+    # among ``expected``.
+    rewritten_later: list[tuple[str, int]] = field(default_factory=list)
+    # Files the step started with that an earlier step wrote and this step (or a later
+    # one) changed again: the tape holds only their final content, which is what they are
+    # restored with, not what the step saw.
+    stale: list[str] = field(default_factory=list)
 
 
 def subtree(m: Manifest, step_id: int) -> list[Process]:
@@ -196,7 +204,14 @@ def step_world(m: Manifest, step_id: int) -> World:
             d = posixpath.dirname(d)
     recorded = {d.path: d for d in m.directories if d.change != "created"}
     inters = [i for i in m.intermediates if ids & set(i.read_by) and not set(i.written_by) <= ids]
-    expected = [e for e in map(final, sorted(writes)) if e is not None and e.sha256]
+    above = ancestors(m, step)
+    later = _rewritten_later(m, ids, above, start, writes)
+    kept = sorted(w for w in writes if w not in later)
+    rewritten = writes | set(_rewritten_later(m, ids, above, start, needed))
+    stale = sorted(
+        p for p in needed | writes if earlier.get(p) and p in rewritten and p not in absent
+    )
+    expected = [e for e in map(final, kept) if e is not None and e.sha256]
     return World(
         files=files,
         placeholders=listed,
@@ -211,4 +226,22 @@ def step_world(m: Manifest, step_id: int) -> World:
         step=step,
         absent=absent,
         unavailable=unavailable,
+        rewritten_later=sorted(later.items()),
+        stale=stale,
     )
+
+
+def _rewritten_later(
+    m: Manifest, ids: set[int], above: set[int], start: float, paths: set[str]
+) -> dict[str, int]:
+    """Which of ``paths`` a process outside the step's subtree wrote or removed after the
+    step started (an ancestor counts: its writes cannot be put before or after the
+    step's), each with the first such process."""
+    out: dict[str, int] = {}
+    for p in sorted(m.processes, key=lambda p: (p.start_s, p.id)):
+        if p.id in ids or not (p.start_s >= start or p.id in above):
+            continue
+        for path in (*p.writes, *p.deleted):
+            if path in paths:
+                out.setdefault(path, p.id)
+    return out

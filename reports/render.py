@@ -12,6 +12,7 @@ import jinja2
 from flame.model import StackTree
 from recorder import __version__
 from recorder.tape import Tape
+from recorder.units import human_size
 from reports.data import flame_payload, report_payload
 from reports.errors import ReportAssetError
 
@@ -50,13 +51,7 @@ def _seconds(x: float | None) -> str:
 
 
 def _size(n: int | None) -> str:
-    if n is None:
-        return "-"
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n = n / 1024  # type: ignore[assignment]
-    return str(n)
+    return "-" if n is None else human_size(n)
 
 
 def _env() -> jinja2.Environment:

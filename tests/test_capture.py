@@ -302,6 +302,79 @@ def test_every_trace_mode_records_a_tape_that_replays(
     assert json.loads(buildtape("show", "--json", tape, check=True).stdout)["status"] == "succeeded"
 
 
+CHANGES = r"""
+set -e
+echo new > created.txt
+mkdir -p newdir/deeper && echo n > newdir/deeper/f.txt
+echo more >> appended.txt
+chmod 755 mode.txt
+touch -d @1600000000 touched.txt
+python3 -c "import os; os.utime('utimed.txt', (1700000000, 1700000000))"
+truncate -s 1 truncated.txt
+rm removed.txt
+rm -r gonedir
+mv renamed.txt renamed-to.txt
+ln -s created.txt link.txt
+cat untouched/*.txt > /dev/null
+"""
+
+
+def test_after_the_build_every_kind_of_change_is_found_without_a_walk(tmp_path: Path) -> None:
+    """Every process ran the interposer: what changed comes from the directories whose mtime
+    moved and the paths the interposer saw changed. Each kind of change must be there, and
+    nothing the build left alone."""
+    ws = tmp_path / "ws"
+    (ws / "gonedir" / "sub").mkdir(parents=True)
+    (ws / "gonedir" / "sub" / "x.txt").write_text("x\n")
+    (ws / "untouched").mkdir()
+    for i in range(50):
+        (ws / "untouched" / f"{i}.txt").write_text(f"{i}\n")
+    for name in ("appended", "mode", "touched", "utimed", "truncated", "removed", "renamed"):
+        (ws / f"{name}.txt").write_text(f"{name} before\n")
+    for path in ws.rglob("*"):
+        os.utime(path, (OLD, OLD))
+    (ws / "build.sh").write_text(CHANGES)
+    tape = tmp_path / "c.tape"
+    record(ws, tape, "sh", "build.sh")
+    m = manifest(tape)
+    assert m["tracing"]["changes"] == "seen"
+    changes = {o["path"]: o["change"] for o in m["outputs"]}
+    assert changes == {
+        "created.txt": "created",
+        "newdir/deeper/f.txt": "created",
+        "appended.txt": "modified",
+        "mode.txt": "modified",
+        "truncated.txt": "modified",
+        "removed.txt": "deleted",
+        "gonedir/sub/x.txt": "deleted",
+        "renamed.txt": "deleted",
+        "renamed-to.txt": "created",
+        "link.txt": "created",
+    }
+    # Only their times changed (same bytes, same mode): touched, as a full walk says too,
+    # and their pre-build content is known without a copy.
+    assert not any(w["kind"] == "prebuild_content_lost" for w in m["warnings"])
+    outputs = {o["path"]: o for o in m["outputs"]}
+    assert outputs["mode.txt"]["mode"] & 0o777 == 0o755
+    dirs = {(d["path"], d.get("change")) for d in m["directories"]}
+    assert {("newdir", "created"), ("newdir/deeper", "created"), ("gonedir", "deleted")} <= dirs
+    assert ("gonedir/sub", "deleted") in dirs
+
+
+def test_a_change_the_interposer_cannot_see_is_found_by_a_walk(tmp_path: Path) -> None:
+    """A process started with an emptied environment runs without the interposer: its
+    in-place change (no directory mtime moves) is still in the tape."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "data.txt").write_text("before\n")
+    os.utime(ws / "data.txt", (OLD, OLD))
+    tape = tmp_path / "c.tape"
+    record(ws, tape, "sh", "-c", "env -i /bin/sh -c 'echo after >> data.txt'")
+    m = manifest(tape)
+    assert m["tracing"]["changes"] == "walk"
+    assert {o["path"]: o["change"] for o in m["outputs"]} == {"data.txt": "modified"}
+
+
 @needs_strace
 @pytest.mark.parametrize("shape", ["child", "command"])
 def test_default_mode_traces_a_static_program_with_strace(

@@ -99,7 +99,14 @@ def test_c_make_process_tree_has_one_compile_per_source(
     view = show_json(tape)
     # --file-events preload: the interposer alone; strace: strace sees processes and files.
     mode = "preload" if file_events == "preload" else "strace"
-    assert view["tracing"] == {"mode": mode, "files": file_events, "notice": None}
+    # Every process of make -j2 ran the interposer: no second walk was needed.
+    changes = "seen" if mode == "preload" else "walk"
+    assert view["tracing"] == {
+        "mode": mode,
+        "files": file_events,
+        "notice": None,
+        "changes": changes,
+    }
     procs = {p["id"]: p for p in view["processes"]}
     children: dict[int, list[int]] = {}
     for p in procs.values():
@@ -316,14 +323,25 @@ def test_fallback_gives_valid_tape(
     if how == "no strace and no C compiler":
         assert len(notes) == 1
         assert "strace is not installed" in notes[0] and "full fidelity" in notes[0]
-        assert view["tracing"] == {"mode": "proc", "files": "none", "notice": notes[0][17:]}
+        assert view["tracing"] == {
+            "mode": "proc",
+            "files": "none",
+            "notice": notes[0][17:],
+            "changes": "walk",
+        }
         # Nothing sees file events: the workspace was snapshotted whole.
         assert all(e["sha256"] for e in view["inputs"])
         return
     assert notes == []
     # strace missing costs nothing: the interposer needs neither strace nor ptrace.
     expected = "proc" if how == "--trace proc" else "preload"
-    assert view["tracing"] == {"mode": expected, "files": "preload", "notice": None}
+    changes = "walk" if how == "--trace proc" else "seen"
+    assert view["tracing"] == {
+        "mode": expected,
+        "files": "preload",
+        "notice": None,
+        "changes": changes,
+    }
     writers = [p for p in view["processes"] if "out.txt" in p["writes"]]
     assert [p["id"] for p in writers] == [root["id"]]
 

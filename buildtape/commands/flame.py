@@ -216,6 +216,8 @@ def flame_cmd(
         if report.malformed_count:
             shown = printable(report.describe(source))
             say(f"buildtape: warning: {shown}")
+    for note in profile.tree.notes:
+        say(f"buildtape: note: {printable(note)}")
     if chosen == "folded" and profile.tree.unit != "samples":
         say(f"buildtape: note: folded counts are in {folded_unit(profile.tree)}")
     out = render(chosen, profile, options, PAGES)

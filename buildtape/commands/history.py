@@ -85,7 +85,7 @@ def history_cmd(
                 err=True,
             )
             for line in done.unreadable:
-                say(f"buildtape: warning: not indexed: {line}")
+                say(f"buildtape: warning: not indexed: {printable(line)}")
         builds = store.builds(limit, status, dict(labels), since)
     if fmt == "json":
         click.echo(json.dumps([b.to_json() for b in builds], indent=2, sort_keys=True))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
@@ -65,19 +64,6 @@ def _prefetch_indexing() -> None:
     """Import what indexing needs. It runs while the build does, not after it."""
     import history.indexing
     import history.store  # noqa: F401
-
-
-def _remember(tape: Path) -> None:
-    """Note the tape as recorded here, so replaying it needs no confirmation."""
-    from recorder.container import TapeReader
-    from recorder.errors import TapeError
-    from recorder.trust import recorded_list, remember_recorded
-
-    try:
-        with TapeReader(tape, index_only=True) as r:
-            remember_recorded(r.manifest_sha256, recorded_list(os.environ))
-    except (OSError, TapeError) as exc:
-        say(f"buildtape: warning: could not note the tape as recorded here: {exc}")
 
 
 def _index(result: RecordResult, cfg: Config | None) -> None:
@@ -270,7 +256,6 @@ def record_cmd(
     store = not no_store and (cfg is None or cfg.store)
     result = record(options, notify, _prefetch_indexing if store else None)
     m = result.manifest
-    _remember(result.tape)
     if store:
         _index(result, cfg)
     if not quiet:

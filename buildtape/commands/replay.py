@@ -116,7 +116,7 @@ CODES = (*TAPE_CODES, ExitCode.DIFFERENT, ExitCode.REPLAY_FAILED, ExitCode.ABORT
     type=click.Path(file_okay=False, path_type=Path),
     help="Sandbox directory (new or empty). Default: a temporary one, removed after.",
 )
-@click.option("--keep", is_flag=True, help="Keep the temporary sandbox and the replay's tape.")
+@click.option("--keep", is_flag=True, help="Keep the temporary sandbox (the replay's workspace).")
 @click.option(
     "-o",
     "--output",
@@ -182,8 +182,10 @@ def replay_cmd(
 
     The recorded workspace is restored into the sandbox (your checkout is never touched),
     the recorded environment, cwd and umask are restored, external inputs and tool
-    versions are checked for drift, the command runs under `buildtape record`, and its
-    outputs are compared with the recorded ones by content. Exit 0: reproduced; 1: diverged.
+    versions are checked for drift, the command runs alone in the sandbox (writes outside
+    the workspace stay there), and its outputs are compared with the recorded ones by
+    content. With -o, it runs under `buildtape record` for the replay's own tape.
+    Exit 0: reproduced; 1: diverged.
     """
     as_json = fmt == "json"
     if bisect and not vary:

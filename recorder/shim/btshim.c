@@ -7,8 +7,8 @@
  *
  *     <pid> \t <op> \t <absolute path> [\t <absolute path>] \n
  *
- * with op r (opened for reading), w (for writing), u (read and write), d (deleted) or
- * m (renamed: source, then target).
+ * with op r (opened for reading), w (for writing, or truncated), u (read and write),
+ * d (deleted), m (renamed: source, then target) or a (mode or times changed).
  *
  * Process events, as lines that start with a capital letter (strings escaped: \\ \t \n):
  *
@@ -62,7 +62,9 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
+#include <utime.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -342,13 +344,109 @@ int unlinkat(int dirfd, const char *path, int flags) {
 int truncate(const char *path, off_t length) {
     REAL(truncate);
     emit_save(AT_FDCWD, path, 1);
-    return real_truncate(path, length);
+    int rc = real_truncate(path, length);
+    if (rc == 0)
+        emit('w', AT_FDCWD, path, 0, NULL);
+    return rc;
 }
 
 int truncate64(const char *path, off64_t length) {
     REAL(truncate64);
     emit_save(AT_FDCWD, path, 1);
-    return real_truncate64(path, length);
+    int rc = real_truncate64(path, length);
+    if (rc == 0)
+        emit('w', AT_FDCWD, path, 0, NULL);
+    return rc;
+}
+
+/* ---- attribute changes ----------------------------------------------------------- */
+/* A mode or a time changed without the content: logged as  pid a path  so the recorder,
+ * which re-examines after the build only what may have changed, looks at these too. */
+
+static void emit_fd(int fd) {
+    char link[64], path[PATH_MAX];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, path, sizeof path - 1);
+    if (n <= 0 || path[0] != '/')
+        return;
+    path[n] = '\0';
+    emit('a', AT_FDCWD, path, 0, NULL);
+}
+
+int chmod(const char *path, mode_t mode) {
+    REAL(chmod);
+    int rc = real_chmod(path, mode);
+    if (rc == 0)
+        emit('a', AT_FDCWD, path, 0, NULL);
+    return rc;
+}
+
+int fchmodat(int dirfd, const char *path, mode_t mode, int flags) {
+    REAL(fchmodat);
+    int rc = real_fchmodat(dirfd, path, mode, flags);
+    if (rc == 0)
+        emit('a', dirfd, path, 0, NULL);
+    return rc;
+}
+
+int fchmod(int fd, mode_t mode) {
+    REAL(fchmod);
+    int saved, rc = real_fchmod(fd, mode);
+    saved = errno;
+    if (rc == 0)
+        emit_fd(fd);
+    errno = saved;
+    return rc;
+}
+
+int utimensat(int dirfd, const char *path, const struct timespec times[2], int flags) {
+    REAL(utimensat);
+    int saved, rc = real_utimensat(dirfd, path, times, flags);
+    saved = errno;
+    /* glibc declares path nonnull, but the kernel takes NULL for "dirfd itself". */
+    const char *volatile named = path;
+    if (rc == 0) {
+        if (named)
+            emit('a', dirfd, named, 0, NULL);
+        else
+            emit_fd(dirfd);
+    }
+    errno = saved;
+    return rc;
+}
+
+int futimens(int fd, const struct timespec times[2]) {
+    REAL(futimens);
+    int saved, rc = real_futimens(fd, times);
+    saved = errno;
+    if (rc == 0)
+        emit_fd(fd);
+    errno = saved;
+    return rc;
+}
+
+int utimes(const char *path, const struct timeval times[2]) {
+    REAL(utimes);
+    int rc = real_utimes(path, times);
+    if (rc == 0)
+        emit('a', AT_FDCWD, path, 0, NULL);
+    return rc;
+}
+
+int lutimes(const char *path, const struct timeval times[2]) {
+    REAL(lutimes);
+    int rc = real_lutimes(path, times);
+    if (rc == 0)
+        emit('a', AT_FDCWD, path, 0, NULL);
+    return rc;
+}
+
+int utime(const char *path, const struct utimbuf *times) {
+    REAL(utime);
+    int rc = real_utime(path, times);
+    if (rc == 0)
+        emit('a', AT_FDCWD, path, 0, NULL);
+    return rc;
 }
 
 /* ---- process events ------------------------------------------------------------ */
