@@ -527,6 +527,10 @@ def test_writes_through_absolute_paths_land_in_the_sandbox(tmp_path: Path) -> No
         assert homefile.read_text() == "the host's canary\n"
         assert homefile.stat().st_mtime_ns == 1_600_000_000_000_000_000
         assert tree_hash(ws) == before
+        # Without namespaces nothing can keep them off the host: the replay says so first.
+        code, _, err = replay(tape, env=DIRECTORY)
+        assert code == 0 and "without namespaces nothing keeps the build's writes" in err, err
+        assert str(homefile) in err and str(outside / "copy.txt") in err
     finally:
         shutil.rmtree(outside, ignore_errors=True)
         homefile.unlink(missing_ok=True)
@@ -584,6 +588,11 @@ def test_a_step_is_not_held_to_content_a_later_step_wrote(tmp_path: Path) -> Non
     assert all(o["path"] != "gen.txt" for o in verdict["outputs"]), verdict["outputs"]
     note = next(n for n in verdict["notes"] if n.startswith("not compared: gen.txt"))
     assert f"step {later['id']} changed it after this step" in note, note
+    # extract leaves it out of expected.sha256 too, and run.sh says why.
+    out_dir = tmp_path / "repro"
+    buildtape("extract", tape, "--step", first["id"], "--into", out_dir, check=True)
+    assert "gen.txt" not in (out_dir / "expected.sha256").read_text()
+    assert "# Not in expected.sha256: gen.txt (step" in (out_dir / "run.sh").read_text()
     # The later step started with the first one's gen.txt, which the tape does not hold
     # (only the final one): its replay says so rather than pass for a faithful one.
     verdict = replay_json(tape, "--step", later["id"])
@@ -618,3 +627,28 @@ def test_a_go_module_replays_whole_and_reproduces(tmp_path: Path) -> None:
     assert {o["path"]: o["status"] for o in verdict["outputs"]} == {"tiny": "same"}
     assert tree_hash(ws) == before
     assert not (tmp_path / "gocache").exists()  # the replay's cache was the sandbox's
+
+
+@needs_overlays
+def test_an_as_step_fed_from_var_tmp_replays_alone(tmp_path: Path) -> None:
+    # TMPDIR=/var/tmp/<dir>: cc1 writes the assembly there and as reads it. Replayed alone,
+    # the as step finds it in the overlay of /var (the recording wrote there), not on the host.
+    unique = Path("/var/tmp") / f"buildtape-test-{os.getpid()}-{tmp_path.name}"
+    ws = tmp_path / "tmpdir"
+    ws.mkdir()
+    (ws / "hello.c").write_text("int hello(void) { return 42; }\n")
+    tape = tmp_path / "tmpdir.tape"
+    unique.mkdir()
+    try:
+        env = {**os.environ, "TMPDIR": str(unique)}
+        buildtape("record", "-q", "-o", tape, "--", "cc", "-c", "hello.c", "-o", "hello.o",
+                  cwd=ws, env=env, check=True)  # fmt: skip
+    finally:
+        shutil.rmtree(unique)
+    with open_tape(tape) as t:
+        assert any(i.path.startswith(f"{unique}/") for i in t.manifest.intermediates)
+    step = next(r for r in Recorded(tape, ws).steps() if r["argv"][:1] == ["as"])
+    verdict = replay_json(tape, "--step", step["id"])
+    assert verdict["reproduced"], verdict
+    assert [o["path"] for o in verdict["outputs"]] == ["hello.o"]
+    assert not unique.exists()

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from buildtape import colour
 from buildtape.config import load_here
 from buildtape.exit_codes import ExitCode
 from buildtape.params import HISTORY_CODES, epilog, home_option, json_option, selection_options
@@ -59,10 +60,8 @@ def check_cmd(fail_on: str, select: BuildSelection, fmt: str, home: Path | None)
             click.echo(text.alert(a))
     failing = [a for a in found if at_least(a.level, fail_on)]
     if failing:
-        click.echo(
-            f"buildtape: check failed: {len(failing)} alert(s) at or above {fail_on}", err=True
-        )
+        colour.say(f"buildtape: check failed: {len(failing)} alert(s) at or above {fail_on}")
         return ExitCode.DIFFERENT
     if not as_json:
-        click.echo(f"check passed: no alerts at or above {fail_on}")
+        colour.echo(f"check passed: no alerts at or above {fail_on}", "check")
     return ExitCode.OK

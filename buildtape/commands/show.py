@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from buildtape import colour
 from buildtape.exit_codes import ExitCode
 from buildtape.params import TAPE_CODES, epilog, format_option, tape_argument
 from buildtape.text import tape as text
@@ -51,5 +52,5 @@ def show_cmd(tape: Path, fmt: str) -> ExitCode:
 
             click.echo(render_markdown(summary, MarkdownOptions(tape_name=str(tape))), nl=False)
         else:
-            click.echo(printable(text.show(summary), one_line=False), nl=False)
+            colour.echo(printable(text.show(summary), one_line=False), "show", nl=False)
     return ExitCode.OK
