@@ -10,7 +10,7 @@ calls do nothing::
     buildtape.metric("objects", 42, unit="files")
 """
 
-from buildtape.steps import event, metric, step
+from buildtape.build_events import event, metric, step
 from recorder import __version__
 
 __all__ = ["__version__", "event", "metric", "step"]

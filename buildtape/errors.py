@@ -10,14 +10,16 @@ from __future__ import annotations
 
 from buildtape.exit_codes import ExitCode
 from flame.errors import FlameAssetError, FoldedFormatError
-from history.errors import HistoryError, NoHistory, NothingToExport, OtlpError
+from history.errors import HistoryError, NoBuildSelected, NoHistory, NothingToExport, OtlpError
 from recorder.errors import (
     CommandNotExecutable,
     CommandNotFound,
+    NotEnoughSpace,
     RecordError,
     SamplerUnavailable,
     TapeError,
     TapeNotFound,
+    TapeNotWritten,
     TapeWriteFailed,
     TracerUnavailable,
 )
@@ -43,6 +45,7 @@ EXIT_CODES: dict[type[BaseException], ExitCode] = {
     # A history named by --home that is not there (a wrong path in CI must fail).
     NoHistory: ExitCode.NOT_FOUND,
     NothingToExport: ExitCode.USAGE,
+    NoBuildSelected: ExitCode.NOT_FOUND,
     OtlpError: ExitCode.IO_ERROR,
     RecordError: ExitCode.RECORD_FAILED,
     CommandNotFound: ExitCode.COMMAND_NOT_FOUND,
@@ -51,6 +54,7 @@ EXIT_CODES: dict[type[BaseException], ExitCode] = {
     SamplerUnavailable: ExitCode.RECORD_FAILED,
     TapeError: ExitCode.BAD_TAPE,
     TapeNotFound: ExitCode.NOT_FOUND,
+    TapeNotWritten: ExitCode.IO_ERROR,
     FoldedFormatError: ExitCode.BAD_INPUT,
     # A packaged file that cannot be read: the message says to reinstall.
     FlameAssetError: ExitCode.IO_ERROR,
@@ -59,6 +63,8 @@ EXIT_CODES: dict[type[BaseException], ExitCode] = {
     # No terminal to ask on, no --yes: as if the user had declined.
     ConsentRequired: ExitCode.ABORTED,
     MemoryError: ExitCode.OUT_OF_MEMORY,
+    # A restore that would not fit the free space: a full disk, as a write that failed.
+    NotEnoughSpace: ExitCode.IO_ERROR,
     ExtractError: ExitCode.REPLAY_FAILED,
     RestoreError: ExitCode.REPLAY_FAILED,
     RunError: ExitCode.REPLAY_FAILED,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import heapq
 import os
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from flame.frame_key import frame_key
 from flame.model import StackTree
@@ -133,9 +133,171 @@ def _spans_by_process(m: Manifest) -> dict[int, list[_Span]]:
     return out
 
 
-def _enclosing(spans: list[_Span], t: float) -> list[str]:
-    """Names of the spans that contain ``t``, outermost first."""
-    return [s.name for s in spans if s.start <= t < s.end]
+# Spans nested deeper than this in one process are drawn inside the one at this depth.
+MAX_SPAN_DEPTH = 32
+# Spans of one process that overlap without nesting (threads) are matched pairwise up to
+# this many; past it they are laid out as if they nested, which is near-linear.
+MAX_PAIRWISE_SPANS = 1000
+
+
+def _contains(outer: _Span, inner: _Span) -> bool:
+    return outer.start <= inner.start and inner.end <= outer.end
+
+
+@dataclass
+class _SpanLayout:
+    """One process's spans as frames: (span names outermost first, own seconds)."""
+
+    frames: list[tuple[list[str], float]]
+    covered: float  # seconds of the process the spans account for
+    nested: bool  # every two spans are disjoint or nested (the sweep is exact)
+    too_deep: int  # spans deeper than MAX_SPAN_DEPTH, drawn inside their ancestor
+
+
+def _sweep(spans: list[_Span]) -> _SpanLayout:
+    """Spans (sorted by start, longest first) laid out with a stack of open spans: O(n).
+
+    Exact when spans nest; ``nested`` is False when two overlap without nesting. A span's
+    own time is its duration less what its children cover; one at the depth limit keeps
+    its children's time; an interval listed twice owns nothing (each covers the other).
+    """
+    counts: dict[tuple[float, float], int] = {}
+    for sp in spans:
+        counts[(sp.start, sp.end)] = counts.get((sp.start, sp.end), 0) + 1
+    stack: list[int] = []
+    kids: list[list[tuple[float, float]]] = [[] for _ in spans]
+    outer: list[list[str] | None] = [None] * len(spans)
+    top: list[tuple[float, float]] = []
+    nested, too_deep = True, 0
+    for i, sp in enumerate(spans):
+        while stack and not _contains(spans[stack[-1]], sp):
+            if spans[stack.pop()].end > sp.start:
+                nested = False
+        if stack:
+            kids[stack[-1]].append((sp.start, sp.end))
+        elif counts[(sp.start, sp.end)] == 1:
+            top.append((sp.start, sp.end))
+        if len(stack) < MAX_SPAN_DEPTH:
+            outer[i] = [spans[j].name for j in stack]
+        else:
+            too_deep += 1
+        stack.append(i)
+    frames = []
+    for i, sp in enumerate(spans):
+        names = outer[i]
+        if names is None:
+            continue
+        at_limit = len(names) == MAX_SPAN_DEPTH - 1
+        if counts[(sp.start, sp.end)] > 1 and not at_limit:
+            continue
+        own = (sp.end - sp.start) - (0.0 if at_limit else _covered(kids[i]))
+        if own > 0:
+            frames.append(([*names, sp.name], own))
+    return _SpanLayout(frames, _covered(top), nested, too_deep)
+
+
+def _pairwise(spans: list[_Span]) -> _SpanLayout:
+    """Spans that overlap without nesting, each compared with every other: O(n²), so only
+    up to MAX_PAIRWISE_SPANS."""
+    frames = []
+    for sp in spans:
+        inner = [c for c in spans if c is not sp and _contains(sp, c)]
+        names = [c.name for c in spans if c is not sp and _contains(c, sp)]
+        own = (sp.end - sp.start) - _covered([(c.start, c.end) for c in inner])
+        if own > 0:
+            frames.append(([*names[: MAX_SPAN_DEPTH - 1], sp.name], own))
+    top = [
+        (sp.start, sp.end)
+        for sp in spans
+        if not any(_contains(o, sp) for o in spans if o is not sp)
+    ]
+    return _SpanLayout(frames, _covered(top), False, 0)
+
+
+def _layout(spans: list[_Span]) -> _SpanLayout:
+    # A span of no length owns no time and nests nothing of any length: it changes nothing.
+    spans = [sp for sp in spans if sp.end > sp.start]
+    swept = _sweep(spans)
+    if swept.nested or len(spans) > MAX_PAIRWISE_SPANS:
+        return swept
+    return replace(_pairwise(spans), too_deep=swept.too_deep)
+
+
+@dataclass
+class _Enclosing:
+    names: list[list[str]]  # per time
+    nested: bool  # as in _SpanLayout
+    too_deep: bool  # some time had more than MAX_SPAN_DEPTH spans open
+
+
+def _enclosing(spans: list[_Span], times: list[float]) -> _Enclosing:
+    """For each of ``times`` (ascending), the names of the spans open then (start <= t <
+    end), outermost first, at most MAX_SPAN_DEPTH: one sweep over spans and times (exact
+    when spans nest, or when they are few enough to scan for each time)."""
+    spans = [sp for sp in spans if sp.end > sp.start]
+    out: list[list[str]] = []
+    too_deep = False
+    stack: list[_Span] = []
+    j = 0
+    crossing = False
+    for t in times:
+        while j < len(spans) and spans[j].start <= t:
+            sp = spans[j]
+            while stack and not _contains(stack[-1], sp):
+                crossing = crossing or stack[-1].end > sp.start
+                stack.pop()
+            stack.append(sp)
+            j += 1
+        while stack and stack[-1].end <= t:
+            stack.pop()
+        if crossing and len(spans) <= MAX_PAIRWISE_SPANS:
+            names = [sp.name for sp in spans[:j] if sp.start <= t < sp.end]
+        else:
+            names = [sp.name for sp in stack[: MAX_SPAN_DEPTH + 1]]
+        too_deep = too_deep or len(names) > MAX_SPAN_DEPTH
+        out.append(names[:MAX_SPAN_DEPTH])
+    return _Enclosing(out, not crossing, too_deep)
+
+
+# Processes nested deeper than this are drawn inside their ancestor at this depth, so a
+# chain of n processes costs O(n) frames, not O(n²).
+MAX_PROCESS_DEPTH = 256
+
+
+def _chains(processes: list[Process], workspace: str | None) -> dict[int, list[str]]:
+    """Each process's stack of frame names (``frame_key``), outermost first, at most
+    MAX_PROCESS_DEPTH long.
+
+    A chain is its parent's plus its own name; at the limit it is its parent's (the same
+    list). Parents are walked without recursion, each process once.
+    """
+    by_id = {p.id: p for p in processes}
+    chains: dict[int, list[str]] = {}
+    for p in processes:
+        todo: list[Process] = []
+        node: Process | None = p
+        while node is not None and node.id not in chains:
+            todo.append(node)
+            node = by_id.get(node.parent_id) if node.parent_id is not None else None
+        above = chains[node.id] if node is not None else []
+        for q in reversed(todo):
+            above = above if len(above) >= MAX_PROCESS_DEPTH else [*above, frame_key(q, workspace)]
+            chains[q.id] = above
+    return chains
+
+
+def _note_spans(tree: StackTree, pid: int, count: int, nested: bool, too_deep: bool) -> None:
+    """Say where the drawing of one process's spans is not exact (a hostile tape's, mostly)."""
+    if too_deep:
+        tree.notes.append(
+            f"process {pid}: spans nested deeper than {MAX_SPAN_DEPTH} are drawn inside "
+            "the span at that depth"
+        )
+    if not nested and count > MAX_PAIRWISE_SPANS:
+        tree.notes.append(
+            f"process {pid}: its {count} spans overlap without nesting, too many to match "
+            f"pairwise (over {MAX_PAIRWISE_SPANS}): drawn as if they nested"
+        )
 
 
 def process_stacks(m: Manifest, samples: Samples | None = None) -> StackTree:
@@ -147,45 +309,41 @@ def process_stacks(m: Manifest, samples: Samples | None = None) -> StackTree:
     own duration. A process frame is named by ``flame.frame_key.frame_key``.
     """
     tree = StackTree(unit="microseconds", title=" ".join(m.argv), source="process tree")
-    by_id = {p.id: p for p in m.processes}
     children: dict[int, list[Process]] = {}
     for p in m.processes:
         if p.parent_id is not None:
             children.setdefault(p.parent_id, []).append(p)
     # Frames are keyed by what each process is, not by every argument (flame/frame_key.py):
     # the same make and compiles match across two builds that differ in flags.
-    labels = {p.id: frame_key(p, m.workspace) for p in m.processes}
-    chains: dict[int, list[str]] = {}
-    for p in m.processes:
-        chain = []
-        node: Process | None = p
-        while node is not None:
-            chain.append(labels[node.id])
-            node = by_id.get(node.parent_id) if node.parent_id is not None else None
-        chains[p.id] = chain[::-1]
+    chains = _chains(m.processes, m.workspace)
+    if any(len(c) == MAX_PROCESS_DEPTH for c in chains.values()):
+        tree.notes.append(
+            f"processes nested deeper than {MAX_PROCESS_DEPTH} are drawn inside their "
+            "ancestor at that depth"
+        )
     spans = _spans_by_process(m)
     grafted: dict[int, float] = {}
+    by_pid: dict[int, list[tuple[int, int, list[int]]]] = {}
     for pid, start_us, dur_us, frame_ids in samples.samples if samples else []:
-        if pid not in chains:
-            continue
-        enclosing = _enclosing(spans.get(pid, []), start_us / 1e6)
-        tree.add([*chains[pid], *enclosing, *(samples.frames[i] for i in frame_ids)], dur_us)  # type: ignore[union-attr]
-        grafted[pid] = grafted.get(pid, 0.0) + dur_us / 1e6
+        if pid in chains:
+            by_pid.setdefault(pid, []).append((start_us, dur_us, frame_ids))
+            grafted[pid] = grafted.get(pid, 0.0) + dur_us / 1e6
+    for pid, taken in by_pid.items():
+        assert samples is not None
+        taken.sort(key=lambda x: x[0])  # stable: samples taken at one time keep their order
+        pspans = spans.get(pid, [])
+        open_at = _enclosing(pspans, [x[0] / 1e6 for x in taken])
+        for (_, dur_us, frame_ids), names in zip(taken, open_at.names, strict=True):
+            tree.add([*chains[pid], *names, *(samples.frames[i] for i in frame_ids)], dur_us)
+        _note_spans(tree, pid, len(pspans), open_at.nested, open_at.too_deep)
     for pid, pspans in spans.items():
         if pid in grafted:
             continue
-        for s in pspans:
-            inner = [c for c in pspans if c is not s and s.start <= c.start and c.end <= s.end]
-            outer = [c.name for c in pspans if c is not s and c.start <= s.start and s.end <= c.end]
-            own_span = (s.end - s.start) - _covered([(c.start, c.end) for c in inner])
-            if own_span > 0:
-                tree.add([*chains[pid], *outer, s.name], round(own_span * 1e6))
-        top = [
-            s
-            for s in pspans
-            if not any(o is not s and o.start <= s.start and s.end <= o.end for o in pspans)
-        ]
-        grafted[pid] = _covered([(s.start, s.end) for s in top])
+        laid = _layout(pspans)
+        for names, own_span in laid.frames:
+            tree.add([*chains[pid], *names], round(own_span * 1e6))
+        grafted[pid] = laid.covered
+        _note_spans(tree, pid, len(pspans), laid.nested, bool(laid.too_deep))
     for p in m.processes:
         start, end = p.start_s, _end(p, m.duration_s)
         kids = [

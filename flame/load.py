@@ -119,6 +119,7 @@ def load(paths: list[str], reverse: bool = False, base: StackTree | None = None)
                     out.spans = process_spans(tape.manifest)
             tree.unit = stacks.unit
             tree.title = tree.title or stacks.title
+            tree.notes += stacks.notes
             for stack, weight in stacks.stacks():
                 stack = stack[::-1] if reverse else stack
                 if base is not None:

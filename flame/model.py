@@ -59,6 +59,8 @@ class StackTree:
     source: str = ""
     root: Frame = field(default_factory=lambda: Frame("all"))
     differential: bool = False
+    # What a reader could not draw exactly, in words (a tape's spans too many to match).
+    notes: list[str] = field(default_factory=list)
 
     @property
     def total(self) -> float:

@@ -61,6 +61,7 @@ def prepare(sources: FlameSources, fmt: str, options: FlameOptions) -> Profile:
         new = load([sources.diff[1]], reverse=sources.reverse)
         base = load([sources.diff[0]], reverse=sources.reverse)
         tree = differential(base.tree, new.tree, normalize=sources.normalize)
+        tree.notes += base.tree.notes + new.tree.notes
         return Profile(tree, reports=base.reports + new.reports)
     paths = list(sources.inputs)
     if fmt in _DRAWN and options.order == "alpha" and all_folded(paths):

@@ -32,10 +32,10 @@ from typing import IO, Any, Protocol, cast
 
 import zstandard
 
-from recorder.errors import TapeError, TapeNotFound
+from recorder.errors import TapeError, TapeNotFound, TapeNotWritten
 
 FORMAT_NAME = "buildtape-tape"
-FORMAT_VERSION = "1.1"
+FORMAT_VERSION = "1.2"
 SUPPORTED_MAJOR = 1
 MAGIC = b"BTAPEIDX"
 TABLE_KEY = "_tape"
@@ -178,6 +178,9 @@ class TapeWriter:
         self._file: IO[bytes] = os.fdopen(fd, "wb")
         self._offset = 0
         self._closed = False
+        # The sha256 of the manifest this writer committed, from the bytes it wrote (never
+        # read back from disk, where another process could have put a different tape).
+        self.manifest_sha256: str | None = None
 
     @property
     def temporary_path(self) -> Path:
@@ -197,9 +200,9 @@ class TapeWriter:
         offset, length = self._write_frame(data)
         self._packs.append([offset, length, size])
 
-    def _write_failed(self, exc: OSError) -> TapeError:
+    def _write_failed(self, exc: OSError) -> TapeNotWritten:
         self.abort()
-        return TapeError(
+        return TapeNotWritten(
             f"could not write tape {self.path}: {exc.strerror or exc}; "
             "free some space or choose another place with -o"
         )
@@ -260,6 +263,7 @@ class TapeWriter:
             self._write_frame(b"\0" * (2 * _BLOCK))
         except OSError as exc:
             raise self._write_failed(exc) from exc
+        digest = sha256_hex(body)
         index = {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
@@ -267,7 +271,7 @@ class TapeWriter:
                 "offset": m_offset,
                 "length": m_length,
                 "size": len(body),
-                "sha256": sha256_hex(body),
+                "sha256": digest,
             },
         }
         raw = json.dumps(index, sort_keys=True, separators=(",", ":")).encode()
@@ -284,6 +288,7 @@ class TapeWriter:
             os.replace(self._tmp, self.path)
         except OSError as exc:
             raise self._write_failed(exc) from exc
+        self.manifest_sha256 = digest
         return self.path
 
     def abort(self) -> None:

@@ -13,9 +13,18 @@ class TapeNotFound(TapeError):
     """No tape exists at the path given."""
 
 
+class TapeNotWritten(TapeError):
+    """Writing a tape failed (disk full, permission denied): an I/O error, not a bad tape."""
+
+
 class BudgetExceeded(TapeError):
     """Restoring a tape would exceed a ceiling (recorder/trust.py): the message names the
     variable that raises it."""
+
+
+class NotEnoughSpace(Exception):
+    """The filesystem a restore writes to has too little free space for it. Not the
+    tape's fault (so not a ``TapeError``): the disk is full, as when a write fails."""
 
 
 class RecordError(Exception):

@@ -9,6 +9,7 @@ manifest). Then the tape is committed, atomically.
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -30,6 +31,7 @@ from recorder.model import BuildWarning, DirEntry, Manifest
 from recorder.observe import Observation, observe
 from recorder.options import RecordOptions
 from recorder.prepare import EVENTS_VAR, Plan, prepare, relative
+from recorder.trust import recorded_list, remember_recorded
 from recorder.workspace import Survey, git_state, rescan, scan, survey
 
 __all__ = [
@@ -129,9 +131,26 @@ def record(
     except BaseException:
         writer.abort()
         raise
+    _remember(writer, notify)
     exit_code, sig = manifest.exit_code, manifest.signal
     exit_status = exit_code if exit_code is not None else 128 + signum(sig)
     return RecordResult(plan.tape_path, manifest, exit_status, stderr)
+
+
+def _remember(writer: TapeWriter, notify: Callable[[str], None]) -> None:
+    """Note the tape just committed as recorded here by this user, so that replaying it
+    needs no confirmation (``recorder.trust.recorded_here``).
+
+    Only a recording does this, with the digest of the manifest it wrote itself: a tape
+    written any other way (crafted through ``TapeWriter``, copied from elsewhere) is never
+    noted, and nothing in a tape decides whether it is.
+    """
+    if writer.manifest_sha256 is None:
+        return
+    try:
+        remember_recorded(writer.manifest_sha256, recorded_list(os.environ))
+    except OSError as exc:
+        notify(f"could not note the tape as recorded here ({exc}); replaying it will ask")
 
 
 def _own(plan: Plan, writer: TapeWriter) -> tuple[str, ...]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from recorder.errors import BudgetExceeded, TapeError
+from recorder.errors import BudgetExceeded, NotEnoughSpace, TapeError
 
 if TYPE_CHECKING:
     from recorder.model import Manifest
@@ -235,6 +235,12 @@ def check_manifest(m: Manifest) -> Manifest:
     for i in m.intermediates:
         _absolute(i.path, "manifest.intermediates[].path")
         file_mode(i.mode, f"manifest.intermediates[{printable(i.path)!r}]")
+    ids = {p.id for p in m.processes}
+    for v in m.versions:
+        where = f"manifest.versions[{printable(v.path)!r}]"
+        file_mode(v.mode, where)
+        if v.size < 0 or v.written_by not in ids or v.replaced_by not in ids:
+            raise _fail(f"{where} names no process of the tape or has a negative size")
     chunks = m.streams.chunks
     if any(not (math.isfinite(c.t) and c.t >= 0) or c.size < 0 for c in chunks):
         if any(not math.isfinite(c.t) or c.size < 0 for c in chunks):
@@ -468,7 +474,8 @@ def check_restore(
 
     A blob shared by several entries counts once per entry, as it is written once per
     entry. Returns the total bytes; raises ``BudgetExceeded`` (or ``TapeError`` when a
-    blob is not the size its entry declares) before anything is written.
+    blob is not the size its entry declares, ``NotEnoughSpace`` when the destination lacks
+    the space) before anything is written.
     """
     total = 0
     for path, declared, stored in files:
@@ -491,9 +498,9 @@ def check_restore(
             f"raise {LIMIT_VARS['max_bytes']} to restore it"
         )
     if total + limits.reserve_bytes > free_bytes:
-        raise BudgetExceeded(
-            f"the tape would restore {total} bytes but only {free_bytes} are free there; "
-            "free some space or choose another --workdir"
+        raise NotEnoughSpace(
+            f"the tape would restore {total} bytes and {limits.reserve_bytes} must stay free, "
+            f"but only {free_bytes} bytes are free there; free some space or restore elsewhere"
         )
     return total
 

@@ -18,6 +18,7 @@ import shlex
 from dataclasses import dataclass, field
 
 from recorder.model import Tool
+from replay.diff_limits import align
 from replay.steps import Graph, Matching, Node
 
 # Variables that builds are known to read; a change elsewhere is only named when
@@ -33,6 +34,9 @@ _NOT_FOUND = re.compile(
 )
 _INTERPRETERS = frozenset({"sh", "bash", "dash", "env", "perl", "python", "python3", "ruby"})
 _VERSION = re.compile(r"\d+\.\d+(?:\.\d+)*")
+# ndiff (which pairs similar arguments inside a replacement) runs up to this many pairs of
+# arguments; past it the arguments come from ``align``, which is near-linear.
+_NDIFF_WORK = 40_000
 
 # Order of a step's own changes in the likely-cause line (most actionable first).
 _RANK = {
@@ -88,18 +92,38 @@ def _token(t: str) -> str:
 def flag_change(a: list[str], b: list[str]) -> str:
     """``-O2 → -O3``, ``-O0 added``, ``-g removed``: what differs between two argv."""
     parts = []
-    ops = difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes()
-    for tag, i1, i2, j1, j2 in ops:
-        old = " ".join(_token(t) for t in a[i1:i2])
-        new = " ".join(_token(t) for t in b[j1:j2])
+    alignment = align(a, b)
+    for tag, i1, i2, j1, j2 in alignment.opcodes:
+        # Only what fits the 160 characters shown is quoted: an argv can be any length.
+        old = " ".join(_token(t) for t in a[i1 : min(i2, i1 + 100)])
+        new = " ".join(_token(t) for t in b[j1 : min(j2, j1 + 100)])
         if tag == "replace":
             parts.append(f"{old} → {new}")
         elif tag == "delete":
             parts.append(f"{old} removed")
         elif tag == "insert":
             parts.append(f"{new} added")
+        if sum(map(len, parts)) > 160:
+            break
     text = ", ".join(parts)
-    return text if len(text) <= 160 else text[:159] + "…"
+    text = text if len(text) <= 160 else text[:159] + "…"
+    if not alignment.aligned:
+        text += (
+            f" (too many arguments to align: {alignment.differing_a} and "
+            f"{alignment.differing_b} differ, compared as a whole)"
+        )
+    return text
+
+
+def argv_lines(a: list[str], b: list[str]) -> list[str]:
+    """The arguments only one side has, ``- x`` and ``+ y``, as ``difflib.ndiff`` writes them."""
+    if len(a) * len(b) <= _NDIFF_WORK:
+        return [line for line in difflib.ndiff(a, b) if line[:1] in "+-"]
+    out: list[str] = []
+    for _, i1, i2, j1, j2 in align(a, b).opcodes:
+        out += [f"- {t}" for t in a[i1:i2]]
+        out += [f"+ {t}" for t in b[j1:j2]]
+    return out
 
 
 def _command(a: list[str], b: list[str]) -> str:
@@ -304,7 +328,7 @@ def explain(
         state[x.proc.id] = role
         differing_a |= x.writes
         differing_b |= y.writes
-        argv_diff = [line for line in difflib.ndiff(x.argv, y.argv) if line[:1] in "+-"]
+        argv_diff = argv_lines(x.argv, y.argv)
         findings.append(
             Finding(x, y, role, own, sorted(set(upstream)), outs, argv_diff, flags)
         )  # fmt: skip

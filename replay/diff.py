@@ -24,7 +24,22 @@ from replay.causes import Causes, explain
 from replay.content_diff import ContentOptions, FileChange, Side, compare_files
 from replay.steps import Node, build_graph, comparable_env, cwd_reliable, match, per_process_env
 
-__all__ = ["DiffOptions", "DiffReport", "FileChange", "StepChange", "diff"]
+__all__ = [
+    "CommandDiff",
+    "DiffOptions",
+    "DiffReport",
+    "EnvChange",
+    "EnvironmentDiff",
+    "ExternalChange",
+    "FileChange",
+    "OnlyStep",
+    "StepChange",
+    "StepTiming",
+    "StepsDiff",
+    "TimingsDiff",
+    "ToolChange",
+    "diff",
+]
 
 
 @dataclass(frozen=True)
@@ -59,50 +74,140 @@ class StepChange:
 
 
 @dataclass
+class CommandDiff:
+    """The build commands (as recorded) and how each build ended, A then B."""
+
+    a: list[str]
+    b: list[str]
+    same: bool  # after normalisation
+    status: list[str]  # succeeded | failed | interrupted
+    exit_code: list[int | None]
+
+
+@dataclass
+class EnvChange:
+    """A variable both builds set, with different values; a secret's are never shown."""
+
+    name: str
+    a: str
+    b: str
+    secret: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "a": self.a, "b": self.b}
+        if self.secret:  # the key is there only for secrets, as it always was
+            out["secret"] = True
+        return out
+
+
+@dataclass
+class EnvironmentDiff:
+    added: list[str]  # names set only in B
+    removed: list[str]  # names set only in A
+    changed: list[EnvChange]
+    other: dict[str, list[str]]  # umask, tz: [A, B]
+
+    @property
+    def differs(self) -> bool:
+        return bool(self.added or self.removed or self.changed or self.other)
+
+
+@dataclass
+class ToolChange:
+    """A tool both builds ran (by name) whose path, executable or version differs."""
+
+    name: str
+    path: str  # the path, or "A -> B" when it moved
+    a: str | None  # version lines
+    b: str | None
+    sha256_changed: bool
+
+
+@dataclass
+class ExternalChange:
+    """An external file both builds read, with different content."""
+
+    path: str
+    a: str | None  # sha256
+    b: str | None
+
+
+@dataclass
+class OnlyStep:
+    """A step that ran in one build only."""
+
+    id: int
+    argv: list[str]
+    probe: bool  # a query that wrote nothing (listed, not a difference)
+
+
+@dataclass
+class StepsDiff:
+    changed: list[StepChange]
+    only_in_a: list[OnlyStep]
+    only_in_b: list[OnlyStep]
+
+
+@dataclass
+class StepTiming:
+    step: str
+    a_s: float
+    b_s: float
+    delta_s: float
+
+
+@dataclass
+class TimingsDiff:
+    total: list[float]  # A, B
+    steps: list[StepTiming]  # the largest changes first, at most ten
+
+
+@dataclass
 class DiffReport:
     equivalent: bool
     verdict: str
     cause: str | None
     causes: list[str]
-    command: dict[str, Any]
-    environment: dict[str, Any]
-    toolchain: list[dict[str, Any]]
-    external: list[dict[str, Any]]
+    command: CommandDiff
+    environment: EnvironmentDiff
+    toolchain: list[ToolChange]
+    external: list[ExternalChange]
     inputs: list[FileChange]
-    steps: dict[str, Any]
+    steps: StepsDiff
     outputs: list[FileChange]
-    timings: dict[str, Any]
-    streams: dict[str, list[str]]
+    timings: TimingsDiff
+    streams: dict[str, list[str]]  # stdout/stderr -> unified diff lines, when they differ
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """The documented JSON form (docs/replay.md)."""
+        out = asdict(self)
+        out["environment"]["changed"] = [c.to_json() for c in self.environment.changed]
+        return out
 
 
-def _environment(a: Manifest, b: Manifest, na: Normalizer, nb: Normalizer) -> dict[str, Any]:
+def _environment(a: Manifest, b: Manifest, na: Normalizer, nb: Normalizer) -> EnvironmentDiff:
     va = comparable_env(a.environment.vars, na)
     vb = comparable_env(b.environment.vars, nb)
     da, db = a.environment.redacted_digests, b.environment.redacted_digests
-    changed: list[dict[str, Any]] = []
+    changed: list[EnvChange] = []
     for k in sorted(set(va) & set(vb)):
         if REDACTED in va[k] or REDACTED in vb[k]:
             # Never shown: compared by the digests recorded with the tapes.
             if va[k] != vb[k] or (k in da and k in db and da[k] != db[k]):
-                changed.append({"name": k, "a": REDACTED, "b": REDACTED, "secret": True})
+                changed.append(EnvChange(k, REDACTED, REDACTED, secret=True))
         elif va[k] != vb[k]:
-            changed.append({"name": k, "a": va[k], "b": vb[k]})
+            changed.append(EnvChange(k, va[k], vb[k]))
     other = {}
     for key in ("umask", "tz"):
         if getattr(a.environment, key) != getattr(b.environment, key):
             other[key] = [getattr(a.environment, key), getattr(b.environment, key)]
-    return {
-        "added": sorted(set(vb) - set(va)),
-        "removed": sorted(set(va) - set(vb)),
-        "changed": changed,
-        "other": other,
-    }
+    return EnvironmentDiff(
+        added=sorted(set(vb) - set(va)), removed=sorted(set(va) - set(vb)), changed=changed,
+        other=other,
+    )  # fmt: skip
 
 
-def _toolchain(a: Manifest, b: Manifest) -> list[dict[str, Any]]:
+def _toolchain(a: Manifest, b: Manifest) -> list[ToolChange]:
     """Tools that ran in both builds (by name) and differ in path, executable or version."""
     out = []
     ta: dict[str, list[Any]] = {}
@@ -120,22 +225,17 @@ def _toolchain(a: Manifest, b: Manifest) -> list[dict[str, Any]]:
         for x, y in zip(xs, ys, strict=False):
             if (x.path, x.sha256, x.version) == (y.path, y.sha256, y.version):
                 continue
-            out.append({
-                "name": name,
-                "path": y.path if x.path == y.path else f"{x.path} -> {y.path}",
-                "a": x.version,
-                "b": y.version,
-                "sha256_changed": x.sha256 != y.sha256,
-            })  # fmt: skip
+            path = y.path if x.path == y.path else f"{x.path} -> {y.path}"
+            out.append(ToolChange(name, path, x.version, y.version, x.sha256 != y.sha256))
     return out
 
 
-def _external(a: Manifest, b: Manifest, tool_paths: set[str]) -> list[dict[str, Any]]:
+def _external(a: Manifest, b: Manifest, tool_paths: set[str]) -> list[ExternalChange]:
     """External files both builds read whose content differs (tools are listed apart)."""
     ea = {e.path: e.sha256 for e in a.external}
     eb = {e.path: e.sha256 for e in b.external}
     return [
-        {"path": p, "a": ea[p], "b": eb[p]}
+        ExternalChange(p, ea[p], eb[p])
         for p in sorted(set(ea) & set(eb))
         if ea[p] != eb[p] and p not in tool_paths
     ]
@@ -183,8 +283,8 @@ def _probe(n: Node) -> bool:
     )
 
 
-def _only(n: Node) -> dict[str, Any]:
-    return {"id": n.proc.id, "argv": n.proc.argv, "probe": _probe(n)}
+def _only(n: Node) -> OnlyStep:
+    return OnlyStep(n.proc.id, n.proc.argv, _probe(n))
 
 
 def diff(ta: Tape, tb: Tape, options: DiffOptions) -> DiffReport:
@@ -222,30 +322,23 @@ def diff(ta: Tape, tb: Tape, options: DiffOptions) -> DiffReport:
     tools = _toolchain(a, b)
     external = _external(a, b, {t.path for t in (*a.toolchain, *b.toolchain)})
     cmd_a, cmd_b = na.argv(a.argv), nb.argv(b.argv)
-    command = {
-        "a": a.argv, "b": b.argv, "same": cmd_a == cmd_b,
-        "status": [a.status, b.status], "exit_code": [a.exit_code, b.exit_code],
-    }  # fmt: skip
+    command = CommandDiff(
+        a.argv, b.argv, cmd_a == cmd_b, [a.status, b.status], [a.exit_code, b.exit_code]
+    )
     streams = _stream_diffs(ta, tb, na, nb, options.max_diff_lines)
-    timing_rows: list[dict[str, Any]] = []
+    timing_rows: list[StepTiming] = []
     for x, y in matching.pairs:
         da, db = x.proc.duration_s, y.proc.duration_s
         if da is not None and db is not None and abs(db - da) >= options.min_timing_delta_s:
-            timing_rows.append({
-                "step": x.identity,
-                "a_s": round(da, 3),
-                "b_s": round(db, 3),
-                "delta_s": round(db - da, 3),
-            })  # fmt: skip
-    timing_rows.sort(key=lambda r: (-abs(float(r["delta_s"])), str(r["step"])))
-    timings = {
-        "total": [round(a.duration_s, 3), round(b.duration_s, 3)],
-        "steps": timing_rows[:10],
-    }
+            timing_rows.append(
+                StepTiming(x.identity, round(da, 3), round(db, 3), round(db - da, 3))
+            )
+    timing_rows.sort(key=lambda r: (-abs(r.delta_s), r.step))
+    timings = TimingsDiff([round(a.duration_s, 3), round(b.duration_s, 3)], timing_rows[:10])
     unmatched = [n for n in (*matching.only_a, *matching.only_b) if not _probe(n)]
     different = bool(
         outputs or inputs or any(map(_significant, changes)) or unmatched
-        or not command["same"] or a.status != b.status or a.exit_code != b.exit_code
+        or not command.same or a.status != b.status or a.exit_code != b.exit_code
     )  # fmt: skip
     verdict, causes = _verdict(
         different, explained, inputs, tools, env, command, options, (a.workspace, b.workspace)
@@ -260,11 +353,9 @@ def diff(ta: Tape, tb: Tape, options: DiffOptions) -> DiffReport:
         toolchain=tools,
         external=external,
         inputs=inputs,
-        steps={
-            "changed": [asdict(c) for c in changes],
-            "only_in_a": [_only(n) for n in matching.only_a],
-            "only_in_b": [_only(n) for n in matching.only_b],
-        },
+        steps=StepsDiff(
+            changes, [_only(n) for n in matching.only_a], [_only(n) for n in matching.only_b]
+        ),
         outputs=outputs,
         timings=timings,
         streams=streams,
@@ -275,9 +366,9 @@ def _verdict(
     different: bool,
     explained: Causes,
     inputs: list[FileChange],
-    tools: list[dict[str, Any]],
-    env: dict[str, Any],
-    command: dict[str, Any],
+    tools: list[ToolChange],
+    env: EnvironmentDiff,
+    command: CommandDiff,
     options: DiffOptions,
     workspaces: tuple[str, str],
 ) -> tuple[str, list[str]]:
@@ -299,12 +390,12 @@ def _verdict(
             # its debug strings so): name it, as it is the one input normalisation hides.
             line += f" (built in {workspaces[0]} and {workspaces[1]}: may depend on the path)"
         return "different", [line]
-    if not command["same"]:
+    if not command.same:
         return "different", ["the build command differs"]
     if inputs:
         return "different", ["workspace inputs differ: " + ", ".join(i.path for i in inputs[:5])]
     if tools:
-        return "different", ["toolchain differs: " + ", ".join(t["path"] for t in tools[:5])]
-    if env["added"] or env["removed"] or env["changed"]:
+        return "different", ["toolchain differs: " + ", ".join(t.path for t in tools[:5])]
+    if env.added or env.removed or env.changed:
         return "different", ["the environment differs"]
     return "different", []

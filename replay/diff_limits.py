@@ -9,7 +9,9 @@ budget that says what it skipped instead of running out of memory or time:
 - ``archive_members(data, name)``: an archive's members within ``MAX_ARCHIVE_BYTES`` and
   ``MAX_MEMBERS``, and a note for what was not unpacked;
 - ``unified_diff(a, b, ...)``: difflib on the differing middle of two texts when it is
-  small, else that middle shown whole (near-linear), saying so.
+  small, else that middle shown whole (near-linear), saying so;
+- ``align(a, b)``: the same for any two sequences (argv): difflib's opcodes on a small
+  differing middle, else that middle as one replacement, with ``aligned`` False.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import io
 import re
 import tarfile
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 # A stored file larger than this is compared by sha256 only.
@@ -137,6 +140,54 @@ def as_text(data: bytes) -> list[str] | None:
     return None if "\0" in text else text.splitlines()
 
 
+def _common_ends(a: Sequence[object], b: Sequence[object]) -> tuple[int, int]:
+    """How many items ``a`` and ``b`` share at their start, and then at their end (linear)."""
+    head = 0
+    while head < len(a) and head < len(b) and a[head] == b[head]:
+        head += 1
+    tail = 0
+    while tail < len(a) - head and tail < len(b) - head and a[-1 - tail] == b[-1 - tail]:
+        tail += 1
+    return head, tail
+
+
+Opcode = tuple[str, int, int, int, int]
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """How ``b`` differs from ``a``, as difflib's opcodes (equal blocks left out).
+
+    ``aligned`` is False when the differing middle was too large for difflib: it is then
+    one ``replace`` (or ``delete``/``insert``) of the whole middle, and a caller says so.
+    """
+
+    opcodes: list[Opcode]
+    aligned: bool
+    differing_a: int  # items of a and of b in the differing middle
+    differing_b: int
+
+
+def align(a: Sequence[str], b: Sequence[str], max_work: int = MAX_ALIGN_WORK) -> Alignment:
+    """The differences between ``a`` and ``b`` in near-linear time (see ``unified_diff``)."""
+    if len(a) * len(b) <= max_work:  # small: difflib on the whole, as it always was
+        head, tail = 0, 0
+    else:
+        head, tail = _common_ends(a, b)
+    end_a, end_b = len(a) - tail, len(b) - tail
+    n_a, n_b = end_a - head, end_b - head
+    if n_a * n_b <= max_work:
+        matcher = difflib.SequenceMatcher(a=a[head:end_a], b=b[head:end_b], autojunk=False)
+        ops: list[Opcode] = [
+            (op, i1 + head, i2 + head, j1 + head, j2 + head)
+            for op, i1, i2, j1, j2 in matcher.get_opcodes()
+            if op != "equal"
+        ]
+        return Alignment(ops, True, n_a, n_b)
+    tag = "replace" if n_a and n_b else "delete" if n_a else "insert"
+    return Alignment([(tag, head, end_a, head, end_b)], False, n_a, n_b)
+
+
 _HUNK = re.compile(r"^@@ -(\d+)(,\d+)? \+(\d+)(,\d+)? @@")
 
 
@@ -147,12 +198,7 @@ def unified_diff(a: list[str], b: list[str], from_name: str, to_name: str, n: in
     it is small enough, otherwise the middle is shown whole as one hunk, with a line that
     says the text was too large to align.
     """
-    head = 0
-    while head < len(a) and head < len(b) and a[head] == b[head]:
-        head += 1
-    tail = 0
-    while tail < len(a) - head and tail < len(b) - head and a[-1 - tail] == b[-1 - tail]:
-        tail += 1
+    head, tail = _common_ends(a, b)
     mid_a, mid_b = a[head : len(a) - tail], b[head : len(b) - tail]
     if not mid_a and not mid_b:
         return []

@@ -14,6 +14,7 @@ from flame.model import StackTree
 from recorder import __version__
 from recorder.tape import Tape
 from recorder.trust import printable
+from recorder.units import human_size
 from reports.ansi_html import Colours
 from reports.data import flame_payload, report_payload, stream_tails
 from reports.errors import ReportAssetError
@@ -53,13 +54,7 @@ def _seconds(x: float | None) -> str:
 
 
 def _size(n: int | None) -> str:
-    if n is None:
-        return "-"
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n = n / 1024  # type: ignore[assignment]
-    return str(n)
+    return "-" if n is None else human_size(n)
 
 
 def _visible(value: Any) -> Any:

@@ -152,3 +152,24 @@ def test_hash_cache_reuses_only_unchanged_files(tmp_path: Path) -> None:
     assert changed is not None and first is not None and changed[0] != first[0]
     assert again.sha256(str(tmp_path / "missing")) is None
     assert calls == [1]
+
+
+def test_sizes_read_the_same_in_show_and_the_report(tmp_path: Path) -> None:
+    """One formatter (recorder.units.human_size) for the text commands and the HTML page."""
+    from recorder.units import human_size
+    from tests.conftest import buildtape
+
+    assert [human_size(n) for n in (0, 512, 1536, 3 * 1024**2, 5 * 1024**4)] == [
+        "0 B", "512 B", "1.5 KiB", "3.0 MiB", "5120.0 GiB",
+    ]  # fmt: skip
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    tape = tmp_path / "sizes.tape"
+    script = "head -c 1536 /dev/zero > small.bin; head -c 3145728 /dev/zero > big.bin"
+    buildtape("record", "-q", "--trace", "none", "--no-store", "-o", tape, "--",
+              "sh", "-c", script, cwd=ws, check=True)  # fmt: skip
+    shown = buildtape("show", tape, check=True).stdout.decode()
+    buildtape("report", tape, "-o", tmp_path / "r.html", check=True)
+    page = (tmp_path / "r.html").read_text()
+    for size in ("1.5 KiB", "3.0 MiB"):
+        assert size in shown and f">{size}<" in page, size

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
 
+from buildtape.colour import say
 from buildtape.config import Config, workspace_root
 from buildtape.config import load as load_config
 from buildtape.errors import ConfigError
@@ -25,7 +25,7 @@ def _config(workspace: Path) -> Config | None:
     try:
         return load_config(workspace)
     except ConfigError as exc:
-        click.echo(f"buildtape: warning: {exc}; using the defaults", err=True)
+        say(f"buildtape: warning: {exc}; using the defaults")
         return None
 
 
@@ -66,19 +66,6 @@ def _prefetch_indexing() -> None:
     import history.store  # noqa: F401
 
 
-def _remember(tape: Path) -> None:
-    """Note the tape as recorded here, so replaying it needs no confirmation."""
-    from recorder.container import TapeReader
-    from recorder.errors import TapeError
-    from recorder.trust import recorded_list, remember_recorded
-
-    try:
-        with TapeReader(tape, index_only=True) as r:
-            remember_recorded(r.manifest_sha256, recorded_list(os.environ))
-    except (OSError, TapeError) as exc:
-        click.echo(f"buildtape: warning: could not note the tape as recorded here: {exc}", err=True)
-
-
 def _index(result: RecordResult, cfg: Config | None) -> None:
     """Add the tape to the history; a failure is a warning, never the build's status."""
     from history.errors import HistoryError
@@ -90,7 +77,7 @@ def _index(result: RecordResult, cfg: Config | None) -> None:
         with HistoryStore(home) as store:
             index_tape(store, result.tape, result.manifest, result.stderr)
     except HistoryError as exc:
-        click.echo(f"buildtape: warning: {exc}", err=True)
+        say(f"buildtape: warning: {exc}")
 
 
 EXAMPLES = [
@@ -107,7 +94,7 @@ CODES = (
     ExitCode.COMMAND_NOT_FOUND,
     ExitCode.INTERRUPTED,
 )
-BUILD_STATUS = "any other: the build's own exit status (128+N: killed by signal N)"
+BUILD_STATUS = "any  the build's own exit status, 128+N when killed by signal N"
 
 
 @click.command(
@@ -264,19 +251,17 @@ def record_cmd(
     )
 
     def notify(message: str) -> None:
-        click.echo(f"buildtape: note: {message}", err=True)
+        say(f"buildtape: note: {message}")
 
     store = not no_store and (cfg is None or cfg.store)
     result = record(options, notify, _prefetch_indexing if store else None)
     m = result.manifest
-    _remember(result.tape)
     if store:
         _index(result, cfg)
     if not quiet:
-        click.echo(
+        say(
             f"buildtape: {m.status}, {len(m.processes)} processes, {seconds(m.duration_s)}; "
-            f"tape: {result.tape}",
-            err=True,
+            f"tape: {result.tape}"
         )
     # The build's own status: record is a transparent wrapper.
     return result.exit_status

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import click
 
+from buildtape import colour
 from buildtape.exit_codes import ExitCode
 from buildtape.params import TAPE_CODES, VARIATIONS, epilog, json_option, tape_argument
 from buildtape.text import replay as text
-from buildtape.text.colour import wants_colour
 from recorder.tape import Tape, open_tape
 from recorder.trust import printable, recorded_here, recorded_list
 from replay.errors import ConsentRequired
@@ -27,8 +27,9 @@ from replay.vary import vary as run_variations
 
 
 def _echo(text: str = "", err: bool = False) -> None:
-    """Echo text that holds values from a tape, with control characters made visible."""
-    click.echo(printable(text, one_line=False), err=err, nl=False)
+    """Echo text that holds values from a tape, with control characters made visible (and
+    the verdict in colour on a terminal)."""
+    colour.echo(printable(text, one_line=False), "verdict", err=err, nl=False)
 
 
 def _confirm(t: Tape, step: int | None, env: dict[str, str], yes: bool) -> None:
@@ -69,8 +70,8 @@ def _play(t: Tape, speed: float) -> None:
     out = {"stdout": sys.stdout, "stderr": sys.stderr}
     # The recorded bytes are the tape's: colours are kept on a terminal, other escape
     # sequences are shown, not obeyed (replay/playback.py).
-    colour = {name: wants_colour(stream) for name, stream in out.items()}
-    for delay, stream, chunk in playback_text(t, colour):
+    wanted = {name: colour.enabled(err=name == "stderr") for name in out}
+    for delay, stream, chunk in playback_text(t, wanted):
         if delay and speed > 0:
             time.sleep(delay / speed)
         out[stream].buffer.write(chunk.encode("utf-8", "backslashreplace"))
@@ -78,7 +79,7 @@ def _play(t: Tape, speed: float) -> None:
 
 
 def _notify(message: str) -> None:
-    click.echo(f"buildtape: note: {message}", err=True)
+    colour.say(f"buildtape: note: {printable(message)}")
 
 
 def _banner(start: RunStart) -> None:

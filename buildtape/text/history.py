@@ -1,5 +1,9 @@
 """The history for people: ``history``, ``stats``, ``alerts``, ``check``, ``events`` and
-``gc``."""
+``gc``.
+
+Commands, labels, step names, errors and alert messages come from tapes (someone else's,
+maybe): each is written through ``printable``, so no control character reaches a terminal
+and no newline inside one forges a row."""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from buildtape.text.units import human_size, percent, seconds, short_argv
+from recorder.trust import printable
 
 if TYPE_CHECKING:
     from history.alerts import Alert
@@ -29,7 +34,7 @@ def _shown_path(tape: str) -> str:
 def builds(found: list[Build]) -> str:
     """Recordings, newest first: the ID that names them (``#ID``), when, status, exit,
     duration, processes, tape and command."""
-    paths = [_shown_path(b.tape) for b in found]
+    paths = [printable(_shown_path(b.tape)) for b in found]
     ids = [f"#{b.id}" for b in found]
     iw = max(len("ID"), *map(len, ids))
     tw = max(len("TAPE"), *map(len, paths))
@@ -39,27 +44,39 @@ def builds(found: list[Build]) -> str:
     ]
     for b, shown_id, path in zip(found, ids, paths, strict=True):
         exit_text = "-" if b.exit_code is None else str(b.exit_code)
-        label_text = " ".join(f"{k}={v}" for k, v in sorted(b.labels.items()))
+        label_text = printable(" ".join(f"{k}={v}" for k, v in sorted(b.labels.items())))
         missing = "  (tape missing)" if not b.present else ""
         label_part = f"  [{label_text}]" if label_text else ""
         lines.append(
-            f"{shown_id:<{iw}} {b.started_at:<24} {b.status:<11} {exit_text:>4} "
-            f"{seconds(b.duration_s):>9} {b.processes:>5}  {path:<{tw}}  "
-            f"{short_argv(b.command, 60)}{label_part}{missing}"
+            f"{shown_id:<{iw}} {printable(b.started_at):<24} {printable(b.status):<11} "
+            f"{exit_text:>4} {seconds(b.duration_s):>9} {b.processes:>5}  {path:<{tw}}  "
+            f"{printable(short_argv(b.command, 60))}{label_part}{missing}"
         )
     return "\n".join(lines) + "\n"
+
+
+def _selected(s: Stats) -> str:
+    sel = s.select
+    parts = [f"command {sel.command}"] if sel.command is not None else []
+    parts += [f"label {k}={v}" for k, v in sel.labels]
+    parts += [f"branch {sel.branch}"] if sel.branch is not None else []
+    return f"; only builds with {', '.join(parts)}" if parts else ""
 
 
 def stats(s: Stats) -> str:
     """The figures of ``buildtape stats``, as tables."""
     d, busy = s.summary.duration_s, s.summary.busy_s
     lines = [
-        f"builds since {s.since}"
-        if s.period == "since"
-        else f"period: {s.period}" + (f" (since {s.since})" if s.since else ""),
+        (
+            f"builds since {s.since}"
+            if s.period == "since"
+            else f"period: {s.period}" + (f" (since {s.since})" if s.since else "")
+        )
+        + _selected(s),
         f"builds: {s.summary.builds}  succeeded: {s.summary.succeeded}  "
         f"failed: {s.summary.failed}  interrupted: {s.summary.interrupted}  "
-        f"success rate: {percent(s.summary.success_rate)}",
+        f"success rate: {percent(s.summary.success_rate)}"
+        + (" (interrupted builds not counted)" if s.summary.interrupted else ""),
         f"duration: avg {seconds(d.avg)}  p50 {seconds(d.p50)}  "
         f"p95 {seconds(d.p95)}  p99 {seconds(d.p99)}  max {seconds(d.max)}",
         f"busy process time: avg {seconds(busy.avg)} per build, total {seconds(busy.total)}",
@@ -68,13 +85,14 @@ def stats(s: Stats) -> str:
         lines += ["", "failures (by step and exit code):"]
         for f in s.failures:
             code = f"signal {f.signal}" if f.signal else f"exit {f.exit_code}"
-            lines.append(f"  {f.count:>4}x  {code:<10} {f.step}")
+            lines.append(f"  {f.count:>4}x  {code:<10} {printable(f.step)}")
             if f.example_error:
-                lines.append(f"         e.g. {f.example_error}")
+                lines.append(f"         e.g. {printable(f.example_error)}")
     if s.slowest_steps:
         lines += ["", f"{'slowest steps':<56} {'RUNS':>5} {'AVG':>8} {'P95':>8} {'MAX':>8}"]
         for st in s.slowest_steps:
-            step = st.step if len(st.step) <= 56 else st.step[:53] + "..."
+            step = printable(st.step)
+            step = step if len(step) <= 56 else step[:53] + "..."
             lines.append(
                 f"{step:<56} {st.runs:>5} {seconds(st.avg_s):>8} "
                 f"{seconds(st.p95_s):>8} {seconds(st.max_s):>8}"
@@ -95,7 +113,7 @@ def stats(s: Stats) -> str:
             f"{'metric':<28} {'COUNT':>6} {'MEAN':>12} {'MIN':>12} {'MAX':>12} {'SUM':>12}",
         ]
         for m in s.metrics:
-            name = m.name + (f" ({m.unit})" if m.unit else "")
+            name = printable(m.name + (f" ({m.unit})" if m.unit else ""))
             lines.append(
                 f"{name:<28} {m.count:>6} {m.mean:>12g} {m.min:>12g} {m.max:>12g} {m.sum:>12g}"
             )
@@ -103,19 +121,20 @@ def stats(s: Stats) -> str:
         lines += ["", f"{'by ' + s.by:<32} {'BUILDS':>6} {'SUCCESS':>8} {'P50':>8} {'P95':>8}"]
         for g in s.groups:
             lines.append(
-                f"{g.group[:32]:<32} {g.summary.builds:>6} {percent(g.summary.success_rate):>8} "
+                f"{printable(g.group)[:32]:<32} {g.summary.builds:>6} "
+                f"{percent(g.summary.success_rate):>8} "
                 f"{seconds(g.summary.duration_s.p50):>8} {seconds(g.summary.duration_s.p95):>8}"
             )
     return "\n".join(lines)
 
 
 def alert(a: Alert) -> str:
-    return f"{a.level.upper():<8} {a.rule:<16} {a.message}"
+    return f"{a.level.upper():<8} {a.rule:<16} {printable(a.message)}"
 
 
 def raised(r: AlertRow) -> str:
     """An alert of the history, with when it was raised."""
-    return f"{r.raised_at}  {r.level.upper():<8} {r.rule:<16} {r.message}"
+    return f"{r.raised_at}  {r.level.upper():<8} {r.rule:<16} {printable(r.message)}"
 
 
 def event(e: dict[str, Any]) -> str:
@@ -129,10 +148,12 @@ def event(e: dict[str, Any]) -> str:
 def retention(p: Plan, dry_run: bool) -> str:
     """What ``gc`` deleted (or would), and what it kept."""
     verb = "would delete" if dry_run else "deleted"
-    lines = [f"{verb} {tape}" for tape in p.delete]
-    lines += [f"left alone (being written): {tape}" for tape in p.busy]
+    lines = [f"{verb} {printable(tape)}" for tape in p.delete]
+    lines += [f"left alone (being written): {printable(tape)}" for tape in p.busy]
     forgets = "would forget" if dry_run else "forgot"
-    lines += [f"{forgets} (file kept, outside the tapes directory): {t}" for t in p.forget]
+    lines += [
+        f"{forgets} (file kept, outside the tapes directory): {printable(t)}" for t in p.forget
+    ]
     lines.append(
         f"{verb} {len(p.delete)} tape(s), {human_size(p.freed_bytes)}; kept "
         f"{len(p.keep)} ({human_size(p.kept_bytes)}); {len(p.missing)} already missing "

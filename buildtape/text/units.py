@@ -5,15 +5,9 @@ from __future__ import annotations
 
 import shlex
 
+from recorder.units import human_size
 
-def human_size(n: float) -> str:
-    """Bytes in powers of 1024: ``512 B``, ``1.5 KiB``, ``3.2 GiB``."""
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
+__all__ = ["human_size", "percent", "seconds", "short_argv"]
 
 
 def seconds(x: float | None, digits: int = 2) -> str:

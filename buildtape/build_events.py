@@ -1,8 +1,9 @@
-"""Marking your own build steps: ``buildtape.step`` and ``buildtape.metric``.
+"""What a build step reports about itself: spans (``buildtape.step``), metrics and
+events (see *span* in docs/glossary.md: a span is what a step says, not a step).
 
 Under ``buildtape record`` they append JSON lines to the file named by
 ``$BUILDTAPE_EVENTS``; anywhere else they do nothing (one environment lookup per call).
-Spans nest: a step opened inside another names it as its parent, per thread.
+Spans nest: a span opened inside another names it as its parent, per thread.
 
     import buildtape
 
