@@ -601,6 +601,29 @@ def test_a_step_is_compared_with_what_it_wrote_before_a_later_step_changed_it(
     assert {o["path"]: o["status"] for o in verdict["outputs"]}["gen.txt"] == "same"
 
 
+def test_ar_and_the_ranlib_that_rewrites_its_archive_each_replay_alone(tmp_path: Path) -> None:
+    # ranlib truncates and rewrites the archive ar made (as zlib's CMake build runs them):
+    # each step alone is compared with what it wrote, and ranlib starts from ar's archive.
+    ws = tmp_path / "lib"
+    ws.mkdir()
+    (ws / "a.c").write_text("int f(void) { return 1; }\n")
+    (ws / "Makefile").write_text(
+        "lib.a: a.o\n\trm -f lib.a\n\tar qc lib.a a.o\n\tranlib lib.a\n"
+        "a.o: a.c\n\tcc -c a.c -o a.o\n"
+    )
+    tape = tmp_path / "lib.tape"
+    buildtape("record", "-q", "-o", tape, "--", "make", cwd=ws, check=True)
+    rows = Recorded(tape, ws).steps()
+    for tool in ("ar", "ranlib"):
+        step = next(r for r in rows if r["argv"][:1] == [tool])
+        verdict = replay_json(tape, "--step", step["id"])
+        assert verdict["reproduced"], (tool, verdict)
+        assert {o["path"]: o["status"] for o in verdict["outputs"]} == {"lib.a": "same"}
+        assert not any(
+            "not compared" in n or "restored as the build" in n for n in verdict["notes"]
+        )
+
+
 def test_a_configure_log_that_differs_every_run_is_an_expected_difference(
     tmp_path: Path,
 ) -> None:
