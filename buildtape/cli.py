@@ -108,8 +108,10 @@ def _run(args: list[str]) -> NoReturn:
             import traceback
 
             traceback.print_exc()
+        from buildtape.colour import say
+
         # One line, with any control character from a tape made visible.
-        click.echo(f"buildtape: error: {printable(message(exc))}", err=True)
+        say(f"buildtape: error: {printable(message(exc))}")
         sys.exit(exit_code(exc))
     # A command returns its exit code (None from --help and the like: success).
     sys.exit(ExitCode.OK if code is None else int(code))

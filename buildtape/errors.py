@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from buildtape.exit_codes import ExitCode
 from flame.errors import FlameAssetError, FoldedFormatError
-from history.errors import HistoryError, NoHistory, NothingToExport, OtlpError
+from history.errors import HistoryError, NoBuildSelected, NoHistory, NothingToExport, OtlpError
 from recorder.errors import (
     CommandNotExecutable,
     CommandNotFound,
@@ -45,6 +45,7 @@ EXIT_CODES: dict[type[BaseException], ExitCode] = {
     # A history named by --home that is not there (a wrong path in CI must fail).
     NoHistory: ExitCode.NOT_FOUND,
     NothingToExport: ExitCode.USAGE,
+    NoBuildSelected: ExitCode.NOT_FOUND,
     OtlpError: ExitCode.IO_ERROR,
     RecordError: ExitCode.RECORD_FAILED,
     CommandNotFound: ExitCode.COMMAND_NOT_FOUND,

@@ -44,7 +44,7 @@ MEANING: dict[ExitCode, str] = {
     ExitCode.DIFFERENT: "the builds differ / did not reproduce / an alert failed the check",
     ExitCode.USAGE: "bad options or arguments (nothing was run)",
     ExitCode.BAD_TAPE: "not a tape (a directory, another file), or corrupt, or unsafe",
-    ExitCode.NOT_FOUND: "no such file or tape (`last`, `#ID`: not in the history)",
+    ExitCode.NOT_FOUND: "no such file, tape or history (`last`, `#ID`: not in the history)",
     ExitCode.IO_ERROR: "reading or writing failed (permission, disk full, the history)",
     ExitCode.BAD_INPUT: "an input is not in the expected format",
     ExitCode.REPLAY_FAILED: "the replay or extraction could not run",

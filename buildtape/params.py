@@ -116,15 +116,15 @@ class Variations(click.ParamType):  # type: ignore[type-arg]  # generic from cli
 
 
 class GroupBy(click.ParamType):  # type: ignore[type-arg]  # generic from click 8.2
-    """How ``stats --by`` breaks builds down: label, label:KEY or command."""
+    """How ``stats --by`` breaks builds down: label, label:KEY, command or branch."""
 
-    name = "label|label:KEY|command"
+    name = "label|label:KEY|command|branch"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         text = str(value)
-        if text in ("label", "command") or (text.startswith("label:") and len(text) > 6):
+        if text in ("label", "command", "branch") or (text.startswith("label:") and len(text) > 6):
             return text
-        self.fail("use label, label:KEY or command", param, ctx)
+        self.fail("use label, label:KEY, command or branch", param, ctx)
 
 
 SINCE = Since()
@@ -353,3 +353,49 @@ def epilog(examples: Sequence[str], codes: Sequence[ExitCode]) -> str:
     lines = ["\b", "Examples:", *(f"  {e}" for e in examples), "", "\b", "Exit codes:"]
     lines += [f"  {int(c):>3}  {MEANING[c]}" for c in shown]
     return "\n".join(lines)
+
+
+def selection_options(fn: F) -> F:
+    """``--command``, ``--label`` and ``--branch``: which builds of the history count. The
+    command receives them as one ``select`` (a ``history.options.BuildSelection``)."""
+
+    @functools.wraps(fn)
+    def wrapper(
+        *args: Any,
+        select_command: str | None,
+        select_labels: tuple[tuple[str, str], ...],
+        select_branch: str | None,
+        **kwargs: Any,
+    ) -> Any:
+        from history.options import BuildSelection
+
+        select = BuildSelection(select_command, tuple(select_labels), select_branch)
+        return fn(*args, select=select, **kwargs)
+
+    options = (
+        click.option(
+            "--command",
+            "select_command",
+            metavar="GLOB",
+            help="Only builds whose command line (as `history` shows it) matches this glob, "
+            "e.g. 'make*'; without * ? [ the whole line exactly.",
+        ),
+        click.option(
+            "--label",
+            "select_labels",
+            type=KEY_VALUE,
+            multiple=True,
+            help="Only builds with this label; repeatable (all must match).",
+        ),
+        click.option(
+            "--branch",
+            "select_branch",
+            metavar="NAME",
+            help="Only builds recorded on this git branch (the checkout's, else the CI "
+            "system's branch variable).",
+        ),
+    )
+    decorated: Any = wrapper
+    for option in reversed(options):
+        decorated = option(decorated)
+    return decorated  # type: ignore[no-any-return]

@@ -10,12 +10,14 @@ when it is slower than its median by more than ``step_ratio`` *and* ``step_min_s
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from history.options import LEVELS, AlertOptions
+from history.errors import NoBuildSelected
+from history.options import LEVELS, AlertOptions, BuildSelection
 from history.rows import AlertRow
 from history.stats import mad, median, percentile
 from history.store import BuildRow, HistoryStore
@@ -34,6 +36,14 @@ class Alert:
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+def describe(select: BuildSelection) -> str:
+    """The selection as the options that made it: ``--branch main --label job=linux``."""
+    parts = [f"--command {shlex.quote(select.command)}"] if select.command is not None else []
+    parts += [f"--label {shlex.quote(f'{k}={v}')}" for k, v in select.labels]
+    parts += [f"--branch {shlex.quote(select.branch)}"] if select.branch is not None else []
+    return " ".join(parts)
 
 
 def at_least(level: str, floor: str) -> bool:
@@ -149,9 +159,19 @@ def metric_alerts(store: HistoryStore, newest: BuildRow, opts: AlertOptions) -> 
     return out
 
 
-def evaluate(store: HistoryStore, opts: AlertOptions) -> list[Alert]:
-    """The alerts of the newest build in the history, most severe first."""
-    builds = store.build_rows()  # oldest first
+def evaluate(
+    store: HistoryStore, opts: AlertOptions, select: BuildSelection | None = None
+) -> list[Alert]:
+    """The alerts of the newest build that ``select`` selects, most severe first, judged
+    against the selected builds before it. Interrupted builds are neither judged nor
+    part of any window or baseline."""
+    selected = store.build_rows(None, select)
+    if not selected and select is not None and not select.everything:
+        raise NoBuildSelected(
+            f"no build of the history at {store.path} is selected by {describe(select)}; "
+            "`buildtape history` lists the builds (check the spelling)"
+        )
+    builds = [b for b in selected if b.status != "interrupted"]
     if not builds:
         return []
     newest = builds[-1]
@@ -169,9 +189,11 @@ def evaluate(store: HistoryStore, opts: AlertOptions) -> list[Alert]:
     return sorted(found, key=lambda a: (-LEVELS.index(a.level), a.rule, a.subject))
 
 
-def judge(store: HistoryStore, opts: AlertOptions) -> list[Alert]:
+def judge(
+    store: HistoryStore, opts: AlertOptions, select: BuildSelection | None = None
+) -> list[Alert]:
     """``evaluate``, and keep what it found in the history."""
-    found = evaluate(store, opts)
+    found = evaluate(store, opts, select)
     remember(store, found)
     return found
 

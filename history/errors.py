@@ -12,6 +12,11 @@ class HistoryTooNew(HistoryError):
     """The history was written by a newer buildtape (a schema this one does not know)."""
 
 
+class NoBuildSelected(HistoryError):
+    """``--command``, ``--label`` or ``--branch`` select no build of the history: a gate
+    that judged nothing would pass on a typo."""
+
+
 class NothingToExport(HistoryError):
     """An export was asked of an empty history (or an empty period of it)."""
 

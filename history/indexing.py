@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from history.options import ReindexOptions
+from history.options import INTERRUPT_EXIT_CODES, INTERRUPT_SIGNALS, ReindexOptions
 from history.rows import (
     BuildRecord,
     EventRow,
@@ -26,6 +26,39 @@ from recorder.model import Manifest
 from recorder.normalize import Normalizer
 from recorder.steps import error_line_for, failing, outermost_steps
 from recorder.timeline import events_of
+
+# CI systems check out a commit, not a branch (a detached HEAD): the branch is in their
+# variables. Merge-request builds name the source branch first.
+_BRANCH_VARIABLES = (
+    "GITHUB_HEAD_REF",
+    "GITHUB_REF_NAME",
+    "CI_MERGE_REQUEST_SOURCE_BRANCH_NAME",
+    "CI_COMMIT_BRANCH",
+    "CI_COMMIT_REF_NAME",
+    "BUILDKITE_BRANCH",
+    "CIRCLE_BRANCH",
+    "GIT_BRANCH",
+)
+
+
+def branch_of(m: Manifest) -> str | None:
+    """The git branch the build ran on: the checkout's, else the CI system's variable."""
+    # A detached HEAD reads as the branch "HEAD" (git rev-parse --abbrev-ref).
+    if m.git is not None and m.git.branch and m.git.branch != "HEAD":
+        return m.git.branch
+    env = m.environment.vars
+    return next((env[v] for v in _BRANCH_VARIABLES if env.get(v)), None)
+
+
+def status_of(m: Manifest) -> str:
+    """The build's status as the history counts it: a build that SIGINT or SIGTERM ended
+    (or that exited 130 or 143, as a shell reports them) was interrupted, not failed, and
+    stays out of success rates, percentiles and the slowest steps."""
+    if m.status == "failed" and (
+        m.signal in INTERRUPT_SIGNALS or m.exit_code in INTERRUPT_EXIT_CODES
+    ):
+        return "interrupted"
+    return m.status
 
 
 def indexed_rows(tape: Path, m: Manifest, stderr: bytes) -> IndexedRows:
@@ -62,7 +95,7 @@ def indexed_rows(tape: Path, m: Manifest, stderr: bytes) -> IndexedRows:
     build = BuildRecord(
         tape=str(tape.resolve()),
         started_at=m.started_at,
-        status=m.status,
+        status=status_of(m),
         exit_code=m.exit_code,
         duration_s=m.duration_s,
         command=json.dumps(m.argv),
@@ -71,6 +104,8 @@ def indexed_rows(tape: Path, m: Manifest, stderr: bytes) -> IndexedRows:
         host=m.host.hostname,
         workspace=m.workspace,
         busy_s=round(busy_s, 6),
+        signal=m.signal,
+        branch=branch_of(m),
     )
     warnings = [WarningRow(w.kind, w.message, w.path) for w in m.warnings]
     return IndexedRows(build, steps, failures, metrics, events, warnings)

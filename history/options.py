@@ -6,11 +6,35 @@ line read their defaults from here without loading the store.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 LEVELS = ("info", "warning", "error", "critical")
 PERIODS = ("hour", "day", "week", "all")
+
+
+# A build the history counts as interrupted, not failed: the recorder was interrupted, or
+# the build died of SIGINT or SIGTERM, or exited 130 or 143 (how a shell reports them).
+INTERRUPT_SIGNALS = ("SIGINT", "SIGTERM")
+INTERRUPT_EXIT_CODES = (130, 143)
+
+
+@dataclass(frozen=True)
+class BuildSelection:
+    """Which builds ``stats``, ``alerts`` and ``check`` look at; empty: all of them."""
+
+    # Only builds whose command line, shell-quoted as ``history`` shows it, matches this
+    # glob (``*``, ``?``, ``[...]``; without them, the whole line exactly).
+    command: str | None = None
+    # Only builds carrying every one of these labels (KEY, VALUE).
+    labels: tuple[tuple[str, str], ...] = ()
+    # Only builds recorded on this git branch (the checkout's, else the CI system's
+    # branch variable recorded in the environment; see ``history.indexing.branch_of``).
+    branch: str | None = None
+
+    @property
+    def everything(self) -> bool:
+        return self.command is None and not self.labels and self.branch is None
 
 
 @dataclass(frozen=True)
@@ -18,12 +42,14 @@ class StatsOptions:
     # Only builds started in the last hour, day or week; "all": the whole history.
     period: str = "all"
     # Also break the build figures down: "label" (the whole label set), "label:KEY"
-    # (one label's value) or "command"; None: no breakdown.
+    # (one label's value), "command" or "branch"; None: no breakdown.
     by: str | None = None
     # How many of the slowest steps to list.
     slowest: int = 10
     # Only builds started at or after this ISO time (``--since``); wins over ``period``.
     since: str | None = None
+    # Which builds count at all.
+    select: BuildSelection = field(default_factory=BuildSelection)
 
 
 @dataclass(frozen=True)

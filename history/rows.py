@@ -42,6 +42,9 @@ class BuildRecord(Row):
     host: str
     workspace: str
     busy_s: float
+    # The signal that ended the build (its exit_code is then None), and its git branch.
+    signal: str | None = None
+    branch: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,11 +11,11 @@ from __future__ import annotations
 import math
 import shlex
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from history.options import StatsOptions
+from history.options import BuildSelection, StatsOptions
 from history.store import BuildRow, HistoryStore, Outcome
 
 PERIODS = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(weeks=1)}
@@ -132,9 +132,16 @@ class Stats:
     # With --by: how builds were grouped, and each group (by name).
     by: str | None = None
     groups: list[Group] | None = None
+    # Which builds were counted (--command, --label, --branch).
+    select: BuildSelection = field(default_factory=BuildSelection)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"period": self.period, "since": self.since, "history": self.history}
+        out["select"] = {
+            "command": self.select.command,
+            "labels": dict(self.select.labels),
+            "branch": self.select.branch,
+        }
         out.update(self.summary.to_json())
         out["failures"] = [asdict(f) for f in self.failures]
         out["slowest_steps"] = [asdict(s) for s in self.slowest_steps]
@@ -182,17 +189,20 @@ def period_start(period: str, now: datetime | None = None) -> str | None:
 
 
 def summarise(builds: Sequence[Outcome]) -> Summary:
-    """Counts, rates and duration percentiles of a set of builds."""
-    n = len(builds)
-    succeeded = sum(b[1] == "succeeded" for b in builds)
-    failed = sum(b[1] == "failed" for b in builds)
-    durations = sorted(b[2] for b in builds)
-    busy = [b[3] for b in builds]
+    """Counts, rates and duration percentiles of a set of builds. Interrupted builds are
+    counted, and only counted: rates and durations are those of the builds that ran to
+    the end (an experiment stopped with ^C is neither a failure nor a duration)."""
+    completed = [b for b in builds if b[1] != "interrupted"]
+    n = len(completed)
+    succeeded = sum(b[1] == "succeeded" for b in completed)
+    failed = n - succeeded
+    durations = sorted(b[2] for b in completed)
+    busy = [b[3] for b in completed]
     return Summary(
-        builds=n,
+        builds=len(builds),
         succeeded=succeeded,
         failed=failed,
-        interrupted=n - succeeded - failed,
+        interrupted=len(builds) - n,
         success_rate=_r(succeeded / n if n else None),
         failure_rate=_r(failed / n if n else None),
         duration_s=Durations(
@@ -207,21 +217,27 @@ def summarise(builds: Sequence[Outcome]) -> Summary:
     )
 
 
-def failures(store: HistoryStore, since: str | None) -> list[FailureGroup]:
-    return [FailureGroup(*r) for r in store.failure_groups(since)]
+def failures(
+    store: HistoryStore, since: str | None, select: BuildSelection | None = None
+) -> list[FailureGroup]:
+    return [FailureGroup(*r) for r in store.failure_groups(since, select)]
 
 
-def slowest_steps(store: HistoryStore, since: str | None, n: int = 10) -> list[SlowStep]:
+def slowest_steps(
+    store: HistoryStore, since: str | None, n: int = 10, select: BuildSelection | None = None
+) -> list[SlowStep]:
     return [
         SlowStep(key, runs, _r(avg), _r(p50), _r(p95), _r(worst), _r(total))
-        for key, runs, avg, p50, p95, worst, total in store.slowest_steps(since, n)
+        for key, runs, avg, p50, p95, worst, total in store.slowest_steps(since, n, select)
     ]
 
 
-def metric_stats(store: HistoryStore, since: str | None) -> list[MetricSummary]:
+def metric_stats(
+    store: HistoryStore, since: str | None, select: BuildSelection | None = None
+) -> list[MetricSummary]:
     return [
         MetricSummary(name, unit, count, _r(mean), _r(total), low, high)
-        for name, unit, count, mean, total, low, high in store.metric_summaries(since)
+        for name, unit, count, mean, total, low, high in store.metric_summaries(since, select)
     ]
 
 
@@ -239,6 +255,8 @@ def trend(builds: Sequence[Outcome]) -> list[Day]:
 def group_key(b: BuildRow, by: str) -> str:
     if by == "command":
         return shlex.join(b.command)
+    if by == "branch":
+        return b.branch or "(no branch)"
     if by.startswith("label:"):
         return b.labels.get(by[6:], "(none)")
     return ",".join(f"{k}={v}" for k, v in sorted(b.labels.items())) or "(no labels)"
@@ -246,11 +264,12 @@ def group_key(b: BuildRow, by: str) -> str:
 
 def stats(store: HistoryStore, options: StatsOptions) -> Stats:
     since = options.since or period_start(options.period)
-    builds = store.outcomes(since)
+    select = options.select
+    builds = store.outcomes(since, select)
     groups = None
     if options.by:
         grouped: dict[str, list[Outcome]] = {}
-        for b in store.build_rows(since):
+        for b in store.build_rows(since, select):
             grouped.setdefault(group_key(b, options.by), []).append(
                 (b.started_at, b.status, b.duration_s, b.busy_s)
             )
@@ -260,10 +279,11 @@ def stats(store: HistoryStore, options: StatsOptions) -> Stats:
         since=since,
         history=str(store.path),
         summary=summarise(builds),
-        failures=failures(store, since),
-        slowest_steps=slowest_steps(store, since, options.slowest),
+        failures=failures(store, since, select),
+        slowest_steps=slowest_steps(store, since, options.slowest, select),
         trend=trend(builds),
-        metrics=metric_stats(store, since),
+        metrics=metric_stats(store, since, select),
         by=options.by,
         groups=groups,
+        select=select,
     )

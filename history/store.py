@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shlex
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -20,19 +21,21 @@ from pathlib import Path
 from typing import Any
 
 from history.errors import HistoryError, HistoryTooNew
+from history.options import INTERRUPT_EXIT_CODES, BuildSelection
 from history.rows import AlertRow, BuildRecord, IndexedRows, Row, StepRow, WarningRow
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _TABLES = (
     "CREATE TABLE IF NOT EXISTS builds ("
     " tape TEXT PRIMARY KEY, started_at TEXT NOT NULL, status TEXT NOT NULL,"
     " exit_code INTEGER, duration_s REAL NOT NULL, command TEXT NOT NULL,"
     " labels TEXT NOT NULL, processes INTEGER NOT NULL, host TEXT NOT NULL,"
-    " workspace TEXT NOT NULL, busy_s REAL NOT NULL DEFAULT 0)",
+    " workspace TEXT NOT NULL, busy_s REAL NOT NULL DEFAULT 0, signal TEXT, branch TEXT)",
     "DROP INDEX IF EXISTS builds_started",
     # Builds are read in (started_at, tape) order; the index saves the sort.
     "CREATE INDEX IF NOT EXISTS builds_time ON builds(started_at, tape)",
+    "CREATE INDEX IF NOT EXISTS builds_branch ON builds(branch, started_at)",
     # One row per outermost step (see recorder.steps.outermost_steps), keyed by normalised argv.
     "CREATE TABLE IF NOT EXISTS steps (tape TEXT NOT NULL, key TEXT NOT NULL,"
     " argv TEXT NOT NULL, start_s REAL NOT NULL, duration_s REAL, exit_code INTEGER,"
@@ -66,9 +69,18 @@ _STEP_TOTALS = (
     "CREATE TABLE IF NOT EXISTS step_totals (key TEXT PRIMARY KEY, runs INTEGER NOT NULL,"
     " total REAL NOT NULL, longest REAL NOT NULL)"
 )
+# Interrupted builds are counted apart (history.options.INTERRUPT_*): their steps, cut
+# short or hung until killed, stay out of the totals.
 _FILL_STEP_TOTALS = (
-    "INSERT OR REPLACE INTO step_totals SELECT key, count(*), sum(duration_s),"
-    " max(duration_s) FROM steps WHERE duration_s IS NOT NULL GROUP BY key"
+    "INSERT OR REPLACE INTO step_totals SELECT s.key, count(*), sum(s.duration_s),"
+    " max(s.duration_s) FROM steps s JOIN builds b ON b.tape = s.tape"
+    " WHERE s.duration_s IS NOT NULL AND b.status != 'interrupted' GROUP BY s.key"
+)
+# Schema 4 counts builds that exited 130 or 143 as interrupted; schema 3 had no signal
+# column, so a build killed by a signal is reclassified by `history --reindex`.
+_RECLASSIFY_INTERRUPTED = (
+    "UPDATE builds SET status = 'interrupted' WHERE status = 'failed' AND exit_code IN "
+    f"({', '.join(map(str, INTERRUPT_EXIT_CODES))})"
 )
 
 
@@ -114,6 +126,7 @@ class BuildRow:
     # Kept as JSON text: decoding 10k of them costs more than the rest of `stats`.
     command_json: str
     labels_json: str
+    branch: str | None = None
 
     @property
     def command(self) -> list[str]:
@@ -196,6 +209,7 @@ class HistoryStore:
             # `history --reindex` rebuilds them from the tapes.
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=30000")
+            self._db.create_function("command_line", 1, _command_line, deterministic=True)
             self._migrate()
         except sqlite3.Error as exc:
             raise HistoryError(f"cannot open the history at {self.path}: {exc}") from None
@@ -218,10 +232,15 @@ class HistoryStore:
             ).fetchone()
             if has_builds and version < 2:
                 self._db.execute("ALTER TABLE builds ADD COLUMN busy_s REAL NOT NULL DEFAULT 0")
+            if has_builds and version < 4:
+                self._db.execute("ALTER TABLE builds ADD COLUMN signal TEXT")
+                self._db.execute("ALTER TABLE builds ADD COLUMN branch TEXT")
+                self._db.execute(_RECLASSIFY_INTERRUPTED)
             for sql in _TABLES:
                 self._db.execute(sql)
             self._db.execute(_STEP_TOTALS)
-            if version < 3:
+            if version < 4:
+                self._db.execute("DELETE FROM step_totals")
                 self._db.execute(_FILL_STEP_TOTALS)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
@@ -263,15 +282,16 @@ class HistoryStore:
                     "INSERT INTO step_totals VALUES (?,?,?,?) ON CONFLICT(key) DO UPDATE SET"
                     " runs = runs + excluded.runs, total = total + excluded.total,"
                     " longest = max(longest, excluded.longest)",
-                    _totals(rows.steps),
+                    [] if rows.build.status == "interrupted" else _totals(rows.steps),
                 )
         except sqlite3.Error as exc:
             raise HistoryError(f"cannot index {key} into {self.path}: {exc}") from None
 
     def _forget(self, key: str) -> None:
         gone = self._db.execute(
-            "SELECT key, count(*), sum(duration_s) FROM steps WHERE tape = ?"
-            " AND duration_s IS NOT NULL GROUP BY key",
+            "SELECT s.key, count(*), sum(s.duration_s) FROM steps s JOIN builds b"
+            " ON b.tape = s.tape WHERE s.tape = ? AND s.duration_s IS NOT NULL"
+            " AND b.status != 'interrupted' GROUP BY s.key",
             (key,),
         ).fetchall()
         self._db.execute("DELETE FROM builds WHERE tape = ?", (key,))
@@ -285,8 +305,9 @@ class HistoryStore:
             # A longest run cannot be subtracted: look it up again (the covering index on
             # (key, duration_s) answers it directly).
             self._db.executemany(
-                "UPDATE step_totals SET longest = coalesce((SELECT max(duration_s) FROM steps"
-                " WHERE steps.key = step_totals.key), 0) WHERE key = ?",
+                "UPDATE step_totals SET longest = coalesce((SELECT max(s.duration_s) FROM"
+                " steps s JOIN builds b ON b.tape = s.tape WHERE s.key = step_totals.key"
+                " AND b.status != 'interrupted'), 0) WHERE key = ?",
                 [(step,) for step, _, _ in gone],
             )
             self._db.execute("DELETE FROM step_totals WHERE runs <= 0")
@@ -363,48 +384,54 @@ class HistoryStore:
     def build_count(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM builds").fetchone()[0])
 
-    def build_rows(self, since: str | None = None) -> list[BuildRow]:
+    def build_rows(
+        self, since: str | None = None, select: BuildSelection | None = None
+    ) -> list[BuildRow]:
         """Builds, oldest first."""
+        where, args = _scope(since, select, "builds")
         sql = (
-            "SELECT tape, started_at, status, exit_code, duration_s, busy_s, command, labels"
-            " FROM builds"
+            "SELECT tape, started_at, status, exit_code, duration_s, busy_s, command, labels,"
+            f" branch FROM builds WHERE {where} ORDER BY started_at, tape"
         )
-        args: list[Any] = []
-        if since:
-            sql += " WHERE started_at >= ?"
-            args.append(since)
-        sql += " ORDER BY started_at, tape"
         return [BuildRow(*r) for r in self._db.execute(sql, args)]
 
-    def outcomes(self, since: str | None = None) -> list[Outcome]:
+    def outcomes(
+        self, since: str | None = None, select: BuildSelection | None = None
+    ) -> list[Outcome]:
         """(started_at, status, duration_s, busy_s) of each build, oldest first."""
-        sql = "SELECT started_at, status, duration_s, busy_s FROM builds"
-        args: list[Any] = []
-        if since:
-            sql += " WHERE started_at >= ?"
-            args.append(since)
-        out: list[Outcome] = self._db.execute(sql + " ORDER BY started_at, tape", args).fetchall()
+        where, args = _scope(since, select, "builds")
+        out: list[Outcome] = self._db.execute(
+            f"SELECT started_at, status, duration_s, busy_s FROM builds WHERE {where}"
+            " ORDER BY started_at, tape",
+            args,
+        ).fetchall()
         return out
 
     # -- figures for stats ---------------------------------------------------------------
 
-    def failure_groups(self, since: str | None) -> list[FailureGroupRow]:
+    def failure_groups(
+        self, since: str | None, select: BuildSelection | None = None
+    ) -> list[FailureGroupRow]:
         """Failures grouped by step and exit code, most frequent first, each with its
-        newest example."""
+        newest example (interrupted builds left out)."""
+        where, args = _scope(since, select, "b", completed=True)
         # SQLite returns the bare columns of the row where max() was found: the newest example.
         rows: list[FailureGroupRow] = self._db.execute(
             "SELECT f.key, f.exit_code, f.signal, count(*), count(DISTINCT f.tape),"
             " max(b.started_at), f.error_line, f.tape FROM failures f"
-            " JOIN builds b ON b.tape = f.tape WHERE b.started_at >= ?"
+            f" JOIN builds b ON b.tape = f.tape WHERE {where}"
             " GROUP BY f.key, f.exit_code, f.signal ORDER BY count(*) DESC, f.key",
-            [since or ""],
+            args,
         ).fetchall()
         return rows
 
-    def slowest_steps(self, since: str | None, n: int) -> list[StepTimesRow]:
-        """The ``n`` steps with the longest mean duration, with their p50 and p95."""
-        source, where, args = _window(since, "steps")
-        if since is None:
+    def slowest_steps(
+        self, since: str | None, n: int, select: BuildSelection | None = None
+    ) -> list[StepTimesRow]:
+        """The ``n`` steps with the longest mean duration, with their p50 and p95
+        (interrupted builds left out)."""
+        source, where, args = _window(since, select, "steps")
+        if since is None and (select is None or select.everything):
             # The whole history: the running totals the store keeps per step.
             top = self._db.execute(
                 "SELECT key, runs, total / runs, longest, total FROM step_totals"
@@ -454,9 +481,12 @@ class HistoryStore:
         high: float = pair[-1]
         return low + (high - low) * (pos - lo)
 
-    def metric_summaries(self, since: str | None) -> list[MetricSummaryRow]:
-        """Count, mean, sum, min and max of each metric (by name and unit)."""
-        source, where, args = _window(since, "metrics")
+    def metric_summaries(
+        self, since: str | None, select: BuildSelection | None = None
+    ) -> list[MetricSummaryRow]:
+        """Count, mean, sum, min and max of each metric (by name and unit), interrupted
+        builds left out."""
+        source, where, args = _window(since, select, "metrics")
         rows: list[MetricSummaryRow] = self._db.execute(
             "SELECT x.name, x.unit, count(*), avg(x.value), sum(x.value), min(x.value),"
             f" max(x.value) FROM {source}"
@@ -551,12 +581,46 @@ class HistoryStore:
         return out
 
 
-def _window(since: str | None, table: str) -> tuple[str, str, list[Any]]:
-    """FROM and WHERE for rows of ``table`` (aliased x) of builds since ``since``; over the
-    whole history there is nothing to join."""
-    if since is None:
-        return f"{table} x", "1", []
-    return f"{table} x JOIN builds b ON b.tape = x.tape", "b.started_at >= ?", [since]
+def _command_line(command_json: str) -> str:
+    """A build's command as ``history`` shows it (what ``--command`` globs match)."""
+    return shlex.join(json.loads(command_json))
+
+
+def _scope(
+    since: str | None, select: BuildSelection | None, alias: str, completed: bool = False
+) -> tuple[str, list[Any]]:
+    """WHERE (over the builds table, as ``alias``) for the builds since ``since`` that
+    ``select`` selects; ``completed`` leaves interrupted builds out."""
+    where, args = ["1"], []
+    if since:
+        where.append(f"{alias}.started_at >= ?")
+        args.append(since)
+    if completed:
+        where.append(f"{alias}.status != 'interrupted'")
+    if select is not None:
+        if select.command is not None:
+            where.append(f"command_line({alias}.command) GLOB ?")
+            args.append(select.command)
+        if select.branch is not None:
+            where.append(f"{alias}.branch = ?")
+            args.append(select.branch)
+        for key, value in select.labels:
+            # json_each, not a JSON path: a label's key may hold any character.
+            where.append(
+                f"EXISTS (SELECT 1 FROM json_each({alias}.labels) l"
+                " WHERE l.key = ? AND l.value = ?)"
+            )
+            args += [key, value]
+    return " AND ".join(where), args
+
+
+def _window(
+    since: str | None, select: BuildSelection | None, table: str
+) -> tuple[str, str, list[Any]]:
+    """FROM and WHERE for rows of ``table`` (aliased x) of the completed builds since
+    ``since`` that ``select`` selects."""
+    where, args = _scope(since, select, "b", completed=True)
+    return f"{table} x JOIN builds b ON b.tape = x.tape", where, args
 
 
 def _totals(steps: Sequence[StepRow]) -> list[tuple[str, int, float, float]]:

@@ -30,6 +30,7 @@ from recorder.model import (
     Sampling,
     Streams,
     Tracing,
+    Version,
 )
 from recorder.observe import Observation
 from recorder.prepare import Plan, relative
@@ -286,6 +287,15 @@ def sampling(
     return Sampling(run.sampler, rate, run.sampler_notice, blob, len(samples))
 
 
+def _versions(items: list[Version], procs: list[Process]) -> list[Version]:
+    ids = {p.pid: p.id for p in procs}
+    return [
+        replace(v, written_by=ids[v.written_by], replaced_by=ids[v.replaced_by])
+        for v in items
+        if v.written_by in ids and v.replaced_by in ids
+    ]
+
+
 def _intermediates(items: list[Intermediate], procs: list[Process]) -> list[Intermediate]:
     ids = {p.pid: p.id for p in procs}
     return [
@@ -374,6 +384,7 @@ def assemble(
         sampling=sampling(run, procs, plan.options.rate, scrubber, writer),
         directories=seen.directories,
         intermediates=_intermediates(seen.intermediates, procs),
+        versions=_versions(seen.versions, procs),
     )
     cache.save()
     return manifest, stderr

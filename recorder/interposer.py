@@ -143,6 +143,10 @@ class InterposerRecords:
     straced: set[int] = field(default_factory=set)
     # Absolute paths whose mode or times a process changed (chmod, utimensat, ...).
     attrs: set[str] = field(default_factory=set)
+    # A workspace file as one process of the build left it before another replaced it, in
+    # log order: (absolute path, save name, or the size it had when another process
+    # appended to it, pid that wrote it, pid that replaced or appended).
+    versions: list[tuple[str, str | int, int, int]] = field(default_factory=list)
 
 
 class InterposerLog:
@@ -155,6 +159,9 @@ class InterposerLog:
         self.saves: dict[str, str] = {}
         self.intermediates: list[tuple[str, str, int]] = []
         self.attrs: set[str] = set()
+        self.versions: list[tuple[str, str | int, int, int]] = []
+        # path -> the last process seen opening it for writing (or renaming onto it).
+        self._writer: dict[str, int] = {}
         self._pending: dict[int, _Pending] = {}
         self._exited: dict[int, float] = {}
         self.execs: list[tuple[int, str]] = []
@@ -235,6 +242,12 @@ class InterposerLog:
                     _as_asked(proc, argv)
             elif kind == "P" and len(parts) >= 4:
                 self.saves.setdefault(os.path.normpath(_unescape(parts[3])), parts[2])
+            elif kind in ("V", "G") and len(parts) >= 4:
+                pid, path = int(parts[1]), os.path.normpath(_unescape(parts[3]))
+                kept: str | int = parts[2] if kind == "V" else int(parts[2])
+                writer = self._writer.get(path)
+                if writer is not None and writer != pid:
+                    self.versions.append((path, kept, writer, pid))
             elif kind == "I" and len(parts) >= 4:
                 path = os.path.normpath(_unescape(parts[3]))
                 self.intermediates.append((path, parts[2], int(parts[1])))
@@ -253,13 +266,16 @@ class InterposerLog:
             proc.reads.setdefault(path, t)
         if op in ("w", "u"):
             proc.writes.setdefault(path, t)
+            self._writer[path] = pid
         if op == "d":
             proc.deleted.setdefault(path, t)
         if op == "a":
             self.attrs.add(path)
         if op == "m" and len(parts) > 3:
             proc.deleted.setdefault(path, t)
-            proc.writes.setdefault(os.path.normpath(parts[3]), t)
+            target = os.path.normpath(parts[3])
+            proc.writes.setdefault(target, t)
+            self._writer[target] = pid
 
     def _collected(self, pid: int, status: int, t: float) -> None:
         self.uncollected.discard(pid)
@@ -319,6 +335,7 @@ class InterposerLog:
             self.intermediates,
             dict(reaped),
             attrs=self.attrs,
+            versions=self.versions,
         )
 
 

@@ -440,6 +440,50 @@ def _bad(where: str) -> int:
 
 
 @dataclass(frozen=True)
+class Version:
+    """A workspace file as one step left it, when a later step replaced it (format 1.2).
+
+    ``ar`` writes ``libbz2.a`` and ``ranlib`` rewrites it: the outputs hold the final
+    archive, this the one ``ar`` made, so replaying the ``ar`` step alone can be checked
+    against what that step produced.
+    """
+
+    path: str
+    mode: int
+    size: int
+    sha256: str
+    blob: str | None
+    written_by: int
+    replaced_by: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "mode": self.mode,
+            "size": self.size,
+            "sha256": self.sha256,
+            "stored": self.blob is not None,
+            "written_by": self.written_by,
+            "replaced_by": self.replaced_by,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: object, where: str) -> Version:
+        f = _Fields(raw, where)
+        path = check_relative_path(f.text("path"), where)
+        sha = f.text("sha256")
+        return cls(
+            path,
+            f.integer("mode"),
+            f.integer("size"),
+            sha,
+            sha if f.raw.get("stored") is True else None,
+            f.integer("written_by"),
+            f.integer("replaced_by"),
+        )
+
+
+@dataclass(frozen=True)
 class ExternalFile:
     """A file outside the workspace that the build read: identified, not stored."""
 
@@ -639,6 +683,7 @@ class Manifest:
     # Format 1.1.
     directories: list[DirEntry] = field(default_factory=list)
     intermediates: list[Intermediate] = field(default_factory=list)
+    versions: list[Version] = field(default_factory=list)
 
     @property
     def cwd_in_workspace(self) -> str:
@@ -682,6 +727,7 @@ class Manifest:
             "sampling": self.sampling.__dict__,
             "directories": [d.to_dict() for d in self.directories],
             "intermediates": [i.to_dict() for i in self.intermediates],
+            "versions": [v.to_dict() for v in self.versions],
         }
 
     @classmethod
@@ -722,6 +768,7 @@ class Manifest:
             intermediates=(
                 f.items("intermediates", Intermediate.from_dict) if "intermediates" in raw else []
             ),
+            versions=f.items("versions", Version.from_dict) if "versions" in raw else [],
         )
         # The checks across fields (links, process tree, events...): recorder/trust.py.
         return check_manifest(manifest)
@@ -734,6 +781,9 @@ def blobs_referenced(manifest: Manifest) -> Iterable[str]:
     for inter in manifest.intermediates:
         if inter.blob is not None:
             yield inter.blob
+    for version in manifest.versions:
+        if version.blob is not None:
+            yield version.blob
     for blob in (
         manifest.streams.stdout_blob,
         manifest.streams.stderr_blob,

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from recorder.build import BuildRun
 from recorder.interposer import InterposerRecords
-from recorder.model import BuildWarning, DirEntry, FileEntry, Intermediate
+from recorder.model import BuildWarning, DirEntry, FileEntry, Intermediate, Version
 from recorder.prepare import Plan, relative
 from recorder.strace_parser import TracedProcess
 from recorder.workspace import FileState, Survey, content_state, hash_file, resurvey, survey
@@ -30,6 +30,11 @@ from recorder.workspace import FileState, Survey, content_state, hash_file, resu
 # returns the blob name, or None when the content must not be stored.
 Store = Callable[[str, str, bytes, str], "str | None"]
 _SKIPPED = ("/proc/", "/sys/", "/dev/")
+# Versions kept per path, in all, and their bytes: a step replay's comparison is worth a
+# little room in the tape, not a copy of every line a configure script appends to its log.
+_VERSIONS_PER_PATH = 4
+_VERSIONS = 256
+_VERSION_BYTES = 64 << 20
 
 
 @dataclass
@@ -44,6 +49,8 @@ class Observation:
     stored_inputs: int = 0
     # How the changes were found: "walk" or "seen" (``recorder.model.Tracing.changes``).
     changes: str = "walk"
+    # Files as one step left them before another replaced them; pids, mapped by assembly.
+    versions: list[Version] = field(default_factory=list)
 
 
 def _touched(traced: Iterable[TracedProcess], workspace: str) -> tuple[set[str], set[str]]:
@@ -232,6 +239,7 @@ def observe(plan: Plan, before: Survey, run: BuildRun, store: Store) -> Observat
         if rel not in after.dirs
     ]
     intermediates = _intermediates(plan, run, outside, store)
+    final = {o.path: o.sha256 for o in outputs}
     return Observation(
         inputs=[inputs[k] for k in sorted(inputs)],
         outputs=sorted(outputs, key=lambda e: e.path),
@@ -240,7 +248,68 @@ def observe(plan: Plan, before: Survey, run: BuildRun, store: Store) -> Observat
         warnings=warnings,
         stored_inputs=stored,
         changes="walk" if by_walk else "seen",
+        versions=_versions(plan, run, final, store),
     )
+
+
+def _prefix(path: Path, size: int) -> bytes | None:
+    with open(path, "rb") as f:
+        data = f.read(size)
+    return data if len(data) == size else None
+
+
+def _versions(
+    plan: Plan, run: BuildRun, final: dict[str, str | None], store: Store
+) -> list[Version]:
+    """Workspace files as one process left them before another replaced them.
+
+    Only those whose bytes differ from the build's final output: for the others, the
+    output already says what that step produced.
+    """
+    if run.records is None or run.save_dir is None:
+        return []
+    ws = str(plan.workspace)
+    seen: set[tuple[str, int]] = set()
+    replaced_after: dict[str, int] = {}  # path -> index of its last replacing record
+    for i, (path, kept, _, _) in enumerate(run.records.versions):
+        if isinstance(kept, str):
+            replaced_after[path] = i
+    out: list[Version] = []
+    per_path: dict[str, int] = {}
+    total = 0
+    for i, (path, kept, writer, replacer) in enumerate(run.records.versions):
+        rel = relative(path, ws)
+        if rel.startswith("/") or (rel, replacer) in seen:
+            continue  # one per replacing process (mv tries rename twice)
+        seen.add((rel, replacer))
+        if per_path.get(rel, 0) >= _VERSIONS_PER_PATH or len(out) >= _VERSIONS:
+            continue  # a log many steps append to (config.log): its steps go uncompared
+        if isinstance(kept, str):
+            source = run.save_dir / kept
+        elif replaced_after.get(path, -1) < i:
+            # Only appended to since: what ``writer`` left is that prefix of the result.
+            source = plan.workspace / rel
+        else:
+            continue
+        try:
+            data = source.read_bytes() if isinstance(kept, str) else _prefix(source, kept)
+            mode = source.stat().st_mode & 0o777
+        except OSError:
+            continue
+        if data is None or len(data) > plan.options.max_store_bytes:
+            continue
+        import hashlib
+
+        sha = hashlib.sha256(data).hexdigest()
+        if sha == final.get(rel):
+            continue
+        if total + len(data) > _VERSION_BYTES:
+            continue
+        total += len(data)
+        per_path[rel] = per_path.get(rel, 0) + 1
+        blob = store("output", rel, data, sha)
+        out.append(Version(rel, mode, len(data), sha, blob, writer, replacer))
+    return out
 
 
 def _intermediates(

@@ -235,6 +235,12 @@ def check_manifest(m: Manifest) -> Manifest:
     for i in m.intermediates:
         _absolute(i.path, "manifest.intermediates[].path")
         file_mode(i.mode, f"manifest.intermediates[{printable(i.path)!r}]")
+    ids = {p.id for p in m.processes}
+    for v in m.versions:
+        where = f"manifest.versions[{printable(v.path)!r}]"
+        file_mode(v.mode, where)
+        if v.size < 0 or v.written_by not in ids or v.replaced_by not in ids:
+            raise _fail(f"{where} names no process of the tape or has a negative size")
     chunks = m.streams.chunks
     if any(not (math.isfinite(c.t) and c.t >= 0) or c.size < 0 for c in chunks):
         if any(not math.isfinite(c.t) or c.size < 0 for c in chunks):

@@ -138,6 +138,12 @@ def run_script(
     if redacted:
         names = " ".join(redacted)
         lines.append(f"# Redacted in the tape, so not set here: {_comment(names)}")
+    for path, later in world.rewritten_later:
+        lines.append(f"# Not in expected.sha256: {_comment(path)} (step {later} changed it "
+                     "later; the tape holds only its final content)")  # fmt: skip
+    for path in world.stale:
+        lines.append(f"# {_comment(path)} is as the build left it, not as this step found it "
+                     "(changed again after an earlier step wrote it)")  # fmt: skip
     lines += [
         "",
         'run_step() {  # "$@": what to run the step in (nothing, or bwrap and its mounts)',

@@ -167,17 +167,23 @@ def restore_placeholders(
 
 
 def restore_intermediates(
-    tape: Tape, entries: Iterable[Intermediate], tmp: Path, limits: RestoreLimits | None = None
+    tape: Tape,
+    entries: Iterable[Intermediate],
+    tmp: Path,
+    limits: RestoreLimits | None = None,
+    under: str = "/tmp",
 ) -> list[str]:
-    """Write intermediates recorded under ``/tmp`` into ``tmp`` (the sandbox's /tmp).
+    """Write intermediates recorded under ``under`` (``/tmp``) into ``tmp``, the directory
+    that is ``under`` in the sandbox (its /tmp, or an overlay's upper layer).
 
-    Returns the paths that could not be placed (not under /tmp, or content not stored).
+    Returns the paths that could not be placed (not under it, or content not stored).
     Their bytes are checked against the restore limits first, like the workspace's.
     """
     root = tmp.resolve()
+    prefix = under.rstrip("/") + "/"
     skipped, placed = [], []
     for inter in sorted(entries, key=lambda i: i.path):
-        rel = inter.path[len("/tmp/") :] if inter.path.startswith("/tmp/") else None
+        rel = inter.path[len(prefix) :] if inter.path.startswith(prefix) else None
         if rel is None or inter.blob is None or not rel or ".." in rel.split("/"):
             skipped.append(inter.path)
             continue

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from recorder import trust
 from recorder.model import REDACTED, FileEntry, Manifest
 from recorder.tape import Tape, open_tape
 from replay import changes
@@ -172,12 +173,21 @@ def prepare(tape: Tape, world: World, sandbox: Path) -> list[str]:
     return restored.missing + world.unavailable
 
 
+def _host_writes(m: Manifest) -> list[str]:
+    """What the recording wrote outside its workspace, /tmp and the kernel's files."""
+    inside = m.workspace.rstrip("/") + "/"
+    skip = ("/tmp/", "/dev/", "/proc/", "/sys/", inside)
+    written = {w for p in m.processes for w in p.writes if w.startswith("/")}
+    return sorted(trust.printable(w) for w in written if not w.startswith(skip))
+
+
 def _outside_note(paths: list[str]) -> list[str]:
     if not paths:
         return []
     more = f" and {len(paths) - 5} more" if len(paths) > 5 else ""
     return [
-        f"the build wrote outside the workspace: {', '.join(paths[:5])}{more}; into the "
+        f"the build wrote outside the workspace: {', '.join(map(trust.printable, paths[:5]))}"
+        f"{more}; into the "
         "sandbox only (a copy-on-write overlay), the host's files are unchanged"
     ]
 
@@ -277,6 +287,13 @@ def run_in_sandbox(
         env = step_env(m, world, env)
     if isolation.kind != "bwrap":
         _refuse_outside(m, world)
+        reached = _host_writes(m)
+        if reached:
+            more = f" and {len(reached) - 5} more" if len(reached) > 5 else ""
+            notify(
+                "without namespaces nothing keeps the build's writes outside the workspace "
+                f"off this host; in the recording it wrote {', '.join(reached[:5])}{more}"
+            )
     missing = prepare(tape, world, sandbox)
     if isolation.kind != "bwrap":
         _refuse_embedded(m, world, sandbox / "workspace")
@@ -288,27 +305,33 @@ def run_in_sandbox(
     notes: list[str] = []
     notes += _blind_spots(m, world)
     notes += [
-        f"not compared: {path}: step {later} changed it after this step, and the tape holds "
-        "only its final content, not what this step wrote"
+        f"not compared: {trust.printable(path)}: step {later} changed it after this step, "
+        "and the tape holds only its final content, not what this step wrote"
         for path, later in world.rewritten_later
     ]
     notes += [
-        f"{path} was restored as the build left it: an earlier step wrote it and it was "
-        "changed again afterwards, and the tape holds only its final content, not what this "
-        "step started with"
+        f"{trust.printable(path)} was restored as the build left it: an earlier step wrote "
+        "it and it was changed again afterwards, and the tape holds only its final content, "
+        "not what this step started with"
         for path in world.stale
     ]
     layout = None
-    if isolation.kind == "bwrap":
-        tmp = sandbox / "tmp"
-        tmp.mkdir(parents=True, exist_ok=True)
-        unplaced = restore_intermediates(tape, world.intermediates, tmp)
-        notes += [f"intermediate {p} could not be put back (not under /tmp)" for p in unplaced]
     cwd = posixpath.normpath(posixpath.join(where, world.cwd))
     overlays: list[Overlay] = []
     if isolation.kind == "bwrap":
         written = {w for p in m.processes for w in p.writes if w.startswith("/")}
         overlays = prepare_overlays(overlay_roots(written, [str(sandbox.resolve())]), sandbox)
+        tmp = sandbox / "tmp"
+        tmp.mkdir(parents=True, exist_ok=True)
+        unplaced = restore_intermediates(tape, world.intermediates, tmp)
+        for o in overlays:  # an intermediate elsewhere (TMPDIR=/var/tmp) goes in its overlay
+            left = [i for i in world.intermediates if i.path in unplaced]
+            unplaced = restore_intermediates(tape, left, o.upper, under=o.lower)
+        notes += [
+            f"intermediate {trust.printable(p)} could not be put back (outside /tmp and the "
+            "directories the recording wrote into, or not stored)"
+            for p in unplaced
+        ]
         layout = Layout(
             workspace=workspace.resolve(),
             place=where,

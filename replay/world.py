@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import posixpath
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from recorder.model import (
@@ -25,6 +26,7 @@ from recorder.model import (
     Intermediate,
     Manifest,
     Process,
+    Version,
     process_environment,
 )
 from replay.errors import WorldError
@@ -169,10 +171,37 @@ def step_world(m: Manifest, step_id: int) -> World:
             return after[path]
         return None if path in gone else before.get(path)
 
+    by_id = {p.id: p for p in m.processes}
+    versions: dict[str, list[Version]] = {}
+    for v in m.versions:
+        versions.setdefault(v.path, []).append(v)
+
+    def as_left(
+        path: str, wrote: Callable[[int], bool], replaced: Callable[[int], bool]
+    ) -> FileEntry | None:
+        """The last kept version of ``path`` that a process ``wrote`` and one ``replaced``."""
+        found = [
+            v for v in versions.get(path, []) if wrote(v.written_by) and replaced(v.replaced_by)
+        ]
+        if not found:
+            return None
+        v = found[-1]
+        return FileEntry(v.path, v.mode, v.size, v.sha256, v.blob, None, None, None)
+
+    def started_before(pid: int) -> bool:
+        return pid not in ids and pid in by_id and by_id[pid].start_s < start
+
+    def not_before(pid: int) -> bool:
+        return pid in ids or (pid in by_id and by_id[pid].start_s >= start)
+
     def at_start(path: str) -> FileEntry | None:
         """The file as it was when the step started, or None if it did not exist."""
         if path in earlier:
-            return final(path) if earlier[path] else None
+            if not earlier[path]:
+                return None
+            # An earlier step wrote it and this one or a later one replaced it: the tape
+            # keeps it as that earlier step left it (format 1.2).
+            return as_left(path, started_before, not_before) or final(path)
         return before.get(path)
 
     needed: set[str] = set()
@@ -205,13 +234,27 @@ def step_world(m: Manifest, step_id: int) -> World:
     recorded = {d.path: d for d in m.directories if d.change != "created"}
     inters = [i for i in m.intermediates if ids & set(i.read_by) and not set(i.written_by) <= ids]
     above = ancestors(m, step)
-    later = _rewritten_later(m, ids, above, start, writes)
+    mine: dict[str, FileEntry] = {}
+    for path in writes:
+        left = as_left(path, lambda pid: pid in ids, lambda pid: pid not in ids)
+        if left is not None:
+            mine[path] = left  # what this step wrote, before a later step replaced it
+    later = {
+        path: by
+        for path, by in _rewritten_later(m, ids, above, start, writes).items()
+        if path not in mine
+    }
     kept = sorted(w for w in writes if w not in later)
     rewritten = writes | set(_rewritten_later(m, ids, above, start, needed))
     stale = sorted(
-        p for p in needed | writes if earlier.get(p) and p in rewritten and p not in absent
+        p
+        for p in needed | writes
+        if earlier.get(p)
+        and p in rewritten
+        and p not in absent
+        and as_left(p, started_before, not_before) is None
     )
-    expected = [e for e in map(final, kept) if e is not None and e.sha256]
+    expected = [e for e in (mine.get(w) or final(w) for w in kept) if e is not None and e.sha256]
     return World(
         files=files,
         placeholders=listed,

@@ -361,6 +361,38 @@ def test_after_the_build_every_kind_of_change_is_found_without_a_walk(tmp_path: 
     assert ("gonedir/sub", "deleted") in dirs
 
 
+def test_a_step_output_that_a_later_step_replaced_is_kept_as_that_step_left_it(
+    tmp_path: Path,
+) -> None:
+    """strip rewrites the program the link step made (a new file renamed over it); a
+    later shell truncates and rewrites a file an earlier one wrote. The tape keeps each
+    as its step left it, so a replay of that step alone has something to compare with."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "main.c").write_text('#include <stdio.h>\nint main(void) { puts("hi"); }\n')
+    (ws / "Makefile").write_text(
+        "all: prog note\n"
+        "prog: main.c\n\tcc -g -o prog main.c\n\tstrip prog\n"
+        "note:\n\techo first > note\n\tsh -c 'echo second > note'\n"
+    )
+    tape = tmp_path / "v.tape"
+    record(ws, tape, "make")
+    m = manifest(tape)
+    procs = {p["id"]: p for p in m["processes"]}
+    versions = {v["path"]: v for v in m["versions"]}
+    assert set(versions) == {"prog", "note"}, versions
+    prog = versions["prog"]
+    assert os.path.basename(procs[prog["replaced_by"]]["exe"]).endswith("strip")
+    assert os.path.basename(procs[prog["written_by"]]["exe"]) in ("ld", "ld.bfd", "collect2")
+    final = {o["path"]: o for o in m["outputs"]}
+    assert prog["size"] > final["prog"]["size"] and prog["stored"]  # not yet stripped
+    note = versions["note"]
+    assert procs[note["replaced_by"]]["argv"][:2] == ["sh", "-c"]
+    with open_tape(tape) as t:
+        assert t.blob(note["sha256"]) == b"first\n"
+        assert t.blob(prog["sha256"]).startswith(b"\x7fELF")
+
+
 def test_a_change_the_interposer_cannot_see_is_found_by_a_walk(tmp_path: Path) -> None:
     """A process started with an emptied environment runs without the interposer: its
     in-place change (no directory mtime moves) is still in the tape."""

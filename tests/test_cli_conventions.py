@@ -376,3 +376,49 @@ def test_ps_failed_and_tree(tmp_path: Path, fixture_copy: Callable[..., Path]) -
     both = buildtape("ps", tape, "--failed", "--tree", check=True).stdout.decode()
     assert all(f" {p['id']} " in both for p in failed)
     assert "└─ " in both or "├─ " in both
+
+
+# --- colour: buildtape's own words on a terminal, never on a pipe or with NO_COLOR ---------
+
+
+def _on_a_terminal(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, bytes]:
+    """Run the CLI with stdout and stderr on a pseudo-terminal; what it wrote there."""
+    import pty
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "buildtape", *args], cwd=cwd, env=env,
+                            stdin=subprocess.DEVNULL, stdout=follower, stderr=follower)  # fmt: skip
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:  # EIO: the child closed its end
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(leader)
+    return proc.wait(timeout=60), b"".join(chunks)
+
+
+def test_colour_on_a_terminal_only_and_never_with_no_color(tmp_path: Path) -> None:
+    tape = tmp_path / "t.tape"
+    # The build prints an escape sequence of its own: it must stay visible, never obeyed.
+    buildtape("record", "-q", "--trace", "none", "-o", tape, "--", "sh", "-c",
+              "printf '\\033[31mred\\n' >&2; exit 2", cwd=tmp_path)  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "TERM")}
+    code, shown = _on_a_terminal(["show", str(tape)], tmp_path, {**env, "TERM": "xterm"})
+    assert code == 0
+    assert b"  status    \x1b[31m\x1b[1mfailed\x1b[0m (exit 2)" in shown
+    assert b"\x1b[1mFailing steps\x1b[0m" in shown
+    assert b"\x1b[31mred" not in shown and b"\\e[31mred" in shown
+    code, listed = _on_a_terminal(["history"], tmp_path, {**env, "TERM": "xterm"})
+    assert b" \x1b[31m\x1b[1mfailed\x1b[0m " in listed
+    code, err = _on_a_terminal(["show", str(tmp_path / "nope.tape")], tmp_path, env)
+    assert code == 4 and err.startswith(b"buildtape: \x1b[31m\x1b[1merror\x1b[0m: no tape at")
+    for no_colour in ({**env, "NO_COLOR": "1", "TERM": "xterm"}, {**env, "TERM": "dumb"}):
+        code, plain = _on_a_terminal(["show", str(tape)], tmp_path, no_colour)
+        assert code == 0 and b"\x1b" not in plain and b"  status    failed (exit 2)" in plain
+    piped = buildtape("show", tape, env={**env, "TERM": "xterm"}, check=True)
+    assert b"\x1b" not in piped.stdout

@@ -231,7 +231,9 @@ def _on_a_terminal(args: list[str], answer: bytes) -> tuple[int, str]:
 
     pid, fd = pty.fork()
     if pid == 0:  # pragma: no cover - the child
-        os.execv(sys.executable, [sys.executable, "-m", "buildtape", *args])
+        # Plain text to read back: buildtape colours its words on a terminal otherwise.
+        env = {**os.environ, "NO_COLOR": "1"}
+        os.execve(sys.executable, [sys.executable, "-m", "buildtape", *args], env)
     seen = b""
     deadline = time.monotonic() + 60
     answered = False

@@ -527,6 +527,10 @@ def test_writes_through_absolute_paths_land_in_the_sandbox(tmp_path: Path) -> No
         assert homefile.read_text() == "the host's canary\n"
         assert homefile.stat().st_mtime_ns == 1_600_000_000_000_000_000
         assert tree_hash(ws) == before
+        # Without namespaces nothing can keep them off the host: the replay says so first.
+        code, _, err = replay(tape, env=DIRECTORY)
+        assert code == 0 and "without namespaces nothing keeps the build's writes" in err, err
+        assert str(homefile) in err and str(outside / "copy.txt") in err
     finally:
         shutil.rmtree(outside, ignore_errors=True)
         homefile.unlink(missing_ok=True)
@@ -564,10 +568,12 @@ def test_a_cargo_build_replays_without_touching_cargo_home(tmp_path: Path) -> No
     assert stat_hash(home) == cargo_home
 
 
-def test_a_step_is_not_held_to_content_a_later_step_wrote(tmp_path: Path) -> None:
-    # `echo one > gen.txt`, then a later step appends to gen.txt: the tape holds only the
-    # final gen.txt, so the first step's replay must not be compared with it (it would
-    # "diverge" although it did exactly what it did in the recording).
+def test_a_step_is_compared_with_what_it_wrote_before_a_later_step_changed_it(
+    tmp_path: Path,
+) -> None:
+    # `echo one > gen.txt`, then a later step appends to gen.txt: the tape keeps gen.txt
+    # as the first step left it (format 1.2 versions), so the first step's replay is
+    # compared with that, and the later step starts from it, not from the final gen.txt.
     ws = tmp_path / "rewrite"
     ws.mkdir()
     (ws / "Makefile").write_text(
@@ -581,13 +587,45 @@ def test_a_step_is_not_held_to_content_a_later_step_wrote(tmp_path: Path) -> Non
     later = next(r for r in rows if "echo two >> gen.txt" in " ".join(r["argv"]))
     verdict = replay_json(tape, "--step", first["id"])
     assert verdict["reproduced"], verdict
-    assert all(o["path"] != "gen.txt" for o in verdict["outputs"]), verdict["outputs"]
-    note = next(n for n in verdict["notes"] if n.startswith("not compared: gen.txt"))
-    assert f"step {later['id']} changed it after this step" in note, note
-    # The later step started with the first one's gen.txt, which the tape does not hold
-    # (only the final one): its replay says so rather than pass for a faithful one.
+    gen = next(o for o in verdict["outputs"] if o["path"] == "gen.txt")
+    assert gen["status"] == "same", verdict["outputs"]
+    assert not any(n.startswith("not compared: gen.txt") for n in verdict["notes"])
+    # extract holds the step to the same content: what it wrote, not the final gen.txt.
+    out_dir = tmp_path / "repro"
+    buildtape("extract", tape, "--step", first["id"], "--into", out_dir, check=True)
+    one = hashlib.sha256(b"one\n").hexdigest()
+    assert f"{one}  workspace/gen.txt" in (out_dir / "expected.sha256").read_text()
     verdict = replay_json(tape, "--step", later["id"])
-    assert any(n.startswith("gen.txt was restored as the build left it") for n in verdict["notes"])
+    assert verdict["reproduced"], verdict
+    assert not any("restored as the build left it" in n for n in verdict["notes"])
+    assert {o["path"]: o["status"] for o in verdict["outputs"]}["gen.txt"] == "same"
+
+
+def test_a_step_whose_output_was_replaced_without_a_kept_version_is_not_compared(
+    tmp_path: Path,
+) -> None:
+    # Four kept versions per path: the fifth writer of a log-like file is not compared
+    # with the final content (it did not write that), and the replay says so.
+    ws = tmp_path / "log"
+    ws.mkdir()
+    steps = [f"s{i}" for i in range(6)]
+    rules = "".join(
+        f"{s}:{(' ' + steps[i - 1]) if i else ''}\n\tsh -c 'echo {s} > log.txt'\n"
+        for i, s in enumerate(steps)
+    )
+    (ws / "Makefile").write_text(f"all: {steps[-1]}\n{rules}")
+    tape = tmp_path / "log.tape"
+    buildtape("record", "-q", "-o", tape, "--", "make", cwd=ws, check=True)
+    rows = Recorded(tape, ws).steps()
+    fifth = next(r for r in rows if r["argv"][:3] == ["sh", "-c", "echo s4 > log.txt"])
+    verdict = replay_json(tape, "--step", fifth["id"])
+    assert verdict["reproduced"], verdict
+    assert any(n.startswith("not compared: log.txt") for n in verdict["notes"]), verdict
+    # extract leaves it out of expected.sha256 too, and run.sh says why.
+    out_dir = tmp_path / "repro"
+    buildtape("extract", tape, "--step", fifth["id"], "--into", out_dir, check=True)
+    assert "log.txt" not in (out_dir / "expected.sha256").read_text()
+    assert "# Not in expected.sha256: log.txt (step" in (out_dir / "run.sh").read_text()
 
 
 GO = shutil.which("go")
@@ -618,3 +656,28 @@ def test_a_go_module_replays_whole_and_reproduces(tmp_path: Path) -> None:
     assert {o["path"]: o["status"] for o in verdict["outputs"]} == {"tiny": "same"}
     assert tree_hash(ws) == before
     assert not (tmp_path / "gocache").exists()  # the replay's cache was the sandbox's
+
+
+@needs_overlays
+def test_an_as_step_fed_from_var_tmp_replays_alone(tmp_path: Path) -> None:
+    # TMPDIR=/var/tmp/<dir>: cc1 writes the assembly there and as reads it. Replayed alone,
+    # the as step finds it in the overlay of /var (the recording wrote there), not on the host.
+    unique = Path("/var/tmp") / f"buildtape-test-{os.getpid()}-{tmp_path.name}"
+    ws = tmp_path / "tmpdir"
+    ws.mkdir()
+    (ws / "hello.c").write_text("int hello(void) { return 42; }\n")
+    tape = tmp_path / "tmpdir.tape"
+    unique.mkdir()
+    try:
+        env = {**os.environ, "TMPDIR": str(unique)}
+        buildtape("record", "-q", "-o", tape, "--", "cc", "-c", "hello.c", "-o", "hello.o",
+                  cwd=ws, env=env, check=True)  # fmt: skip
+    finally:
+        shutil.rmtree(unique)
+    with open_tape(tape) as t:
+        assert any(i.path.startswith(f"{unique}/") for i in t.manifest.intermediates)
+    step = next(r for r in Recorded(tape, ws).steps() if r["argv"][:1] == ["as"])
+    verdict = replay_json(tape, "--step", step["id"])
+    assert verdict["reproduced"], verdict
+    assert [o["path"] for o in verdict["outputs"]] == ["hello.o"]
+    assert not unique.exists()

@@ -436,7 +436,7 @@ def test_queries_on_no_history_are_empty_and_write_nothing(tmp_path: Path) -> No
 
 def test_bad_options_and_config_values_are_one_line_errors(tmp_path: Path) -> None:
     out = buildtape("stats", "--by", "colour", cwd=tmp_path)
-    assert out.returncode == 2 and b"label, label:KEY or command" in out.stderr
+    assert out.returncode == 2 and b"label, label:KEY, command or branch" in out.stderr
     out = buildtape("export", "--format", "otlp", "-o", tmp_path / "x", cwd=tmp_path)
     assert out.returncode == 2 and b"writes no file" in out.stderr
     out = buildtape("gc", "--max-size", "lots", cwd=tmp_path)

@@ -9,16 +9,24 @@ import click
 
 from buildtape.config import load_here
 from buildtape.exit_codes import ExitCode
-from buildtape.params import HISTORY_CODES, epilog, home_option, json_option, since_option
+from buildtape.params import (
+    HISTORY_CODES,
+    epilog,
+    home_option,
+    json_option,
+    selection_options,
+    since_option,
+)
 from buildtape.text import history as text
 from history.alerts import as_json as alerts_json
 from history.alerts import at_least, judge, past
-from history.options import LEVELS
+from history.options import LEVELS, BuildSelection
 from history.store import HistoryStore
 
 EXAMPLES = [
     "buildtape alerts --level warning",
     "buildtape alerts --history --since 7d --format json",
+    "buildtape alerts --branch main --label job=release",
 ]
 
 
@@ -32,10 +40,16 @@ EXAMPLES = [
 )
 @click.option("--history", "show_history", is_flag=True, help="Alerts raised so far, newest first.")
 @since_option("With --history: alerts raised since WHEN.")
+@selection_options
 @json_option("json: an array.")
 @home_option
 def alerts_cmd(
-    level: str, show_history: bool, since: str | None, fmt: str, home: Path | None
+    level: str,
+    show_history: bool,
+    since: str | None,
+    select: BuildSelection,
+    fmt: str,
+    home: Path | None,
 ) -> ExitCode:
     """Judge the newest build against its baseline and list the alerts; each is kept.
 
@@ -46,7 +60,9 @@ def alerts_cmd(
       a step slower than its baseline median by > 20% and > 1 s    warning
       a secret found in an output file                             critical
     The baseline is the median and MAD of the last 20 successful builds; a rule needs
-    5 of them (alerts.min_baseline) before it judges anything.
+    5 of them (alerts.min_baseline) before it judges anything. --command, --label
+    and --branch judge the newest selected build against the selected builds only;
+    interrupted builds (SIGINT, SIGTERM, exit 130 or 143) are never judged or compared.
     """
     as_json = fmt == "json"
     cfg = load_here()
@@ -54,7 +70,7 @@ def alerts_cmd(
         if show_history:
             rows = past(store, since, level)
         else:
-            found = judge(store, cfg.alerts)
+            found = judge(store, cfg.alerts, select)
         path = store.path
     if show_history:
         if as_json:

@@ -1,4 +1,5 @@
-"""``buildtape export``: the history as CSV or JSON, or tapes as OpenTelemetry traces."""
+"""``buildtape export``: the history as CSV or JSON, tapes as OpenTelemetry traces, or one
+tape as a compilation database or a JUnit report."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from buildtape.output import write_text, wrote
 from buildtape.params import (
     HISTORY_CODES,
     TAPE,
+    TAPE_CODES,
     epilog,
     format_option,
     home_option,
@@ -19,6 +21,7 @@ from buildtape.params import (
     output_option,
     since_option,
 )
+from buildtape.tape_exports import TAPE_FORMATS, export_tape
 from history.export import rows, to_csv, to_json
 from history.options import ExportOptions, OtlpOptions
 from history.store import EXPORTABLE, HistoryStore
@@ -28,11 +31,18 @@ EXAMPLES = [
     "buildtape export --format json --what metrics --since 7d",
     "buildtape export --format otlp --endpoint http://collector:4318/v1/traces ci.tape",
     "buildtape export --format otlp --limit 5 --timeout 3",
+    "buildtape export --format compile-commands ci.tape -o compile_commands.json",
+    "buildtape export --format junit last -o buildtape-junit.xml",
 ]
 
 
-@click.command("export", epilog=epilog(EXAMPLES, HISTORY_CODES))
-@format_option(("csv", "json", "otlp"), "json", "otlp: tapes as OpenTelemetry traces.")
+@click.command("export", epilog=epilog(EXAMPLES, (*HISTORY_CODES, *TAPE_CODES)))
+@format_option(
+    ("csv", "json", "otlp", *TAPE_FORMATS),
+    "json",
+    "csv, json: the history; otlp: tapes as OpenTelemetry traces; compile-commands "
+    "(compile_commands.json), junit: of one TAPE.",
+)
 @click.option(
     "--what",
     type=click.Choice(EXPORTABLE),
@@ -40,7 +50,7 @@ EXAMPLES = [
     show_default=True,
     help="csv/json: which rows. Lists and objects are JSON text in CSV cells.",
 )
-@output_option("csv/json: write to FILE (atomically) instead of stdout.")
+@output_option("Write to FILE (atomically) instead of stdout.")
 @since_option("Only builds since WHEN.")
 @click.option(
     "--endpoint",
@@ -71,12 +81,22 @@ def export_cmd(
     tapes: tuple[Path, ...],
     home: Path | None,
 ) -> ExitCode:
-    """Export the history (csv, json) or tapes as OpenTelemetry traces (otlp).
+    """Export the history (csv, json), tapes as OpenTelemetry traces (otlp), or one tape
+    as a compilation database (compile-commands) or a JUnit report (junit).
 
     With --format otlp each tape becomes one trace: the build the root span, each
     process a child of its parent process, custom spans nested where they ran. A
     TRACEPARENT in the recorded environment joins the build to the CI system's trace.
     """
+    if fmt in TAPE_FORMATS:
+        if len(tapes) != 1 or limit or endpoint or timeout:
+            raise click.UsageError(
+                f"--format {fmt} exports one TAPE (and takes no --limit, --endpoint, --timeout)"
+            )
+        text = export_tape(tapes[0], fmt)
+        write_text(output, text)
+        wrote(output, text)
+        return ExitCode.OK
     if fmt != "otlp" and (tapes or limit or endpoint or timeout):
         raise click.UsageError("TAPES, --limit, --endpoint and --timeout go with --format otlp")
     if fmt == "otlp" and output:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from buildtape.colour import say
 from buildtape.exit_codes import ExitCode
 from buildtape.output import write_text, wrote
 from buildtape.params import TAPE_CODES, epilog, output_option, resolve_tape, tape_shortcut
@@ -214,11 +215,11 @@ def flame_cmd(
     for source, report in profile.reports:
         if report.malformed_count:
             shown = printable(report.describe(source))
-            click.echo(f"buildtape: warning: {shown}", err=True)
+            say(f"buildtape: warning: {shown}")
     for note in profile.tree.notes:
-        click.echo(f"buildtape: note: {printable(note)}", err=True)
+        say(f"buildtape: note: {printable(note)}")
     if chosen == "folded" and profile.tree.unit != "samples":
-        click.echo(f"buildtape: note: folded counts are in {folded_unit(profile.tree)}", err=True)
+        say(f"buildtape: note: folded counts are in {folded_unit(profile.tree)}")
     out = render(chosen, profile, options, PAGES)
     write_text(output, out)
     wrote(output, out)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from buildtape.colour import say
 from buildtape.config import load_here
 from buildtape.exit_codes import ExitCode
 from buildtape.params import HISTORY_CODES, SIZE, epilog, home_option, json_option, size_bytes
@@ -80,5 +81,5 @@ def gc_cmd(
     else:
         click.echo(text.retention(p, dry_run), nl=False)
     for line in problems:
-        click.echo(f"buildtape: warning: could not delete {line}", err=True)
+        say(f"buildtape: warning: could not delete {line}")
     return ExitCode.OK

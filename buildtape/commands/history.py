@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from buildtape import colour
+from buildtape.colour import say
 from buildtape.config import load_here
 from buildtape.exit_codes import ExitCode
 from buildtape.params import (
@@ -83,12 +85,12 @@ def history_cmd(
                 err=True,
             )
             for line in done.unreadable:
-                click.echo(f"buildtape: warning: not indexed: {printable(line)}", err=True)
+                say(f"buildtape: warning: not indexed: {printable(line)}")
         builds = store.builds(limit, status, dict(labels), since)
     if fmt == "json":
         click.echo(json.dumps([b.to_json() for b in builds], indent=2, sort_keys=True))
     elif not builds:
         click.echo(f"no recordings in {home}")
     else:
-        click.echo(text.builds(builds), nl=False)
+        colour.echo(printable(text.builds(builds), one_line=False), "history", nl=False)
     return ExitCode.OK

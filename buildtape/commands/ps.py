@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from buildtape import colour
 from buildtape.exit_codes import ExitCode
 from buildtape.params import TAPE_CODES, epilog, json_option, tape_argument
 from buildtape.text import tape as text
@@ -48,5 +49,5 @@ def ps_cmd(tape: Path, only_failed: bool, tree: bool, fmt: str) -> ExitCode:
         click.echo(json.dumps(rows, indent=2, sort_keys=True))
     else:
         out = text.ps(procs, tree=tree, only_failed=only_failed)
-        click.echo(printable(out, one_line=False), nl=False)
+        colour.echo(printable(out, one_line=False), "ps", nl=False)
     return ExitCode.OK

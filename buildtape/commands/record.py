@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from buildtape.colour import say
 from buildtape.config import Config, workspace_root
 from buildtape.config import load as load_config
 from buildtape.errors import ConfigError
@@ -24,7 +25,7 @@ def _config(workspace: Path) -> Config | None:
     try:
         return load_config(workspace)
     except ConfigError as exc:
-        click.echo(f"buildtape: warning: {exc}; using the defaults", err=True)
+        say(f"buildtape: warning: {exc}; using the defaults")
         return None
 
 
@@ -76,7 +77,7 @@ def _index(result: RecordResult, cfg: Config | None) -> None:
         with HistoryStore(home) as store:
             index_tape(store, result.tape, result.manifest, result.stderr)
     except HistoryError as exc:
-        click.echo(f"buildtape: warning: {exc}", err=True)
+        say(f"buildtape: warning: {exc}")
 
 
 EXAMPLES = [
@@ -93,7 +94,7 @@ CODES = (
     ExitCode.COMMAND_NOT_FOUND,
     ExitCode.INTERRUPTED,
 )
-BUILD_STATUS = "any other: the build's own exit status (128+N: killed by signal N)"
+BUILD_STATUS = "any  the build's own exit status, 128+N when killed by signal N"
 
 
 @click.command(
@@ -250,7 +251,7 @@ def record_cmd(
     )
 
     def notify(message: str) -> None:
-        click.echo(f"buildtape: note: {message}", err=True)
+        say(f"buildtape: note: {message}")
 
     store = not no_store and (cfg is None or cfg.store)
     result = record(options, notify, _prefetch_indexing if store else None)
@@ -258,10 +259,9 @@ def record_cmd(
     if store:
         _index(result, cfg)
     if not quiet:
-        click.echo(
+        say(
             f"buildtape: {m.status}, {len(m.processes)} processes, {seconds(m.duration_s)}; "
-            f"tape: {result.tape}",
-            err=True,
+            f"tape: {result.tape}"
         )
     # The build's own status: record is a transparent wrapper.
     return result.exit_status

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from buildtape import colour
 from buildtape.exit_codes import ExitCode
 from buildtape.params import TAPE_CODES, VARIATIONS, epilog, json_option, tape_argument
 from buildtape.text import replay as text
@@ -27,8 +28,9 @@ from replay.vary import vary as run_variations
 
 
 def _echo(text: str = "", err: bool = False) -> None:
-    """Echo text that holds values from a tape, with control characters made visible."""
-    click.echo(printable(text, one_line=False), err=err, nl=False)
+    """Echo text that holds values from a tape, with control characters made visible (and
+    the verdict in colour on a terminal)."""
+    colour.echo(printable(text, one_line=False), "verdict", err=err, nl=False)
 
 
 def _confirm(t: Tape, step: int | None, env: dict[str, str], yes: bool) -> None:
@@ -78,7 +80,7 @@ def _play(t: Tape, speed: float) -> None:
 
 
 def _notify(message: str) -> None:
-    click.echo(f"buildtape: note: {message}", err=True)
+    colour.say(f"buildtape: note: {printable(message)}")
 
 
 def _banner(start: RunStart) -> None:

@@ -1,4 +1,5 @@
-"""``buildtape show``: what a tape holds, for people or as the documented JSON."""
+"""``buildtape show``: what a tape holds, for people, as the documented JSON, or as a
+Markdown summary for CI (``$GITHUB_STEP_SUMMARY``, merge-request comments)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from pathlib import Path
 
 import click
 
+from buildtape import colour
 from buildtape.exit_codes import ExitCode
-from buildtape.params import TAPE_CODES, epilog, json_option, tape_argument
+from buildtape.params import TAPE_CODES, epilog, format_option, tape_argument
 from buildtape.text import tape as text
 from recorder.summary import summarise
 from recorder.tape import open_tape
@@ -18,12 +20,22 @@ from recorder.trust import json_safe, printable
 @click.command(
     "show",
     epilog=epilog(
-        ["buildtape show ci.tape", "buildtape show last", "buildtape show last~1 --format json"],
+        [
+            "buildtape show ci.tape",
+            "buildtape show last",
+            "buildtape show last~1 --format json",
+            'buildtape show ci.tape --format markdown >> "$GITHUB_STEP_SUMMARY"',
+        ],
         TAPE_CODES,
     ),
 )
 @tape_argument()
-@json_option("json: the documented JSON object of the summary.")
+@format_option(
+    ("text", "json", "markdown"),
+    "text",
+    "json: the documented JSON object of the summary; markdown: a compact summary for CI "
+    "job pages and merge-request comments.",
+)
 def show_cmd(tape: Path, fmt: str) -> ExitCode:
     """Summarise a tape: command, status, host, slowest and failing steps, outputs, warnings.
 
@@ -35,6 +47,10 @@ def show_cmd(tape: Path, fmt: str) -> ExitCode:
         if fmt == "json":
             out = json.dumps(summary.to_json(), indent=2, sort_keys=True, ensure_ascii=False)
             click.echo(json_safe(out))
+        elif fmt == "markdown":
+            from reports.markdown import MarkdownOptions, render_markdown
+
+            click.echo(render_markdown(summary, MarkdownOptions(tape_name=str(tape))), nl=False)
         else:
-            click.echo(printable(text.show(summary), one_line=False), nl=False)
+            colour.echo(printable(text.show(summary), one_line=False), "show", nl=False)
     return ExitCode.OK

@@ -55,16 +55,28 @@ def builds(found: list[Build]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _selected(s: Stats) -> str:
+    sel = s.select
+    parts = [f"command {sel.command}"] if sel.command is not None else []
+    parts += [f"label {k}={v}" for k, v in sel.labels]
+    parts += [f"branch {sel.branch}"] if sel.branch is not None else []
+    return f"; only builds with {', '.join(parts)}" if parts else ""
+
+
 def stats(s: Stats) -> str:
     """The figures of ``buildtape stats``, as tables."""
     d, busy = s.summary.duration_s, s.summary.busy_s
     lines = [
-        f"builds since {s.since}"
-        if s.period == "since"
-        else f"period: {s.period}" + (f" (since {s.since})" if s.since else ""),
+        (
+            f"builds since {s.since}"
+            if s.period == "since"
+            else f"period: {s.period}" + (f" (since {s.since})" if s.since else "")
+        )
+        + _selected(s),
         f"builds: {s.summary.builds}  succeeded: {s.summary.succeeded}  "
         f"failed: {s.summary.failed}  interrupted: {s.summary.interrupted}  "
-        f"success rate: {percent(s.summary.success_rate)}",
+        f"success rate: {percent(s.summary.success_rate)}"
+        + (" (interrupted builds not counted)" if s.summary.interrupted else ""),
         f"duration: avg {seconds(d.avg)}  p50 {seconds(d.p50)}  "
         f"p95 {seconds(d.p95)}  p99 {seconds(d.p99)}  max {seconds(d.max)}",
         f"busy process time: avg {seconds(busy.avg)} per build, total {seconds(busy.total)}",

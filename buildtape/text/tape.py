@@ -86,7 +86,7 @@ def show(summary: TapeSummary) -> str:
         for e in m.outputs[:20]:
             lines.append(f"  {e.change:<8} {e.path}  {human_size(e.size)}")
         if len(m.outputs) > 20:
-            lines.append(f"  … and {len(m.outputs) - 20} more (buildtape show --json)")
+            lines.append(f"  … and {len(m.outputs) - 20} more (buildtape show --format json)")
     ms = summary.metrics
     if ms:
         lines.append("")

@@ -28,7 +28,12 @@
  * $BUILDTAPE_WORKSPACE whose mtime is older than the build ($BUILDTAPE_T0, ns), the
  * shim keeps the old bytes in $BUILDTAPE_SAVEDIR: a hard link for rename-over and
  * unlink (the old inode survives; no bytes copied), a copy for an open that writes
- * (copy_file_range), and logs  P pid name path.  Before a build-written file outside the
+ * (copy_file_range), and logs  P pid name path.  Before a call replaces the content of a
+ * workspace file an earlier process of this build wrote (a truncating open, a rename over
+ * it, an unlink), that content is kept the same way and logged  V pid name path, so a
+ * step's own output is known even when a later step rewrote it. Before an appending open
+ * of such a file, only its size is logged,  G pid size path : what the earlier step wrote
+ * is that prefix of the final content, unless something replaced it afterwards.  Before a build-written file outside the
  * workspace is unlinked (gcc's /tmp/cc*.s), it is hard-linked there too: I pid name path.
  * Nothing stops the process, which is why this costs far less than ptrace.
  *
@@ -73,6 +78,10 @@
 static int log_fd = -1;
 /* Set in strace's own image: it logs nothing, keeps nothing, wraps nothing. */
 static int inert;
+/* The paths this image opened for writing, by hash: a process that rewrites its own
+ * output does not need it kept. A fork child starts with none (see fork). */
+static uint64_t written[64];
+static unsigned nwritten;
 static dev_t log_dev;
 static ino_t log_ino;
 
@@ -135,7 +144,14 @@ static int clean(const char *p) {
     return strchr(p, '\t') == NULL && strchr(p, '\n') == NULL;
 }
 
-static void emit_save(int dirfd, const char *path, int truncating);
+/* How emit_save keeps a file: a copy (the caller will write into it) rather than a hard
+ * link (the caller will replace or remove the name); and whether the call replaces the
+ * content a step of this build wrote, so that content is kept as that step left it. */
+#define SAVE_COPY 1
+#define SAVE_REPLACING 2
+#define SAVE_APPENDING 4
+static void emit_save(int dirfd, const char *path, int how);
+static void wrote(const char *abs);
 static void emit_intermediate(int dirfd, const char *path);
 
 static void emit(char op, int dirfd1, const char *p1, int dirfd2, const char *p2) {
@@ -156,6 +172,10 @@ static void emit(char op, int dirfd1, const char *p1, int dirfd2, const char *p2
         ssize_t w = write(fd, line, (size_t)n);
         (void)w;
     }
+    if (op == 'w' || op == 'u')
+        wrote(a);
+    else if (op == 'm' && p2)
+        wrote(b);
 out:
     errno = saved;
 }
@@ -169,6 +189,10 @@ static char open_op(int flags) {
     if (acc == O_RDWR)
         return 'u';
     return 'r';
+}
+
+static int fopen_how(const char *mode) {
+    return mode[0] == 'w' ? SAVE_REPLACING : mode[0] == 'a' ? SAVE_APPENDING : 0;
 }
 
 static char fopen_op(const char *mode) {
@@ -191,6 +215,10 @@ static mode_t mode_arg(int flags, va_list ap) {
     return (flags & (O_CREAT | O_TMPFILE)) ? (mode_t)va_arg(ap, int) : 0;
 }
 
+static int replacing(int flags) {
+    return (flags & O_TRUNC) ? SAVE_REPLACING : (flags & O_APPEND) ? SAVE_APPENDING : 0;
+}
+
 static int writes(int flags) {
     int acc = flags & O_ACCMODE;
     return acc == O_WRONLY || acc == O_RDWR || (flags & O_TRUNC);
@@ -204,7 +232,7 @@ static int writes(int flags) {
         va_end(ap);                                                              \
         REAL(name);                                                              \
         if (writes(flags))                                                       \
-            emit_save(AT_FDCWD, path, 1);                                        \
+            emit_save(AT_FDCWD, path, SAVE_COPY | replacing(flags));             \
         int fd = real_##name(path, flags, mode);                                 \
         char op = open_op(flags);                                                \
         if (fd >= 0 && op && !(flags & O_TMPFILE))                               \
@@ -220,7 +248,7 @@ static int writes(int flags) {
         va_end(ap);                                                              \
         REAL(name);                                                              \
         if (writes(flags))                                                       \
-            emit_save(dirfd, path, 1);                                           \
+            emit_save(dirfd, path, SAVE_COPY | replacing(flags));                \
         int fd = real_##name(dirfd, path, flags, mode);                          \
         char op = open_op(flags);                                                \
         if (fd >= 0 && op && !(flags & O_TMPFILE))                               \
@@ -233,7 +261,7 @@ static int writes(int flags) {
     int name(const char *path, int flags) {                                      \
         REAL(name);                                                              \
         if (writes(flags))                                                       \
-            emit_save(AT_FDCWD, path, 1);                                        \
+            emit_save(AT_FDCWD, path, SAVE_COPY | replacing(flags));             \
         int fd = real_##name(path, flags);                                       \
         char op = open_op(flags);                                                \
         if (fd >= 0 && op)                                                       \
@@ -245,7 +273,7 @@ static int writes(int flags) {
     int name(int dirfd, const char *path, int flags) {                           \
         REAL(name);                                                              \
         if (writes(flags))                                                       \
-            emit_save(dirfd, path, 1);                                           \
+            emit_save(dirfd, path, SAVE_COPY | replacing(flags));                \
         int fd = real_##name(dirfd, path, flags);                                \
         char op = open_op(flags);                                                \
         if (fd >= 0 && op)                                                       \
@@ -265,7 +293,7 @@ WRAP_OPENAT_2(__openat64_2)
 #define WRAP_CREAT(name)                                                         \
     int name(const char *path, mode_t mode) {                                    \
         REAL(name);                                                              \
-        emit_save(AT_FDCWD, path, 1);                                            \
+        emit_save(AT_FDCWD, path, SAVE_COPY | SAVE_REPLACING);                   \
         int fd = real_##name(path, mode);                                        \
         if (fd >= 0)                                                             \
             emit('w', AT_FDCWD, path, 0, NULL);                                  \
@@ -279,7 +307,7 @@ WRAP_CREAT(creat64)
     FILE *name(const char *path, const char *mode) {                             \
         REAL(name);                                                              \
         if (mode && (mode[0] == 'w' || mode[0] == 'a' || strchr(mode, '+')))     \
-            emit_save(AT_FDCWD, path, 1);                                        \
+            emit_save(AT_FDCWD, path, SAVE_COPY | fopen_how(mode));                \
         FILE *f = real_##name(path, mode);                                       \
         if (f)                                                                   \
             emit(fopen_op(mode), AT_FDCWD, path, 0, NULL);                       \
@@ -292,7 +320,7 @@ WRAP_FOPEN(fopen64)
 int rename(const char *from, const char *to) {
     REAL(rename);
     emit_save(AT_FDCWD, from, 0);
-    emit_save(AT_FDCWD, to, 0);
+    emit_save(AT_FDCWD, to, SAVE_REPLACING);
     int rc = real_rename(from, to);
     if (rc == 0)
         emit('m', AT_FDCWD, from, AT_FDCWD, to);
@@ -302,7 +330,7 @@ int rename(const char *from, const char *to) {
 int renameat(int fromfd, const char *from, int tofd, const char *to) {
     REAL(renameat);
     emit_save(fromfd, from, 0);
-    emit_save(tofd, to, 0);
+    emit_save(tofd, to, SAVE_REPLACING);
     int rc = real_renameat(fromfd, from, tofd, to);
     if (rc == 0)
         emit('m', fromfd, from, tofd, to);
@@ -312,7 +340,7 @@ int renameat(int fromfd, const char *from, int tofd, const char *to) {
 int renameat2(int fromfd, const char *from, int tofd, const char *to, unsigned int flags) {
     REAL(renameat2);
     emit_save(fromfd, from, 0);
-    emit_save(tofd, to, 0);
+    emit_save(tofd, to, SAVE_REPLACING);
     int rc = real_renameat2(fromfd, from, tofd, to, flags);
     if (rc == 0)
         emit('m', fromfd, from, tofd, to);
@@ -321,7 +349,7 @@ int renameat2(int fromfd, const char *from, int tofd, const char *to, unsigned i
 
 int unlink(const char *path) {
     REAL(unlink);
-    emit_save(AT_FDCWD, path, 0);
+    emit_save(AT_FDCWD, path, SAVE_REPLACING);
     emit_intermediate(AT_FDCWD, path);
     int rc = real_unlink(path);
     if (rc == 0)
@@ -332,7 +360,7 @@ int unlink(const char *path) {
 int unlinkat(int dirfd, const char *path, int flags) {
     REAL(unlinkat);
     if (!(flags & AT_REMOVEDIR)) {
-        emit_save(dirfd, path, 0);
+        emit_save(dirfd, path, SAVE_REPLACING);
         emit_intermediate(dirfd, path);
     }
     int rc = real_unlinkat(dirfd, path, flags);
@@ -343,7 +371,7 @@ int unlinkat(int dirfd, const char *path, int flags) {
 
 int truncate(const char *path, off_t length) {
     REAL(truncate);
-    emit_save(AT_FDCWD, path, 1);
+    emit_save(AT_FDCWD, path, SAVE_COPY | SAVE_REPLACING);
     int rc = real_truncate(path, length);
     if (rc == 0)
         emit('w', AT_FDCWD, path, 0, NULL);
@@ -352,7 +380,7 @@ int truncate(const char *path, off_t length) {
 
 int truncate64(const char *path, off64_t length) {
     REAL(truncate64);
-    emit_save(AT_FDCWD, path, 1);
+    emit_save(AT_FDCWD, path, SAVE_COPY | SAVE_REPLACING);
     int rc = real_truncate64(path, length);
     if (rc == 0)
         emit('w', AT_FDCWD, path, 0, NULL);
@@ -605,6 +633,7 @@ pid_t fork(void) {
     pid_t parent = getpid();
     pid_t pid = real_fork();
     if (pid == 0) {
+        nwritten = 0;
         char head[96];
         snprintf(head, sizeof head, "F\t%d\t%d\t%lld", (int)getpid(), (int)parent, now_ns());
         emit_proc(head, NULL, 0, NULL);
@@ -1047,6 +1076,7 @@ static int keep(const char *src, const char *dst, int copy, const struct stat *s
         break;
     }
     struct timespec times[2] = {st->st_atim, st->st_mtim};
+    fchmod(out, st->st_mode & 0777); /* as the original, which a replay may compare */
     futimens(out, times);
     close(in);
     close(out);
@@ -1074,22 +1104,54 @@ static int saving(struct saving *sv) {
     return 1;
 }
 
-static void emit_save(int dirfd, const char *path, int truncating) {
+static void wrote(const char *abs) {
+    written[nwritten++ % 64] = fnv(abs, FNV_START);
+}
+
+static int wrote_it(const char *abs) {
+    uint64_t h = fnv(abs, FNV_START);
+    for (unsigned i = 0; i < 64 && i < nwritten; i++)
+        if (written[i] == h)
+            return 1;
+    return 0;
+}
+
+static void emit_save(int dirfd, const char *path, int how) {
     int saved = errno;
+    static unsigned versions;
     struct saving sv;
-    char a[PATH_MAX], name[40], target[PATH_MAX], head[48];
+    char a[PATH_MAX], name[64], target[PATH_MAX], head[48];
     struct stat st;
     if (!saving(&sv) || absolute(dirfd, path, a, sizeof a) != 0 || !clean(a) ||
-        !under(a, sv.workspace) || lstat(a, &st) != 0 || !S_ISREG(st.st_mode) ||
-        mtime_ns(&st) >= sv.t0)
-        goto out; /* not a workspace file as it was before the build */
-    snprintf(name, sizeof name, "p%016llx", (unsigned long long)fnv(a, FNV_START));
-    if ((size_t)snprintf(target, sizeof target, "%s/%s", sv.dir, name) >= sizeof target)
-        goto out;
-    if (keep(a, target, truncating, &st) == 0) {
-        snprintf(head, sizeof head, "P\t%d", (int)getpid());
-        const char *strs[] = {name, a};
-        emit_proc(head, strs, 2, NULL);
+        !under(a, sv.workspace) || lstat(a, &st) != 0 || !S_ISREG(st.st_mode))
+        goto out; /* not a workspace file */
+    if (mtime_ns(&st) < sv.t0) {
+        /* As it was before the build: kept once, under a name for its path. */
+        snprintf(name, sizeof name, "p%016llx", (unsigned long long)fnv(a, FNV_START));
+        if ((size_t)snprintf(target, sizeof target, "%s/%s", sv.dir, name) >= sizeof target)
+            goto out;
+        if (keep(a, target, how & SAVE_COPY, &st) == 0) {
+            snprintf(head, sizeof head, "P\t%d", (int)getpid());
+            const char *strs[] = {name, a};
+            emit_proc(head, strs, 2, NULL);
+        }
+    } else if ((how & SAVE_APPENDING) && !wrote_it(a)) {
+        /* An append keeps what an earlier step wrote as a prefix: its length is enough. */
+        snprintf(head, sizeof head, "G\t%d\t%lld", (int)getpid(), (long long)st.st_size);
+        const char *strs[] = {a};
+        emit_proc(head, strs, 1, NULL);
+    } else if ((how & SAVE_REPLACING) && st.st_size <= (64 << 20) && !wrote_it(a)) {
+        /* As an earlier step of this build left it (ar's archive before ranlib rewrites
+         * it): a hard link when the name is replaced, else a copy. */
+        snprintf(name, sizeof name, "v%016llx-%d-%u", (unsigned long long)fnv(a, FNV_START),
+                 (int)getpid(), versions++);
+        if ((size_t)snprintf(target, sizeof target, "%s/%s", sv.dir, name) >= sizeof target)
+            goto out;
+        if (keep(a, target, how & SAVE_COPY, &st) == 0) {
+            snprintf(head, sizeof head, "V\t%d", (int)getpid());
+            const char *strs[] = {name, a};
+            emit_proc(head, strs, 2, NULL);
+        }
     }
 out:
     errno = saved;
