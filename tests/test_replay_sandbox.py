@@ -601,6 +601,25 @@ def test_a_step_is_compared_with_what_it_wrote_before_a_later_step_changed_it(
     assert {o["path"]: o["status"] for o in verdict["outputs"]}["gen.txt"] == "same"
 
 
+def test_a_configure_log_that_differs_every_run_is_an_expected_difference(
+    tmp_path: Path,
+) -> None:
+    # As autoconf's config.log: the run's date and process ids. Debian's gzip reproduced
+    # 248 of its 249 outputs with config.log the only "nondeterministic" one.
+    ws = tmp_path / "conf"
+    ws.mkdir()
+    (ws / "configure").write_text(
+        "#!/bin/sh\n{ date +%s%N; echo \"pid $$\"; } > config.log\necho 'x = 1' > config.mk\n"
+    )
+    (ws / "configure").chmod(0o755)
+    tape = tmp_path / "conf.tape"
+    buildtape("record", "-q", "-o", tape, "--", "./configure", cwd=ws, check=True)
+    verdict = replay_json(tape)
+    assert verdict["reproduced"], verdict
+    expected = {f["path"] for f in verdict["findings"] if f["expected"]}
+    assert expected == {"config.log"}, verdict["findings"]
+
+
 def test_a_step_whose_output_was_replaced_without_a_kept_version_is_not_compared(
     tmp_path: Path,
 ) -> None:
