@@ -31,7 +31,7 @@ from recorder.model import Event
 from recorder.preload import build_shim, preload_env
 from recorder.prepare import EVENTS_VAR, Plan
 from recorder.sampling import Segment, choose_sampler
-from recorder.strace_parser import TracedProcess
+from recorder.strace_parser import TracedProcess, add_file_events
 from recorder.straced import StracedSubtrees
 from recorder.streams import Captured, StreamPump
 from recorder.tail import LineTail
@@ -362,14 +362,8 @@ def _merge_file_events(traced: list[TracedProcess], seen: dict[int, TracedProces
     root = next((p for p in traced if p.parent_pid is None), traced[0] if traced else None)
     for pid, proc in seen.items():
         target = by_pid.get(pid, root)
-        if target is None:
-            continue
-        for path, t in proc.reads.items():
-            target.reads.setdefault(path, t)
-        for path, t in proc.writes.items():
-            target.writes.setdefault(path, t)
-        for path, t in proc.deleted.items():
-            target.deleted.setdefault(path, t)
+        if target is not None:
+            add_file_events(target, proc)
 
 
 def _path_of(

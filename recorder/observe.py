@@ -239,7 +239,6 @@ def observe(plan: Plan, before: Survey, run: BuildRun, store: Store) -> Observat
         if rel not in after.dirs
     ]
     intermediates = _intermediates(plan, run, outside, store)
-    final = {o.path: o.sha256 for o in outputs}
     return Observation(
         inputs=[inputs[k] for k in sorted(inputs)],
         outputs=sorted(outputs, key=lambda e: e.path),
@@ -248,7 +247,7 @@ def observe(plan: Plan, before: Survey, run: BuildRun, store: Store) -> Observat
         warnings=warnings,
         stored_inputs=stored,
         changes="walk" if by_walk else "seen",
-        versions=_versions(plan, run, final, store),
+        versions=_versions(plan, run, store),
     )
 
 
@@ -258,13 +257,11 @@ def _prefix(path: Path, size: int) -> bytes | None:
     return data if len(data) == size else None
 
 
-def _versions(
-    plan: Plan, run: BuildRun, final: dict[str, str | None], store: Store
-) -> list[Version]:
+def _versions(plan: Plan, run: BuildRun, store: Store) -> list[Version]:
     """Workspace files as one process left them before another replaced them.
 
-    Only those whose bytes differ from the build's final output: for the others, the
-    output already says what that step produced.
+    Kept also when the bytes equal the final output (ranlib rewrites an archive ``ar``
+    already indexed): a step replay then knows it may compare; the blob is the output's.
     """
     if run.records is None or run.save_dir is None:
         return []
@@ -301,8 +298,6 @@ def _versions(
         import hashlib
 
         sha = hashlib.sha256(data).hexdigest()
-        if sha == final.get(rel):
-            continue
         if total + len(data) > _VERSION_BYTES:
             continue
         total += len(data)

@@ -45,6 +45,16 @@ class TracedProcess:
     deleted: dict[str, float] = field(default_factory=dict)
 
 
+def add_file_events(target: TracedProcess, source: TracedProcess) -> None:
+    """Give ``target`` the files ``source`` read, wrote and deleted (first times kept)."""
+    for path, t in source.reads.items():
+        target.reads.setdefault(path, t)
+    for path, t in source.writes.items():
+        target.writes.setdefault(path, t)
+    for path, t in source.deleted.items():
+        target.deleted.setdefault(path, t)
+
+
 def _unescape(body: str) -> str:
     """Decode strace's C-style string escapes (octal and hex bytes are UTF-8 bytes)."""
     if "\\" not in body:

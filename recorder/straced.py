@@ -22,7 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from recorder.interposer import InterposerRecords, elf_kind
-from recorder.strace_parser import TRACED_SYSCALLS, StraceParser, TracedProcess
+from recorder.strace_parser import (
+    TRACED_SYSCALLS,
+    StraceParser,
+    TracedProcess,
+    add_file_events,
+)
+from recorder.tracing import wait_gone
 
 # What strace is told on top of the syscall set: the shim's own argv mirrors this.
 _FLAGS = ("-DD", "-I", "2", "-f", "--seccomp-bpf", "-q", "-ttt", "-s", "65535")
@@ -96,10 +102,10 @@ class StracedSubtrees:
         tracers = _tracers_writing_to(self.save_dir)
         deadline = time.monotonic() + grace_s
         for pid in tracers:
-            if not _gone(pid, deadline):
+            if not wait_gone(pid, max(0.0, deadline - time.monotonic())):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGTERM)
-                _gone(pid, time.monotonic() + 10.0)
+                wait_gone(pid, 10.0)
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, os.WNOHANG)  # ours as the subreaper: collect the zombie
 
@@ -127,12 +133,7 @@ def _fold(records: InterposerRecords, pid: int, seen: TracedProcess) -> None:
     if mine is None:
         records.processes[pid] = seen
         return
-    for path, t in seen.reads.items():
-        mine.reads.setdefault(path, t)
-    for path, t in seen.writes.items():
-        mine.writes.setdefault(path, t)
-    for path, t in seen.deleted.items():
-        mine.deleted.setdefault(path, t)
+    add_file_events(mine, seen)
     if mine.argv is None:
         mine.argv, mine.exe = seen.argv, seen.exe
     if mine.parent_pid is None:
@@ -160,17 +161,3 @@ def _tracers_writing_to(save_dir: Path) -> list[int]:
         if needle in cmdline and b"-DD\0" in cmdline:
             found.append(int(name))
     return sorted(found)
-
-
-def _gone(pid: int, deadline: float) -> bool:
-    while True:
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                stat = f.read().decode(errors="replace")
-            if stat[stat.rindex(")") + 2 :].startswith(("Z", "X")):
-                return True
-        except OSError:
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.005)

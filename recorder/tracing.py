@@ -121,11 +121,11 @@ class StraceTracer:
 
     def finish(self, grace_s: float = 0.5) -> list[TracedProcess]:
         tracer = self._tracer_pid
-        if tracer is not None and not _wait_gone(tracer, grace_s):
+        if tracer is not None and not wait_gone(tracer, grace_s):
             # Only processes the build left behind keep strace going: detach from them.
             with contextlib.suppress(ProcessLookupError):
                 os.kill(tracer, signal.SIGTERM)
-            _wait_gone(tracer, 10.0)
+            wait_gone(tracer, 10.0)
         for line in self._tail.close():
             self._parser.feed(line)
         return list(self._parser.processes.values())
@@ -143,7 +143,7 @@ def _tracer_of(pid: int) -> int | None:
     return None
 
 
-def _wait_gone(pid: int, timeout_s: float) -> bool:
+def wait_gone(pid: int, timeout_s: float) -> bool:
     """Wait until ``pid`` has exited (a zombie counts: init may be slow to reap it)."""
     deadline = time.monotonic() + timeout_s
     while True:

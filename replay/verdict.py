@@ -27,7 +27,8 @@ from replay.world import subtree
 
 # Files that differ on every run by design, matched by name (documented in docs/replay.md):
 # ninja's log (start and end times) and deps log (keyed by mtimes), and CMake's configure
-# logs, which name try-compile directories with random suffixes (cmTC_1a2b3).
+# logs, which name try-compile directories with random suffixes (cmTC_1a2b3), and
+# autoconf's config.log.
 BOOKKEEPING = (
     ".ninja_log",
     ".ninja_deps",
@@ -36,6 +37,8 @@ BOOKKEEPING = (
     "CMakeConfigureLog.yaml",
     # cargo's cache of rustc's answers: a JSON map written in hash order.
     ".rustc_info.json",
+    # autoconf's configure log: the date, the host, process ids and conftest temp names.
+    "config.log",
 )
 
 

@@ -380,7 +380,7 @@ def test_a_step_output_that_a_later_step_replaced_is_kept_as_that_step_left_it(
     m = manifest(tape)
     procs = {p["id"]: p for p in m["processes"]}
     versions = {v["path"]: v for v in m["versions"]}
-    assert set(versions) == {"prog", "note"}, versions
+    assert set(versions) == {"prog", "note"}, versions  # and not main.c, which nobody replaced
     prog = versions["prog"]
     assert os.path.basename(procs[prog["replaced_by"]]["exe"]).endswith("strip")
     assert os.path.basename(procs[prog["written_by"]]["exe"]) in ("ld", "ld.bfd", "collect2")

@@ -729,6 +729,8 @@ def test_no_raw_control_character_reaches_the_output(base: Path, tmp_path: Path)
         assert code in DOCUMENTED, (args, code, err)
         assert not RAW_CONTROL.search(out), (args, out)
         assert not RAW_CONTROL.search(err), (args, err)
+        if "--json" in args or "json" in args:
+            json.loads(out)  # valid JSON whatever the tape holds
 
     code, out, err = run("flame", hostile, "-o", tmp_path / "f.svg")
     assert code == 0, err

@@ -601,6 +601,48 @@ def test_a_step_is_compared_with_what_it_wrote_before_a_later_step_changed_it(
     assert {o["path"]: o["status"] for o in verdict["outputs"]}["gen.txt"] == "same"
 
 
+def test_ar_and_the_ranlib_that_rewrites_its_archive_each_replay_alone(tmp_path: Path) -> None:
+    # ranlib truncates and rewrites the archive ar made (as zlib's CMake build runs them):
+    # each step alone is compared with what it wrote, and ranlib starts from ar's archive.
+    ws = tmp_path / "lib"
+    ws.mkdir()
+    (ws / "a.c").write_text("int f(void) { return 1; }\n")
+    (ws / "Makefile").write_text(
+        "lib.a: a.o\n\trm -f lib.a\n\tar qc lib.a a.o\n\tranlib lib.a\n"
+        "a.o: a.c\n\tcc -c a.c -o a.o\n"
+    )
+    tape = tmp_path / "lib.tape"
+    buildtape("record", "-q", "-o", tape, "--", "make", cwd=ws, check=True)
+    rows = Recorded(tape, ws).steps()
+    for tool in ("ar", "ranlib"):
+        step = next(r for r in rows if r["argv"][:1] == [tool])
+        verdict = replay_json(tape, "--step", step["id"])
+        assert verdict["reproduced"], (tool, verdict)
+        assert {o["path"]: o["status"] for o in verdict["outputs"]} == {"lib.a": "same"}
+        assert not any(
+            "not compared" in n or "restored as the build" in n for n in verdict["notes"]
+        )
+
+
+def test_a_configure_log_that_differs_every_run_is_an_expected_difference(
+    tmp_path: Path,
+) -> None:
+    # As autoconf's config.log: the run's date and process ids. Debian's gzip reproduced
+    # 248 of its 249 outputs with config.log the only "nondeterministic" one.
+    ws = tmp_path / "conf"
+    ws.mkdir()
+    (ws / "configure").write_text(
+        "#!/bin/sh\n{ date +%s%N; echo \"pid $$\"; } > config.log\necho 'x = 1' > config.mk\n"
+    )
+    (ws / "configure").chmod(0o755)
+    tape = tmp_path / "conf.tape"
+    buildtape("record", "-q", "-o", tape, "--", "./configure", cwd=ws, check=True)
+    verdict = replay_json(tape)
+    assert verdict["reproduced"], verdict
+    expected = {f["path"] for f in verdict["findings"] if f["expected"]}
+    assert expected == {"config.log"}, verdict["findings"]
+
+
 def test_a_step_whose_output_was_replaced_without_a_kept_version_is_not_compared(
     tmp_path: Path,
 ) -> None:
