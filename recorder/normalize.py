@@ -1,7 +1,7 @@
 """Rewrite what is expected to differ between two runs of one build, so that ``diff``, replay
 and the history can match steps, lines and file contents across recordings.
 
-Each rule replaces a volatile part with a fixed placeholder (docs/diff.md lists them):
+Each rule replaces a volatile part with a fixed placeholder (docs/replay.md lists them):
 
 - the workspace root of the recording (``$WORKSPACE``), in argv, streams and file contents,
   binary contents included (byte for byte: a ``-g`` object names its compile directory);
@@ -13,7 +13,9 @@ Each rule replaces a volatile part with a fixed placeholder (docs/diff.md lists 
 - pids written as ``pid 123``, ``pid=123``, ``/proc/123/``, and in zlib's configure test
   files ``ztest123.c`` (``$PID``);
 - timestamps in text: ISO dates with time, ``HH:MM:SS``, ``date``'s default format (``$TIME``);
-- the GNU build id of ELF files (a hash of the rest, which is compared itself).
+- the GNU build id of ELF files (a hash of the rest, which is compared itself);
+- colour: SGR sequences and ``ESC[K`` in text (a build run in a terminal colours its
+  diagnostics, the same build in CI does not; the words are what is compared).
 
 Build-system bookkeeping files (ninja's ``.ninja_log`` and ``.ninja_deps``) hold timings and
 are not compared at all (:func:`is_bookkeeping`). ``Normalizer(workspace, enabled=False)``
@@ -44,6 +46,7 @@ _TIMESTAMP = re.compile(
     r"\d\d:\d\d:\d\d( [A-Z]{2,5})? \d{4}\b"
     r"|\b\d\d:\d\d:\d\d(\.\d+)?\b"
 )
+_COLOUR = re.compile(r"\x1b\[[0-9;:]*[mK]")
 _PID = re.compile(r"\b(pid[ =:]?)\d+\b|(/proc/)\d+(?=/)|\b(ztest)\d+\b", re.I)
 
 _TEMP_B = re.compile(_TEMP.pattern.encode())
@@ -86,6 +89,8 @@ class Normalizer:
     def text(self, s: str) -> str:
         if not self.enabled:
             return s
+        if "\x1b" in s:
+            s = _COLOUR.sub("", s)
         if self.workspace:
             s = s.replace(self.workspace, "$WORKSPACE")
         s = _SANDBOX.sub("$SANDBOX", s)

@@ -27,6 +27,8 @@ RULES = [
     ("built at 2026-12-01T17:22:50Z", "built at $TIME"),
     ("Tue Dec  1 17:22:50 UTC 2026", "$TIME"),
     ("[17:22:50.123] done", "[$TIME] done"),
+    ("\x1b[01m\x1b[Kmul.c:2:\x1b[m\x1b[K \x1b[01;31m\x1b[Kerror:\x1b[m\x1b[K x", "mul.c:2: error: x"),
+    ("\x1b[38;5;196mred\x1b[0m", "red"),
 ]  # fmt: skip
 
 
