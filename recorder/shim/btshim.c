@@ -150,6 +150,8 @@ static int clean(const char *p) {
 #define SAVE_COPY 1
 #define SAVE_REPLACING 2
 #define SAVE_APPENDING 4
+/* Versions kept a path (recorder/observe.py keeps as many). */
+#define VERSION_SLOTS 4
 static void emit_save(int dirfd, const char *path, int how);
 static void wrote(const char *abs);
 static void emit_intermediate(int dirfd, const char *path);
@@ -1118,7 +1120,6 @@ static int wrote_it(const char *abs) {
 
 static void emit_save(int dirfd, const char *path, int how) {
     int saved = errno;
-    static unsigned versions;
     struct saving sv;
     char a[PATH_MAX], name[64], target[PATH_MAX], head[48];
     struct stat st;
@@ -1142,15 +1143,25 @@ static void emit_save(int dirfd, const char *path, int how) {
         emit_proc(head, strs, 1, NULL);
     } else if ((how & SAVE_REPLACING) && st.st_size <= (64 << 20) && !wrote_it(a)) {
         /* As an earlier step of this build left it (ar's archive before ranlib rewrites
-         * it): a hard link when the name is replaced, else a copy. */
-        snprintf(name, sizeof name, "v%016llx-%d-%u", (unsigned long long)fnv(a, FNV_START),
-                 (int)getpid(), versions++);
-        if ((size_t)snprintf(target, sizeof target, "%s/%s", sv.dir, name) >= sizeof target)
+         * it): a hard link when the name is replaced, else a copy, in one of a few slots
+         * named for the path. A file every configure test rewrites (conftest.c) fills its
+         * slots once; after that it costs one access(2), not a copy. */
+        unsigned long long h = (unsigned long long)fnv(a, FNV_START);
+        if ((size_t)snprintf(target, sizeof target, "%s/v%016llx-%d", sv.dir, h,
+                             VERSION_SLOTS - 1) >= sizeof target ||
+            access(target, F_OK) == 0)
             goto out;
-        if (keep(a, target, how & SAVE_COPY, &st) == 0) {
-            snprintf(head, sizeof head, "V\t%d", (int)getpid());
-            const char *strs[] = {name, a};
-            emit_proc(head, strs, 2, NULL);
+        for (int k = 0; k < VERSION_SLOTS; k++) {
+            snprintf(name, sizeof name, "v%016llx-%d", h, k);
+            snprintf(target, sizeof target, "%s/%s", sv.dir, name);
+            if (keep(a, target, how & SAVE_COPY, &st) == 0) {
+                snprintf(head, sizeof head, "V\t%d", (int)getpid());
+                const char *strs[] = {name, a};
+                emit_proc(head, strs, 2, NULL);
+                break;
+            }
+            if (errno != EEXIST)
+                break;
         }
     }
 out:
