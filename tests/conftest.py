@@ -20,6 +20,36 @@ REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "fixtures"
 
 
+def answer_on_a_terminal(args: list[str], answer: bytes) -> tuple[int, bytes]:
+    """Run the CLI with a pseudo-terminal as stdin and stdout, answering the one
+    "Run it here?" prompt with ``answer``; the exit code and everything it wrote."""
+    import pty
+    import time
+
+    pid, fd = pty.fork()
+    if pid == 0:  # pragma: no cover - the child
+        # Plain text to read back: buildtape colours its words on a terminal otherwise.
+        env = {**os.environ, "NO_COLOR": "1"}
+        os.execve(sys.executable, [sys.executable, "-m", "buildtape", *args], env)
+    seen = b""
+    deadline = time.monotonic() + 60
+    answered = False
+    while time.monotonic() < deadline:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+        if not answered and b"Run it here?" in seen:
+            os.write(fd, answer)
+            answered = True
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), seen
+
+
 def buildtape(
     *args: str | os.PathLike[str],
     cwd: Path | None = None,

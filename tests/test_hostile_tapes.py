@@ -19,7 +19,6 @@ import socket
 import stat
 import subprocess
 import sys
-import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,7 +28,7 @@ import pytest
 
 from recorder import container
 from recorder.container import TapeReader, TapeWriter
-from tests.conftest import buildtape, rewrite
+from tests.conftest import answer_on_a_terminal, buildtape, rewrite
 
 # Exit codes a command may end with on a hostile tape (docs/cli.md): ok, differ,
 # usage, bad tape, not found, I/O, bad input, replay failed, aborted, out of memory.
@@ -223,31 +222,6 @@ def test_extracted_run_sh_runs_only_the_recorded_command(base: Path, tmp_path: P
 # --- consent --------------------------------------------------------------------------------
 
 
-def _on_a_terminal(args: list[str], answer: bytes) -> tuple[int, bytes]:
-    import pty
-
-    pid, fd = pty.fork()
-    if pid == 0:  # pragma: no cover - the child
-        os.execv(sys.executable, [sys.executable, "-m", "buildtape", *args])
-    seen = b""
-    deadline = time.monotonic() + 60
-    answered = False
-    while time.monotonic() < deadline:
-        try:
-            chunk = os.read(fd, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        seen += chunk
-        if not answered and b"Run it here?" in seen:
-            os.write(fd, answer)
-            answered = True
-    _, status = os.waitpid(pid, 0)
-    os.close(fd)
-    return os.waitstatus_to_exitcode(status), seen
-
-
 def test_no_crafted_command_runs_without_consent(base: Path, tmp_path: Path) -> None:
     marker = tmp_path / "ran"
 
@@ -265,7 +239,7 @@ def test_no_crafted_command_runs_without_consent(base: Path, tmp_path: Path) -> 
     assert_refused(code, err, "pass --yes")
     assert not marker.exists() and not sandbox.exists()
 
-    code, seen = _on_a_terminal(["replay", str(hostile), "--workdir", str(sandbox)], b"n\n")
+    code, seen = answer_on_a_terminal(["replay", str(hostile), "--workdir", str(sandbox)], b"n\n")
     assert code == 8 and not marker.exists()
     text = seen.decode("utf-8", "replace")
     prompt = text[: text.index("Run it here?")]

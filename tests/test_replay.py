@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from recorder.tape import open_tape
-from tests.conftest import buildtape, needs_strace, rewrite
+from tests.conftest import answer_on_a_terminal, buildtape, needs_strace, rewrite
 
 pytestmark = needs_strace
 
@@ -223,34 +223,8 @@ def test_unknown_variation_is_a_usage_error_before_anything_runs(
 
 
 def _on_a_terminal(args: list[str], answer: bytes) -> tuple[int, str]:
-    """Run the CLI with a pseudo-terminal as stdin/stdout, answering one prompt."""
-    import os
-    import pty
-    import sys
-    import time
-
-    pid, fd = pty.fork()
-    if pid == 0:  # pragma: no cover - the child
-        # Plain text to read back: buildtape colours its words on a terminal otherwise.
-        env = {**os.environ, "NO_COLOR": "1"}
-        os.execve(sys.executable, [sys.executable, "-m", "buildtape", *args], env)
-    seen = b""
-    deadline = time.monotonic() + 60
-    answered = False
-    while time.monotonic() < deadline:
-        try:
-            chunk = os.read(fd, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        seen += chunk
-        if not answered and b"Run it here?" in seen:
-            os.write(fd, answer)
-            answered = True
-    _, status = os.waitpid(pid, 0)
-    os.close(fd)
-    return os.waitstatus_to_exitcode(status), seen.decode(errors="replace")
+    code, seen = answer_on_a_terminal(args, answer)
+    return code, seen.decode(errors="replace")
 
 
 def test_tape_from_another_host_asks_before_running(
