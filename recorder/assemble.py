@@ -343,6 +343,10 @@ def assemble(
     stream_record, stderr = streams(run, scrubber, writer)
     redaction = plan.redaction
     env = plan.env
+    # The duration is the monotonic clock's; process ends are the wall clock's (the
+    # interposer's, in other processes), and an orphan the recorder collected after the root
+    # exited ended later still. The build lasted until the last process it saw end.
+    duration = max([run.duration] + [p.end_s for p in procs if p.end_s is not None])
     manifest = Manifest(
         format_version=FORMAT_VERSION,
         buildtape_version=__version__,
@@ -353,8 +357,8 @@ def assemble(
         exit_code=exit_code,
         signal=sig,
         started_at=_iso(run.wall0),
-        ended_at=_iso(run.wall0 + run.duration),
-        duration_s=run.duration,
+        ended_at=_iso(run.wall0 + duration),
+        duration_s=duration,
         host=host_info(),
         git=git,
         labels=dict(plan.options.labels),

@@ -43,7 +43,11 @@ def events_of(m: Manifest, per_process: bool = True) -> list[Event]:
         Event(m.duration_s, "warning", {"warning": w.kind, "message": w.message, "path": w.path})
         for w in m.warnings
     ]
-    outcome = {"exit_code": m.exit_code, "signal": m.signal, "duration_s": round(m.duration_s, 6)}
-    events.append(Event(m.duration_s, FINAL_EVENT[m.status], outcome))
     order = {id(e): i for i, e in enumerate(events)}
-    return sorted(events, key=lambda e: (e.t, order[id(e)]))
+    events.sort(key=lambda e: (e.t, order[id(e)]))
+    # The outcome closes the stream even where a tape's clocks disagree (an older tape, or a
+    # crafted one, may hold a process that ends after the build).
+    outcome = {"exit_code": m.exit_code, "signal": m.signal, "duration_s": round(m.duration_s, 6)}
+    end = max([m.duration_s] + [e.t for e in events])
+    events.append(Event(end, FINAL_EVENT[m.status], outcome))
+    return events

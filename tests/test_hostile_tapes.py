@@ -668,6 +668,25 @@ def test_cycles_and_far_timestamps_end_promptly(base: Path, tmp_path: Path) -> N
     assert out == b"done\n"
 
 
+def test_a_process_that_ends_after_the_build_still_precedes_the_outcome(
+    base: Path, tmp_path: Path
+) -> None:
+    """Process ends come from the wall clock and the duration from the monotonic one: where
+    they disagree (a clock step during the build, an older or crafted tape), the outcome
+    still closes the event stream."""
+
+    def late(m: dict[str, Any]) -> None:
+        m["processes"][0]["end_s"] = m["duration_s"] + 5.0
+
+    code, out, err = run("show", "--format", "json", craft(base, tmp_path / "late.tape", late))
+    assert code == 0, err
+    events = json.loads(out)["events"]
+    kinds = [e["kind"] for e in events]
+    assert kinds[0] == "build_started" and kinds[-1] == "build_completed", kinds
+    assert events[-1]["t"] >= max(e["t"] for e in events)
+    assert "process_exited" in kinds
+
+
 # --- output hygiene ---------------------------------------------------------------------------
 
 
