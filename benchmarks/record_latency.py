@@ -49,15 +49,18 @@ def _cpu() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-def _one(argv: list[str], stamp: Path, env: dict[str, str]) -> tuple[float, float, float]:
+def _one(
+    argv: list[str], stamp: Path, env: dict[str, str], cwd: Path
+) -> tuple[float, float, float]:
     """(before, after) in seconds around the moment the wrapped ``date`` ran, and the CPU
     time the whole run used (it varies less than wall time on a shared machine)."""
     stamp.unlink(missing_ok=True)
     cpu = _cpu()
     start = time.time()
-    # Run from the stamp's directory: `python -m` puts the current directory first on
-    # sys.path, which would hide --against's PYTHONPATH when run from a checkout.
-    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, env=env, cwd=stamp.parent)
+    # Run from the workspace (record refuses a cwd outside it), never from a checkout:
+    # `python -m` puts the current directory first on sys.path, which would hide
+    # --against's PYTHONPATH.
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, env=env, cwd=cwd)
     end = time.time()
     ran = float(stamp.read_text())
     return ran - start, end - ran, _cpu() - cpu
@@ -100,15 +103,15 @@ def main() -> None:
     byte_compile()
     if args.against:
         byte_compile(args.against)
-    _one(bare, stamp, env)
+    _one(bare, stamp, env, ws)
     for v in wanted:  # warm the page cache, the shim and the hash cache
-        _one(variants[v], stamp, envs[v])
+        _one(variants[v], stamp, envs[v], ws)
     samples: dict[str, list[tuple[float, float, float]]] = {"python -c pass": []}
     samples.update({v: [] for v in wanted})
     for _ in range(args.runs):
-        samples["python -c pass"].append(_one(bare, stamp, env))
+        samples["python -c pass"].append(_one(bare, stamp, env, ws))
         for v in wanted:
-            samples[v].append(_one(variants[v], stamp, envs[v]))
+            samples[v].append(_one(variants[v], stamp, envs[v], ws))
 
     def ms(values: list[float]) -> float:
         return round(1000 * statistics.median(values), 1)
