@@ -263,6 +263,11 @@ def extract(tape: Tape, options: ExtractOptions) -> Extracted:
     except WorldError as exc:
         raise ExtractError(str(exc)) from exc
     assert world.step is not None
+    if world.cwd_outside():
+        raise ExtractError(
+            f"step {world.step.id} ran in {_comment(world.cwd)}, outside the workspace; a "
+            "reproducer holds only the workspace: replay it with `buildtape replay --step`"
+        )
     expected = expected_sha256(world.expected)
     unplaced = [i.path for i in world.intermediates if not i.path.startswith("/tmp/")]
     if unplaced:

@@ -100,6 +100,11 @@ def names_workspace(m: Manifest, world: World) -> str | None:
 def _refuse_outside(m: Manifest, world: World) -> None:
     arg = names_workspace(m, world)
     what = "the build" if world.step is None else f"step {world.step.id}"
+    if world.cwd_outside():
+        raise RunError(
+            f"{what} ran in {trust.printable(world.cwd)}, outside the workspace; only a "
+            "namespace sandbox (the host read-only) can run it there: install bubblewrap (bwrap)"
+        )
     if arg is not None:
         raise RunError(
             f"{what} names the recorded workspace {m.workspace} ({arg[:120]}); without "
@@ -167,7 +172,8 @@ def prepare(tape: Tape, world: World, sandbox: Path) -> list[str]:
     restored = restore(tape, world.files, workspace)
     restore_placeholders(world.placeholders, workspace)
     root = workspace.resolve()
-    for d in [*world.needed_dirs, *(d.path for d in world.dirs), world.cwd]:
+    inside = [] if world.cwd_outside() else [world.cwd]
+    for d in [*world.needed_dirs, *(d.path for d in world.dirs), *inside]:
         make_dirs_inside(root, d)  # each component must resolve inside the sandbox
     set_mtimes(workspace, [*world.files, *world.placeholders], world.dirs)
     return restored.missing + world.unavailable
@@ -287,6 +293,12 @@ def run_in_sandbox(
         env = step_env(m, world, env)
     if isolation.kind != "bwrap":
         _refuse_outside(m, world)
+    elif world.cwd_outside() and not Path(world.cwd).is_dir():
+        raise RunError(
+            f"step {world.step.id if world.step else '?'} ran in "
+            f"{trust.printable(world.cwd)}, outside the workspace, which does not exist here "
+            "(the sandbox shows the rest of this host read-only, it does not restore it)"
+        )
         reached = _host_writes(m)
         if reached:
             more = f" and {len(reached) - 5} more" if len(reached) > 5 else ""
@@ -314,6 +326,11 @@ def run_in_sandbox(
         "it and it was changed again afterwards, and the tape holds only its final content, "
         "not what this step started with"
         for path in world.stale
+    ]
+    notes += [
+        f"{trust.printable(path)} was restored as the build left it: no recorded process "
+        "wrote it (a hard link, or a program the recorder did not see)"
+        for path in world.unseen
     ]
     layout = None
     cwd = posixpath.normpath(posixpath.join(where, world.cwd))

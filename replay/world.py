@@ -44,7 +44,9 @@ class World:
     needed_dirs: list[str]
     intermediates: list[Intermediate]
     argv: list[str]
-    # The cwd relative to the workspace (``.`` for the root).
+    # The cwd relative to the workspace (``.`` for the root), or an absolute path outside
+    # it (cargo compiles a dependency in its registry directory): only a namespace
+    # sandbox, where the rest of the host is there read-only, can run a step there.
     cwd: str
     # The environment recorded for this run (redacted values still redacted).
     env: dict[str, str]
@@ -64,6 +66,12 @@ class World:
     # one) changed again: the tape holds only their final content, which is what they are
     # restored with, not what the step saw.
     stale: list[str] = field(default_factory=list)
+    # Files the step read or ran that the build made without any recorded process writing
+    # them (cargo hard-links its build scripts): restored as the build left them.
+    unseen: list[str] = field(default_factory=list)
+
+    def cwd_outside(self) -> bool:
+        return self.cwd.startswith("/")
 
 
 def subtree(m: Manifest, step_id: int) -> list[Process]:
@@ -105,10 +113,12 @@ def relative_to_workspace(m: Manifest, path: str) -> str | None:
 
 
 def step_cwd(m: Manifest, step: Process) -> str:
-    rel = posixpath.relpath(step.cwd, m.workspace)
-    if rel.startswith("..") or step.cwd in ("", "?"):
-        raise WorldError(f"step {step.id} ran outside the workspace ({step.cwd})")
-    return rel
+    """The step's cwd relative to the workspace, or its absolute path when it lies outside
+    (a dependency compiled in its registry directory)."""
+    if step.cwd in ("", "?") or not step.cwd.startswith("/"):
+        raise WorldError(f"step {step.id} has no recorded cwd")
+    rel = posixpath.relpath(posixpath.normpath(step.cwd), m.workspace)
+    return posixpath.normpath(step.cwd) if rel == ".." or rel.startswith("../") else rel
 
 
 def shell_status(exit_code: int | None, signal_name: str | None) -> int:
@@ -194,8 +204,15 @@ def step_world(m: Manifest, step_id: int) -> World:
     def not_before(pid: int) -> bool:
         return pid in ids or (pid in by_id and by_id[pid].start_s >= start)
 
+    written_by_any = {w for p in m.processes for w in p.writes}
+
     def at_start(path: str) -> FileEntry | None:
         """The file as it was when the step started, or None if it did not exist."""
+        if path not in earlier and path not in before and path not in written_by_any:
+            # Made by the build without a recorded write (a hard link: cargo's
+            # build-script-build): the step found it, so its final content is the best
+            # account of it there is.
+            return final(path) if path in needed else None
         if path in earlier:
             if not earlier[path]:
                 return None
@@ -224,7 +241,12 @@ def step_world(m: Manifest, step_id: int) -> World:
             listed.append(entry)
         else:
             files.append(entry)
-    dirs_needed = {posixpath.dirname(w) for w in writes} | {cwd}
+    unseen = sorted(
+        e.path for e in files + listed if e.path not in before and e.path not in written_by_any
+    )
+    dirs_needed = {posixpath.dirname(w) for w in writes}
+    if not cwd.startswith("/"):
+        dirs_needed.add(cwd)
     dirs_needed |= {posixpath.dirname(e.path) for e in files + listed}
     all_parents = set()
     for d in dirs_needed:
@@ -271,6 +293,7 @@ def step_world(m: Manifest, step_id: int) -> World:
         unavailable=unavailable,
         rewritten_later=sorted(later.items()),
         stale=stale,
+        unseen=unseen,
     )
 
 

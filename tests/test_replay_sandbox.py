@@ -723,3 +723,41 @@ def test_an_as_step_fed_from_var_tmp_replays_alone(tmp_path: Path) -> None:
     assert verdict["reproduced"], verdict
     assert [o["path"] for o in verdict["outputs"]] == ["hello.o"]
     assert not unique.exists()
+
+
+VENDOR = FIXTURES / "vendored-step" / "vendor"
+
+
+@pytest.mark.skipif(
+    str(VENDOR.resolve()).startswith("/tmp/"), reason="the sandbox has its own /tmp"
+)
+def test_steps_of_a_dependency_and_of_a_hard_linked_build_script_replay_alone(
+    tmp_path: Path,
+) -> None:
+    # Cargo's shapes: a dependency compiled in its own directory outside the workspace, and
+    # a build script run through a hard link no recorded process wrote. Each step alone
+    # reproduces with the checkout moved away; extract says why it cannot take the first.
+    ws = tmp_path / "vs"
+    shutil.copytree(FIXTURES / "vendored-step", ws, ignore=shutil.ignore_patterns("vendor"))
+    tape = tmp_path / "vs.tape"
+    buildtape("record", "-q", "-o", tape, "--", "make", f"VENDOR={VENDOR.resolve()}",
+              cwd=ws, check=True)  # fmt: skip
+    rows = Recorded(tape, ws).steps()
+    compile_there = next(r for r in rows if r["argv"][:2] == ["cc", "-c"])
+    assert compile_there["cwd"] == str(VENDOR.resolve())
+    run_gen = next(r for r in rows if r["argv"][-1:] == ["./gen > out.h"])
+    before = tree_hash(ws)
+    with moved_away(ws):
+        verdict = replay_json(tape, "--step", compile_there["id"])
+        assert verdict["reproduced"], verdict
+        assert {o["path"]: o["status"] for o in verdict["outputs"]} == {"vend.o": "same"}
+        verdict = replay_json(tape, "--step", run_gen["id"])
+        assert verdict["reproduced"], verdict
+        assert {o["path"]: o["status"] for o in verdict["outputs"]} == {"out.h": "same"}
+        assert any(n.startswith("gen was restored as the build left it") for n in verdict["notes"])
+    assert tree_hash(ws) == before
+    out = buildtape("extract", tape, "--step", compile_there["id"], "-o", tmp_path / "x")
+    assert out.returncode != 0
+    assert b"outside the workspace" in out.stderr and b"Traceback" not in out.stderr
+    code, _, err = replay(tape, "--step", compile_there["id"], env=DIRECTORY)
+    assert code != 0 and "install bubblewrap" in err, err
