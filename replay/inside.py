@@ -22,6 +22,9 @@ def main(spec_path: str) -> int:
     notes: list[str] = []
     result: dict[str, Any] = {"exit_status": None, "notes": notes, "error": None}
     os.umask(int(spec["umask"], 8))
+    # The recorder notes each tape it writes as recorded here; this one is the replay's
+    # own, and the user's list is read-only in the sandbox: a list of its own, beside it.
+    os.environ["XDG_STATE_HOME"] = str(Path(spec["result"]).parent / "state")
     try:
         recorded = record(
             RecordOptions(

@@ -42,12 +42,19 @@ BOOKKEEPING = (
 )
 
 
+# ctest's record of a run, in Testing/Temporary/: LastTest.log holds the start and end
+# times and each test's duration, CTestCostData.txt the durations ctest schedules by.
+_CTEST_LOG = re.compile(r"LastTest(_\d{8}-\d{4})?\.log|CTestCostData\.txt")
+
+
 def is_bookkeeping(path: str) -> bool:
     """A build system's own record that differs on every run: one of ``BOOKKEEPING`` by
-    name, or cargo's incremental-compilation cache (``target/debug/incremental/…``: its
+    name, ctest's logs of a run (``Testing/Temporary/LastTest.log``), or cargo's incremental-compilation cache (``target/debug/incremental/…``: its
     session directories are named by the time and a random number)."""
     parts = path.split("/")
     if parts[-1] in BOOKKEEPING:
+        return True
+    if parts[-3:-1] == ["Testing", "Temporary"] and _CTEST_LOG.fullmatch(parts[-1]):
         return True
     return "incremental" in parts[1:-1] and "target" in parts[: parts.index("incremental")]
 
