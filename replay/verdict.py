@@ -9,6 +9,7 @@ Each output that differs gets one reason, checked in this order:
 - ``path``: the output embeds the build directory, and the replay ran somewhere else
   (no namespaces, or ``--vary path``);
 - ``timestamp``: the two contents are equal once dates and times are masked;
+- ``tempname``: equal once random temporary names (``/tmp/jqTtvJPt``) are masked too;
 - ``nondeterministic``: same command, same inputs, same place, different output;
 - ``missing`` / ``extra``: the replay did not write it, or wrote it and the recording did not.
 """
@@ -49,10 +50,12 @@ _CTEST_LOG = re.compile(r"LastTest(_\d{8}-\d{4})?\.log|CTestCostData\.txt")
 
 def is_bookkeeping(path: str) -> bool:
     """A build system's own record that differs on every run: one of ``BOOKKEEPING`` by
-    name, ctest's logs of a run (``Testing/Temporary/LastTest.log``), or cargo's incremental-compilation cache (``target/debug/incremental/…``: its
-    session directories are named by the time and a random number)."""
+    name, ctest's logs of a run (``Testing/Temporary/LastTest.log``), autom4te's cache of
+    requests (a Perl hash dumped in its per-process random order), or cargo's
+    incremental-compilation cache (``target/debug/incremental/…``: its session directories
+    are named by the time and a random number)."""
     parts = path.split("/")
-    if parts[-1] in BOOKKEEPING:
+    if parts[-1] in BOOKKEEPING or parts[-2:] == ["autom4te.cache", "requests"]:
         return True
     if parts[-3:-1] == ["Testing", "Temporary"] and _CTEST_LOG.fullmatch(parts[-1]):
         return True
@@ -66,13 +69,17 @@ _TIMES = re.compile(
     rb"|\b(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +\d{1,2} +\d{4}\b"
     rb"|\b1[5-9]\d{8}(\.\d+)?\b"
 )
+# A name made by mktemp(1), mkstemp(3) or tempfile under a temporary directory
+# (/tmp/jqTtvJPt, /tmp/tmpa1b2c3d4): random on every run.
+_TEMP_NAME = re.compile(rb"(?<![\w.-])((?:/var)?/tmp)/[\w.-]*?[A-Za-z0-9]{6,}(?=[/\s'\":]|$)")
 _MAX_SCAN = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True)
 class Finding:
     path: str
-    reason: str  # bookkeeping | drift | path | timestamp | nondeterministic | missing | extra
+    # bookkeeping | drift | path | timestamp | tempname | nondeterministic | missing | extra
+    reason: str
     why: str
     expected: bool = False  # an expected difference: does not count against reproduction
 
@@ -94,6 +101,10 @@ def _content(tape: Tape, entry: FileEntry | None) -> bytes | None:
         return tape.blob(entry.blob)
     except Exception:  # an unreadable blob only means we cannot say more
         return None
+
+
+def _masked(data: bytes) -> bytes:
+    return _TEMP_NAME.sub(rb"\1/$TEMP", _TIMES.sub(b"$TIME", data))
 
 
 def writers(m: Manifest, path: str) -> list[Process]:
@@ -168,6 +179,12 @@ def explain(
             return Finding(path, "path", why)
         if _TIMES.sub(b"$TIME", before) == _TIMES.sub(b"$TIME", after):
             return Finding(path, "timestamp", "embeds a date or time (equal once times are masked)")
+        if _masked(before) == _masked(after):
+            return Finding(
+                path, "tempname",
+                "embeds the random name of a temporary file or directory (such as mktemp's "
+                "/tmp/tmp.XXXXXXXXXX): equal once those names and times are masked",
+            )  # fmt: skip
     return Finding(
         path, "nondeterministic",
         "same command and inputs at the same path, different output: a nondeterministic step",

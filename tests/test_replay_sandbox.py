@@ -777,3 +777,16 @@ def test_a_replay_under_the_recorder_says_nothing_of_the_read_only_list(
     assert code == 0, text + err
     assert own.is_file()
     assert "could not note" not in err + text
+
+
+def test_autom4te_requests_are_expected_and_a_mktemp_name_is_explained(tmp_path: Path) -> None:
+    # Debian jq's whole replay: 134 same, config.log expected, and two outputs called
+    # "nondeterministic": autom4te's requests (a Perl hash in random order: bookkeeping)
+    # and a test log naming its mktemp directory (a real difference, now said as such).
+    rec = _record(tmp_path, "autom4te-shapes", "make")
+    verdict = replay_json(rec.tape)
+    assert not verdict["reproduced"]
+    findings = {f["path"]: f for f in verdict["findings"]}
+    assert findings["autom4te.cache/requests"]["expected"], findings
+    assert findings["tests/shtest.log"]["reason"] == "tempname", findings
+    assert [p for p, f in findings.items() if not f["expected"]] == ["tests/shtest.log"]
