@@ -330,18 +330,19 @@ def test_otlp_custom_spans_nest_where_they_ran(tmp_path: Path, otlp_receiver: An
     assert len({s.trace_id for s in spans.values()}) == 1
 
 
-def test_otlp_without_a_receiver_is_one_line_and_exit_5(tmp_path: Path) -> None:
+def test_otlp_without_a_receiver_is_one_line_and_exit_5(
+    tmp_path: Path, refused_endpoint: str
+) -> None:
     tape = tmp_path / "t.tape"
     buildtape("record", "-q", "--trace", "none", "-o", tape, "--", "true", check=True)
     env = {**os.environ, "BUILDTAPE_OTLP_TIMEOUT_S": "1"}
-    out = buildtape("export", "--format", "otlp", "--endpoint", "http://127.0.0.1:9/v1/traces",
+    out = buildtape("export", "--format", "otlp", "--endpoint", refused_endpoint,
                     tape, cwd=tmp_path, env=env)  # fmt: skip
     assert out.returncode == 5
     lines = out.stderr.decode().strip().splitlines()
     # Where it connects and how long it waits, then the one-line error.
     assert lines[0] == (
-        "buildtape: sending 1 trace(s) to http://127.0.0.1:9/v1/traces (timeout 1s, "
-        "--timeout to change)"
+        f"buildtape: sending 1 trace(s) to {refused_endpoint} (timeout 1s, --timeout to change)"
     )
     assert len(lines) == 2 and "could not send" in lines[1] and "Traceback" not in lines[1]
 
