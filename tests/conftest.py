@@ -7,7 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +89,17 @@ def fixture_copy(tmp_path: Path) -> Callable[..., Path]:
         return dest
 
     return copy
+
+
+@pytest.fixture
+def refused_endpoint() -> Iterator[str]:
+    """An OTLP endpoint on this machine where a connection is refused: a port held bound
+    for the test and never listened on (a fixed port, such as 9, may have a listener)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as held:
+        held.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{held.getsockname()[1]}/v1/traces"
 
 
 def strace_usable() -> bool:

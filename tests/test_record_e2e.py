@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -233,6 +234,9 @@ def test_sigkill_of_recorder_leaves_no_file_under_final_name(
         cwd=ws,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        # A group of its own: the build the killed recorder leaves behind is ended by it,
+        # and nothing else on the machine that happens to run `sleep 30`.
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 60
@@ -245,7 +249,9 @@ def test_sigkill_of_recorder_leaves_no_file_under_final_name(
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     finally:
-        subprocess.run(["pkill", "-f", "sleep 30"], check=False)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
     assert not tape.exists()
     partial = list(tmp_path.glob(".killed.tape.*.partial"))
     assert partial, "the temporary file is where the killed recorder left it"
