@@ -293,12 +293,6 @@ def run_in_sandbox(
         env = step_env(m, world, env)
     if isolation.kind != "bwrap":
         _refuse_outside(m, world)
-    elif world.cwd_outside() and not Path(world.cwd).is_dir():
-        raise RunError(
-            f"step {world.step.id if world.step else '?'} ran in "
-            f"{trust.printable(world.cwd)}, outside the workspace, which does not exist here "
-            "(the sandbox shows the rest of this host read-only, it does not restore it)"
-        )
         reached = _host_writes(m)
         if reached:
             more = f" and {len(reached) - 5} more" if len(reached) > 5 else ""
@@ -306,6 +300,12 @@ def run_in_sandbox(
                 "without namespaces nothing keeps the build's writes outside the workspace "
                 f"off this host; in the recording it wrote {', '.join(reached[:5])}{more}"
             )
+    elif world.cwd_outside() and not Path(world.cwd).is_dir():
+        raise RunError(
+            f"step {world.step.id if world.step else '?'} ran in "
+            f"{trust.printable(world.cwd)}, outside the workspace, which does not exist here "
+            "(the sandbox shows the rest of this host read-only, it does not restore it)"
+        )
     missing = prepare(tape, world, sandbox)
     if isolation.kind != "bwrap":
         _refuse_embedded(m, world, sandbox / "workspace")
@@ -329,7 +329,7 @@ def run_in_sandbox(
     ]
     notes += [
         f"{trust.printable(path)} was restored as the build left it: no recorded process "
-        "wrote it (a hard link, or a program the recorder did not see)"
+        "wrote it (a hard or symbolic link, or a program the recorder did not see)"
         for path in world.unseen
     ]
     layout = None

@@ -16,6 +16,7 @@ the step writes is present at the start only if it was present in the recording:
 from __future__ import annotations
 
 import posixpath
+import re
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +31,8 @@ from recorder.model import (
     process_environment,
 )
 from replay.errors import WorldError
+
+_SHARED_LIBRARY = re.compile(r"lib[^/]*\.so(\.\d+)*")
 
 
 @dataclass
@@ -228,6 +231,22 @@ def step_world(m: Manifest, step_id: int) -> World:
         if exe is not None:
             needed.add(exe)
     writes = {w for p in procs for w in p.writes if not w.startswith("/")}
+    if any(p.exe and relative_to_workspace(m, p.exe) is not None for p in procs):
+        # A program of the build loads the build's shared libraries (libpng's tests: build/
+        # libpng16d.so.16 through the rpath), and the dynamic loader opens them with its
+        # own system calls, which the preload interposer does not see: every workspace
+        # shared library there at the start comes along.
+        known = {e.path for e in m.inputs} | set(after) | {w for p in m.processes for w in p.writes}
+        libraries = {
+            path
+            for path in known
+            if not path.startswith("/")
+            and path not in writes
+            and path not in needed
+            and _SHARED_LIBRARY.fullmatch(posixpath.basename(path))
+        }
+        needed |= libraries
+        needed -= {path for path in libraries if at_start(path) is None}
     files, listed, absent, unavailable = [], [], [], []
     for path in sorted(needed | writes):
         entry = at_start(path)

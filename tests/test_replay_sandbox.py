@@ -792,3 +792,17 @@ def test_autom4te_requests_are_expected_and_a_mktemp_name_is_explained(tmp_path:
     assert findings["autom4te.cache/requests"]["expected"], findings
     assert findings["tests/shtest.log"]["reason"] == "tempname", findings
     assert [p for p, f in findings.items() if not f["expected"]] == ["tests/shtest.log"]
+
+
+def test_a_test_step_loads_the_builds_shared_library(tmp_path: Path) -> None:
+    # libpng's ctest steps, replayed alone, failed with "libpng16d.so.16: cannot open
+    # shared object file": the dynamic loader's opens are not seen by the interposer, so
+    # the library (and its soname link, made by ln -s) were not part of the step's world.
+    rec = _record(tmp_path, "shared-lib-test", "make")
+    step = next(r for r in rec.steps() if r["argv"][-1:] == ["./prog > test.out"])
+    before = tree_hash(rec.ws)
+    with moved_away(rec.ws):
+        verdict = replay_json(rec.tape, "--step", step["id"])
+    assert verdict["reproduced"], verdict
+    assert {o["path"]: o["status"] for o in verdict["outputs"]} == {"test.out": "same"}
+    assert tree_hash(rec.ws) == before
