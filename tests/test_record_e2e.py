@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import zstandard
 
+from recorder.preload import build_shim
 from tests.conftest import buildtape, needs_strace, spawn_buildtape
 
 C_FILES = ["main.c", "vec.c", "strbuf.c", "hash.c", "parse.c", "stats.c"]
@@ -308,6 +309,12 @@ def test_fallback_gives_valid_tape(
         for tool in ("sh", "sleep", "cat"):
             (bin_dir / tool).symlink_to(f"/bin/{tool}")
         env["PATH"] = str(bin_dir)
+    if how == "strace missing from PATH":
+        # A machine without strace still has its C compiler, which this PATH hides too: the
+        # interposer is built first, as any recording there would have, not left to whether
+        # an earlier test built it in ~/.cache (a fresh machine, or this test run alone).
+        env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
+        assert build_shim({**os.environ, "XDG_CACHE_HOME": env["XDG_CACHE_HOME"]}).library
     if how == "no strace and no C compiler":
         env["XDG_CACHE_HOME"] = str(tmp_path / "empty-cache")  # no interposer built before
     script = "echo built > out.txt; sleep 0.3; cat out.txt"
