@@ -184,7 +184,7 @@ CASES = [
     Case("bz-same", "bzip2", BZ, ()),
     Case("zc-same", "zlib", ZC, ()),
     Case("zn-same", "zlib", ZN, (), prepare=ZN_PREP),
-    # Not yet equivalent: configure's tests do not pair up across two runs (docs/replay.md says why).
+    # Not yet equivalent: configure's tests do not all pair up across two runs (docs/replay.md).
     Case("gz-same", "gzip", GZ, ()),
 ]  # fmt: skip
 
