@@ -446,7 +446,7 @@ def _descendant_flags(f: Finding, findings: list[Finding], by_id: dict[int, Node
 
 
 _SOURCES = re.compile(r"<([^<>]+)>$")
-_TEMP_NAME = re.compile(r"\$(TMP|PID)|conftest|^/")
+_TEMP_NAME = re.compile(r"\$(TMP|PID)|conftest|CompilerId|cmTC_|^/")
 # A hash inside a path (go's cache entries, /root/.cache/go-build/10/1090e55c…-d).
 _HASH_RUN = re.compile(
     r"(?=[A-Za-z0-9]*\d)(?=[A-Za-z0-9]*[A-Za-z])(?<![A-Za-z0-9])[A-Za-z0-9]{16,}"
@@ -455,7 +455,8 @@ _HASHLIKE = re.compile(r"(?=[^ ]*\d)(?=[^ ]*[A-Za-z])[A-Za-z0-9_=/+-]{16,}")
 
 
 def _place(g: Finding) -> int:
-    """0: a step on the project's own sources; 1: another; 2: a configure test's."""
+    """0: a step on the project's own sources; 1: another; 2: a configure test's (autoconf's
+    conftest.c, zlib's ztest$PID.c, CMake's compiler identification and try-compiles)."""
     found = _SOURCES.search(g.a.identity)
     if found:
         return 2 if any(_TEMP_NAME.search(s) for s in found.group(1).split(",")) else 0
