@@ -43,9 +43,7 @@ class FileState(NamedTuple):
     blob: str | None = None
 
     def entry(self, change: str | None = None) -> FileEntry:
-        from recorder.model import FileEntry  # after the build: see recorder.record
-
-        return FileEntry(
+        return _file_entry()(
             self.path,
             self.mode,
             self.size,
@@ -55,6 +53,20 @@ class FileState(NamedTuple):
             change,
             self.mtime_ns,
         )
+
+
+def _file_entry() -> type[FileEntry]:
+    """``FileEntry``, imported on first use: a recording's survey runs before the build, and
+    the model's import is left until the build runs (see ``recorder.record``)."""
+    global _FILE_ENTRY
+    if _FILE_ENTRY is None:
+        from recorder.model import FileEntry
+
+        _FILE_ENTRY = FileEntry
+    return _FILE_ENTRY
+
+
+_FILE_ENTRY: type[FileEntry] | None = None
 
 
 # Called with a relative path, its bytes and their sha256; returns the blob name, or None
