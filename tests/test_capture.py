@@ -140,9 +140,14 @@ def test_paths_and_cwds_longer_than_the_interposers_first_buffers(tmp_path: Path
     deep.mkdir(parents=True)
     assert len(str(deep)) > 700
     (deep / "in.txt").write_text("deep\n")
+    (deep / "old.txt").write_text("before the build\n")
+    os.utime(deep / "old.txt", (OLD, OLD))
     shutil.copy(shutil.which("cat") or "/bin/cat", deep / "mycat")
     rel = str(deep.relative_to(ws))
-    script = f'cd "{rel}" && ./mycat in.txt > out.txt && cat "$PWD/out.txt" > copy.txt'
+    script = (
+        f'cd "{rel}" && ./mycat in.txt > out.txt && cat "$PWD/out.txt" > copy.txt'
+        " && echo overwritten > old.txt"
+    )
     tape = tmp_path / "deep.tape"
     record(ws, tape, "sh", "-c", script)
     with open_tape(tape) as t:
@@ -161,6 +166,10 @@ def test_paths_and_cwds_longer_than_the_interposers_first_buffers(tmp_path: Path
     assert {f"{rel}/out.txt", f"{rel}/copy.txt"} <= {o.path for o in m.outputs}
     # Both files were written by processes the interposer saw: the tape needs no walk.
     assert m.tracing is not None and m.tracing.changes == "seen"
+    # The interposer kept the overwritten file's old bytes under its long name too.
+    before = next(e for e in m.inputs if e.path == f"{rel}/old.txt")
+    assert before.sha256 == hashlib.sha256(b"before the build\n").hexdigest()
+    assert before.blob is not None and before.mtime_ns == OLD * 10**9
 
 
 STATIC_C = r"""

@@ -1165,19 +1165,34 @@ static int wrote_it(const char *abs) {
     return 0;
 }
 
+static int save_in(int dirfd, const char *path, int how, size_t room);
+
 static void emit_save(int dirfd, const char *path, int how) {
     int saved = errno;
+    if (!save_in(dirfd, path, how, SMALL_PATH))
+        save_in(dirfd, path, how, PATH_MAX);
+    errno = saved;
+}
+
+/* emit_save with paths of at most ``room`` bytes (see SMALL_PATH): 0 when they needed more. */
+static int save_in(int dirfd, const char *path, int how, size_t room) {
     struct saving sv;
-    char a[PATH_MAX], name[64], target[PATH_MAX], head[48];
+    char a[room], name[64], target[room], head[48];
     struct stat st;
-    if (!saving(&sv) || absolute(dirfd, path, a, sizeof a) != 0 || !clean(a) ||
-        !under(a, sv.workspace) || lstat(a, &st) != 0 || !S_ISREG(st.st_mode))
-        goto out; /* not a workspace file */
+    if (!saving(&sv))
+        return 1;
+    int r = absolute(dirfd, path, a, room);
+    if (r != 0)
+        return r != 1;
+    if (!clean(a) || !under(a, sv.workspace) || lstat(a, &st) != 0 || !S_ISREG(st.st_mode))
+        return 1; /* not a workspace file */
+    /* The slots' names: the save directory, a slash, and at most 64 bytes. */
+    if (strlen(sv.dir) + 66 > room)
+        return room >= PATH_MAX;
     if (mtime_ns(&st) < sv.t0) {
         /* As it was before the build: kept once, under a name for its path. */
         snprintf(name, sizeof name, "p%016llx", (unsigned long long)fnv(a, FNV_START));
-        if ((size_t)snprintf(target, sizeof target, "%s/%s", sv.dir, name) >= sizeof target)
-            goto out;
+        snprintf(target, sizeof target, "%s/%s", sv.dir, name);
         if (keep(a, target, how & SAVE_COPY, &st) == 0) {
             snprintf(head, sizeof head, "P\t%d", (int)getpid());
             const char *strs[] = {name, a};
@@ -1194,10 +1209,9 @@ static void emit_save(int dirfd, const char *path, int how) {
          * named for the path. A file every configure test rewrites (conftest.c) fills its
          * slots once; after that it costs one access(2), not a copy. */
         unsigned long long h = (unsigned long long)fnv(a, FNV_START);
-        if ((size_t)snprintf(target, sizeof target, "%s/v%016llx-%d", sv.dir, h,
-                             VERSION_SLOTS - 1) >= sizeof target ||
-            access(target, F_OK) == 0)
-            goto out;
+        snprintf(target, sizeof target, "%s/v%016llx-%d", sv.dir, h, VERSION_SLOTS - 1);
+        if (access(target, F_OK) == 0)
+            return 1;
         for (int k = 0; k < VERSION_SLOTS; k++) {
             snprintf(name, sizeof name, "v%016llx-%d", h, k);
             snprintf(target, sizeof target, "%s/%s", sv.dir, name);
@@ -1211,29 +1225,42 @@ static void emit_save(int dirfd, const char *path, int how) {
                 break;
         }
     }
-out:
-    errno = saved;
+    return 1;
 }
+
+static int intermediate_in(int dirfd, const char *path, size_t room);
 
 static void emit_intermediate(int dirfd, const char *path) {
     int saved = errno;
+    if (!intermediate_in(dirfd, path, SMALL_PATH))
+        intermediate_in(dirfd, path, PATH_MAX);
+    errno = saved;
+}
+
+/* emit_intermediate with paths of at most ``room`` bytes: 0 when they needed more. */
+static int intermediate_in(int dirfd, const char *path, size_t room) {
     static unsigned counter;
     struct saving sv;
-    char a[PATH_MAX], name[64], target[PATH_MAX], head[48];
+    char a[room], name[64], target[room], head[48];
     struct stat st;
-    if (!saving(&sv) || absolute(dirfd, path, a, sizeof a) != 0 || !clean(a) || skipped(a) ||
-        under(a, sv.workspace) || under(a, sv.dir) || lstat(a, &st) != 0 ||
-        !S_ISREG(st.st_mode) || mtime_ns(&st) < sv.t0 || st.st_size > (64 << 20))
-        goto out; /* not a file this build wrote outside the workspace */
+    if (!saving(&sv))
+        return 1;
+    int r = absolute(dirfd, path, a, room);
+    if (r != 0)
+        return r != 1;
+    if (!clean(a) || skipped(a) || under(a, sv.workspace) || under(a, sv.dir) ||
+        lstat(a, &st) != 0 || !S_ISREG(st.st_mode) || mtime_ns(&st) < sv.t0 ||
+        st.st_size > (64 << 20))
+        return 1; /* not a file this build wrote outside the workspace */
+    if (strlen(sv.dir) + 66 > room)
+        return room >= PATH_MAX;
     snprintf(name, sizeof name, "i%016llx-%d-%u", (unsigned long long)fnv(a, FNV_START),
              (int)getpid(), counter++);
-    if ((size_t)snprintf(target, sizeof target, "%s/%s", sv.dir, name) >= sizeof target)
-        goto out;
+    snprintf(target, sizeof target, "%s/%s", sv.dir, name);
     if (keep(a, target, 0, &st) == 0) {
         snprintf(head, sizeof head, "I\t%d", (int)getpid());
         const char *strs[] = {name, a};
         emit_proc(head, strs, 2, NULL);
     }
-out:
-    errno = saved;
+    return 1;
 }
