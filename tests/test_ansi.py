@@ -29,9 +29,14 @@ _OUR_SGR = re.compile(r"\x1b\[[0-9;]*m")
 
 def in_pty(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[int, bytes]:
     """Run ``args`` with a pty as its stdin, stdout and stderr (a terminal session)."""
+    # A terminal session names its terminal: gcc colours only where TERM is set and not
+    # dumb, and CI runs the tests with no TERM at all.
+    session = dict(os.environ if env is None else env)
+    if session.get("TERM", "dumb") == "dumb":
+        session["TERM"] = "xterm"
     master, slave = pty.openpty()
     proc = subprocess.Popen(
-        args, cwd=cwd, env=env, stdin=slave, stdout=slave, stderr=slave, close_fds=True
+        args, cwd=cwd, env=session, stdin=slave, stdout=slave, stderr=slave, close_fds=True
     )
     os.close(slave)
     out = bytearray()

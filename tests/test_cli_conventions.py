@@ -239,16 +239,17 @@ def test_check_fails_on_a_history_that_is_not_there(tmp_path: Path) -> None:
     assert out.returncode == 4
 
 
-def test_otlp_export_says_where_it_connects_and_takes_a_timeout(tmp_path: Path) -> None:
+def test_otlp_export_says_where_it_connects_and_takes_a_timeout(
+    tmp_path: Path, refused_endpoint: str
+) -> None:
     tape = tmp_path / "t.tape"
     record(tmp_path, "true", out=tape)
-    out = buildtape("export", "--format", "otlp", "--endpoint", "http://127.0.0.1:9/v1/traces",
+    out = buildtape("export", "--format", "otlp", "--endpoint", refused_endpoint,
                     "--timeout", "0.5", tape, cwd=tmp_path)  # fmt: skip
     assert out.returncode == 5
     first = out.stderr.decode().splitlines()[0]
     assert first == (
-        "buildtape: sending 1 trace(s) to http://127.0.0.1:9/v1/traces (timeout 0.5s, "
-        "--timeout to change)"
+        f"buildtape: sending 1 trace(s) to {refused_endpoint} (timeout 0.5s, --timeout to change)"
     )
 
 

@@ -136,13 +136,17 @@ def test_success_rate_p95_and_metric_rules_from_config(tmp_path: Path) -> None:
         "[alerts]\nwindow = 3\nmin_baseline = 2\n"
         '[[alerts.metric]]\nname = "size"\nabove = 100\nlevel = "error"\n'
     )
-    slow_ok = "sleep 0.6"
     for _ in range(3):
         record(tmp_path, "sh", "-c", "true")
+    # Slow by what this machine measured, not by a guess at how fast `true` records: the
+    # window's p95 is at least 0.9 of its slowest build, 0.9 * (2b + 0.6) > 1.5b for the
+    # baseline's longest b, however loaded the machine is.
+    baseline = max(b["duration_s"] for b in cli_json(tmp_path, "history"))
+    slow_ok = f"sleep {2 * baseline + 0.6:.3f}"
     for script in (slow_ok, "exit 1", "exit 1"):
         record(tmp_path, "sh", "-c", script)
     rules = {(a["rule"], a["level"]) for a in cli_json(tmp_path, "alerts")}
-    # 1 of the last 3 succeeded: 33% < 50%; their p95 (≈0.6 s) is far above the baseline.
+    # 1 of the last 3 succeeded: 33% < 50%; their p95 is above 1.5 times the baseline's.
     assert ("success_rate", "critical") in rules and ("p95_duration", "error") in rules
     metric = 'echo \'{"kind": "metric", "name": "size", "value": 150}\' >> "$BUILDTAPE_EVENTS"'
     record(tmp_path, "sh", "-c", metric)
@@ -330,18 +334,22 @@ def test_otlp_custom_spans_nest_where_they_ran(tmp_path: Path, otlp_receiver: An
     assert len({s.trace_id for s in spans.values()}) == 1
 
 
-def test_otlp_without_a_receiver_is_one_line_and_exit_5(tmp_path: Path) -> None:
+def test_otlp_without_a_receiver_is_one_line_and_exit_5(
+    tmp_path: Path, refused_endpoint: str
+) -> None:
     tape = tmp_path / "t.tape"
-    buildtape("record", "-q", "--trace", "none", "-o", tape, "--", "true", check=True)
+    # In the test's own directory: from pytest's cwd it would index into the checkout's
+    # .buildtape/ and read the checkout's pyproject.toml.
+    buildtape("record", "-q", "--trace", "none", "-o", tape, "--", "true", cwd=tmp_path,
+              check=True)  # fmt: skip
     env = {**os.environ, "BUILDTAPE_OTLP_TIMEOUT_S": "1"}
-    out = buildtape("export", "--format", "otlp", "--endpoint", "http://127.0.0.1:9/v1/traces",
+    out = buildtape("export", "--format", "otlp", "--endpoint", refused_endpoint,
                     tape, cwd=tmp_path, env=env)  # fmt: skip
     assert out.returncode == 5
     lines = out.stderr.decode().strip().splitlines()
     # Where it connects and how long it waits, then the one-line error.
     assert lines[0] == (
-        "buildtape: sending 1 trace(s) to http://127.0.0.1:9/v1/traces (timeout 1s, "
-        "--timeout to change)"
+        f"buildtape: sending 1 trace(s) to {refused_endpoint} (timeout 1s, --timeout to change)"
     )
     assert len(lines) == 2 and "could not send" in lines[1] and "Traceback" not in lines[1]
 
