@@ -1,9 +1,12 @@
 """How often the likely-cause line of `buildtape diff` names the seeded cause, on real builds
-nobody here wrote (Debian's bzip2 and zlib sources: make, configure + make, CMake + Ninja).
+nobody here wrote (Debian's bzip2, zlib and gzip sources: make, configure + make, CMake +
+Ninja, autotools; Google's uuid Go module from Debian's golang-github-google-uuid).
 
 Each case records the unchanged build (A) and a copy seeded with one known cause (B) with
-the real CLI, in workspaces of equal path length, and checks that the likely-cause line
-contains the words that name the cause. Identical rebuilds must diff as equivalent.
+the real CLI, in workspaces of equal path length (unless the case is about the directory),
+and checks that the likely-cause line, and the first cause of ``--format json``, contain
+the words that name the cause. Identical rebuilds must diff as equivalent. A case whose
+source cannot be fetched (offline) is skipped and says so.
 
     python3 benchmarks/diagnosis_accuracy.py [--src DIR] [--work DIR] [--only NAME]
 
@@ -14,10 +17,12 @@ Not a timing benchmark: it runs each build twice per case, a few minutes on two 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +48,7 @@ class Case:
     env_b: dict[str, str | None] = field(default_factory=dict)
     argv_b: tuple[str, ...] | None = None
     between: Callable[[Path], None] | None = None
+    dir_b: str = "b"  # where B is built beside A's a/: "a" rebuilds in A's place
 
 
 def edit(path: str, old: str, new: str) -> Mutate:
@@ -81,6 +87,18 @@ ZN = ("sh", "-c", "cmake -S . -B build -G Ninja >/dev/null && ninja -C build zli
 # Debian's zlib tarball drops win32/zlib1.rc, which CMakeLists.txt lists; an empty one will do.
 ZN_PREP = lambda ws: (ws / "win32").mkdir(exist_ok=True) or (ws / "win32" / "zlib1.rc").touch()  # noqa: E731
 PATH = os.environ["PATH"]
+GZ = ("sh", "-c", "./configure -q >/dev/null && make -j2 >/dev/null")
+GO = ("go", "test", "-c", "-o", "uuid.test", ".")
+GO_ENV: dict[str, str | None] = {"GOFLAGS": "-trimpath", "GOTOOLCHAIN": "local"}
+
+
+def next_second() -> None:
+    # __TIME__ has a resolution of one second: B compiles in a later one than A.
+    start = int(time.time())
+    while int(time.time()) == start:
+        time.sleep(0.05)
+
+
 BZ_EXT = both(
     edit("Makefile", "CFLAGS=-Wall", "CFLAGS=-I$(EXT) -Wall"),
     edit("bzlib.c", '#include "bzlib_private.h"', '#include "bzlib_private.h"\n#include "ext.h"'),
@@ -118,10 +136,56 @@ CASES = [
          prepare=both(ZN_PREP, append("CMakeLists.txt", '\nstring(TIMESTAMP BUILT "%Y%m%d")\n'
                                       'file(WRITE ${CMAKE_BINARY_DIR}/built.txt "${BUILT}")\n')),
          env_a={"SOURCE_DATE_EPOCH": "1700000000"}, env_b={"SOURCE_DATE_EPOCH": "1600000000"}),
+    # Shapes met on real builds (the sixth session's survey): the flag on make's command line,
+    # a syntax error, a locale, a wrapper script that execs gcc with one more flag, a unit
+    # stamped with __DATE__ __TIME__, another build directory under -g, a header only some
+    # units include, CC and CFLAGS through configure, ninja -j, autotools, a Go module.
+    Case("bz-O0cmd", "bzip2", BZ, ("build command", "-O0"),
+         argv_b=("make", "-j2", "CFLAGS=-Wall -Winline -O0 -g -D_FILE_OFFSET_BITS=64",
+                 *BZ[2:])),
+    Case("bz-syntax", "bzip2", BZ, ("compress.c changed",),
+         edit("compress.c", '#include "bzlib_private.h"',
+              '#include "bzlib_private.h"\nint oops(;')),
+    Case("bz-lcall", "bzip2", BZ, ("LC_ALL C → C.UTF-8",),
+         env_a={"LC_ALL": "C"}, env_b={"LC_ALL": "C.UTF-8"}),
+    Case("bz-ccsh", "bzip2", BZ, ("gcc on PATH is now", "-fno-inline added"),
+         env_b={"PATH": "{case}/wrap:" + PATH}),
+    Case("bz-date", "bzip2", BZ, ("nondeterministic", "bzip2.c: embeds a date or time"),
+         prepare=edit("bzip2.c", "Char    inName [FILE_NAME_LEN];",
+                      'const char *built_at = __DATE__ " " __TIME__;\n'
+                      "Char    inName [FILE_NAME_LEN];"),
+         between=lambda case: next_second(), dir_b="a"),
+    Case("bz-dir", "bzip2", BZ, ("the build directory differs", "/elsewhere/"), dir_b="elsewhere"),
+    Case("zc-inflh", "zlib", ZC, ("inflate.h changed",),
+         append("inflate.h", "\n#define Z_SEEDED 1\n")),
+    Case("zc-ccw", "zlib", ZC, ("CC set to", "adler32.c", "-fno-inline added"),
+         env_b={"CC": "{case}/wrap/cc"}),
+    Case("zc-O0env", "zlib", ZC, ("CFLAGS -O2 → -O0",),
+         env_a={"CFLAGS": "-O2"}, env_b={"CFLAGS": "-O0"}),
+    Case("zn-jobs", "zlib", (*ZN[:2], ZN[2].replace("ninja -C", "ninja -j1 -C")),
+         ("build command", "-j1"),
+         prepare=ZN_PREP, argv_b=ZN),
+    Case("zn-hdr", "zlib", ZN, ("inflate.h changed",), prepare=ZN_PREP,
+         seed=append("inflate.h", "\n#define Z_SEEDED 1\n")),
+    Case("zn-tz", "zlib", ZN, ("TZ UTC → Asia/Tokyo",), prepare=ZN_PREP,
+         env_a={"TZ": "UTC"}, env_b={"TZ": "Asia/Tokyo"}),
+    Case("gz-conf", "gzip", GZ, ("build command", "--disable-largefile"),
+         argv_b=("sh", "-c",
+                 "./configure -q --disable-largefile >/dev/null && make -j2 >/dev/null")),
+    Case("gz-src", "gzip", GZ, ("util.c changed",),
+         append("util.c", "\nint gz_probe_seed(void) { return 42; }\n")),
+    Case("go-src", "golang-github-google-uuid", GO, ("version4.go changed",),
+         append("version4.go", "\nfunc probeSeed() int { return 42 }\n"),
+         env_a=GO_ENV, env_b=GO_ENV),
+    Case("go-flags", "golang-github-google-uuid", GO,
+         ("GOFLAGS -trimpath → '-trimpath -ldflags=-s'",),
+         env_a=GO_ENV, env_b={**GO_ENV, "GOFLAGS": "-trimpath -ldflags=-s"}),
     # Identical rebuilds: the second recording in the same checkout, rebuilt from a clean copy.
     Case("bz-same", "bzip2", BZ, ()),
     Case("zc-same", "zlib", ZC, ()),
     Case("zn-same", "zlib", ZN, (), prepare=ZN_PREP),
+    # Not yet equivalent: configure's tests do not all pair up across two runs (docs/replay.md).
+    Case("gz-same", "gzip", GZ, ()),
 ]  # fmt: skip
 
 
@@ -139,10 +203,19 @@ int main(int argc, char **argv) {
 """
 
 
+class Unavailable(Exception):
+    """A case's source could not be fetched (offline, or the package is gone)."""
+
+
 def source(src: Path, package: str) -> Path:
     found = sorted((src / package).glob("*/"))
     if not found:
-        subprocess.run([TOOL, package, str(src / package)], check=True, capture_output=True)
+        try:
+            subprocess.run([TOOL, package, str(src / package)], check=True, capture_output=True)
+        except (OSError, subprocess.CalledProcessError) as e:
+            err = getattr(e, "stderr", b"") or b""
+            lines = err.decode(errors="replace").strip().splitlines() or [str(e)]
+            raise Unavailable(f"could not fetch the {package} source: {lines[-1]}") from e
         found = sorted((src / package).glob("*/"))
     return found[0]
 
@@ -166,6 +239,12 @@ def setup_case_dir(case_dir: Path) -> None:
             (nogcc / name).symlink_to(os.path.join(d, name))
     (case_dir / "ext").mkdir()
     (case_dir / "ext" / "ext.h").write_text("#define EXT_SEED 1\n")
+    # A wrapper script, as gcc and as cc, that execs the real compiler with one more flag.
+    (case_dir / "wrap").mkdir()
+    real = os.path.realpath(shutil.which("gcc") or "gcc")
+    for name in ("gcc", "cc"):
+        (case_dir / "wrap" / name).write_text(f'#!/bin/sh\nexec {real} -fno-inline "$@"\n')
+        (case_dir / "wrap" / name).chmod(0o755)
 
 
 def env_for(case_dir: Path, changes: dict[str, str | None]) -> dict[str, str]:
@@ -185,7 +264,7 @@ def run_case(case: Case, src: Path, work: Path, repo: Path) -> tuple[bool, str]:
     tree = source(src, case.package)
     tapes = []
     for side in ("a", "b"):
-        ws = case_dir / (side if case.expect else "a") / "src"
+        ws = case_dir / ("a" if side == "a" or not case.expect else case.dir_b) / "src"
         shutil.rmtree(ws, ignore_errors=True)
         shutil.copytree(tree, ws, symlinks=True)
         case.prepare(ws)
@@ -214,7 +293,15 @@ def run_case(case: Case, src: Path, work: Path, repo: Path) -> tuple[bool, str]:
         ]
         return ok, lines[0] if ok else " | ".join(lines[:2])
     cause = next((x for x in lines if x.startswith("likely cause: ")), "(no likely-cause line)")
-    return all(w in cause for w in case.expect), cause
+    as_json = subprocess.run(
+        [sys.executable, "-m", "buildtape", "diff", "--format", "json", *map(str, tapes)],
+        capture_output=True, text=True, env=env, timeout=900,
+    )  # fmt: skip
+    first = (json.loads(as_json.stdout).get("causes") or [""])[0] if as_json.stdout else ""
+    named = all(w in cause for w in case.expect)
+    if named and not all(w in first for w in case.expect):
+        return False, f"{cause} (but --format json names first: {first})"
+    return named, cause
 
 
 def main() -> int:
@@ -226,8 +313,14 @@ def main() -> int:
     repo = Path(__file__).resolve().parent.parent
     cases = [c for c in CASES if not args.only or c.name in args.only]
     named = equivalent = seeded = same = 0
+    skipped = 0
     for case in cases:
-        ok, line = run_case(case, args.src, args.work, repo)
+        try:
+            ok, line = run_case(case, args.src, args.work, repo)
+        except Unavailable as e:
+            print(f"SKIP  {case.name:<10} {e}", flush=True)
+            skipped += 1
+            continue
         print(f"{'PASS' if ok else 'FAIL'}  {case.name:<10} {line}", flush=True)
         if case.expect:
             seeded += 1
@@ -241,6 +334,8 @@ def main() -> int:
         )
     if same:
         print(f"identical rebuilds diffed as equivalent: {equivalent}/{same}")
+    if skipped:
+        print(f"skipped (source unavailable): {skipped}")
     return 0
 
 

@@ -21,13 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from recorder.background import Background
 from recorder.errors import RecordError
-from recorder.events import parse_event_line
 from recorder.interposer import InterposerLog, InterposerRecords, read_environment
-from recorder.model import Event
 from recorder.preload import build_shim, preload_env
 from recorder.prepare import EVENTS_VAR, Plan
 from recorder.sampling import Segment, choose_sampler
@@ -45,6 +43,9 @@ from recorder.tracing import (
     choose_tracer,
     fallback_notice,
 )
+
+if TYPE_CHECKING:
+    from recorder.model import Event
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 # Signals a terminal sends to its whole foreground process group, the build included.
@@ -111,6 +112,12 @@ class _EventsTail:
         self._add(self._tail.close())
 
     def _add(self, lines: list[str]) -> None:
+        if not lines:
+            return
+        # The model is imported once the build runs (see recorder.record), and only by a
+        # build that writes events.
+        from recorder.events import parse_event_line
+
         for line in lines:
             self._lineno += 1
             if line.strip():

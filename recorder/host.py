@@ -8,8 +8,10 @@ import resource
 import sys
 import time
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-from recorder.model import Host
+if TYPE_CHECKING:
+    from recorder.model import Host
 
 _LIMITS = {
     "core": resource.RLIMIT_CORE,
@@ -41,6 +43,8 @@ def _memory_bytes() -> int:
 
 
 def host_info() -> Host:
+    from recorder.model import Host  # a recording asks this after its build
+
     # os.uname() is what platform.uname() and socket.gethostname() read on POSIX; using it
     # directly keeps two modules out of record's start-up.
     uname = os.uname()

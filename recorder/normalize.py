@@ -8,10 +8,12 @@ Each rule replaces a volatile part with a fixed placeholder (docs/replay.md list
 - buildtape's own temp and sandbox directories, ``/tmp/buildtape-…`` (``$SANDBOX``);
 - temp names of common tools (``$TMP``): gcc/clang ``/tmp/ccAbC123.s``, pip
   ``/tmp/pip-build-env-…``, Go ``/tmp/go-build123…``, rustc ``/tmp/rustcAbC123``, cargo
-  ``/tmp/cargo-install…``, Python's ``tempfile`` ``/tmp/tmpab12cd34``, CMake's try-compile
-  projects ``cmTC_1a2b3`` and ``TryCompile-…`` and its ``CMakeCache.txt.tmp1a2b3`` (``.tmp$ID``);
-- pids written as ``pid 123``, ``pid=123``, ``/proc/123/``, and in zlib's configure test
-  files ``ztest123.c`` (``$PID``);
+  ``/tmp/cargo-install…``, Python's ``tempfile`` ``/tmp/tmpab12cd34``, gnulib configure's
+  ``/tmp/cgAbC123``, GNU make's ``/tmp/GmAbC123``, autoconf's ``./confAbC123`` (``conf$TMP``),
+  CMake's try-compile projects ``cmTC_1a2b3`` and ``TryCompile-…`` and its
+  ``CMakeCache.txt.tmp1a2b3`` (``.tmp$ID``);
+- pids written as ``pid 123``, ``pid=123``, ``/proc/123/``, in zlib's configure test
+  files ``ztest123.c`` and autoconf's ``conf123subs.sh`` (``$PID``);
 - timestamps in text: ISO dates with time, ``HH:MM:SS``, ``date``'s default format (``$TIME``);
 - the GNU build id of ELF files (a hash of the rest, which is compared itself);
 - colour: SGR sequences and ``ESC[K`` in text (a build run in a terminal colours its
@@ -35,10 +37,16 @@ _TEMP_PARTS = (
     r"rustc[A-Za-z0-9]{6}",  # rustc's temp directory
     r"cargo-install[A-Za-z0-9]+",  # cargo install's target directory
     r"tmp[a-z0-9_]{8}",  # Python's tempfile
+    # gnulib configure's mktemp -d "$TMPDIR/cgXXXXXX", GNU make's copy of `make -f -`
+    r"(?:cg|Gm)[A-Za-z0-9]{6}(?![A-Za-z0-9])",
 )
 _TEMP = re.compile(r"(?:/(?:var/)?tmp|\$TMPDIR)/(?:" + "|".join(_TEMP_PARTS) + r")")
 _SANDBOX = re.compile(r"/tmp/buildtape-[A-Za-z0-9_-]+")
 _CMAKE = re.compile(r"\bcmTC_[0-9a-f]{4,}\b|\bTryCompile-[A-Za-z0-9]{6}\b")
+# autoconf's private directory, mktemp -d ./confXXXXXX (its config.status writes through it)
+_CONF_TMP = re.compile(
+    r"(?<![\w.-])conf(?!test)(?=[A-Za-z0-9]{0,5}[A-Z0-9])[A-Za-z0-9]{6}(?![\w.-])"
+)
 _CMAKE_TMP = re.compile(r"(?<=\.txt)\.tmp[0-9a-f]{4,}\b")
 _TIMESTAMP = re.compile(
     r"\b\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:?\d\d)?\b"
@@ -47,7 +55,12 @@ _TIMESTAMP = re.compile(
     r"|\b\d\d:\d\d:\d\d(\.\d+)?\b"
 )
 _COLOUR = re.compile(r"\x1b\[[0-9;:]*[mK]")
-_PID = re.compile(r"\b(pid[ =:]?)\d+\b|(/proc/)\d+(?=/)|\b(ztest)\d+\b", re.I)
+_PID = re.compile(
+    r"\b(pid[ =:]?)\d+\b|(/proc/)\d+(?=/)|\b(ztest)\d+\b"
+    # autoconf's conf$$subs.sh, conf$$.file, confstat$$-…: named for configure's own pid
+    r"|\b(conf(?:stat)?)\d+(?=subs|\.|-|\b)",
+    re.I,
+)
 
 _TEMP_B = re.compile(_TEMP.pattern.encode())
 _SANDBOX_B = re.compile(_SANDBOX.pattern.encode())
@@ -76,7 +89,7 @@ def is_bookkeeping(path: str) -> bool:
 
 
 def _pid(m: re.Match[str]) -> str:
-    return (m.group(1) or m.group(2) or m.group(3)) + "$PID"
+    return (m.group(1) or m.group(2) or m.group(3) or m.group(4)) + "$PID"
 
 
 class Normalizer:
@@ -97,6 +110,7 @@ class Normalizer:
         s = _TEMP.sub("$TMP", s)
         s = _CMAKE.sub("cmTC_$ID", s)
         s = _CMAKE_TMP.sub(".tmp$ID", s)
+        s = _CONF_TMP.sub("conf$TMP", s)
         s = _TIMESTAMP.sub("$TIME", s)
         return _PID.sub(_pid, s)
 

@@ -14,8 +14,8 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from recorder.assemble import assemble, signum, split_returncode
 from recorder.background import Background
 from recorder.build import BuildRun, choose_observer, run_build
 from recorder.container import TapeWriter
@@ -27,12 +27,13 @@ from recorder.errors import (
     TapeWriteFailed,
 )
 from recorder.host import current_umask
-from recorder.model import BuildWarning, DirEntry, Manifest
-from recorder.observe import Observation, observe
 from recorder.options import RecordOptions
 from recorder.prepare import EVENTS_VAR, Plan, prepare, relative
-from recorder.trust import recorded_list, remember_recorded
-from recorder.workspace import Survey, git_state, rescan, scan, survey
+from recorder.workspace import Survey, git_status, rescan, scan, survey
+
+if TYPE_CHECKING:
+    from recorder.model import BuildWarning, Manifest
+    from recorder.observe import Observation
 
 __all__ = [
     "EVENTS_VAR",
@@ -76,13 +77,15 @@ def record(
     # Building the interposer (cached), probing strace and asking git wait on other
     # programs: let them overlap the survey.
     observing = Background(lambda: choose_observer(plan), "probe")
-    git_later = Background(lambda: git_state(plan.workspace, plan.excludes), "git")
+    git_later = Background(lambda: git_status(plan.workspace, plan.excludes), "git")
     scrubber = plan.redaction.scrubber()
     warnings: list[BuildWarning] = []
     writer = TapeWriter(plan.tape_path, level=options.compression_level)
     excludes = plan.excludes + _own(plan, writer)
 
     def store(kind: str, rel: str, data: bytes, sha256: str) -> str | None:
+        from recorder.model import BuildWarning
+
         if scrubber.found_in(data):
             msg = f"a secret value appears in {kind} file {rel}; its content was not stored"
             warnings.append(BuildWarning(f"secret_in_{kind}", msg, rel))
@@ -91,6 +94,12 @@ def record(
         return writer.add_blob(data, sha256)
 
     build_status: int | None = None
+
+    def meanwhile() -> None:
+        _import_the_rest()
+        if while_building is not None:
+            while_building()
+
     try:
         with tempfile.TemporaryDirectory(prefix="buildtape-") as tmp:
             umask = current_umask()
@@ -103,10 +112,16 @@ def record(
                 stored = scan(plan.workspace, excludes, _kind(store, "input"), max_store)
                 before = Survey(stored, before.dirs)
                 writer.flush()  # the inputs compress while the build runs
-            git = git_later.result()
+            status = git_later.result()
             if observer.notice:
                 notify(observer.notice)
-            run = run_build(plan, observer, Path(tmp), while_building)
+            run = run_build(plan, observer, Path(tmp), meanwhile)
+            _import_the_rest()  # done already, unless the build was quicker
+            from recorder.assemble import assemble, signum, split_returncode
+            from recorder.model import GitState, Manifest
+            from recorder.observe import observe
+
+            git = None if status is None else GitState(*status)
             code, killed_by = split_returncode(run.returncode)
             build_status = code if code is not None else 128 + signum(killed_by)
             if full:
@@ -137,6 +152,14 @@ def record(
     return RecordResult(plan.tape_path, manifest, exit_status, stderr)
 
 
+def _import_the_rest() -> None:
+    """What only the end of a recording needs, imported while the build runs rather than
+    before it starts: on a short build, these imports were most of the time before it."""
+    import recorder.assemble
+    import recorder.observe
+    import recorder.trust  # noqa: F401
+
+
 def _remember(writer: TapeWriter, notify: Callable[[str], None]) -> None:
     """Note the tape just committed as recorded here by this user, so that replaying it
     needs no confirmation (``recorder.trust.recorded_here``).
@@ -147,6 +170,8 @@ def _remember(writer: TapeWriter, notify: Callable[[str], None]) -> None:
     """
     if writer.manifest_sha256 is None:
         return
+    from recorder.trust import recorded_list, remember_recorded
+
     try:
         remember_recorded(writer.manifest_sha256, recorded_list(os.environ))
     except OSError as exc:
@@ -167,6 +192,9 @@ def _kind(store: Store, kind: str) -> Callable[[str, bytes, str], str | None]:
 
 def _full_observation(plan: Plan, before: Survey, run: BuildRun, store: Store) -> Observation:
     """``--snapshot full``: every file's content was stored before the build."""
+    from recorder.model import DirEntry
+    from recorder.observe import Observation
+
     max_store = plan.options.max_store_bytes
     changes = rescan(plan.workspace, plan.excludes, before.files, _kind(store, "output"), max_store)
     after = survey(plan.workspace, plan.excludes)

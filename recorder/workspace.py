@@ -17,10 +17,12 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from recorder.git import git as _git
-from recorder.model import FileEntry, GitState, link_stays_inside
+
+if TYPE_CHECKING:
+    from recorder.model import FileEntry, GitState
 
 ALWAYS_EXCLUDED = (".git", ".buildtape")
 _GLOB = re.compile(r"[*?\[]")
@@ -41,7 +43,7 @@ class FileState(NamedTuple):
     blob: str | None = None
 
     def entry(self, change: str | None = None) -> FileEntry:
-        return FileEntry(
+        return _file_entry()(
             self.path,
             self.mode,
             self.size,
@@ -51,6 +53,20 @@ class FileState(NamedTuple):
             change,
             self.mtime_ns,
         )
+
+
+def _file_entry() -> type[FileEntry]:
+    """``FileEntry``, imported on first use: a recording's survey runs before the build, and
+    the model's import is left until the build runs (see ``recorder.record``)."""
+    global _FILE_ENTRY
+    if _FILE_ENTRY is None:
+        from recorder.model import FileEntry
+
+        _FILE_ENTRY = FileEntry
+    return _FILE_ENTRY
+
+
+_FILE_ENTRY: type[FileEntry] | None = None
 
 
 # Called with a relative path, its bytes and their sha256; returns the blob name, or None
@@ -275,6 +291,8 @@ def walk(
 
 def _link_inside(root: Path, rel: str) -> bool:
     try:
+        from recorder.model import link_stays_inside
+
         return link_stays_inside(rel, os.readlink(root / rel))
     except OSError:
         return False
@@ -363,8 +381,25 @@ def rescan(
     return Changes(created, modified, deleted)
 
 
+class GitStatus(NamedTuple):
+    """``GitState``'s fields, as asked of git before the build (see ``git_state``)."""
+
+    commit: str | None
+    branch: str | None
+    dirty: list[str]
+
+
 def git_state(root: Path, excludes: tuple[str, ...] = ()) -> GitState | None:
     """The commit, branch and dirty paths; paths the tape leaves out are not counted."""
+    from recorder.model import GitState
+
+    status = git_status(root, excludes)
+    return None if status is None else GitState(*status)
+
+
+def git_status(root: Path, excludes: tuple[str, ...] = ()) -> GitStatus | None:
+    """``git_state`` without the manifest's type: a recording asks git before the build
+    starts, and defers importing the model until the build runs."""
     if _git(root, "rev-parse", "--is-inside-work-tree") is None:
         return None
     commit = _git(root, "rev-parse", "HEAD")
@@ -378,7 +413,7 @@ def git_state(root: Path, excludes: tuple[str, ...] = ()) -> GitState | None:
             if len(item) > 3 and not _excluded_path(excluded, item[3:])
         }
     )
-    return GitState(
+    return GitStatus(
         commit.strip() if commit else None,
         branch.strip() if branch else None,
         dirty,

@@ -32,6 +32,8 @@ _BUILD_VARS = re.compile(
 _NOT_FOUND = re.compile(
     r"(?:^|[\s:])([\w.+-]+): (?:command )?not found\b|([\w.+/-]+): No such file or directory"
 )
+# Variables that hold a colon-separated search path.
+_PATH_LIST = re.compile(r"^\w*PATH$")
 _INTERPRETERS = frozenset({"sh", "bash", "dash", "env", "perl", "python", "python3", "ruby"})
 _VERSION = re.compile(r"\d+\.\d+(?:\.\d+)*")
 # ndiff (which pairs similar arguments inside a replacement) runs up to this many pairs of
@@ -145,12 +147,83 @@ def _env_changes(ea: dict[str, str], eb: dict[str, str], confirmed: set[str]) ->
             text = f"{k} set to {_token(vb or '')}"
         elif vb is None:
             text = f"{k} unset"
+        elif _PATH_LIST.match(k):
+            text = _path_list_change(k, va, vb)
         else:
             text = f"{k} {_token(va)} → {_token(vb)}"
         strong = bool(_BUILD_VARS.match(k)) or k in confirmed
         tokens = tuple(sorted({*(va or "").split(), *(vb or "").split()}))
         out.append(Change("env" if strong else "weak_env", f"env {k}", text, tokens))
     return out
+
+
+def _path_list_change(name: str, a: str, b: str) -> str:
+    """``PATH: /opt/cc/bin added``: the entries of a search path that differ, not the first
+    50 characters of two long values that often start alike."""
+    xs, ys = a.split(":"), b.split(":")
+    parts = [f"{_entry(d)} added" for d in dict.fromkeys(ys) if d not in xs]
+    parts += [f"{_entry(d)} removed" for d in dict.fromkeys(xs) if d not in ys]
+    if not parts:
+        return f"{name}: the same entries in another order"
+    text = ", ".join(parts[:3])
+    if len(parts) > 3:
+        text += f" and {len(parts) - 3} more"
+    return f"{name}: {text}"
+
+
+def _entry(d: str) -> str:
+    """A directory of a search path, quoted; a long one keeps its end, which names it."""
+    q = _token(d.replace("\n", " ")) if len(d) <= 50 else shlex.quote(d.replace("\n", " "))
+    return q if len(q) <= 100 else "…" + q[-99:]
+
+
+def _shadowing_tools(ga: Graph, gb: Graph) -> list[Change]:
+    """Programs the build runs by name that B found in a directory only B's PATH has: a
+    wrapper put in front of the real tool (a ``cc`` script that adds a flag, ccache). A
+    script that ``exec``s the tool runs under the tool's own name and executable, so it is
+    found by the read of the script, not by the executable."""
+    old = set(ga.manifest.environment.vars.get("PATH", "").split(":"))
+    new_dirs = {
+        d.rstrip("/") or "/"
+        for d in gb.manifest.environment.vars.get("PATH", "").split(":")
+        if d and d not in old
+    }
+    if not new_dirs:
+        return []
+    ran_a: dict[str, list[Node]] = {}
+    for n in sorted(ga.nodes.values(), key=lambda n: n.order):
+        if n.proc.argv:
+            ran_a.setdefault(os.path.basename(n.proc.argv[0]), []).append(n)
+    out: list[Change] = []
+    seen: set[str] = set()
+    for n in sorted(gb.nodes.values(), key=lambda n: n.order):
+        for r in sorted(n.raw_reads):
+            where, name = os.path.split(r)
+            if where not in new_dirs or name not in ran_a or name in seen:
+                continue
+            seen.add(name)
+            was = ran_a[name][0]
+            text = f"{name} on PATH is now {r} (was {was.proc.exe})"
+            real = _runs(gb, n, {x.exe_sha256 for x in ran_a[name] if x.exe_sha256})
+            if real is not None and real.proc.exe != r:
+                # The wrapper ran the real tool: say what it added, against the A step
+                # with the most arguments in common.
+                near = max(ran_a[name], key=lambda x: len(set(x.argv) & set(real.argv)))
+                flags = flag_change(near.proc.argv[1:], real.proc.argv[1:])
+                text += f", which runs {real.proc.exe}" + (f" with {flags}" if flags else "")
+            out.append(Change("tool", f"tool {name} {gb.norm.text(r)}", text))
+    return out
+
+
+def _runs(g: Graph, n: Node, tools: set[str | None]) -> Node | None:
+    """``n`` or the first process below it that ran one of ``tools`` (by sha256)."""
+    todo = [n]
+    while todo:
+        x = todo.pop(0)
+        if x.exe_sha256 in tools:
+            return x
+        todo += [g.nodes[c] for c in sorted(x.children) if c in g.nodes]
+    return None
 
 
 def _version(tools: list[Tool], exe: str, sha: str | None) -> str | None:
@@ -234,6 +307,7 @@ def explain(
         upstream: list[str] = []
         one_sided: list[str] = []
         temp_reads: list[str] = []  # unhashed temp files: differ when their writer did
+        unknown: list[str] = []  # upstream workspace files whose content was not kept
         parent_differs = x.parent is not None and (
             state.get(x.parent, "unmatched") != "same" or y.parent not in paired_b
         )
@@ -255,6 +329,13 @@ def explain(
                 upstream.append("environment (from its parent)")
             else:
                 own += _env_changes(x.env, y.env, set())
+        if (
+            x.parent is None
+            and x.env is not None
+            and y.env is not None
+            and x.env.get("PATH") != y.env.get("PATH")
+        ):
+            own += _shadowing_tools(ga, gb)
         tool = _tool_change(ga, gb, x, y)
         if tool is not None:
             own.append(tool)
@@ -271,6 +352,8 @@ def explain(
                         upstream.append(k)  # an intermediate, hashed by the 1.1 capture
                 elif ra.outside:
                     temp_reads.append(k)
+                elif ra.digest is None or rb.digest is None:
+                    unknown.append(k)  # written and deleted by the build (conftest.c)
                 continue
             if ra is not None and rb is not None:
                 if ra.digest == rb.digest:
@@ -294,8 +377,9 @@ def explain(
                 {ga.norm.text(r) for r in x.raw_reads & differing_a if r.startswith("/")}
                 | {gb.norm.text(r) for r in y.raw_reads & differing_b if r.startswith("/")}
             )
-        if one_sided and (own or upstream):
-            # Another include path, another flag: a consequence of what else changed.
+        if one_sided and (own or upstream or unknown):
+            # Another include path, another flag, a configure test's source that the build
+            # wrote and deleted: a consequence of what else changed, not a change of its own.
             upstream += one_sided
         elif one_sided:
             k = one_sided[0]
@@ -337,20 +421,67 @@ def explain(
 
 def _descendant_flags(f: Finding, findings: list[Finding], by_id: dict[int, Node]) -> str | None:
     """What a change did to the first step whose argv it changed: one below the changed
-    driver, else one later in the build (a configure step writes what a build runs)."""
-    later: Finding | None = None
+    driver, else one later in the build (a configure step writes what a build runs). A
+    compile of the project's own sources says more than a configure test's (``conftest.c``,
+    ``ztest$PID.c``), and a flag more than a build id (go's ``-buildid``): those come first."""
+    below: list[Finding] = []
+    later: list[Finding] = []
     for g in findings:
         if g.a.order <= f.a.order or g.flags is None or g.role != "downstream":
             continue
         node: Node | None = g.a
         while node is not None and node.parent is not None:
             if node.parent == f.a.proc.id:
-                return f"step #{g.a.proc.id} {g.a.identity}: {g.flags}"
+                below.append(g)
+                break
             node = by_id.get(node.parent)
-        later = later or g
-    if later is None:
-        return None
-    return f"step #{later.a.proc.id} {later.a.identity}: {later.flags}"
+        else:
+            later.append(g)
+    for group in (below, later):
+        telling = [g for g in group if not _ids_only(g)]
+        if telling:
+            g = min(telling, key=lambda g: (_place(g), g.a.order))
+            return f"step #{g.a.proc.id} {g.a.identity}: {g.flags}"
+    return None
+
+
+_SOURCES = re.compile(r"<([^<>]+)>$")
+_TEMP_NAME = re.compile(r"\$(TMP|PID)|conftest|CompilerId|cmTC_|^/")
+# A hash inside a path (go's cache entries, /root/.cache/go-build/10/1090e55c…-d).
+_HASH_RUN = re.compile(
+    r"(?=[A-Za-z0-9]*\d)(?=[A-Za-z0-9]*[A-Za-z])(?<![A-Za-z0-9])[A-Za-z0-9]{16,}"
+)
+_HASHLIKE = re.compile(r"(?=[^ ]*\d)(?=[^ ]*[A-Za-z])[A-Za-z0-9_=/+-]{16,}")
+
+
+def _place(g: Finding) -> int:
+    """0: a step on the project's own sources; 1: another; 2: a configure test's (autoconf's
+    conftest.c, zlib's ztest$PID.c, CMake's compiler identification and try-compiles)."""
+    found = _SOURCES.search(g.a.identity)
+    if found:
+        return 2 if any(_TEMP_NAME.search(s) for s in found.group(1).split(",")) else 0
+    return 2 if "$PID" in g.a.identity or "conftest" in g.a.identity else 1
+
+
+def incidental(f: Finding) -> bool:
+    """A configure test that ran with other flags or read other headers and still ended as
+    before, writing no workspace file that differs: configure runs its tests in an order
+    and number a pid or a cache can shift; what they decided shows in its outputs."""
+    return (
+        bool(f.own)
+        and all(c.kind in ("flags", "read") for c in f.own)
+        and _place(f) == 2
+        and f.a.status == f.b.status
+        and all(o.startswith(("/", "$")) for o in f.changed_outputs)
+    )
+
+
+def _ids_only(g: Finding) -> bool:
+    """Only generated ids differ in its argv (go's ``-buildid``): nothing to show."""
+    words = [w[2:].split("=", 1)[-1] for w in g.argv_diff]
+    return bool(words) and all(
+        _HASHLIKE.fullmatch(w) or _HASH_RUN.search(w) for w in words
+    )  # fmt: skip
 
 
 def _rank(findings: list[Finding], nodes: dict[int, Node]) -> Causes:
@@ -358,7 +489,7 @@ def _rank(findings: list[Finding], nodes: dict[int, Node]) -> Causes:
     argv_words = {w for f in findings if f.flags for line in f.argv_diff for w in line[2:].split()}
     entries: list[tuple[bool, int, int, str, str, Finding]] = []
     for f in findings:
-        if f.role != "changed":
+        if f.role != "changed" or incidental(f):
             continue
         own = list(f.own)
         # A variable whose value shows up in a changed argv is confirmed as read.
@@ -385,6 +516,10 @@ def _rank(findings: list[Finding], nodes: dict[int, Node]) -> Causes:
             entries.append((rank >= _RANK["weak_env"], f.a.order, rank, c.key, text, f))
     strong = [e for e in entries if not e[0]]
     chosen = sorted(strong or entries, key=lambda e: e[1:5])
+    if any(e[2] < _RANK["flags"] for e in chosen):
+        # A configure test that got other flags or read other headers once the options,
+        # the sources or the tools changed follows from that change: configure chose them.
+        chosen = [e for e in chosen if not (e[2] >= _RANK["flags"] and _place(e[5]) == 2)]
     seen: dict[str, int] = {}
     texts: list[str] = []
     steps: list[int] = []

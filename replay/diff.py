@@ -13,6 +13,7 @@ same report, whatever the hash seed.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -20,9 +21,18 @@ from recorder.model import REDACTED, Manifest
 from recorder.normalize import Normalizer
 from recorder.tape import Tape
 from replay import diff_limits
-from replay.causes import Causes, explain
+from replay.causes import Causes, explain, incidental
 from replay.content_diff import ContentOptions, FileChange, Side, compare_files
-from replay.steps import Node, build_graph, comparable_env, cwd_reliable, match, per_process_env
+from replay.steps import (
+    Graph,
+    Node,
+    build_graph,
+    comparable_env,
+    cwd_reliable,
+    match,
+    per_process_env,
+)
+from replay.verdict import equal_but_times
 
 __all__ = [
     "CommandDiff",
@@ -272,6 +282,61 @@ def _significant(c: StepChange) -> bool:
     return any(not o.startswith(("/", "$")) for o in c.changed_outputs)
 
 
+def _output_blobs(side: Side) -> dict[str, str]:
+    """Stored contents of a recording's outputs and intermediates, by the normalised name a
+    finding lists them under (replay/causes.py)."""
+    m = side.tape.manifest
+    out = {o.path: o.blob for o in m.outputs if o.blob is not None}
+    for i in m.intermediates:
+        if i.blob is not None:
+            out.setdefault(side.norm.text(i.path), i.blob)
+    return out
+
+
+_SOURCES = re.compile(r"<([^<>]+)>$")
+
+
+@dataclass(frozen=True)
+class _Nondet:
+    """What the contents say about the nondeterministic steps, by A process id."""
+
+    stamped: dict[int, str]  # its outputs differ only by dates and times: what to add
+    by_path: set[int]  # its outputs name the build directory (the builds ran in two)
+
+
+def _nondeterminism(explained: Causes, sa: Side, sb: Side, ga: Graph) -> _Nondet:
+    nondet = [f for f in explained.findings if f.role == "nondeterministic"]
+    stamped: dict[int, str] = {}
+    by_path: set[int] = set()
+    if not nondet:
+        return _Nondet(stamped, by_path)
+    blobs_a, blobs_b = _output_blobs(sa), _output_blobs(sb)
+    wa = sa.tape.manifest.workspace.rstrip("/").encode()
+    wb = sb.tape.manifest.workspace.rstrip("/").encode()
+    for f in nondet:
+        pairs = [(blobs_a.get(o), blobs_b.get(o)) for o in f.changed_outputs]
+        if not pairs or any(x is None or y is None for x, y in pairs):
+            continue
+        contents = [(sa.tape.blob(x), sb.tape.blob(y)) for x, y in pairs if x and y]
+        if all(equal_but_times(x, y) for x, y in contents):
+            stamped[f.a.proc.id] = f" ({_source_of(f.a, ga)}embeds a date or time)"
+        elif wa != wb and any(wa in x and wb in y for x, y in contents):
+            by_path.add(f.a.proc.id)
+    return _Nondet(stamped, by_path)
+
+
+def _source_of(n: Node, g: Graph) -> str:
+    """``bzip2.c: ``, the sources named by the step or the nearest step above it (``as``
+    names only a temp file; the compiler driver above it names the source)."""
+    node: Node | None = n
+    while node is not None:
+        found = _SOURCES.search(node.identity)
+        if found:
+            return f"{found.group(1)}: "
+        node = g.nodes.get(node.parent) if node.parent is not None else None
+    return ""
+
+
 def _probe(n: Node) -> bool:
     """A process that wrote nothing and succeeded: a version or feature query (go runs
     ``asm -V=full`` only when its cache lacks the answer). Listed, but not a difference."""
@@ -336,13 +401,18 @@ def diff(ta: Tape, tb: Tape, options: DiffOptions) -> DiffReport:
     timing_rows.sort(key=lambda r: (-abs(r.delta_s), r.step))
     timings = TimingsDiff([round(a.duration_s, 3), round(b.duration_s, 3)], timing_rows[:10])
     unmatched = [n for n in (*matching.only_a, *matching.only_b) if not _probe(n)]
+    significant = [
+        _significant(c) and not incidental(f)
+        for c, f in zip(changes, explained.findings, strict=True)
+    ]
     different = bool(
-        outputs or inputs or any(map(_significant, changes)) or unmatched
+        outputs or inputs or any(significant) or unmatched
         or not command.same or a.status != b.status or a.exit_code != b.exit_code
     )  # fmt: skip
     verdict, causes = _verdict(
-        different, explained, inputs, tools, env, command, options, (a.workspace, b.workspace)
-    )
+        different, explained, inputs, tools, env, command, options, (a.workspace, b.workspace),
+        _nondeterminism(explained, sa, sb, ga),
+    )  # fmt: skip
     return DiffReport(
         equivalent=not different,
         verdict=verdict,
@@ -371,6 +441,7 @@ def _verdict(
     command: CommandDiff,
     options: DiffOptions,
     workspaces: tuple[str, str],
+    notes: _Nondet,
 ) -> tuple[str, list[str]]:
     if not different:
         how = "" if options.normalize else " (without normalisation)"
@@ -383,11 +454,23 @@ def _verdict(
         return "different", causes
     nondet = [f for f in explained.findings if f.role == "nondeterministic"]
     if nondet:
-        names = ", ".join(f"#{f.a.proc.id} {f.a.identity}" for f in nondet[:5])
+        # Steps whose outputs differ only by a date or time first: the step that reads the
+        # clock is the one to fix, the others may only follow from it or from the path.
+        nondet.sort(key=lambda f: f.a.proc.id not in notes.stamped)
+        names = ", ".join(
+            f"#{f.a.proc.id} {f.a.identity}" + notes.stamped.get(f.a.proc.id, "")
+            for f in nondet[:5]
+        )
+        if workspaces[0] != workspaces[1] and not notes.stamped and notes.by_path:
+            # Some tools lay out what they write by the path they build in (gcc -g orders
+            # its debug strings by it): the one input normalisation hides, so say it first.
+            return "different", [
+                f"the build directory differs ({workspaces[0]} → {workspaces[1]}) and "
+                f"{len(notes.by_path)} step{'s' if len(notes.by_path) > 1 else ''} write it "
+                f"into outputs that differ: {names}"
+            ]
         line = f"nondeterministic: same command and inputs, different outputs: {names}"
         if workspaces[0] != workspaces[1]:
-            # Some tools lay out what they write by the path they build in (gcc -g orders
-            # its debug strings so): name it, as it is the one input normalisation hides.
             line += f" (built in {workspaces[0]} and {workspaces[1]}: may depend on the path)"
         return "different", [line]
     if not command.same:

@@ -263,13 +263,32 @@ def match(ga: Graph, gb: Graph) -> Matching:
         prog = os.path.basename(n.argv[0]) if n.argv else n.exe
         return f"{prog} [{n.cwd}] under {parent.identity if parent else '-'}"
 
+    partner: dict[int, int] = {a.proc.id: b.proc.id for a, b in pairs}
     for key in (by_identity, by_place):
-        ka, kb = keyed(ga, paired_a, key), keyed(gb, paired_b, key)
-        for k in sorted(set(ka) & set(kb)):
-            for x, y in zip(ka[k], kb[k], strict=False):
-                pairs.append((x, y))
-                paired_a.add(x.proc.id)
-                paired_b.add(y.proc.id)
+        kb = keyed(gb, paired_b, key)
+        for x in sorted(ga.nodes.values(), key=_order):
+            if x.proc.id in paired_a:
+                continue
+            candidates = [y for y in kb.get(key(ga, x), ()) if y.proc.id not in paired_b]
+            if not candidates:
+                continue
+            # Many steps share an identity (every configure test's `as $TMP`, a forked
+            # subshell): the one run as x was, under the partner of x's parent, ending as x
+            # did, is x in the other build; start order alone pairs tests run in another
+            # order (and a tape can name a wrong parent for a process that reused a pid).
+            y = min(
+                candidates,
+                key=lambda y: (
+                    y.argv != x.argv,
+                    x.parent is not None and partner.get(x.parent) != y.parent,
+                    y.status != x.status,
+                    y.order,
+                ),
+            )
+            pairs.append((x, y))
+            partner[x.proc.id] = y.proc.id
+            paired_a.add(x.proc.id)
+            paired_b.add(y.proc.id)
     pairs.sort(key=lambda ab: (ab[0].order, ab[1].order))
     only_a = sorted((n for n in ga.nodes.values() if n.proc.id not in paired_a), key=_order)
     only_b = sorted((n for n in gb.nodes.values() if n.proc.id not in paired_b), key=_order)

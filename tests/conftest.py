@@ -24,7 +24,8 @@ def answer_on_a_terminal(args: list[str], answer: bytes) -> tuple[int, bytes]:
     """Run the CLI with a pseudo-terminal as stdin and stdout, answering the one
     "Run it here?" prompt with ``answer``; the exit code and everything it wrote."""
     import pty
-    import time
+    import select
+    import signal
 
     pid, fd = pty.fork()
     if pid == 0:  # pragma: no cover - the child
@@ -32,12 +33,19 @@ def answer_on_a_terminal(args: list[str], answer: bytes) -> tuple[int, bytes]:
         env = {**os.environ, "NO_COLOR": "1"}
         os.execve(sys.executable, [sys.executable, "-m", "buildtape", *args], env)
     seen = b""
-    deadline = time.monotonic() + 60
     answered = False
-    while time.monotonic() < deadline:
+    # Read to the end, however long a loaded machine takes: a deadline on the whole run
+    # would stop reading (the child then blocks on a full pty, or on a prompt never
+    # answered). Only silence this long is a hang.
+    while True:
+        if not select.select([fd], [], [], 300)[0]:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            os.close(fd)
+            raise AssertionError(f"buildtape {args} wrote nothing for 300 s:\n{seen!r}")
         try:
             chunk = os.read(fd, 4096)
-        except OSError:
+        except OSError:  # EIO: the child closed the terminal
             break
         if not chunk:
             break

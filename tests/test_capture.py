@@ -132,6 +132,46 @@ def test_every_parallel_step_has_the_cwd_it_ran_in(tmp_path: Path, trace: str) -
             assert p["cwd"].startswith(str(ws) + "/d"), p
 
 
+def test_paths_and_cwds_longer_than_the_interposers_first_buffers(tmp_path: Path) -> None:
+    """The interposer sizes its buffers for common paths and makes a record again with
+    PATH_MAX ones when a path is longer: nothing is lost past 512 bytes."""
+    ws = tmp_path / "ws"
+    deep = ws.joinpath(*[f"component-{i:02d}-" + "x" * 30 for i in range(20)])
+    deep.mkdir(parents=True)
+    assert len(str(deep)) > 700
+    (deep / "in.txt").write_text("deep\n")
+    (deep / "old.txt").write_text("before the build\n")
+    os.utime(deep / "old.txt", (OLD, OLD))
+    shutil.copy(shutil.which("cat") or "/bin/cat", deep / "mycat")
+    rel = str(deep.relative_to(ws))
+    script = (
+        f'cd "{rel}" && ./mycat in.txt > out.txt && cat "$PWD/out.txt" > copy.txt'
+        " && echo overwritten > old.txt"
+    )
+    tape = tmp_path / "deep.tape"
+    record(ws, tape, "sh", "-c", script)
+    with open_tape(tape) as t:
+        m = t.manifest
+    mine = [p for p in m.processes if p.argv[:1] == ["./mycat"]]
+    assert len(mine) == 1, [p.argv for p in m.processes]
+    assert mine[0].cwd == str(deep)
+    assert mine[0].exe == str(deep / "mycat")
+    assert f"{rel}/in.txt" in mine[0].reads
+    cat = [p for p in m.processes if p.argv[:1] == ["cat"]]
+    assert len(cat) == 1 and cat[0].cwd == str(deep)
+    assert f"{rel}/out.txt" in cat[0].reads  # named by its absolute path
+    # The shell's redirections opened them for writing.
+    written = {w for p in m.processes for w in p.writes}
+    assert {f"{rel}/out.txt", f"{rel}/copy.txt"} <= written
+    assert {f"{rel}/out.txt", f"{rel}/copy.txt"} <= {o.path for o in m.outputs}
+    # Both files were written by processes the interposer saw: the tape needs no walk.
+    assert m.tracing is not None and m.tracing.changes == "seen"
+    # The interposer kept the overwritten file's old bytes under its long name too.
+    before = next(e for e in m.inputs if e.path == f"{rel}/old.txt")
+    assert before.sha256 == hashlib.sha256(b"before the build\n").hexdigest()
+    assert before.blob is not None and before.mtime_ns == OLD * 10**9
+
+
 STATIC_C = r"""
 #include <stdio.h>
 int main(void) { FILE *f = fopen("from-static.txt", "w"); fputs("hi\n", f); fclose(f);

@@ -22,6 +22,15 @@ RULES = [
     ("/tmp/tmpa1b2c3d4/setup.py", "$TMP/setup.py"),
     ("CMakeFiles/CMakeScratch/TryCompile-Ab12Cd/cmTC_1a2b3.dir", "CMakeFiles/CMakeScratch/cmTC_$ID/cmTC_$ID.dir"),
     ("build/CMakeCache.txt.tmp0f551", "build/CMakeCache.txt.tmp$ID"),
+    # gzip's gnulib configure and GNU make's copy of a makefile read from stdin
+    ("/tmp/cgSQhxur/dummy.c", "$TMP/dummy.c"),
+    ("/tmp/Gm13w68x", "$TMP"),
+    ("/tmp/cgroups/x", "/tmp/cgroups/x"),
+    # autoconf: its private directory and the files it names for its pid
+    ("rm -fr ./confRpDT7k", "rm -fr ./conf$TMP"),
+    ("./conf3fUitc/out", "./conf$TMP/out"),
+    ("-I conftestd2 confdefs.h config/x", "-I conftestd2 confdefs.h config/x"),
+    ("conf2838subs.sh", "conf$PIDsubs.sh"),
     ("worker pid 4242 started", "worker pid $PID started"),
     ("/proc/4242/status", "/proc/$PID/status"),
     ("built at 2026-12-01T17:22:50Z", "built at $TIME"),

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import zstandard
 
+from recorder.preload import build_shim
 from tests.conftest import buildtape, needs_strace, spawn_buildtape
 
 C_FILES = ["main.c", "vec.c", "strbuf.c", "hash.c", "parse.c", "stats.c"]
@@ -239,11 +240,15 @@ def test_sigkill_of_recorder_leaves_no_file_under_final_name(
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 60
+        # Waits as long as the recorder runs (a loaded machine builds slowly); the bound
+        # only keeps a hang from lasting forever.
+        deadline = time.monotonic() + 600
         while not list(tmp_path.glob(".killed.tape.*.partial")):
+            assert proc.poll() is None, "the recorder ended before it started writing"
             assert time.monotonic() < deadline, "the recorder never started writing"
             time.sleep(0.05)
         while not (ws / "app").exists():  # mid-build: blobs are being written
+            assert proc.poll() is None, "the recorder ended before the build made app"
             assert time.monotonic() < deadline
             time.sleep(0.05)
         proc.send_signal(signal.SIGKILL)
@@ -308,6 +313,12 @@ def test_fallback_gives_valid_tape(
         for tool in ("sh", "sleep", "cat"):
             (bin_dir / tool).symlink_to(f"/bin/{tool}")
         env["PATH"] = str(bin_dir)
+    if how == "strace missing from PATH":
+        # A machine without strace still has its C compiler, which this PATH hides too: the
+        # interposer is built first, as any recording there would have, not left to whether
+        # an earlier test built it in ~/.cache (a fresh machine, or this test run alone).
+        env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
+        assert build_shim({**os.environ, "XDG_CACHE_HOME": env["XDG_CACHE_HOME"]}).library
     if how == "no strace and no C compiler":
         env["XDG_CACHE_HOME"] = str(tmp_path / "empty-cache")  # no interposer built before
     script = "echo built > out.txt; sleep 0.3; cat out.txt"

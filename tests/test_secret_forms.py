@@ -102,6 +102,30 @@ def test_url_forms_and_wrapped_base64_are_found_and_replaced() -> None:
         assert not s.found_in(s.text(text).encode()), s.text(text)
 
 
+def test_a_manifest_is_scrubbed_wherever_a_secret_hides_in_its_strings() -> None:
+    """The tree is searched as one JSON text: quotes, backslashes and line breaks in a value
+    or around it (JSON escapes them) must not hide it, and a clean tree is not rebuilt."""
+    quoted = 'pa"ss\\wo\nrd-' + TOKEN[-12:]
+    s = Scrubber([quoted, TOKEN])
+    wrapped = base64.encodebytes(b"xy" + TOKEN.encode()).decode()  # broken at 76 columns
+    tree = {
+        "argv": ["sh", "-c", f"echo '{quoted}'"],
+        "notes": ["\\n" + TOKEN, f"key:\n{wrapped}"],
+        TOKEN: 1,
+        "sha256": TOKEN,  # a digest key: left alone
+    }
+    out = s.tree(tree, keep=frozenset({"sha256"}))
+    assert out["argv"][2] == f"echo '{REDACTED}'"
+    assert out["notes"][0] == "\\n" + REDACTED
+    assert not s.found_in(out["notes"][1].encode())
+    assert REDACTED in out and out["sha256"] == TOKEN
+    # Each form alone in a tree, so no other value gives the tree away.
+    for alone in ({"argv": [f"echo '{quoted}'"]}, {"notes": [f"key:\n{wrapped}"]}):
+        assert s.tree(alone) != alone, alone
+    clean = {"argv": ["make", "-j2"], "paths": ["a\\nb", 'q"'], "n": [1, 2.5, None]}
+    assert s.tree(clean) is clean
+
+
 @needs_strace
 def test_planted_secret_forms_appear_in_no_byte_of_the_tape(tmp_path: Path) -> None:
     ws = tmp_path / "ws"

@@ -338,7 +338,10 @@ def test_otlp_without_a_receiver_is_one_line_and_exit_5(
     tmp_path: Path, refused_endpoint: str
 ) -> None:
     tape = tmp_path / "t.tape"
-    buildtape("record", "-q", "--trace", "none", "-o", tape, "--", "true", check=True)
+    # In the test's own directory: from pytest's cwd it would index into the checkout's
+    # .buildtape/ and read the checkout's pyproject.toml.
+    buildtape("record", "-q", "--trace", "none", "-o", tape, "--", "true", cwd=tmp_path,
+              check=True)  # fmt: skip
     env = {**os.environ, "BUILDTAPE_OTLP_TIMEOUT_S": "1"}
     out = buildtape("export", "--format", "otlp", "--endpoint", refused_endpoint,
                     tape, cwd=tmp_path, env=env)  # fmt: skip

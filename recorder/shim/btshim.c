@@ -66,6 +66,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -85,6 +86,12 @@ static unsigned nwritten;
 static dev_t log_dev;
 static ino_t log_ino;
 
+/* open(2) itself: neither our own wrapper nor a dlsym lookup of the next one, which costs
+ * every process that logs a few microseconds and a page or two of the loader's memory. */
+static int raw_open(const char *path, int flags, mode_t mode) {
+    return (int)syscall(SYS_openat, AT_FDCWD, path, flags, mode);
+}
+
 static int log_open(void) {
     struct stat st;
     if (inert)
@@ -94,8 +101,7 @@ static int log_open(void) {
     const char *path = getenv("BUILDTAPE_FILELOG");
     if (!path || !*path)
         return -1;
-    int (*real_open)(const char *, int, ...) = dlsym(RTLD_NEXT, "open");
-    int fd = real_open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+    int fd = raw_open(path, O_WRONLY | O_APPEND | O_CLOEXEC, 0);
     if (fd < 0)
         return -1;
     int high = fcntl(fd, F_DUPFD_CLOEXEC, LOG_FD_MIN);
@@ -113,30 +119,38 @@ static int skipped(const char *p) {
            strncmp(p, "/dev/", 5) == 0;
 }
 
-/* Make an absolute path (not canonical: ".." is resolved by the reader). */
+/* Stack use. Every page of stack a record touches beyond what the program already used is
+ * a page fault, in every process of the build: buffers are sized for the common case
+ * (SMALL_PATH) and a record that does not fit is made again with PATH_MAX ones. */
+#define SMALL_PATH 512
+
+/* Make an absolute path (not canonical: ".." is resolved by the reader) in ``out`` of
+ * ``size`` bytes: 0, -1 on failure, 1 when it needs more room than ``size``. */
 static int absolute(int dirfd, const char *path, char *out, size_t size) {
     if (!path)
         return -1;
     if (path[0] == '/') {
         if (strlen(path) >= size)
-            return -1;
+            return size < PATH_MAX ? 1 : -1;
         strcpy(out, path);
         return 0;
     }
-    char base[PATH_MAX];
+    char base[size];
     if (dirfd == AT_FDCWD) {
-        if (!getcwd(base, sizeof base))
-            return -1;
+        if (!getcwd(base, size))
+            return errno == ERANGE && size < PATH_MAX ? 1 : -1;
     } else {
         char link[64];
         snprintf(link, sizeof link, "/proc/self/fd/%d", dirfd);
-        ssize_t n = readlink(link, base, sizeof base - 1);
+        ssize_t n = readlink(link, base, size - 1);
         if (n < 0)
             return -1;
+        if ((size_t)n >= size - 1 && size < PATH_MAX)
+            return 1;
         base[n] = '\0';
     }
     if ((size_t)snprintf(out, size, "%s/%s", base, path) >= size)
-        return -1;
+        return size < PATH_MAX ? 1 : -1;
     return 0;
 }
 
@@ -156,16 +170,18 @@ static void emit_save(int dirfd, const char *path, int how);
 static void wrote(const char *abs);
 static void emit_intermediate(int dirfd, const char *path);
 
-static void emit(char op, int dirfd1, const char *p1, int dirfd2, const char *p2) {
-    int saved = errno;
-    char a[PATH_MAX], b[PATH_MAX], line[2 * PATH_MAX + 64];
-    int fd = log_open();
-    if (fd < 0 || absolute(dirfd1, p1, a, sizeof a) != 0 || !clean(a) || skipped(a))
-        goto out;
+/* One file record with paths of at most ``room`` bytes: 0 when they needed more. */
+static int emit_in(int fd, char op, int dirfd1, const char *p1, int dirfd2, const char *p2,
+                   size_t room) {
+    char a[room], b[p2 ? room : 1], line[2 * room + 64];
+    int r = absolute(dirfd1, p1, a, room);
+    if (r != 0 || !clean(a) || skipped(a))
+        return r != 1;
     int n;
     if (p2) {
-        if (absolute(dirfd2, p2, b, sizeof b) != 0 || !clean(b))
-            goto out;
+        r = absolute(dirfd2, p2, b, room);
+        if (r != 0 || !clean(b))
+            return r != 1;
         n = snprintf(line, sizeof line, "%d\t%c\t%s\t%s\n", (int)getpid(), op, a, b);
     } else {
         n = snprintf(line, sizeof line, "%d\t%c\t%s\n", (int)getpid(), op, a);
@@ -178,7 +194,14 @@ static void emit(char op, int dirfd1, const char *p1, int dirfd2, const char *p2
         wrote(a);
     else if (op == 'm' && p2)
         wrote(b);
-out:
+    return 1;
+}
+
+static void emit(char op, int dirfd1, const char *p1, int dirfd2, const char *p2) {
+    int saved = errno;
+    int fd = log_open();
+    if (fd >= 0 && !emit_in(fd, op, dirfd1, p1, dirfd2, p2, SMALL_PATH))
+        emit_in(fd, op, dirfd1, p1, dirfd2, p2, PATH_MAX);
     errno = saved;
 }
 
@@ -501,11 +524,19 @@ static size_t put_esc(char *out, const char *s) {
 }
 
 /* One record: head, then each string and argv escaped, tab-separated, in one write(2). */
+static void emit_proc_to(int fd, const char *head, const char *const strs[], int nstrs,
+                         char *const argv[]);
+
 static void emit_proc(const char *head, const char *const strs[], int nstrs, char *const argv[]) {
     int saved = errno;
     int fd = log_open();
-    if (fd < 0)
-        goto out;
+    if (fd >= 0)
+        emit_proc_to(fd, head, strs, nstrs, argv);
+    errno = saved;
+}
+
+static void emit_proc_to(int fd, const char *head, const char *const strs[], int nstrs,
+                         char *const argv[]) {
     size_t need = strlen(head) + 64;
     for (int i = 0; i < nstrs; i++)
         need += 2 * strlen(strs[i] ? strs[i] : "") + 1;
@@ -513,13 +544,14 @@ static void emit_proc(const char *head, const char *const strs[], int nstrs, cha
     if (argv)
         for (; argv[argc]; argc++)
             need += 2 * strlen(argv[argc]) + 1;
-    char stackbuf[8192];
+    /* Exactly as long as the record (see SMALL_PATH), up to 8 KiB; longer ones are mapped. */
+    char stackbuf[need <= 8192 ? need : 1];
     char *buf = stackbuf;
     int mapped = 0;
-    if (need > sizeof stackbuf) {
+    if (need > 8192) {
         void *m = mmap(NULL, need, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (m == MAP_FAILED)
-            goto out;
+            return;
         buf = m;
         mapped = 1;
     }
@@ -541,8 +573,6 @@ static void emit_proc(const char *head, const char *const strs[], int nstrs, cha
     (void)w;
     if (mapped)
         munmap(buf, need);
-out:
-    errno = saved;
 }
 
 static uint64_t fnv(const char *s, uint64_t h) {
@@ -555,24 +585,26 @@ static uint64_t fnv(const char *s, uint64_t h) {
 
 #define FNV_START 1469598103934665603ULL
 
-typedef int (*open_fn)(const char *, int, ...);
-
-static open_fn real_open_fn(void) {
-    static open_fn fn;
-    if (!fn)
-        fn = (open_fn)dlsym(RTLD_NEXT, "open");
-    return fn;
-}
 
 /* The environment, once per distinct environment: the recorder diffs them per process. */
+static void write_env_file(int fd, char **envp);
+
 static void write_env(const char *tag, char **envp) {
     const char *dir = getenv("BUILDTAPE_SAVEDIR");
-    char path[PATH_MAX];
-    if (!dir || !envp || (size_t)snprintf(path, sizeof path, "%s/env/%s", dir, tag) >= sizeof path)
+    if (!dir || !envp)
         return;
-    int fd = real_open_fn()(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0)
+    size_t size = strlen(dir) + strlen(tag) + 8;
+    if (size > PATH_MAX)
         return;
+    char path[size];
+    snprintf(path, size, "%s/env/%s", dir, tag);
+    int fd = raw_open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0)
+        write_env_file(fd, envp);
+}
+
+/* Its own frame: the buffer is stack only the first process of an environment touches. */
+__attribute__((noinline)) static void write_env_file(int fd, char **envp) {
     char buf[16384];
     size_t n = 0;
     for (char **e = envp; *e; e++) {
@@ -597,6 +629,8 @@ static void write_env(const char *tag, char **envp) {
     close(fd);
 }
 
+static int record_start(char **argv, char **envp, size_t room);
+
 /* glibc passes argc, argv and envp to the constructors of every loaded object. */
 __attribute__((constructor)) static void bt_started(int argc, char **argv, char **envp) {
     (void)argc;
@@ -605,11 +639,24 @@ __attribute__((constructor)) static void bt_started(int argc, char **argv, char 
     if (inert || !getenv("BUILDTAPE_FILELOG"))
         return;
     int saved = errno;
-    char exe[PATH_MAX], cwd[PATH_MAX], tag[20], head[96];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (!record_start(argv, envp, SMALL_PATH))
+        record_start(argv, envp, PATH_MAX);
+    errno = saved;
+}
+
+/* The E record with the executable's path and the cwd in ``room`` bytes each: 0 when they
+ * needed more (see SMALL_PATH). */
+static int record_start(char **argv, char **envp, size_t room) {
+    char exe[room], cwd[room], tag[20], head[96];
+    ssize_t n = readlink("/proc/self/exe", exe, room - 1);
+    if (n >= (ssize_t)room - 1 && room < PATH_MAX)
+        return 0;
     exe[n > 0 ? n : 0] = '\0';
-    if (!getcwd(cwd, sizeof cwd))
+    if (!getcwd(cwd, room)) {
+        if (errno == ERANGE && room < PATH_MAX)
+            return 0;
         cwd[0] = '\0';
+    }
     uint64_t h = FNV_START;
     for (char **e = envp; e && *e; e++)
         h = fnv("\n", fnv(*e, h));
@@ -618,7 +665,7 @@ __attribute__((constructor)) static void bt_started(int argc, char **argv, char 
     snprintf(head, sizeof head, "E\t%d\t%d\t%lld", (int)getpid(), (int)getppid(), now_ns());
     const char *strs[] = {exe, cwd, tag};
     emit_proc(head, strs, 3, argv);
-    errno = saved;
+    return 1;
 }
 
 __attribute__((destructor)) static void bt_exiting(void) {
@@ -762,7 +809,7 @@ static int go_note(int fd, const unsigned char *head, size_t nhead, size_t off, 
 
 /* 1 for an ELF executable libc cannot see into: no PT_INTERP, or a Go program. */
 static int unseen_program(const char *path) {
-    int fd = real_open_fn()(path, O_RDONLY | O_CLOEXEC);
+    int fd = raw_open(path, O_RDONLY | O_CLOEXEC, 0);
     if (fd < 0)
         return 0;
     unsigned char buf[4096];
@@ -1050,10 +1097,10 @@ static int keep(const char *src, const char *dst, int copy, const struct stat *s
         if (errno == EEXIST)
             return -1;
     }
-    int in = real_open_fn()(src, O_RDONLY | O_CLOEXEC);
+    int in = raw_open(src, O_RDONLY | O_CLOEXEC, 0);
     if (in < 0)
         return -1;
-    int out = real_open_fn()(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    int out = raw_open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (out < 0) {
         close(in);
         return -1;
@@ -1118,19 +1165,34 @@ static int wrote_it(const char *abs) {
     return 0;
 }
 
+static int save_in(int dirfd, const char *path, int how, size_t room);
+
 static void emit_save(int dirfd, const char *path, int how) {
     int saved = errno;
+    if (!save_in(dirfd, path, how, SMALL_PATH))
+        save_in(dirfd, path, how, PATH_MAX);
+    errno = saved;
+}
+
+/* emit_save with paths of at most ``room`` bytes (see SMALL_PATH): 0 when they needed more. */
+static int save_in(int dirfd, const char *path, int how, size_t room) {
     struct saving sv;
-    char a[PATH_MAX], name[64], target[PATH_MAX], head[48];
+    char a[room], name[64], target[room], head[48];
     struct stat st;
-    if (!saving(&sv) || absolute(dirfd, path, a, sizeof a) != 0 || !clean(a) ||
-        !under(a, sv.workspace) || lstat(a, &st) != 0 || !S_ISREG(st.st_mode))
-        goto out; /* not a workspace file */
+    if (!saving(&sv))
+        return 1;
+    int r = absolute(dirfd, path, a, room);
+    if (r != 0)
+        return r != 1;
+    if (!clean(a) || !under(a, sv.workspace) || lstat(a, &st) != 0 || !S_ISREG(st.st_mode))
+        return 1; /* not a workspace file */
+    /* The slots' names: the save directory, a slash, and at most 64 bytes. */
+    if (strlen(sv.dir) + 66 > room)
+        return room >= PATH_MAX;
     if (mtime_ns(&st) < sv.t0) {
         /* As it was before the build: kept once, under a name for its path. */
         snprintf(name, sizeof name, "p%016llx", (unsigned long long)fnv(a, FNV_START));
-        if ((size_t)snprintf(target, sizeof target, "%s/%s", sv.dir, name) >= sizeof target)
-            goto out;
+        snprintf(target, sizeof target, "%s/%s", sv.dir, name);
         if (keep(a, target, how & SAVE_COPY, &st) == 0) {
             snprintf(head, sizeof head, "P\t%d", (int)getpid());
             const char *strs[] = {name, a};
@@ -1147,10 +1209,9 @@ static void emit_save(int dirfd, const char *path, int how) {
          * named for the path. A file every configure test rewrites (conftest.c) fills its
          * slots once; after that it costs one access(2), not a copy. */
         unsigned long long h = (unsigned long long)fnv(a, FNV_START);
-        if ((size_t)snprintf(target, sizeof target, "%s/v%016llx-%d", sv.dir, h,
-                             VERSION_SLOTS - 1) >= sizeof target ||
-            access(target, F_OK) == 0)
-            goto out;
+        snprintf(target, sizeof target, "%s/v%016llx-%d", sv.dir, h, VERSION_SLOTS - 1);
+        if (access(target, F_OK) == 0)
+            return 1;
         for (int k = 0; k < VERSION_SLOTS; k++) {
             snprintf(name, sizeof name, "v%016llx-%d", h, k);
             snprintf(target, sizeof target, "%s/%s", sv.dir, name);
@@ -1164,29 +1225,42 @@ static void emit_save(int dirfd, const char *path, int how) {
                 break;
         }
     }
-out:
-    errno = saved;
+    return 1;
 }
+
+static int intermediate_in(int dirfd, const char *path, size_t room);
 
 static void emit_intermediate(int dirfd, const char *path) {
     int saved = errno;
+    if (!intermediate_in(dirfd, path, SMALL_PATH))
+        intermediate_in(dirfd, path, PATH_MAX);
+    errno = saved;
+}
+
+/* emit_intermediate with paths of at most ``room`` bytes: 0 when they needed more. */
+static int intermediate_in(int dirfd, const char *path, size_t room) {
     static unsigned counter;
     struct saving sv;
-    char a[PATH_MAX], name[64], target[PATH_MAX], head[48];
+    char a[room], name[64], target[room], head[48];
     struct stat st;
-    if (!saving(&sv) || absolute(dirfd, path, a, sizeof a) != 0 || !clean(a) || skipped(a) ||
-        under(a, sv.workspace) || under(a, sv.dir) || lstat(a, &st) != 0 ||
-        !S_ISREG(st.st_mode) || mtime_ns(&st) < sv.t0 || st.st_size > (64 << 20))
-        goto out; /* not a file this build wrote outside the workspace */
+    if (!saving(&sv))
+        return 1;
+    int r = absolute(dirfd, path, a, room);
+    if (r != 0)
+        return r != 1;
+    if (!clean(a) || skipped(a) || under(a, sv.workspace) || under(a, sv.dir) ||
+        lstat(a, &st) != 0 || !S_ISREG(st.st_mode) || mtime_ns(&st) < sv.t0 ||
+        st.st_size > (64 << 20))
+        return 1; /* not a file this build wrote outside the workspace */
+    if (strlen(sv.dir) + 66 > room)
+        return room >= PATH_MAX;
     snprintf(name, sizeof name, "i%016llx-%d-%u", (unsigned long long)fnv(a, FNV_START),
              (int)getpid(), counter++);
-    if ((size_t)snprintf(target, sizeof target, "%s/%s", sv.dir, name) >= sizeof target)
-        goto out;
+    snprintf(target, sizeof target, "%s/%s", sv.dir, name);
     if (keep(a, target, 0, &st) == 0) {
         snprintf(head, sizeof head, "I\t%d", (int)getpid());
         const char *strs[] = {name, a};
         emit_proc(head, strs, 2, NULL);
     }
-out:
-    errno = saved;
+    return 1;
 }
