@@ -113,9 +113,19 @@ class _Environments:
         return out
 
 
+def _in_order(run: BuildRun) -> list[TracedProcess]:
+    return sorted(run.traced, key=lambda p: (p.start, p.pid))
+
+
+def process_ids(run: BuildRun) -> dict[int, int]:
+    """The tape's process id of each traced process, by the key the records name it with
+    (its pid, or the recorder's key for a process whose pid a later one reused)."""
+    return {p.pid: i for i, p in enumerate(_in_order(run), start=1)}
+
+
 def processes(plan: Plan, run: BuildRun, observer: Observer, cache: HashCache) -> list[Process]:
-    traced = sorted(run.traced, key=lambda p: (p.start, p.pid))
-    ids = {p.pid: i for i, p in enumerate(traced, start=1)}
+    traced = _in_order(run)
+    ids = process_ids(run)
     workspace, argv, cwd = str(plan.workspace), plan.argv, str(plan.cwd)
     records = run.records
     tags = records.env_tags if records is not None else {}
@@ -154,7 +164,7 @@ def processes(plan: Plan, run: BuildRun, observer: Observer, cache: HashCache) -
         out.append(
             Process(
                 id=i,
-                pid=tp.pid,
+                pid=tp.pid if tp.recorded_pid is None else tp.recorded_pid,
                 parent_id=None if root else ids[tp.parent_pid] if tp.parent_pid else None,
                 # Only the command itself may borrow the recorded argv.
                 argv=tp.argv or (argv if tp.parent_pid is None else []),
@@ -287,8 +297,7 @@ def sampling(
     return Sampling(run.sampler, rate, run.sampler_notice, blob, len(samples))
 
 
-def _versions(items: list[Version], procs: list[Process]) -> list[Version]:
-    ids = {p.pid: p.id for p in procs}
+def _versions(items: list[Version], ids: dict[int, int]) -> list[Version]:
     return [
         replace(v, written_by=ids[v.written_by], replaced_by=ids[v.replaced_by])
         for v in items
@@ -296,8 +305,7 @@ def _versions(items: list[Version], procs: list[Process]) -> list[Version]:
     ]
 
 
-def _intermediates(items: list[Intermediate], procs: list[Process]) -> list[Intermediate]:
-    ids = {p.pid: p.id for p in procs}
+def _intermediates(items: list[Intermediate], ids: dict[int, int]) -> list[Intermediate]:
     return [
         replace(
             i,
@@ -387,8 +395,8 @@ def assemble(
         warnings=warnings,
         sampling=sampling(run, procs, plan.options.rate, scrubber, writer),
         directories=seen.directories,
-        intermediates=_intermediates(seen.intermediates, procs),
-        versions=_versions(seen.versions, procs),
+        intermediates=_intermediates(seen.intermediates, process_ids(run)),
+        versions=_versions(seen.versions, process_ids(run)),
     )
     cache.save()
     return manifest, stderr

@@ -14,7 +14,7 @@ import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import BinaryIO, Literal, TypeVar
 
 from recorder.strace_parser import TracedProcess
 from recorder.tail import LineTail
@@ -170,6 +170,9 @@ class InterposerLog:
         self.uncollected: set[int] = set()
         # pid -> the name its image was executed as (``cc``, ``./configure``), when seen.
         self._run_as: dict[int, str] = {}
+        # Keys for processes whose pid a later process reused (see _retire): negative, so
+        # they never meet a real pid.
+        self._next_key = -1
 
     def tick(self) -> None:
         for line in self._tail.lines():
@@ -192,6 +195,43 @@ class InterposerLog:
             self.uncollected.add(pid)
         return proc
 
+    def _ended(self, pid: int) -> bool:
+        proc = self.processes.get(pid)
+        return proc is not None and (proc.end is not None or pid in self._exited)
+
+    def _retire(self, pid: int) -> None:
+        """Give the process known as ``pid`` a key of its own: a new process has that pid.
+
+        On a busy machine pids wrap (Linux's default pid_max is 32,768) and a long build
+        meets one of its own ended processes' pids again. Keyed by pid alone, the two became
+        one process with the later one's argv and the earlier one's files. Everything that
+        named the old process by its pid (its children, its environment, the versions and
+        intermediates it wrote) follows it to the new key; the tape keeps its real pid.
+        """
+        old = self.processes.pop(pid)
+        key = self._next_key
+        self._next_key -= 1
+        old.recorded_pid, old.pid = pid, key
+        self.processes[key] = old
+        for proc in self.processes.values():
+            if proc.parent_pid == pid:
+                proc.parent_pid = key
+        _rekey(self.env_tags, pid, key)
+        _rekey(self._run_as, pid, key)
+        _rekey(self._exited, pid, key)
+        _rekey(self._pending, pid, key)
+        self.uncollected.discard(pid)  # collected: a pid is reused only once reaped
+        for path, writer in self._writer.items():
+            if writer == pid:
+                self._writer[path] = key
+        self.versions = [
+            (path, kept, key if w == pid else w, key if r == pid else r)
+            for path, kept, w, r in self.versions
+        ]
+        self.intermediates = [
+            (path, name, key if who == pid else who) for path, name, who in self.intermediates
+        ]
+
     def feed(self, line: str) -> None:
         parts = line.split("\t")
         kind = parts[0]
@@ -202,6 +242,8 @@ class InterposerLog:
                 pid, ppid, t = int(parts[1]), int(parts[2]), int(parts[3]) / 1e9
                 exe, cwd, tag = _unescape(parts[4]), _unescape(parts[5]), parts[6]
                 argv = [_unescape(a) for a in parts[8 : 8 + int(parts[7])]]
+                if self._ended(pid):
+                    self._retire(pid)
                 proc = self._proc(pid, ppid, t, cwd)
                 if proc.parent_pid is None:  # first seen by its exec attempt (a vfork child)
                     proc.parent_pid = ppid
@@ -218,7 +260,15 @@ class InterposerLog:
                     self._run_as.pop(pid, None)
                 self.execs.append((pid, exe))
             elif kind == "F" and len(parts) >= 4:
-                self._proc(int(parts[1]), int(parts[2]), int(parts[3]) / 1e9, None)
+                pid, ppid = int(parts[1]), int(parts[2])
+                known = self.processes.get(pid)
+                # A fork child's first record: a process known by this pid is an earlier one,
+                # unless all that named it was a file record of this child (an atfork handler).
+                if known is not None and (known.argv is not None or self._ended(pid)):
+                    self._retire(pid)
+                proc = self._proc(pid, ppid, int(parts[3]) / 1e9, None)
+                if proc.parent_pid is None:
+                    proc.parent_pid = ppid
             elif kind == "W" and len(parts) >= 5:
                 self._collected(int(parts[2]), int(parts[3]), int(parts[4]) / 1e9)
             elif kind == "Q" and len(parts) >= 3:
@@ -226,6 +276,8 @@ class InterposerLog:
             elif kind == "X" and len(parts) >= 5:
                 pid, t = int(parts[1]), int(parts[2]) / 1e9
                 argv = [_unescape(a) for a in parts[5 : 5 + int(parts[4])]]
+                if self._ended(pid):
+                    self._retire(pid)
                 self._proc(pid, None, t, None)
                 self._pending[pid] = _Pending(t, _unescape(parts[3]), argv)
             elif kind == "Y" and len(parts) >= 2:
@@ -233,6 +285,11 @@ class InterposerLog:
             elif kind == "S" and len(parts) >= 6:
                 parent, child, t = int(parts[1]), int(parts[2]), int(parts[3]) / 1e9
                 argv = [_unescape(a) for a in parts[6 : 6 + int(parts[5])]]
+                known = self.processes.get(child)
+                if known is not None and (
+                    self._ended(child) or known.parent_pid not in (None, parent)
+                ):
+                    self._retire(child)  # not the child, which may have raced this record
                 proc = self._proc(child, parent, t, None)
                 if proc.argv is None:
                     self._pending[child] = _Pending(t, _unescape(parts[4]), argv)
@@ -337,6 +394,14 @@ class InterposerLog:
             attrs=self.attrs,
             versions=self.versions,
         )
+
+
+_V = TypeVar("_V")
+
+
+def _rekey(table: dict[int, _V], old: int, new: int) -> None:
+    if old in table:
+        table[new] = table.pop(old)
 
 
 def _as_asked(proc: TracedProcess, asked: list[str]) -> None:

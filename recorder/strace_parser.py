@@ -43,6 +43,9 @@ class TracedProcess:
     reads: dict[str, float] = field(default_factory=dict)
     writes: dict[str, float] = field(default_factory=dict)
     deleted: dict[str, float] = field(default_factory=dict)
+    # The kernel's pid, when ``pid`` is a key of the recorder's own: the pid was reused by a
+    # later process of the same build (``recorder.interposer``), which keeps the pid itself.
+    recorded_pid: int | None = None
 
 
 def add_file_events(target: TracedProcess, source: TracedProcess) -> None:

@@ -172,6 +172,42 @@ def test_paths_and_cwds_longer_than_the_interposers_first_buffers(tmp_path: Path
     assert before.blob is not None and before.mtime_ns == OLD * 10**9
 
 
+PID_REUSE = """\
+sh -c 'echo $$ > pid1; echo first > a.txt'
+n=$(cat pid1)
+echo $((n - 1)) > /proc/sys/kernel/ns_last_pid
+sh -c 'echo $$ > pid2; cat a.txt > b.txt'
+"""
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("unshare") is None,
+    reason="forcing a pid's reuse takes root (ns_last_pid in a new pid namespace) and unshare",
+)
+def test_a_pid_reused_within_the_build_is_two_processes(tmp_path: Path) -> None:
+    """pids wrap on a busy machine (pid_max is 32,768 by default): in a pid namespace of its
+    own, the build makes its next process get the pid of one that ended, as a wrap would."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "build.sh").write_text(PID_REUSE)
+    tape = tmp_path / "reuse.tape"
+    record(ws, tape, "unshare", "--pid", "--fork", "--mount-proc", "sh", "build.sh")
+    first, second = (ws / "pid1").read_text(), (ws / "pid2").read_text()
+    assert first == second, "the kernel did not reuse the pid: the test proves nothing"
+    with open_tape(tape) as t:
+        m = t.manifest
+    shells = [p for p in m.processes if p.argv[:2] == ["sh", "-c"]]
+    assert [p.argv[2].split(";")[0] for p in shells] == ["echo $$ > pid1", "echo $$ > pid2"]
+    one, two = shells
+    assert one.pid == two.pid == int(first)
+    assert one.id != two.id and one.parent_id == two.parent_id
+    assert "a.txt" in one.writes and "a.txt" not in two.writes
+    assert one.end_s is not None and one.end_s <= two.start_s
+    assert one.exit_code == two.exit_code == 0
+    cat = [p for p in m.processes if p.argv == ["cat", "a.txt"]]
+    assert len(cat) == 1 and cat[0].parent_id == two.id and "a.txt" in cat[0].reads
+
+
 STATIC_C = r"""
 #include <stdio.h>
 int main(void) { FILE *f = fopen("from-static.txt", "w"); fputs("hi\n", f); fclose(f);
