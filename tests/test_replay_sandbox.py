@@ -729,14 +729,18 @@ def test_an_as_step_fed_from_var_tmp_replays_alone(tmp_path: Path) -> None:
     assert not unique.exists()
 
 
-VENDOR = FIXTURES / "vendored-step" / "vendor"
+@pytest.fixture
+def vendor() -> Iterator[Path]:
+    """The dependency's directory on the host, outside /tmp (the sandbox has its own /tmp),
+    wherever the checkout lies: CI's clean clone may be under /tmp."""
+    where = Path(tempfile.mkdtemp(prefix="bt-vendor-", dir="/var/tmp"))
+    shutil.copytree(FIXTURES / "vendored-step" / "vendor", where / "vendor")
+    yield (where / "vendor").resolve()
+    shutil.rmtree(where, ignore_errors=True)
 
 
-@pytest.mark.skipif(
-    str(VENDOR.resolve()).startswith("/tmp/"), reason="the sandbox has its own /tmp"
-)
 def test_steps_of_a_dependency_and_of_a_hard_linked_build_script_replay_alone(
-    tmp_path: Path,
+    tmp_path: Path, vendor: Path
 ) -> None:
     # Cargo's shapes: a dependency compiled in its own directory outside the workspace, and
     # a build script run through a hard link no recorded process wrote. Each step alone
@@ -744,11 +748,11 @@ def test_steps_of_a_dependency_and_of_a_hard_linked_build_script_replay_alone(
     ws = tmp_path / "vs"
     shutil.copytree(FIXTURES / "vendored-step", ws, ignore=shutil.ignore_patterns("vendor"))
     tape = tmp_path / "vs.tape"
-    buildtape("record", "-q", "-o", tape, "--", "make", f"VENDOR={VENDOR.resolve()}",
+    buildtape("record", "-q", "-o", tape, "--", "make", f"VENDOR={vendor}",
               cwd=ws, check=True)  # fmt: skip
     rows = Recorded(tape, ws).steps()
     compile_there = next(r for r in rows if r["argv"][:2] == ["cc", "-c"])
-    assert compile_there["cwd"] == str(VENDOR.resolve())
+    assert compile_there["cwd"] == str(vendor)
     run_gen = next(r for r in rows if r["argv"][-1:] == ["./gen > out.h"])
     before = tree_hash(ws)
     with moved_away(ws):
