@@ -199,6 +199,9 @@ class InterposerLog:
         proc = self.processes.get(pid)
         return proc is not None and (proc.end is not None or pid in self._exited)
 
+    def _reaped(self, pid: int) -> bool:
+        return pid in self.processes and pid not in self.uncollected
+
     def _retire(self, pid: int) -> None:
         """Give the process known as ``pid`` a key of its own: a new process has that pid.
 
@@ -286,10 +289,13 @@ class InterposerLog:
                 parent, child, t = int(parts[1]), int(parts[2]), int(parts[3]) / 1e9
                 argv = [_unescape(a) for a in parts[6 : 6 + int(parts[5])]]
                 known = self.processes.get(child)
+                # A known process is an earlier one with this pid only once a wait reaped it
+                # (or another parent made it): the child itself may have run, and even
+                # exited, before posix_spawn returned to write this record.
                 if known is not None and (
-                    self._ended(child) or known.parent_pid not in (None, parent)
+                    self._reaped(child) or known.parent_pid not in (None, parent)
                 ):
-                    self._retire(child)  # not the child, which may have raced this record
+                    self._retire(child)
                 proc = self._proc(child, parent, t, None)
                 if proc.argv is None:
                     self._pending[child] = _Pending(t, _unescape(parts[4]), argv)

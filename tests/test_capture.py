@@ -620,19 +620,28 @@ def test_spawned_child_keeps_the_name_it_was_run_as_in_either_order(
 ) -> None:
     from recorder.interposer import InterposerLog
 
+    """The child's own records (even its exit) can reach the log before its parent's
+    posix_spawn returns: still one process, with its status from the parent's wait. Only
+    a spawn after that wait, reusing the pid, is another process."""
     log = InterposerLog(tmp_path / "absent.log")
     spawn = "S\t10\t11\t1000000000\tcc\t2\tcc\t-c"
     image = "E\t11\t10\t1000000001\t/usr/bin/x86_64-linux-gnu-gcc-12\t/w\ttag\t2\tcc\t-c"
+    exiting = "Q\t11\t1000000002"
     start = "E\t10\t1\t999000000\t/usr/bin/make\t/w\ttag\t1\tmake"
-    for line in [start, *([image, spawn] if child_first else [spawn, image])]:
+    wait = "W\t10\t11\t256\t1000000003"
+    again = "S\t10\t11\t1000000004\tcc\t2\tcc\t-E"
+    child = [image, exiting, spawn] if child_first else [spawn, image, exiting]
+    for line in [start, *child, wait, again]:
         log.feed(line)
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "cc").symlink_to("/bin/true")
     records = log.finish(lambda pid: str(bin_dir), {})
-    child = records.processes[11]
-    assert child.exe == str(bin_dir / "cc")
-    assert child.argv == ["cc", "-c"] and child.parent_pid == 10
+    first = next(p for p in records.processes.values() if p.argv == ["cc", "-c"])
+    assert first.exe == str(bin_dir / "cc")
+    assert first.parent_pid == 10 and first.exit_code == 1
+    assert first.recorded_pid == 11 and first.pid != 11
+    assert [p.argv for p in records.processes.values()] == [["make"], ["cc", "-c"], ["cc", "-E"]]
 
 
 def test_report_header_says_what_the_interposer_could_not_see(
