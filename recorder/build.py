@@ -209,7 +209,11 @@ def _tracer(plan: Plan, observer: Observer, workdir: Path, log: InterposerLog | 
     if mode == "strace":
         assert observer.choice.strace is not None
         return StraceTracer(
-            observer.choice.strace, workdir, cwd, trace_files=observer.files == "strace"
+            observer.choice.strace,
+            workdir,
+            cwd,
+            trace_files=observer.files == "strace",
+            flags=observer.choice.strace_flags,
         )
     if mode == "proc":
         return ProcTracer(cwd)

@@ -25,7 +25,10 @@ _LINE = re.compile(r"^(\d+)\s+(\d+\.\d+)\s+(.*)$")
 _EXIT = re.compile(r"^\+\+\+ (?:exited with (\d+)|killed by (SIG\w+)[^+]*) \+\+\+")
 _SUPERSEDED = re.compile(r"^\+\+\+ superseded by execve in pid (\d+)")
 _RESUMED = re.compile(r"^<\.\.\. (\w+) resumed>(.*)$")
-_RET = re.compile(r"^\s*=\s*(-?\d+|\?)")
+# With --pidns-translation, a pid returned into another pid namespace is followed by the
+# pid strace itself knows it by (which its lines are prefixed with): ``= 2 /* 3062 in
+# strace's PID NS */``.
+_RET = re.compile(r"^\s*=\s*(-?\d+|\?)(?:\s*/\*\s*(\d+) in strace's PID NS\s*\*/)?")
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "v": "\v", "f": "\f", '"': '"', "\\": "\\"}
 
 
@@ -392,7 +395,7 @@ class StraceParser:
         ret_m = _RET.match(tail)
         if not ret_m or ret_m.group(1) == "?":
             return
-        ret = int(ret_m.group(1))
+        ret = int(ret_m.group(2) or ret_m.group(1))
         proc = self._proc(pid, t)
         if name in ("clone", "clone3", "fork", "vfork"):
             if ret > 0:

@@ -268,3 +268,49 @@ def test_align_keys_gives_straces_processes_the_interposers_keys() -> None:
     keys = {" ".join(q.argv or []): q.pid for q in traced}
     assert keys == {"make": 100, "cc -c a.c": -2, "ld a.o": 101}
     assert {q.parent_pid for q in traced if q.pid != 100} == {100}
+
+
+@needs_strace
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("unshare") is None,
+    reason="a pid namespace for the build takes root and unshare",
+)
+def test_a_build_in_a_pid_namespace_of_its_own_keeps_its_tree_under_trace_strace(
+    tmp_path: Path,
+) -> None:
+    """strace, outside the build's pid namespace, prefixes lines with the pids it knows, while
+    a clone result inside gives the namespace's: they must still join."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    script = "sh -c 'echo in > inner.txt'; cat inner.txt > outer.txt"
+    out = subprocess.run(
+        [sys.executable, "-m", "buildtape", "record", "-q", "-o", str(tmp_path / "ns.tape"),
+         "--trace", "strace", "--", "unshare", "--pid", "--fork", "sh", "-c", script],
+        cwd=ws, capture_output=True, timeout=120, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr.decode()
+    with open_tape(tmp_path / "ns.tape") as t:
+        m = t.manifest
+    by_id = {p.id: p for p in m.processes}
+    outer = next(p for p in m.processes if p.argv == ["sh", "-c", script])
+    inner = next(p for p in m.processes if p.argv == ["sh", "-c", "echo in > inner.txt"])
+    cat = next(p for p in m.processes if p.argv == ["cat", "inner.txt"])
+    assert inner.parent_id == outer.id and cat.parent_id == outer.id
+    assert "inner.txt" in inner.writes and "inner.txt" in cat.reads
+    assert by_id[outer.parent_id or 0].argv[0] == "unshare"
+    # No process made up from a namespace pid that no line was prefixed with.
+    assert all(p.end_s is not None for p in m.processes), [p.argv for p in m.processes]
+
+
+def test_a_clone_result_in_another_pid_namespace_names_the_child_by_straces_pid() -> None:
+    p = parse("""\
+100 1.000 execve("/bin/sh", ["sh", "-c", "x"], 0x1 /* 3 vars */) = 0
+100 1.001 vfork( <unfinished ...>
+3062 1.002 execve("/bin/cat", ["cat", "in"], 0x1 /* 3 vars */) = 0
+100 1.003 <... vfork resumed>) = 2 /* 3062 in strace's PID NS */
+3062 1.004 openat(AT_FDCWD, "in", O_RDONLY) = 3
+3062 1.005 +++ exited with 0 +++
+100 1.006 +++ exited with 0 +++
+""")
+    assert sorted(p.processes) == [100, 3062]
+    assert p.processes[3062].parent_pid == 100 and list(p.processes[3062].reads) == ["/w/in"]
