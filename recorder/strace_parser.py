@@ -91,8 +91,15 @@ def align_keys(traced: list[TracedProcess], known: Mapping[int, TracedProcess]) 
     unmatched: list[TracedProcess] = []
     for pid, mine in ours.items():
         theirs = by_pid.get(pid, [])
-        if len(mine) == 1 and mine[0].pid == pid and all(b.pid == pid for b in theirs):
-            continue  # the common case: one process with this pid, on either side
+        if len(mine) == 1 and mine[0].pid == pid and not theirs:
+            continue  # a process only strace saw
+        if (
+            len(mine) == 1
+            and len(theirs) == 1
+            and mine[0].pid == theirs[0].pid == pid
+            and _common(_overlap(mine[0], mine), _overlap(theirs[0], theirs)) >= 0
+        ):
+            continue  # the common case: one process with this pid, on either side, at once
         pairs = sorted(
             ((_overlap(a, mine), _overlap(b, theirs), a, b) for a in mine for b in theirs),
             key=lambda x: -_common(x[0], x[1]),
@@ -111,7 +118,10 @@ def align_keys(traced: list[TracedProcess], known: Mapping[int, TracedProcess]) 
     if not renamed:
         return
     for proc in traced:
-        proc.pid = renamed.get(proc.pid, proc.pid)
+        key = renamed.get(proc.pid, proc.pid)
+        if key != proc.pid:
+            real = proc.real_pid
+            proc.pid, proc.recorded_pid = key, None if key == real else real
         if proc.parent_pid is not None:
             proc.parent_pid = renamed.get(proc.parent_pid, proc.parent_pid)
 

@@ -314,3 +314,19 @@ def test_a_clone_result_in_another_pid_namespace_names_the_child_by_straces_pid(
 """)
     assert sorted(p.processes) == [100, 3062]
     assert p.processes[3062].parent_pid == 100 and list(p.processes[3062].reads) == ["/w/in"]
+
+
+def test_align_keys_keeps_a_process_only_strace_saw_apart_from_an_earlier_one_with_its_pid() -> (
+    None
+):
+    """A static program's fork child (only strace sees it) that got the pid of a process the
+    interposer saw end earlier is another process: folding the two would merge them."""
+    earlier = TracedProcess(pid=101, parent_pid=100, start=1.0, cwd="/w", argv=["true"])
+    earlier.end = 1.1
+    child = TracedProcess(pid=101, parent_pid=200, start=2.0, cwd="/w", argv=["static"])
+    child.end = 2.5
+    runner = TracedProcess(pid=200, parent_pid=None, start=1.9, cwd="/w", argv=["static"])
+    traced = [runner, child]
+    align_keys(traced, {101: earlier})
+    assert runner.pid == 200 and child.parent_pid == 200
+    assert child.pid < 0 and child.recorded_pid == 101  # its own key; the tape keeps its pid
