@@ -268,6 +268,10 @@ class StraceParser:
         # Keys for processes whose pid a later process reused (``_retire``): negative, so
         # they never meet a real pid.
         self._next_key = -1
+        # parent -> children forked before anything said which program the parent runs (its
+        # own lines came before its clone result, and it never exec'd): they run that program
+        # too, and learn it when the parent does (``_inherit_image``).
+        self._blind: dict[int, list[int]] = {}
 
     @property
     def processes(self) -> dict[int, TracedProcess]:
@@ -323,10 +327,11 @@ class StraceParser:
         if pid in self._unplaced:
             self._unplaced.discard(pid)
             self._unplaced.add(key)
-        if pid in self._waiting:
-            self._waiting[key] = self._waiting.pop(pid)
-        for group in self._waiting.values():
-            group[:] = [key if member == pid else member for member in group]
+        for table in (self._waiting, self._blind):
+            if pid in table:
+                table[key] = table.pop(pid)
+            for group in table.values():
+                group[:] = [key if member == pid else member for member in group]
 
     def _place(self, proc: TracedProcess, parent: TracedProcess) -> None:
         """Join an early process's relative paths (and its waiting children's) onto the parent's."""
@@ -485,6 +490,8 @@ class StraceParser:
                 exec_cwd=parent.exec_cwd,
             )
             self._procs[child_pid] = child
+            if parent.argv is None:
+                self._blind.setdefault(parent.pid, []).append(child_pid)
             if parent.pid in self._unplaced:
                 self._unplaced.add(child_pid)
                 self._waiting.setdefault(parent.pid, []).append(child_pid)
@@ -498,6 +505,21 @@ class StraceParser:
             self._place(child, parent)
         if child.argv is None:
             child.argv, child.exe, child.exec_cwd = parent.argv, parent.exe, parent.exec_cwd
+            if parent.argv is None:
+                self._blind.setdefault(parent.pid, []).append(child_pid)
+            else:
+                self._inherit_image(child)
+
+    def _inherit_image(self, proc: TracedProcess) -> None:
+        """Give the program ``proc`` now runs to the children it forked before that was known."""
+        stack = [proc]
+        while stack:
+            parent = stack.pop()
+            for pid in self._blind.pop(parent.pid, ()):
+                child = self._procs.get(pid)
+                if child is not None and child.argv is None:
+                    child.argv, child.exe, child.exec_cwd = parent.argv, parent.exe, parent.exec_cwd
+                    stack.append(child)
 
     def _exec(self, proc: TracedProcess, name: str, args: list[Arg]) -> None:
         path_i, argv_i = (0, 1) if name == "execve" else (1, 2)

@@ -164,3 +164,21 @@ def test_parallel_make_steps_have_the_cwd_they_ran_in(tmp_path: Path, trace: str
     # The make and the shells it started ran at the top; each shell was in its dir by the end.
     make = next(p for p in processes if p.parent_id is None)
     assert make.cwd == str(ws)
+
+
+def test_a_subshell_that_forks_before_its_own_clone_result_gives_its_children_its_program() -> None:
+    """Seen on gzip's configure under --trace strace: a forked subshell's own fork came
+    before configure's clone result, so its child had no argv, and the tape a step with none."""
+    p = parse("""\
+100 1.000 execve("/bin/bash", ["/bin/bash", "./configure"], 0x1 /* 3 vars */) = 0
+100 1.001 clone(child_stack=NULL, flags=SIGCHLD <unfinished ...>
+101 1.002 clone(child_stack=NULL, flags=SIGCHLD) = 102
+102 1.003 openat(AT_FDCWD, "conftest.out", O_WRONLY|O_CREAT|O_TRUNC, 0666) = 3
+102 1.004 +++ exited with 0 +++
+101 1.005 +++ exited with 0 +++
+100 1.006 <... clone resumed>) = 101
+""")
+    sub, grandchild = p.processes[101], p.processes[102]
+    assert sub.argv == grandchild.argv == ["/bin/bash", "./configure"]
+    assert grandchild.exe == "/bin/bash" and grandchild.parent_pid == 101
+    assert list(grandchild.writes) == ["/w/conftest.out"]
