@@ -388,6 +388,7 @@ def assemble(
         toolchain=fingerprint((p.exe for p in procs if p.exe.startswith("/")), cache),
         processes=procs,
         inputs=seen.inputs,
+        listed=seen.listed,
         outputs=seen.outputs,
         external=external_files(procs, cache, str(plan.workspace)),
         streams=stream_record,

@@ -136,7 +136,15 @@ def record(
             if warning.kind == "static_executables":
                 notify(warning.message)
         raw = manifest.to_dict()
+        # The listed rows are searched as one text, not walked string by string.
+        listed = raw.pop("listed", None)
         scrubbed = scrubber.tree(raw, keep=_DIGEST_KEYS)
+        if listed is not None:
+            rows = scrubber.rows(listed)
+            if rows is not listed and scrubbed is raw:
+                scrubbed = dict(raw)
+            raw["listed"] = listed
+            scrubbed["listed"] = rows
         writer.commit(scrubbed)
         if scrubbed is not raw:  # a secret was scrubbed: the caller gets the tape's text
             manifest = Manifest.from_dict(scrubbed)

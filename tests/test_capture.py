@@ -63,6 +63,15 @@ def test_one_file_build_in_a_large_workspace_stores_only_what_it_touched(tmp_pat
     assert all(e["sha256"] is None for p, e in listed.items() if p.startswith("vendor/"))
     assert all(isinstance(e["mtime_ns"], int) for e in listed.values())
     assert {d["path"] for d in m["directories"]} >= {"vendor", "vendor/pkg00"}
+    # In the tape itself (format 1.3), the untouched files are compact rows, not entries.
+    from recorder.container import TapeReader
+
+    with TapeReader(tape) as r:
+        raw = r.read_manifest()
+    assert sorted(e["path"] for e in raw["inputs"]) == ["Makefile", "main.c"]
+    rows = {row[0]: row for row in raw["listed"]}
+    assert len(rows) == 3000 and rows["vendor/pkg00/f0.js"][1:3] == [0o100644, 520]
+    assert rows["vendor/pkg00/f0.js"][3] == listed["vendor/pkg00/f0.js"]["mtime_ns"]
     # The two sources, the program, the streams, the Python samples: a handful, not 3,000.
     assert blob_count(tape) < 10
     assert os.path.getsize(tape) < 200_000
