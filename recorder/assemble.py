@@ -326,9 +326,10 @@ def assemble(
     writer: TapeWriter,
     scrubber: Scrubber,
     warnings: list[BuildWarning],
+    cache: HashCache,
 ) -> tuple[Manifest, bytes]:
-    """The manifest, and the scrubbed stderr stored in it."""
-    cache = HashCache.for_env(os.environ)  # buildtape's cache, never the build's XDG_CACHE_HOME
+    """The manifest, and the scrubbed stderr stored in it. ``cache`` remembers toolchain
+    hashes and version lines between recordings (saved here)."""
     procs = processes(plan, run, observer, cache)
     exit_code, sig = split_returncode(run.returncode)
     if procs and procs[0].parent_id is None and observer.choice.mode == "strace":
