@@ -370,6 +370,37 @@ def test_tapes_never_hold_tapes_and_git_does_not_count_them(
     assert max(sizes) < min(sizes) * 1.5  # no growth from one recording to the next
 
 
+def test_git_state_names_the_commit_the_branch_and_every_changed_path(tmp_path: Path) -> None:
+    ws = tmp_path / "repo"
+    ws.mkdir()
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+            cwd=ws, check=True, capture_output=True, text=True,
+        ).stdout.strip()  # fmt: skip
+
+    git("init", "-q", "-b", "main")
+    for name in ("old name.txt", "kept.c", "edited.c"):
+        (ws / name).write_text(f"{name}\n")
+    git("add", ".")
+    git("commit", "-qm", "one")
+    git("mv", "old name.txt", "new name.txt")
+    (ws / "edited.c").write_text("changed\n")
+    (ws / "new dir").mkdir()
+    (ws / "new dir" / "untracked.h").write_text("u\n")
+    tape = tmp_path / "g.tape"
+    record(ws, tape, "cat", "kept.c")
+    git_state = manifest(tape)["git"]
+    assert git_state["commit"] == git("rev-parse", "HEAD")
+    assert git_state["branch"] == "main"
+    # A rename counts both names; nothing of buildtape's own (.buildtape/) is counted.
+    assert git_state["dirty"] == ["edited.c", "new dir/untracked.h", "new name.txt", "old name.txt"]
+    git("checkout", "-q", "--detach")
+    record(ws, tape, "cat", "kept.c")
+    assert manifest(tape)["git"]["branch"] == "HEAD"  # detached, as git rev-parse says
+
+
 @pytest.mark.parametrize(
     "trace", ["auto", "preload", pytest.param("strace", marks=needs_strace), "proc", "none"]
 )
