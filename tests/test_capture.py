@@ -747,3 +747,49 @@ def test_a_program_the_build_made_and_ran_is_upstream_not_another_tool(tmp_path:
     )
     assert "gen.c changed" in cause, cause
     assert "another executable" not in cause, cause
+
+
+def test_each_process_environment_is_a_delta_from_its_parents(tmp_path: Path) -> None:
+    """What a step set or unset is in the tape beside it, redacted like the build's own."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    token = "tok-5f1d9e77c2a04b8e"
+    (ws / "Makefile").write_text(
+        "all:\n"
+        "\tenv FOO=bar sh -c 'unset LC_BT_GONE; exec printenv FOO > out'\n"
+        f"\tenv MY_API_TOKEN={token} sh -c 'true'\n"
+        + "".join(f"\tenv STEP={i} true\n" for i in range(5))
+    )
+    tape = tmp_path / "e.tape"
+    record(ws, tape, "make", "-s", env={**os.environ, "LC_BT_GONE": "1"})
+    m = manifest(tape)
+    by_argv = {tuple(p["argv"]): p for p in m["processes"]}
+    # env, then sh, then printenv: one process (one pid), whose delta from make is what
+    # make set for its children, what env set, and what sh unset (None).
+    make_sets = {"MAKEFLAGS": "s", "MAKELEVEL": "1", "MFLAGS": "-s"}
+    printenv = by_argv[("printenv", "FOO")]["env"]
+    printenv.pop("PWD", None)  # sh sets it when the caller's PWD is another directory
+    assert printenv == {**make_sets, "FOO": "bar", "LC_BT_GONE": None}
+    assert by_argv[("sh", "-c", "true")]["env"] == {**make_sets, "MY_API_TOKEN": "[REDACTED]"}
+    steps = sorted(p["env"]["STEP"] for p in m["processes"] if p["argv"] == ["true"])
+    assert steps == ["0", "1", "2", "3", "4"]
+    assert by_argv[("make", "-s")]["env"] == {}
+    # The Makefile that sets it is a stored input, as written; the manifest has no copy.
+    assert token not in json.dumps(m)
+
+
+def test_an_environment_read_while_it_was_written_is_read_again(tmp_path: Path) -> None:
+    """Two processes with one environment: the second may start, and be seen, while the
+    first still writes the file. What was read of it then is not what the tape keeps."""
+    from recorder.environments import EnvironmentFiles
+
+    (tmp_path / "env").mkdir()
+    saved = tmp_path / "env" / "t1"
+    saved.write_bytes(b"A=1\0")
+    files = EnvironmentFiles(tmp_path, None)
+    files.prefetch({100: "t1"})
+    with saved.open("ab") as f:
+        f.write(b"B=2\0")
+    files.prefetch({100: "t1", 101: "t1"})
+    assert files.get("t1") == {"A": "1", "B": "2"}
+    assert files.get("absent") is None
