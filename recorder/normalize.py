@@ -19,14 +19,15 @@ Each rule replaces a volatile part with a fixed placeholder (docs/replay.md list
 - colour: SGR sequences and ``ESC[K`` in text (a build run in a terminal colours its
   diagnostics, the same build in CI does not; the words are what is compared).
 
-Build-system bookkeeping files (ninja's ``.ninja_log`` and ``.ninja_deps``) hold timings and
-are not compared at all (:func:`is_bookkeeping`). ``Normalizer(workspace, enabled=False)``
+Build-system bookkeeping files (ninja's ``.ninja_log``, autoconf's ``config.log``, CMake's
+configure logs, ctest's and cargo's records of a run...) differ on every run and are not compared
+at all (:func:`is_bookkeeping`): the one definition that ``diff`` and replay's verdict share.
+``Normalizer(workspace, enabled=False)``
 turns every rule off (``buildtape diff --no-normalize``).
 """
 
 from __future__ import annotations
 
-import posixpath
 import re
 import shlex
 
@@ -80,12 +81,39 @@ def _mask_build_ids(data: bytes) -> bytes:
     return bytes(out)
 
 
-# Files a build system keeps for itself (timings, dependency logs): never compared.
-BOOKKEEPING = (".ninja_log", ".ninja_deps")
+# Files a build system keeps for itself that differ on every run by design, matched by name
+# (documented in docs/replay.md). Never compared, by diff or by replay's verdict: ninja's log
+# (start and end times) and deps log (keyed by mtimes); CMake's configure logs, which name
+# try-compile directories with random suffixes (cmTC_1a2b3); cargo's cache of rustc's answers
+# (a JSON map written in hash order); autoconf's configure log (the date, the host, process
+# ids and conftest temp names).
+BOOKKEEPING = (
+    ".ninja_log",
+    ".ninja_deps",
+    "CMakeOutput.log",
+    "CMakeError.log",
+    "CMakeConfigureLog.yaml",
+    ".rustc_info.json",
+    "config.log",
+)
+
+# ctest's record of a run, in Testing/Temporary/: LastTest.log holds the start and end
+# times and each test's duration, CTestCostData.txt the durations ctest schedules by.
+_CTEST_LOG = re.compile(r"LastTest(_\d{8}-\d{4})?\.log|CTestCostData\.txt")
 
 
 def is_bookkeeping(path: str) -> bool:
-    return posixpath.basename(path) in BOOKKEEPING
+    """A build system's own record that differs on every run: one of ``BOOKKEEPING`` by
+    name, ctest's logs of a run (``Testing/Temporary/LastTest.log``), autom4te's cache of
+    requests (a Perl hash dumped in its per-process random order), or cargo's
+    incremental-compilation cache (``target/debug/incremental/…``: its session directories
+    are named by the time and a random number)."""
+    parts = path.split("/")
+    if parts[-1] in BOOKKEEPING or parts[-2:] == ["autom4te.cache", "requests"]:
+        return True
+    if parts[-3:-1] == ["Testing", "Temporary"] and _CTEST_LOG.fullmatch(parts[-1]):
+        return True
+    return "incremental" in parts[1:-1] and "target" in parts[: parts.index("incremental")]
 
 
 def _pid(m: re.Match[str]) -> str:
