@@ -8,7 +8,8 @@ Each rule replaces a volatile part with a fixed placeholder (docs/replay.md list
 - buildtape's own temp and sandbox directories, ``/tmp/buildtape-…`` (``$SANDBOX``);
 - temp names of common tools (``$TMP``): gcc/clang ``/tmp/ccAbC123.s``, pip
   ``/tmp/pip-build-env-…``, Go ``/tmp/go-build123…``, rustc ``/tmp/rustcAbC123``, cargo
-  ``/tmp/cargo-install…``, Python's ``tempfile`` ``/tmp/tmpab12cd34``, gnulib configure's
+  ``/tmp/cargo-install…``, Python's ``tempfile`` ``/tmp/tmpab12cd34`` (and meson's compiler
+  checks' ``meson-private/tmpab12cd34``), gnulib configure's
   ``/tmp/cgAbC123``, GNU make's ``/tmp/GmAbC123``, autoconf's ``./confAbC123`` (``conf$TMP``),
   CMake's try-compile projects ``cmTC_1a2b3`` and ``TryCompile-…`` and its
   ``CMakeCache.txt.tmp1a2b3`` (``.tmp$ID``);
@@ -49,6 +50,8 @@ _CONF_TMP = re.compile(
     r"(?<![\w.-])conf(?!test)(?=[A-Za-z0-9]{0,5}[A-Z0-9])[A-Za-z0-9]{6}(?![\w.-])"
 )
 _CMAKE_TMP = re.compile(r"(?<=\.txt)\.tmp[0-9a-f]{4,}\b")
+# meson's compiler checks, each in a tempfile.mkdtemp(dir="build/meson-private")
+_MESON_TMP = re.compile(r"(?<=meson-private/)tmp[a-z0-9_]{8}(?![a-z0-9_])")
 _TIMESTAMP = re.compile(
     r"\b\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:?\d\d)?\b"
     r"|\b(Mon|Tue|Wed|Thu|Fri|Sat|Sun) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +\d+ "
@@ -66,6 +69,7 @@ _PID = re.compile(
 _TEMP_B = re.compile(_TEMP.pattern.encode())
 _SANDBOX_B = re.compile(_SANDBOX.pattern.encode())
 _CMAKE_B = re.compile(_CMAKE.pattern.encode())
+_MESON_TMP_B = re.compile(_MESON_TMP.pattern.encode())
 
 # An ELF NT_GNU_BUILD_ID note (little-endian): namesz 4, descsz, type 3, "GNU\0", then the id.
 _BUILD_ID = re.compile(rb"\x04\x00\x00\x00([\x08-\x40])\x00\x00\x00\x03\x00\x00\x00GNU\x00", re.S)
@@ -105,11 +109,15 @@ _CTEST_LOG = re.compile(r"LastTest(_\d{8}-\d{4})?\.log|CTestCostData\.txt")
 def is_bookkeeping(path: str) -> bool:
     """A build system's own record that differs on every run: one of ``BOOKKEEPING`` by
     name, ctest's logs of a run (``Testing/Temporary/LastTest.log``), autom4te's cache of
-    requests (a Perl hash dumped in its per-process random order), or cargo's
+    requests (a Perl hash dumped in its per-process random order), meson's pickled state
+    (``meson-private/coredata.dat`` holds random GUIDs for its Visual Studio backend,
+    ``build.dat`` objects pickled in hash order), or cargo's
     incremental-compilation cache (``target/debug/incremental/…``: its session directories
     are named by the time and a random number)."""
     parts = path.split("/")
     if parts[-1] in BOOKKEEPING or parts[-2:] == ["autom4te.cache", "requests"]:
+        return True
+    if parts[-2:-1] == ["meson-private"] and parts[-1].endswith(".dat"):
         return True
     if parts[-3:-1] == ["Testing", "Temporary"] and _CTEST_LOG.fullmatch(parts[-1]):
         return True
@@ -138,6 +146,7 @@ class Normalizer:
         s = _TEMP.sub("$TMP", s)
         s = _CMAKE.sub("cmTC_$ID", s)
         s = _CMAKE_TMP.sub(".tmp$ID", s)
+        s = _MESON_TMP.sub("$TMP", s)
         s = _CONF_TMP.sub("conf$TMP", s)
         s = _TIMESTAMP.sub("$TIME", s)
         return _PID.sub(_pid, s)
@@ -157,6 +166,7 @@ class Normalizer:
             data = _mask_build_ids(data)
         data = _SANDBOX_B.sub(b"$SANDBOX", data)
         data = _TEMP_B.sub(b"$TMP", data)
+        data = _MESON_TMP_B.sub(b"$TMP", data)
         return _CMAKE_B.sub(b"cmTC_$ID", data)
 
     def argv(self, argv: list[str]) -> list[str]:

@@ -22,7 +22,7 @@ from replay.verdict import explain
 from tests.conftest import buildtape, needs_strace
 
 # One of each rule: every name on the list, ctest's logs of a run, autom4te's request cache,
-# cargo's incremental-compilation cache.
+# meson's pickled state, cargo's incremental-compilation cache.
 BOOKKEEPING_PATHS = (
     "build/.ninja_log",
     "build/.ninja_deps",
@@ -35,6 +35,8 @@ BOOKKEEPING_PATHS = (
     "build/Testing/Temporary/LastTest_20261202-0130.log",
     "build/Testing/Temporary/CTestCostData.txt",
     "autom4te.cache/requests",
+    "build/meson-private/coredata.dat",
+    "build/meson-private/build.dat",
     "target/debug/incremental/app-1x2y/s-abc/dep-graph.bin",
 )
 # Build outputs with names close to those: real differences.
@@ -44,6 +46,8 @@ BUILD_PATHS = (
     "config.h",
     "build/Testing/LastTest.log",
     "autom4te.cache/output.0",
+    "build/meson-private/cmd_line.txt",
+    "build/meson-info/intro-targets.json",
     "incremental/notes.txt",
     "out.txt",
 )
