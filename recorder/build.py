@@ -30,7 +30,7 @@ from recorder.interposer import InterposerLog, InterposerRecords, read_environme
 from recorder.preload import build_shim, preload_env
 from recorder.prepare import EVENTS_VAR, Plan
 from recorder.sampling import Segment, choose_sampler
-from recorder.strace_parser import TracedProcess, add_file_events
+from recorder.strace_parser import TracedProcess, add_file_events, align_keys
 from recorder.straced import StracedSubtrees
 from recorder.streams import Captured, StreamPump
 from recorder.tail import LineTail
@@ -212,7 +212,11 @@ def _tracer(plan: Plan, observer: Observer, workdir: Path, log: InterposerLog | 
     if mode == "strace":
         assert observer.choice.strace is not None
         return StraceTracer(
-            observer.choice.strace, workdir, cwd, trace_files=observer.files == "strace"
+            observer.choice.strace,
+            workdir,
+            cwd,
+            trace_files=observer.files == "strace",
+            flags=observer.choice.strace_flags,
         )
     if mode == "proc":
         return ProcTracer(cwd)
@@ -325,6 +329,8 @@ def run_build(
         if straced is not None:
             straced.merge(records, str(plan.cwd))
             traced = list(records.processes.values())
+        if observer.choice.mode == "strace":
+            align_keys(traced, records.processes)  # one key for one process, in both
         if observer.choice.mode != "preload" and observer.files == "preload":
             _merge_file_events(traced, records.processes)
     tail.close()
