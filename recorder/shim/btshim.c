@@ -2,13 +2,14 @@
  * buildtape interposer, loaded into the build with LD_PRELOAD: process and file events
  * without ptrace stops.
  *
- * File events. It wraps libc's open/openat/creat/fopen/rename/unlink families. After a
+ * File events. It wraps libc's open/openat/creat/fopen/rename/unlink/link families. After a
  * call that succeeded it appends one line to the file named by $BUILDTAPE_FILELOG:
  *
  *     <pid> \t <op> \t <absolute path> [\t <absolute path>] \n
  *
  * with op r (opened for reading), w (for writing, or truncated), u (read and write),
- * d (deleted), m (renamed: source, then target) or a (mode or times changed).
+ * d (deleted), m (renamed: source, then target) or a (mode or times changed). A name that
+ * link/symlink made is a w, a hard link's source an r.
  *
  * Process events, as lines that start with a capital letter (strings escaped: \\ \t \n):
  *
@@ -391,6 +392,48 @@ int unlinkat(int dirfd, const char *path, int flags) {
     int rc = real_unlinkat(dirfd, path, flags);
     if (rc == 0 && !(flags & AT_REMOVEDIR))
         emit('d', dirfd, path, 0, NULL);
+    return rc;
+}
+
+/* A new name is a write of the calling process; a hard link's source, whose bytes the new
+ * name now shows, is a read. None of these replaces an existing name (EEXIST): `ln -f` and
+ * `ln -sf` link a temporary name and rename it over the old one, and that rename keeps the
+ * old file's content as any other rename-over does. */
+int link(const char *from, const char *to) {
+    REAL(link);
+    int rc = real_link(from, to);
+    if (rc == 0) {
+        emit('r', AT_FDCWD, from, 0, NULL);
+        emit('w', AT_FDCWD, to, 0, NULL);
+    }
+    return rc;
+}
+
+int linkat(int fromfd, const char *from, int tofd, const char *to, int flags) {
+    REAL(linkat);
+    int rc = real_linkat(fromfd, from, tofd, to, flags);
+    if (rc == 0) {
+        /* AT_EMPTY_PATH links the file ``fromfd`` names (an O_TMPFILE made visible). */
+        if (!(flags & AT_EMPTY_PATH) || *from)
+            emit('r', fromfd, from, 0, NULL);
+        emit('w', tofd, to, 0, NULL);
+    }
+    return rc;
+}
+
+int symlink(const char *target, const char *path) {
+    REAL(symlink);
+    int rc = real_symlink(target, path);
+    if (rc == 0)
+        emit('w', AT_FDCWD, path, 0, NULL);
+    return rc;
+}
+
+int symlinkat(const char *target, int dirfd, const char *path) {
+    REAL(symlinkat);
+    int rc = real_symlinkat(target, dirfd, path);
+    if (rc == 0)
+        emit('w', dirfd, path, 0, NULL);
     return rc;
 }
 
@@ -1089,10 +1132,11 @@ static long long mtime_ns(const struct stat *st) {
 }
 
 /* Keep ``src``'s bytes under ``dst``: a hard link when the caller will replace or remove
- * the name (the old inode survives), else a copy. Returns 0 when kept. */
+ * the name (the old inode survives), else a copy. Returns 0 when kept. The calls that this
+ * shim wraps are made as system calls: a kept copy is no event of the build. */
 static int keep(const char *src, const char *dst, int copy, const struct stat *st) {
     if (!copy) {
-        if (link(src, dst) == 0)
+        if (syscall(SYS_linkat, AT_FDCWD, src, AT_FDCWD, dst, 0) == 0)
             return 0;
         if (errno == EEXIST)
             return -1;
@@ -1125,12 +1169,12 @@ static int keep(const char *src, const char *dst, int copy, const struct stat *s
         break;
     }
     struct timespec times[2] = {st->st_atim, st->st_mtim};
-    fchmod(out, st->st_mode & 0777); /* as the original, which a replay may compare */
-    futimens(out, times);
+    syscall(SYS_fchmod, out, st->st_mode & 0777); /* as the original, which a replay compares */
+    syscall(SYS_utimensat, out, NULL, times, 0);
     close(in);
     close(out);
     if (!ok) {
-        unlink(dst);
+        syscall(SYS_unlinkat, AT_FDCWD, dst, 0);
         return -1;
     }
     return 0;
