@@ -91,3 +91,66 @@ def test_a_link_whose_target_differs_on_replay_is_a_difference(tmp_path: Path) -
     text = out.stdout.decode()
     assert out.returncode == 1, text + out.stderr.decode()
     assert "different: current" in text
+
+
+LOADED = {
+    "foo.c": "int foo(void) { return 42; }\n",
+    "plug.c": "int plugged(void) { return 7; }\n",
+    "prog.c": '#include <stdio.h>\nint foo(void);\nint main(void) { printf("%d\\n", foo()); }\n',
+    "loader.c": """\
+#include <dlfcn.h>
+#include <stdio.h>
+int main(int argc, char **argv) {
+    void *h = dlopen(argv[1], RTLD_NOW);
+    if (!h) { fprintf(stderr, "%s\\n", dlerror()); return 1; }
+    printf("%d\\n", ((int (*)(void))dlsym(h, "plugged"))());
+    if (argc > 2) dlclose(h);
+    return 0;
+}
+""",
+    "Makefile": """\
+all: prog loader plug.so
+libfoo.so: foo.c
+\tcc -shared -fPIC -o $@ foo.c
+plug.so: plug.c
+\tcc -shared -fPIC -o $@ plug.c
+prog: prog.c libfoo.so
+\tcc -o $@ prog.c -L. -lfoo -Wl,-rpath,'$$ORIGIN'
+loader: loader.c
+\tcc -o $@ loader.c
+check: all
+\t./prog > rpath.out
+\tLD_LIBRARY_PATH=. ./prog > ldpath.out
+\t./loader ./plug.so > kept.out
+\t./loader ./plug.so close > closed.out
+.PHONY: check
+""",
+}
+
+
+def test_shared_objects_the_loader_maps_from_the_workspace_are_reads(tmp_path: Path) -> None:
+    """ld.so maps a program's libraries with its own system calls: the interposer reads
+    the loader's list (at start, before dlclose, at exit) and logs the workspace ones."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    for name, text in LOADED.items():
+        (ws / name).write_text(text)
+    tape = tmp_path / "loaded.tape"
+    record(ws, tape, "make", "check")
+    m = manifest(tape)
+    paths = m["paths"]
+    runs = {}
+    for p in m["processes"]:
+        if p["argv"][0] in ("./prog", "./loader"):
+            runs.setdefault(" ".join(p["argv"]), []).append(sorted(paths[i] for i in p["reads"]))
+    # rpath $ORIGIN and LD_LIBRARY_PATH=. (a relative name in the loader's list); nothing
+    # outside the workspace (libc) is logged.
+    assert runs["./prog"] == [["libfoo.so"], ["libfoo.so"]]
+    assert runs["./loader ./plug.so"] == [["plug.so"]]  # dlopen, seen at exit
+    assert runs["./loader ./plug.so close"] == [["plug.so"]]  # seen before its dlclose
+    # A step alone gets what it loads: plug.so matches no lib*.so pattern to guess by.
+    step = next(p for p in m["processes"] if p["argv"][-1] == "./loader ./plug.so > kept.out")
+    out = buildtape("replay", tape, "--step", str(step["id"]))
+    text = out.stdout.decode()
+    assert out.returncode == 0, text + out.stderr.decode()
+    assert "reproduced: 1 same" in text
