@@ -16,7 +16,7 @@ Each rule replaces a volatile part with a fixed placeholder (docs/replay.md list
   ``CMakeCache.txt.tmp1a2b3`` (``.tmp$ID``);
 - pids written as ``pid 123``, ``pid=123``, ``/proc/123/``, in zlib's configure test
   files ``ztest123.c``, autoconf's ``conf123subs.sh`` and automake's ``vti.tmp123``,
-  ``version.texi.tmp123`` and ``.am123`` (``$PID``);
+  ``version.texi.123``, ``version.texi.tmp123`` and ``.am123`` (``$PID``);
 - timestamps in text: ISO dates with time, ``HH:MM:SS``, ``date``'s default format (``$TIME``);
 - the GNU build id of ELF files (a hash of the rest, which is compared itself);
 - colour: SGR sequences and ``ESC[K`` in text (a build run in a terminal colours its
@@ -69,7 +69,7 @@ _PID = re.compile(
     # autoconf's conf$$subs.sh, conf$$.file, confstat$$-…: named for configure's own pid
     r"|\b(conf(?:stat)?)\d+(?=subs|\.|-|\b)"
     # automake's texinfo rules: vti.tmp$$, version.texi.tmp$$, the scratch directory .am$$
-    r"|(?<![\w-])(vti\.tmp|version\.texi\.tmp|\.am)\d+\b",
+    r"|(?<![\w-])(vti\.tmp|version\.texi\.(?:tmp)?|\.am)\d+\b",
     re.I,
 )
 

@@ -31,6 +31,7 @@ RULES = [
     ("/tmp/ahead/notes", "/tmp/ahead/notes"),
     ("cmp -s vti.tmp7128 ./version.texi.tmp7128", "cmp -s vti.tmp$PID ./version.texi.tmp$PID"),
     ("rm -rf .am7171 && mkdir .am7171", "rm -rf .am$PID && mkdir .am$PID"),
+    ("rm -f vti.tmp7128 ./version.texi.7128", "rm -f vti.tmp$PID ./version.texi.$PID"),
     ("libfoo.am12", "libfoo.am12"),
     # gzip's gnulib configure and GNU make's copy of a makefile read from stdin
     ("/tmp/cgSQhxur/dummy.c", "$TMP/dummy.c"),
