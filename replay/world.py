@@ -20,6 +20,7 @@ import re
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from recorder.model import (
     DirEntry,
@@ -208,14 +209,20 @@ def step_world(m: Manifest, step_id: int) -> World:
         return pid in ids or (pid in by_id and by_id[pid].start_s >= start)
 
     written_by_any = {w for p in m.processes for w in p.writes}
+    started_ns = _wall_ns(m.started_at, start)
 
     def at_start(path: str) -> FileEntry | None:
         """The file as it was when the step started, or None if it did not exist."""
         if path not in earlier and path not in before and path not in written_by_any:
             # Made by the build without a recorded write (a hard link: cargo's
-            # build-script-build): the step found it, so its final content is the best
-            # account of it there is.
-            return final(path) if path in needed else None
+            # build-script-build; a symbolic one: libtool's `ln -s libx.so.0.8.6
+            # libx.so`): its final content is the best account of it there is, but only
+            # its mtime says when it appeared, and one made after the step started (by the
+            # step itself, or later) was not there for it.
+            entry = final(path) if path in needed else None
+            if entry is not None and entry.mtime_ns is not None and entry.mtime_ns > started_ns:
+                return None
+            return entry
         if path in earlier:
             if not earlier[path]:
                 return None
@@ -314,6 +321,17 @@ def step_world(m: Manifest, step_id: int) -> World:
         stale=stale,
         unseen=unseen,
     )
+
+
+def _wall_ns(started_at: str, offset_s: float) -> int:
+    """The wall-clock time (ns, as file mtimes count) ``offset_s`` into a build that
+    started at ``started_at`` (ISO 8601, to the millisecond)."""
+    try:
+        base = datetime.fromisoformat(started_at.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 2**63  # no usable start: every file counts as made before the step
+    # started_at is cut to the millisecond: a millisecond later is never too early.
+    return int((base + offset_s + 0.001) * 1e9)
 
 
 def _rewritten_later(

@@ -810,3 +810,19 @@ def test_a_test_step_loads_the_builds_shared_library(tmp_path: Path) -> None:
     assert verdict["reproduced"], verdict
     assert {o["path"]: o["status"] for o in verdict["outputs"]} == {"test.out": "same"}
     assert tree_hash(rec.ws) == before
+
+
+def test_a_link_made_later_is_not_there_when_the_step_starts(tmp_path: Path) -> None:
+    # sqlite's libtool link step, replayed alone, started with the .so links it makes
+    # itself (ln -s, which no recorded process is seen to write): restored from the end of
+    # the build, they made a plain `ln -s` fail with "File exists".
+    rec = _record(tmp_path, "libtool-links", "make")
+    step = next(r for r in rec.steps() if r["argv"][:1] == ["/bin/sh"] and "ln -s" in r["argv"][-1])
+    before = tree_hash(rec.ws)
+    with moved_away(rec.ws):
+        verdict = replay_json(rec.tape, "--step", step["id"])
+    assert verdict["exit"] == {"recorded": 0, "replayed": 0}, verdict
+    assert verdict["reproduced"], verdict
+    assert not [n for n in verdict["notes"] if "libgreet.so" in n], verdict["notes"]
+    assert tree_hash(rec.ws) == before
+
