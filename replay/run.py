@@ -139,12 +139,15 @@ def _refuse_embedded(m: Manifest, world: World, workspace: Path) -> None:
 
 def _blind_spots(m: Manifest, world: World) -> list[str]:
     """A note when listed-only files were restored as placeholders although the recorder
-    may not have seen every read (static executables, or outputs no process wrote: Go
-    makes its system calls without libc, so the interposer sees neither)."""
+    may not have seen every read (static executables, or files no process wrote: Go makes
+    its system calls without libc, so the interposer sees neither)."""
     if not world.placeholders:
         return []
     written = {w for p in m.processes for w in p.writes}
-    unseen = [e.path for e in m.outputs if e.path not in written]
+    # A symbolic link no process was seen making (`ln -s`, CMake's create_symlink) says
+    # nothing about missed reads: neither tracer sees symlink(2), and nobody reads a link
+    # as content.
+    unseen = [e.path for e in m.outputs if e.path not in written and e.link is None]
     static = sorted({p.exe for p in m.processes if p.static})
     if not (static or unseen):
         return []

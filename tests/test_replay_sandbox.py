@@ -826,3 +826,12 @@ def test_a_link_made_later_is_not_there_when_the_step_starts(tmp_path: Path) -> 
     assert not [n for n in verdict["notes"] if "libgreet.so" in n], verdict["notes"]
     assert tree_hash(rec.ws) == before
 
+
+def test_a_link_no_process_wrote_is_no_sign_of_missed_reads(tmp_path: Path) -> None:
+    # json-c's whole-build replay warned that the recorder "did not see every read" and
+    # asked for --trace strace, because no recorded process wrote libjson-c.so (CMake's
+    # create_symlink): neither tracer sees symlink(2), and a link is not read as content.
+    rec = _record(tmp_path, "libtool-links", "make")
+    verdict = replay_json(rec.tape)
+    assert verdict["reproduced"], verdict
+    assert not [n for n in verdict["notes"] if "placeholders" in n], verdict["notes"]
