@@ -43,6 +43,12 @@ BOOKKEEPING = (
 )
 
 
+# meson's log of its configuration (its start time, each check's temporary directory) and
+# its pickled state (project GUIDs made fresh by every setup, those temporary names, sets
+# in Python's per-process hash order): the build they configure is build.ninja's, compared.
+_MESON_STATE = frozenset(
+    {"meson-logs/meson-log.txt", "meson-private/coredata.dat", "meson-private/build.dat"}
+)
 # ctest's record of a run, in Testing/Temporary/: LastTest.log holds the start and end
 # times and each test's duration, CTestCostData.txt the durations ctest schedules by.
 _CTEST_LOG = re.compile(r"LastTest(_\d{8}-\d{4})?\.log|CTestCostData\.txt")
@@ -50,12 +56,15 @@ _CTEST_LOG = re.compile(r"LastTest(_\d{8}-\d{4})?\.log|CTestCostData\.txt")
 
 def is_bookkeeping(path: str) -> bool:
     """A build system's own record that differs on every run: one of ``BOOKKEEPING`` by
-    name, ctest's logs of a run (``Testing/Temporary/LastTest.log``), autom4te's cache of
+    name, ctest's logs of a run (``Testing/Temporary/LastTest.log``), meson's log and pickled
+    state (``meson-private/coredata.dat``), autom4te's cache of
     requests (a Perl hash dumped in its per-process random order), or cargo's
     incremental-compilation cache (``target/debug/incremental/…``: its session directories
     are named by the time and a random number)."""
     parts = path.split("/")
     if parts[-1] in BOOKKEEPING or parts[-2:] == ["autom4te.cache", "requests"]:
+        return True
+    if "/".join(parts[-2:]) in _MESON_STATE:
         return True
     if parts[-3:-1] == ["Testing", "Temporary"] and _CTEST_LOG.fullmatch(parts[-1]):
         return True

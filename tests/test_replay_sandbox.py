@@ -835,3 +835,30 @@ def test_a_link_no_process_wrote_is_no_sign_of_missed_reads(tmp_path: Path) -> N
     verdict = replay_json(rec.tape)
     assert verdict["reproduced"], verdict
     assert not [n for n in verdict["notes"] if "placeholders" in n], verdict["notes"]
+
+
+needs_meson = pytest.mark.skipif(
+    shutil.which("meson") is None or shutil.which("ninja") is None, reason="meson/ninja missing"
+)
+
+
+@needs_meson
+def test_a_meson_build_reproduces_with_mesons_own_state_as_bookkeeping(tmp_path: Path) -> None:
+    # fribidi's meson build replayed as "diverged: 3 different", each "a nondeterministic
+    # step": meson's log (its start time, its checks' temp directories) and its pickled
+    # state (fresh project GUIDs, those temp names, Python's per-process set order).
+    rec = _record(tmp_path, "meson-tiny", "sh", "-c", "meson setup build && ninja -C build")
+    before = tree_hash(rec.ws)
+    verdict = replay_json(rec.tape)
+    assert verdict["reproduced"], verdict["findings"]
+    expected = {f["path"] for f in verdict["findings"] if f["expected"]}
+    assert {"build/meson-private/coredata.dat", "build/meson-logs/meson-log.txt"} <= expected
+    same = {o["path"] for o in verdict["outputs"] if o["status"] == "same"}
+    assert {"build/tiny", "build/libgreet.a", "build/config.h", "build/build.ninja"} <= same
+    # A compile of the project alone, with the checkout moved away.
+    step = next(r for r in rec.steps() if "-c" in r["argv"] and "../main.c" in r["argv"])
+    with moved_away(rec.ws):
+        alone = replay_json(rec.tape, "--step", step["id"])
+    assert alone["reproduced"], alone
+    assert [o["path"] for o in alone["outputs"]] == ["build/tiny.p/main.c.o"]
+    assert tree_hash(rec.ws) == before
