@@ -862,3 +862,21 @@ def test_a_meson_build_reproduces_with_mesons_own_state_as_bookkeeping(tmp_path:
     assert alone["reproduced"], alone
     assert [o["path"] for o in alone["outputs"]] == ["build/tiny.p/main.c.o"]
     assert tree_hash(rec.ws) == before
+
+
+def test_a_zip_whose_members_differ_only_in_their_times_says_so(tmp_path: Path) -> None:
+    # msgpack's wheel replayed as "nondeterministic: same command and inputs": every
+    # member was the same, only the times zip stores with them (the .so was written later).
+    env = {k: v for k, v in os.environ.items() if k != "SOURCE_DATE_EPOCH"}
+    ws = tmp_path / "zip-stamps"
+    shutil.copytree(FIXTURES / "zip-stamps", ws)
+    tape = tmp_path / "zip.tape"
+    buildtape("record", "-q", "-o", tape, "--", "make", cwd=ws, env=env, check=True)
+    time.sleep(2.1)  # zip stores times to 2 s: the replay's `tiny` must fall in another slot
+    verdict = replay_json(tape, env=env)
+    assert not verdict["reproduced"]
+    findings = {f["path"]: f for f in verdict["findings"] if not f["expected"]}
+    assert list(findings) == ["dist/tiny-1.0.zip"], findings
+    assert findings["dist/tiny-1.0.zip"]["reason"] == "timestamp"
+    assert "members are all as recorded" in findings["dist/tiny-1.0.zip"]["why"]
+    assert {o["path"]: o["status"] for o in verdict["outputs"]}["tiny"] == "same"
