@@ -173,6 +173,11 @@ def step_world(m: Manifest, step_id: int) -> World:
     cwd = step_cwd(m, step)
     ids = {p.id for p in procs}
     start = min(p.start_s for p in procs)
+    # Processes whose writes may have made a directory before the step started: earlier
+    # ones outside its subtree, and its ancestors (theirs cannot be put before or after).
+    above_or_before = {
+        p.id for p in m.processes if p.id not in ids and p.start_s < start
+    } | ancestors(m, step)
     earlier = _state_at(m, procs, start, ids | ancestors(m, step))
     before = {e.path: e for e in m.inputs}
     after = {e.path: e for e in m.outputs if e.change != "deleted"}
@@ -280,6 +285,7 @@ def step_world(m: Manifest, step_id: int) -> World:
             all_parents.add(d)
             d = posixpath.dirname(d)
     recorded = {d.path: d for d in m.directories if d.change != "created"}
+    all_parents -= _made_by_the_step(m, all_parents, ids, above_or_before, files + listed, cwd)
     inters = [i for i in m.intermediates if ids & set(i.read_by) and not set(i.written_by) <= ids]
     above = ancestors(m, step)
     mine: dict[str, FileEntry] = {}
@@ -321,6 +327,31 @@ def step_world(m: Manifest, step_id: int) -> World:
         stale=stale,
         unseen=unseen,
     )
+
+
+def _made_by_the_step(
+    m: Manifest,
+    dirs: set[str],
+    ids: set[int],
+    earlier: set[int],
+    restored: list[FileEntry],
+    cwd: str,
+) -> set[str]:
+    """Of the directories a step writes into, those it made itself, which the replay must
+    not make for it (bdist_wheel's os.mkdir of its dist-info directory fails if it is
+    there): the build made them and removed them again (no recorded listing has them), no
+    process that ran before the step (or above it) wrote below them, and nothing the step
+    starts with lies below them."""
+    listed = {d.path for d in m.directories}
+    held = [posixpath.dirname(e.path) for e in restored]
+    if not cwd.startswith("/"):
+        held.append(cwd)
+    others = [w for p in m.processes if p.id in earlier and p.id not in ids for w in p.writes]
+
+    def below(d: str, paths: list[str]) -> bool:
+        return any(x == d or x.startswith(d + "/") for x in paths)
+
+    return {d for d in dirs if d not in listed and not below(d, held) and not below(d, others)}
 
 
 def _wall_ns(started_at: str, offset_s: float) -> int:

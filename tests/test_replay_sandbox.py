@@ -880,3 +880,14 @@ def test_a_zip_whose_members_differ_only_in_their_times_says_so(tmp_path: Path) 
     assert findings["dist/tiny-1.0.zip"]["reason"] == "timestamp"
     assert "members are all as recorded" in findings["dist/tiny-1.0.zip"]["why"]
     assert {o["path"]: o["status"] for o in verdict["outputs"]}["tiny"] == "same"
+
+
+def test_a_step_makes_the_directory_it_made_in_the_recording(tmp_path: Path) -> None:
+    # msgpack's bdist_wheel step, replayed alone, failed with "[Errno 17] File exists:
+    # 'build/bdist.linux-x86_64/wheel/msgpack-1.2.4.dist-info'": the replay had made every
+    # directory the step wrote into, also one the step makes itself and the build removed.
+    rec = _record(tmp_path, "staging-dir", "make")
+    step = next(r for r in rec.steps() if "mkdir stage" in " ".join(r["argv"]))
+    verdict = replay_json(rec.tape, "--step", step["id"])
+    assert verdict["exit"] == {"recorded": 0, "replayed": 0}, verdict
+    assert {o["path"]: o["status"] for o in verdict["outputs"]} == {"packed.txt": "same"}
