@@ -73,6 +73,16 @@ class World:
     # Files the step read or ran that the build made without any recorded process writing
     # them (cargo hard-links its build scripts): restored as the build left them.
     unseen: list[str] = field(default_factory=list)
+    # The rest of the workspace as the build found it, for `replay --step` (a reproducer
+    # keeps to what the step opened): pre-build files that no process had written or
+    # removed when the step started and that it did not open, below its cwd or beside what
+    # it opened, as placeholders of their size (links as links; content the step never
+    # read would only cost time to restore: sqlite's 108 MB tree), and their recorded
+    # directories. A step that finds files by listing a directory (a glob, setuptools'
+    # MANIFEST.in and license files) finds them.
+    rest: list[FileEntry] = field(default_factory=list)
+    rest_placeholders: list[FileEntry] = field(default_factory=list)
+    rest_dirs: list[DirEntry] = field(default_factory=list)
 
     def cwd_outside(self) -> bool:
         return self.cwd.startswith("/")
@@ -309,6 +319,30 @@ def step_world(m: Manifest, step_id: int) -> World:
         and as_left(p, started_before, not_before) is None
     )
     expected = [e for e in (mine.get(w) or final(w) for w in kept) if e is not None and e.sha256]
+    # Only where the step could have listed: below each of its processes' cwds (setuptools
+    # walks test/ for MANIFEST.in's recursive-include) and in the directories of what it
+    # read, ran or wrote; a CMake step in build/ does not get all the sources restored.
+    worked_in = {posixpath.dirname(path) for path in needed | writes}
+    below: set[str] = set()
+    for p in procs:
+        if p.cwd.startswith("/"):
+            rel = posixpath.relpath(posixpath.normpath(p.cwd), m.workspace)
+            if rel != ".." and not rel.startswith("../"):
+                below.add("" if rel == "." else rel + "/")
+
+    def could_list(path: str) -> bool:
+        return posixpath.dirname(path) in worked_in or any(path.startswith(b) for b in below)
+
+    taken = needed | writes
+    rest = [
+        e for e in m.inputs if e.path not in taken and e.path not in earlier and could_list(e.path)
+    ]
+    rest_parents = set()
+    for e in rest:
+        d = posixpath.dirname(e.path)
+        while d not in ("", ".") and d not in rest_parents:
+            rest_parents.add(d)
+            d = posixpath.dirname(d)
     return World(
         files=files,
         placeholders=listed,
@@ -326,6 +360,9 @@ def step_world(m: Manifest, step_id: int) -> World:
         rewritten_later=sorted(later.items()),
         stale=stale,
         unseen=unseen,
+        rest=[e for e in rest if e.link is not None],
+        rest_placeholders=[e for e in rest if e.link is None],
+        rest_dirs=[recorded[d] for d in sorted(rest_parents - all_parents) if d in recorded],
     )
 
 

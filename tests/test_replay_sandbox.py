@@ -891,3 +891,15 @@ def test_a_step_makes_the_directory_it_made_in_the_recording(tmp_path: Path) -> 
     verdict = replay_json(rec.tape, "--step", step["id"])
     assert verdict["exit"] == {"recorded": 0, "replayed": 0}, verdict
     assert {o["path"]: o["status"] for o in verdict["outputs"]} == {"packed.txt": "same"}
+
+
+def test_a_step_that_lists_a_directory_finds_what_was_there(tmp_path: Path) -> None:
+    # msgpack's PEP 517 build step alone wrote a PKG-INFO without "License-File: COPYING"
+    # and was called nondeterministic: setuptools finds COPYING by listing the directory,
+    # never opening it, and the step's world held only the files it opened.
+    rec = _record(tmp_path, "listing-step", "make")
+    step = next(r for r in rec.steps() if "*.txt" in " ".join(r["argv"]))
+    with moved_away(rec.ws):
+        verdict = replay_json(rec.tape, "--step", step["id"])
+    assert verdict["reproduced"], verdict
+    assert {o["path"]: o["status"] for o in verdict["outputs"]} == {"index.txt": "same"}
