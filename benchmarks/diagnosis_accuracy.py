@@ -1,6 +1,7 @@
 """How often the likely-cause line of `buildtape diff` names the seeded cause, on real builds
-nobody here wrote (Debian's bzip2, zlib and gzip sources: make, configure + make, CMake +
-Ninja, autotools; Google's uuid Go module from Debian's golang-github-google-uuid).
+nobody here wrote (Debian's bzip2, zlib, gzip and fribidi sources: make, configure + make,
+CMake + Ninja, autotools, meson + ninja; Google's uuid Go module from Debian's
+golang-github-google-uuid).
 
 Each case records the unchanged build (A) and a copy seeded with one known cause (B) with
 the real CLI, in workspaces of equal path length (unless the case is about the directory),
@@ -49,6 +50,9 @@ class Case:
     argv_b: tuple[str, ...] | None = None
     between: Callable[[Path], None] | None = None
     dir_b: str = "b"  # where B is built beside A's a/: "a" rebuilds in A's place
+    # Every step of one build has its partner in the other (none removed and added): the
+    # compiler ran under another name, and the compiles are still the same steps.
+    paired: bool = False
 
 
 def edit(path: str, old: str, new: str) -> Mutate:
@@ -88,6 +92,9 @@ ZN = ("sh", "-c", "cmake -S . -B build -G Ninja >/dev/null && ninja -C build zli
 ZN_PREP = lambda ws: (ws / "win32").mkdir(exist_ok=True) or (ws / "win32" / "zlib1.rc").touch()  # noqa: E731
 PATH = os.environ["PATH"]
 GZ = ("sh", "-c", "./configure -q >/dev/null && make -j2 >/dev/null")
+# meson + ninja (Debian's fribidi); --buildtype=release: -g would embed the directory.
+MS = ("sh", "-c", "meson setup build -Ddocs=false --buildtype=release >/dev/null && "
+      "ninja -C build >/dev/null")  # fmt: skip
 GO = ("go", "test", "-c", "-o", "uuid.test", ".")
 GO_ENV: dict[str, str | None] = {"GOFLAGS": "-trimpath", "GOTOOLCHAIN": "local"}
 
@@ -180,12 +187,32 @@ CASES = [
     Case("go-flags", "golang-github-google-uuid", GO,
          ("GOFLAGS -trimpath → '-trimpath -ldflags=-s'",),
          env_a=GO_ENV, env_b={**GO_ENV, "GOFLAGS": "-trimpath -ldflags=-s"}),
+    # The seventh session: the compiler under another name or another compiler (matched by
+    # what it is), meson, a header and CFLAGS through gzip's configure.
+    Case("bz-cc12", "bzip2", BZ, ("build command", "CC=gcc-12"),
+         argv_b=(*BZ[:2], "CC=gcc-12", *BZ[2:]), paired=True),
+    Case("bz-clang", "bzip2", BZ, ("CC=clang-14", "gcc → clang-14"),
+         argv_b=(*BZ[:2], "CC=clang-14", *BZ[2:])),
+    Case("bz-ccx", "bzip2", BZ, ("gcc on PATH is now", "which runs"),
+         env_b={"PATH": "{case}/exec:" + PATH}, paired=True),
+    Case("zc-clang", "zlib", ZC, ("CC set to clang-14",), env_b={"CC": "clang-14"}),
+    Case("gz-hdr", "gzip", GZ, ("gzip.h changed",), append("gzip.h", "\n#define GZ_SEEDED 1\n")),
+    Case("gz-cflags", "gzip", GZ, ("CFLAGS set to -O1",), env_b={"CFLAGS": "-O1"}),
+    Case("ms-src", "fribidi", MS, ("lib/fribidi.c changed",),
+         append("lib/fribidi.c", "\nint fribidi_probe_seed(void) { return 42; }\n")),
+    Case("ms-hdr", "fribidi", MS, ("lib/common.h changed",),
+         append("lib/common.h", "\n#define FRIBIDI_SEEDED 1\n")),
+    Case("ms-cflags", "fribidi", MS, ("CFLAGS set to -O1",), env_b={"CFLAGS": "-O1"}),
+    Case("ms-opt", "fribidi", MS, ("build command", "-Ddeprecated=false"),
+         argv_b=("sh", "-c", MS[2].replace("-Ddocs=false", "-Ddocs=false -Ddeprecated=false"))),
+    Case("ms-cc", "fribidi", MS, ("CC set to clang-14",), env_b={"CC": "clang-14"}),
     # Identical rebuilds: the second recording in the same checkout, rebuilt from a clean copy.
     Case("bz-same", "bzip2", BZ, ()),
     Case("zc-same", "zlib", ZC, ()),
     Case("zn-same", "zlib", ZN, (), prepare=ZN_PREP),
     # Not yet equivalent: configure's tests do not all pair up across two runs (docs/replay.md).
     Case("gz-same", "gzip", GZ, ()),
+    Case("ms-same", "fribidi", MS, ()),
 ]  # fmt: skip
 
 
@@ -245,6 +272,10 @@ def setup_case_dir(case_dir: Path) -> None:
     for name in ("gcc", "cc"):
         (case_dir / "wrap" / name).write_text(f'#!/bin/sh\nexec {real} -fno-inline "$@"\n')
         (case_dir / "wrap" / name).chmod(0o755)
+    # As ccache's masquerade directory: gcc on PATH execs the compiler under another name.
+    (case_dir / "exec").mkdir()
+    (case_dir / "exec" / "gcc").write_text('#!/bin/sh\nexec gcc-12 "$@"\n')
+    (case_dir / "exec" / "gcc").chmod(0o755)
 
 
 def env_for(case_dir: Path, changes: dict[str, str | None]) -> dict[str, str]:
@@ -297,10 +328,15 @@ def run_case(case: Case, src: Path, work: Path, repo: Path) -> tuple[bool, str]:
         [sys.executable, "-m", "buildtape", "diff", "--format", "json", *map(str, tapes)],
         capture_output=True, text=True, env=env, timeout=900,
     )  # fmt: skip
-    first = (json.loads(as_json.stdout).get("causes") or [""])[0] if as_json.stdout else ""
+    report = json.loads(as_json.stdout) if as_json.stdout else {}
+    first = (report.get("causes") or [""])[0]
     named = all(w in cause for w in case.expect)
     if named and not all(w in first for w in case.expect):
         return False, f"{cause} (but --format json names first: {first})"
+    steps = report.get("steps", {})
+    unpaired = [s for k in ("only_in_a", "only_in_b") for s in steps.get(k, []) if not s["probe"]]
+    if named and case.paired and unpaired:
+        return False, f"{cause} (but {len(unpaired)} steps have no partner)"
     return named, cause
 
 

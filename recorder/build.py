@@ -24,12 +24,13 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from recorder.background import Background
+from recorder.environments import EnvironmentFiles
 from recorder.errors import RecordError
 from recorder.interposer import InterposerLog, InterposerRecords, read_environment
 from recorder.preload import build_shim, preload_env
 from recorder.prepare import EVENTS_VAR, Plan
 from recorder.sampling import Segment, choose_sampler
-from recorder.strace_parser import TracedProcess, add_file_events
+from recorder.strace_parser import TracedProcess, add_file_events, align_keys
 from recorder.straced import StracedSubtrees
 from recorder.streams import Captured, StreamPump
 from recorder.tail import LineTail
@@ -147,6 +148,8 @@ class BuildRun:
     # Every process ran the interposer, so every change to the workspace went through it
     # (see ``recorder.workspace.resurvey``); False sends the recorder back to a full walk.
     every_change_seen: bool = False
+    # The saved environments, read while the build ran (``recorder.environments``).
+    environments: EnvironmentFiles | None = None
 
 
 def inherited_fds() -> tuple[int, ...]:
@@ -209,7 +212,11 @@ def _tracer(plan: Plan, observer: Observer, workdir: Path, log: InterposerLog | 
     if mode == "strace":
         assert observer.choice.strace is not None
         return StraceTracer(
-            observer.choice.strace, workdir, cwd, trace_files=observer.files == "strace"
+            observer.choice.strace,
+            workdir,
+            cwd,
+            trace_files=observer.files == "strace",
+            flags=observer.choice.strace_flags,
         )
     if mode == "proc":
         return ProcTracer(cwd)
@@ -235,6 +242,7 @@ def run_build(
         env["BUILDTAPE_SAVEDIR"] = str(save_dir)
         env["BUILDTAPE_WORKSPACE"] = str(plan.workspace)
     tracer = _tracer(plan, observer, workdir, log)
+    envs = EnvironmentFiles(save_dir, str(observer.shim)) if save_dir is not None else None
     argv = plan.argv
     straced = None
     if observer.strace_unseen is not None and save_dir is not None:
@@ -296,6 +304,8 @@ def run_build(
         if extra_log is not None:
             extra_log.tick()
         tail.tick()
+        if envs is not None and log is not None:
+            envs.prefetch(log.env_tags)
         if sampler is not None:
             for pid, exe in tracer.drain_execs():
                 sampler.process_started(pid, exe)
@@ -319,6 +329,8 @@ def run_build(
         if straced is not None:
             straced.merge(records, str(plan.cwd))
             traced = list(records.processes.values())
+        if observer.choice.mode == "strace":
+            align_keys(traced, records.processes)  # one key for one process, in both
         if observer.choice.mode != "preload" and observer.files == "preload":
             _merge_file_events(traced, records.processes)
     tail.close()
@@ -342,6 +354,7 @@ def run_build(
         sampler=sampler.name if sampler is not None else "none",
         sampler_notice=sampler_notice,
         segments=segments,
+        environments=envs,
         every_change_seen=(
             observer.choice.mode == "preload"
             and records is not None

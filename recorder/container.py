@@ -35,7 +35,7 @@ import zstandard
 from recorder.errors import TapeError, TapeNotFound, TapeNotWritten
 
 FORMAT_NAME = "buildtape-tape"
-FORMAT_VERSION = "1.2"
+FORMAT_VERSION = "1.3"
 SUPPORTED_MAJOR = 1
 MAGIC = b"BTAPEIDX"
 TABLE_KEY = "_tape"

@@ -3,7 +3,12 @@
 Every recording fingerprints the compilers, headers and libraries it used; hashing a
 30 MB ``cc1`` and running ``--version`` each time is wasted work when nothing changed.
 An entry is reused only while the file's size, mtime, ctime and inode are all the same
-(ctime cannot be set back by user programs). A version line is keyed by the sha256
+(ctime cannot be set back by user programs), and only when the file had last changed well
+before the entry was made. A file rewritten with the same size within one tick of its file
+system's clock keeps every one of those stamps, so an entry made in that tick would hand
+back the old content's hash for the new content; git calls such an entry "racily clean".
+Like git, the cache does not trust it: the file is hashed again, and the entry it then
+makes, once the file has been left alone, is trusted. A version line is keyed by the sha256
 *and* the name the tool was run as: ``cc`` and ``gcc`` are often one binary that
 prints a different first line under each name. The cache is a JSON file under
 ``$XDG_CACHE_HOME/buildtape``, replaced atomically; losing it only costs time.
@@ -14,7 +19,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import tempfile
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +29,11 @@ from typing import Any
 from recorder.workspace import hash_file
 
 _MAX_ENTRIES = 20_000
+# How long before the moment an entry is made the file must have last changed for the entry
+# to be trusted. A file system's clock ticks in whole jiffies (ext4, tmpfs, ramfs before
+# multigrain timestamps), seconds (ext3, ext4 with 128-byte inodes, HFS+, many NFS servers)
+# or two seconds (FAT): within a tick, a rewrite keeps the stamps the entry compares.
+RACY_NS = 2_000_000_000
 
 
 class HashCache:
@@ -45,18 +57,24 @@ class HashCache:
 
     def sha256(self, path: str) -> tuple[str | None, int] | None:
         """(sha256, size) of a regular file, or None when it is not one."""
+        # Taken before the stat and the read: a change after it may not move the stamps.
+        now = time.time_ns()
         try:
             st = os.stat(path)
         except OSError:
             return None
-        if not os.path.isfile(path):
+        if not stat.S_ISREG(st.st_mode):
             return None
         key = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
         cached = self._files.get(path)
-        if isinstance(cached, list) and cached[:4] == key:
-            return cached[4], st.st_size
+        # [size, mtime, ctime, inode, sha256, when the entry was made (ns)]; an entry of the
+        # older layout, without that moment, is not trusted either.
+        if isinstance(cached, list) and len(cached) == 6 and cached[:4] == key:
+            made = cached[5]
+            if isinstance(made, int) and max(st.st_mtime_ns, st.st_ctime_ns) + RACY_NS <= made:
+                return cached[4], st.st_size
         digest = hash_file(Path(path))
-        self._files[path] = [*key, digest]
+        self._files[path] = [*key, digest, now]
         self._dirty = True
         return digest, st.st_size
 

@@ -8,7 +8,8 @@ Each rule replaces a volatile part with a fixed placeholder (docs/replay.md list
 - buildtape's own temp and sandbox directories, ``/tmp/buildtape-…`` (``$SANDBOX``);
 - temp names of common tools (``$TMP``): gcc/clang ``/tmp/ccAbC123.s``, pip
   ``/tmp/pip-build-env-…``, Go ``/tmp/go-build123…``, rustc ``/tmp/rustcAbC123``, cargo
-  ``/tmp/cargo-install…``, Python's ``tempfile`` ``/tmp/tmpab12cd34``, gnulib configure's
+  ``/tmp/cargo-install…``, Python's ``tempfile`` ``/tmp/tmpab12cd34`` (and meson's compiler
+  checks' ``meson-private/tmpab12cd34``), gnulib configure's
   ``/tmp/cgAbC123``, GNU make's ``/tmp/GmAbC123``, autoconf's ``./confAbC123`` (``conf$TMP``),
   CMake's try-compile projects ``cmTC_1a2b3`` and ``TryCompile-…`` and its
   ``CMakeCache.txt.tmp1a2b3`` (``.tmp$ID``);
@@ -19,14 +20,15 @@ Each rule replaces a volatile part with a fixed placeholder (docs/replay.md list
 - colour: SGR sequences and ``ESC[K`` in text (a build run in a terminal colours its
   diagnostics, the same build in CI does not; the words are what is compared).
 
-Build-system bookkeeping files (ninja's ``.ninja_log`` and ``.ninja_deps``) hold timings and
-are not compared at all (:func:`is_bookkeeping`). ``Normalizer(workspace, enabled=False)``
+Build-system bookkeeping files (ninja's ``.ninja_log``, autoconf's ``config.log``, CMake's
+configure logs, ctest's and cargo's records of a run...) differ on every run and are not compared
+at all (:func:`is_bookkeeping`): the one definition that ``diff`` and replay's verdict share.
+``Normalizer(workspace, enabled=False)``
 turns every rule off (``buildtape diff --no-normalize``).
 """
 
 from __future__ import annotations
 
-import posixpath
 import re
 import shlex
 
@@ -48,6 +50,8 @@ _CONF_TMP = re.compile(
     r"(?<![\w.-])conf(?!test)(?=[A-Za-z0-9]{0,5}[A-Z0-9])[A-Za-z0-9]{6}(?![\w.-])"
 )
 _CMAKE_TMP = re.compile(r"(?<=\.txt)\.tmp[0-9a-f]{4,}\b")
+# meson's compiler checks, each in a tempfile.mkdtemp(dir="build/meson-private")
+_MESON_TMP = re.compile(r"(?<=meson-private/)tmp[a-z0-9_]{8}(?![a-z0-9_])")
 _TIMESTAMP = re.compile(
     r"\b\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:?\d\d)?\b"
     r"|\b(Mon|Tue|Wed|Thu|Fri|Sat|Sun) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +\d+ "
@@ -65,6 +69,7 @@ _PID = re.compile(
 _TEMP_B = re.compile(_TEMP.pattern.encode())
 _SANDBOX_B = re.compile(_SANDBOX.pattern.encode())
 _CMAKE_B = re.compile(_CMAKE.pattern.encode())
+_MESON_TMP_B = re.compile(_MESON_TMP.pattern.encode())
 
 # An ELF NT_GNU_BUILD_ID note (little-endian): namesz 4, descsz, type 3, "GNU\0", then the id.
 _BUILD_ID = re.compile(rb"\x04\x00\x00\x00([\x08-\x40])\x00\x00\x00\x03\x00\x00\x00GNU\x00", re.S)
@@ -80,12 +85,43 @@ def _mask_build_ids(data: bytes) -> bytes:
     return bytes(out)
 
 
-# Files a build system keeps for itself (timings, dependency logs): never compared.
-BOOKKEEPING = (".ninja_log", ".ninja_deps")
+# Files a build system keeps for itself that differ on every run by design, matched by name
+# (documented in docs/replay.md). Never compared, by diff or by replay's verdict: ninja's log
+# (start and end times) and deps log (keyed by mtimes); CMake's configure logs, which name
+# try-compile directories with random suffixes (cmTC_1a2b3); cargo's cache of rustc's answers
+# (a JSON map written in hash order); autoconf's configure log (the date, the host, process
+# ids and conftest temp names).
+BOOKKEEPING = (
+    ".ninja_log",
+    ".ninja_deps",
+    "CMakeOutput.log",
+    "CMakeError.log",
+    "CMakeConfigureLog.yaml",
+    ".rustc_info.json",
+    "config.log",
+)
+
+# ctest's record of a run, in Testing/Temporary/: LastTest.log holds the start and end
+# times and each test's duration, CTestCostData.txt the durations ctest schedules by.
+_CTEST_LOG = re.compile(r"LastTest(_\d{8}-\d{4})?\.log|CTestCostData\.txt")
 
 
 def is_bookkeeping(path: str) -> bool:
-    return posixpath.basename(path) in BOOKKEEPING
+    """A build system's own record that differs on every run: one of ``BOOKKEEPING`` by
+    name, ctest's logs of a run (``Testing/Temporary/LastTest.log``), autom4te's cache of
+    requests (a Perl hash dumped in its per-process random order), meson's pickled state
+    (``meson-private/coredata.dat`` holds random GUIDs for its Visual Studio backend,
+    ``build.dat`` objects pickled in hash order), or cargo's
+    incremental-compilation cache (``target/debug/incremental/…``: its session directories
+    are named by the time and a random number)."""
+    parts = path.split("/")
+    if parts[-1] in BOOKKEEPING or parts[-2:] == ["autom4te.cache", "requests"]:
+        return True
+    if parts[-2:-1] == ["meson-private"] and parts[-1].endswith(".dat"):
+        return True
+    if parts[-3:-1] == ["Testing", "Temporary"] and _CTEST_LOG.fullmatch(parts[-1]):
+        return True
+    return "incremental" in parts[1:-1] and "target" in parts[: parts.index("incremental")]
 
 
 def _pid(m: re.Match[str]) -> str:
@@ -110,6 +146,7 @@ class Normalizer:
         s = _TEMP.sub("$TMP", s)
         s = _CMAKE.sub("cmTC_$ID", s)
         s = _CMAKE_TMP.sub(".tmp$ID", s)
+        s = _MESON_TMP.sub("$TMP", s)
         s = _CONF_TMP.sub("conf$TMP", s)
         s = _TIMESTAMP.sub("$TIME", s)
         return _PID.sub(_pid, s)
@@ -129,6 +166,7 @@ class Normalizer:
             data = _mask_build_ids(data)
         data = _SANDBOX_B.sub(b"$SANDBOX", data)
         data = _TEMP_B.sub(b"$TMP", data)
+        data = _MESON_TMP_B.sub(b"$TMP", data)
         return _CMAKE_B.sub(b"cmTC_$ID", data)
 
     def argv(self, argv: list[str]) -> list[str]:

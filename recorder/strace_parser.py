@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import os.path
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 TRACED_SYSCALLS = (
@@ -22,8 +23,12 @@ PROCESS_SYSCALLS = "execve,execveat,chdir,clone,clone3,fork,vfork"
 _SKIP_PREFIXES = ("/proc/", "/sys/", "/dev/")
 _LINE = re.compile(r"^(\d+)\s+(\d+\.\d+)\s+(.*)$")
 _EXIT = re.compile(r"^\+\+\+ (?:exited with (\d+)|killed by (SIG\w+)[^+]*) \+\+\+")
+_SUPERSEDED = re.compile(r"^\+\+\+ superseded by execve in pid (\d+)")
 _RESUMED = re.compile(r"^<\.\.\. (\w+) resumed>(.*)$")
-_RET = re.compile(r"^\s*=\s*(-?\d+|\?)")
+# With --pidns-translation, a pid returned into another pid namespace is followed by the
+# pid strace itself knows it by (which its lines are prefixed with): ``= 2 /* 3062 in
+# strace's PID NS */``.
+_RET = re.compile(r"^\s*=\s*(-?\d+|\?)(?:\s*/\*\s*(\d+) in strace's PID NS\s*\*/)?")
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "v": "\v", "f": "\f", '"': '"', "\\": "\\"}
 
 
@@ -44,8 +49,13 @@ class TracedProcess:
     writes: dict[str, float] = field(default_factory=dict)
     deleted: dict[str, float] = field(default_factory=dict)
     # The kernel's pid, when ``pid`` is a key of the recorder's own: the pid was reused by a
-    # later process of the same build (``recorder.interposer``), which keeps the pid itself.
+    # later process of the same build (``recorder.interposer``, ``StraceParser``), which
+    # keeps the pid itself.
     recorded_pid: int | None = None
+
+    @property
+    def real_pid(self) -> int:
+        return self.pid if self.recorded_pid is None else self.recorded_pid
 
 
 def add_file_events(target: TracedProcess, source: TracedProcess) -> None:
@@ -56,6 +66,76 @@ def add_file_events(target: TracedProcess, source: TracedProcess) -> None:
         target.writes.setdefault(path, t)
     for path, t in source.deleted.items():
         target.deleted.setdefault(path, t)
+
+
+def align_keys(traced: list[TracedProcess], known: Mapping[int, TracedProcess]) -> None:
+    """Rename ``traced``'s processes (in place) to the keys ``known`` names them by.
+
+    strace's parser and the interposer's reader each give an earlier process whose pid a
+    later one reused a key of their own, and each numbers those keys in the order it met
+    them, so the same key can name two processes, and one process two keys. Everything
+    the recording joins by key (environments, exec attempts, the versions and
+    intermediates a process wrote) needs one. Processes with one pid never overlap in
+    time, so each traced process takes the key of the known one with that pid whose
+    lifetime overlaps its own most; one ``known`` never saw gets a key nobody has.
+    """
+    by_pid: dict[int, list[TracedProcess]] = {}
+    for proc in known.values():
+        by_pid.setdefault(proc.real_pid, []).append(proc)
+    ours: dict[int, list[TracedProcess]] = {}
+    for proc in traced:
+        ours.setdefault(proc.real_pid, []).append(proc)
+    taken = set(known)
+    fresh = min([-1, *known, *(p.pid for p in traced)]) - 1
+    renamed: dict[int, int] = {}
+    unmatched: list[TracedProcess] = []
+    for pid, mine in ours.items():
+        theirs = by_pid.get(pid, [])
+        if len(mine) == 1 and mine[0].pid == pid and not theirs:
+            continue  # a process only strace saw
+        if (
+            len(mine) == 1
+            and len(theirs) == 1
+            and mine[0].pid == theirs[0].pid == pid
+            and _common(_overlap(mine[0], mine), _overlap(theirs[0], theirs)) >= 0
+        ):
+            continue  # the common case: one process with this pid, on either side, at once
+        pairs = sorted(
+            ((_overlap(a, mine), _overlap(b, theirs), a, b) for a in mine for b in theirs),
+            key=lambda x: -_common(x[0], x[1]),
+        )
+        used: set[int] = set()
+        for a_span, b_span, a, b in pairs:
+            if a.pid in renamed or b.pid in used or _common(a_span, b_span) < 0:
+                continue
+            renamed[a.pid] = b.pid
+            used.add(b.pid)
+        unmatched += [a for a in mine if a.pid not in renamed]
+    targets = set(renamed.values())
+    for proc in unmatched:
+        if proc.pid in taken or proc.pid in targets or proc.pid < 0:
+            renamed[proc.pid], fresh = fresh, fresh - 1
+    if not renamed:
+        return
+    for proc in traced:
+        key = renamed.get(proc.pid, proc.pid)
+        if key != proc.pid:
+            real = proc.real_pid
+            proc.pid, proc.recorded_pid = key, None if key == real else real
+        if proc.parent_pid is not None:
+            proc.parent_pid = renamed.get(proc.parent_pid, proc.parent_pid)
+
+
+def _overlap(proc: TracedProcess, same_pid: list[TracedProcess]) -> tuple[float, float]:
+    """The span a process held its pid: an unknown end is the next holder's start."""
+    if proc.end is not None:
+        return proc.start, proc.end
+    later = [p.start for p in same_pid if p.start > proc.start]
+    return proc.start, min(later, default=float("inf"))
+
+
+def _common(a: tuple[float, float], b: tuple[float, float]) -> float:
+    return min(a[1], b[1]) - max(a[0], b[0])
 
 
 def _unescape(body: str) -> str:
@@ -185,6 +265,9 @@ class StraceParser:
         self.unparsed = 0
         # (pid, exe) of every successful exec, for samplers to pick up; drained by the tracer.
         self.execs: list[tuple[int, str]] = []
+        # Keys for processes whose pid a later process reused (``_retire``): negative, so
+        # they never meet a real pid.
+        self._next_key = -1
 
     @property
     def processes(self) -> dict[int, TracedProcess]:
@@ -209,6 +292,42 @@ class StraceParser:
             self._procs[pid] = proc
         return proc
 
+    def _claimed(self, proc: TracedProcess) -> bool:
+        """Whether a clone result already named this process (or it is the command itself)."""
+        return proc.parent_pid is not None or proc.pid == self.root_pid
+
+    def _retire(self, pid: int) -> None:
+        """Give the process known as ``pid`` a key of its own: a new process has that pid.
+
+        A pid is reused only once the process that had it was reaped, which is after its
+        ``+++ exited`` line and after the clone result that made it (its parent printed that
+        before it could wait). So a line of a pid whose process has exited starts a new
+        process, and so does a clone result naming a process that one already named. What
+        named the old process by its pid (its children, its place in the wait for a parent's
+        clone result) follows it to the new key; ``recorded_pid`` keeps the pid for the tape.
+        """
+        old = self._procs.pop(pid)
+        key = self._next_key
+        self._next_key -= 1
+        old.recorded_pid, old.pid = pid, key
+        self._procs[key] = old
+        if self.root_pid == pid:
+            self.root_pid = key
+        for proc in self._procs.values():
+            if proc.parent_pid == pid:
+                proc.parent_pid = key
+        self._pending.pop(pid, None)
+        # Its threads ended before it did (the kernel reports a thread group leader last).
+        for tid in [tid for tid, leader in self._leader.items() if leader == pid]:
+            del self._leader[tid]
+        if pid in self._unplaced:
+            self._unplaced.discard(pid)
+            self._unplaced.add(key)
+        if pid in self._waiting:
+            self._waiting[key] = self._waiting.pop(pid)
+        for group in self._waiting.values():
+            group[:] = [key if member == pid else member for member in group]
+
     def _place(self, proc: TracedProcess, parent: TracedProcess) -> None:
         """Join an early process's relative paths (and its waiting children's) onto the parent's."""
         group = [proc.pid]
@@ -230,6 +349,10 @@ class StraceParser:
                 self.unparsed += 1
             return
         pid, t, rest = int(m.group(1)), float(m.group(2)), m.group(3)
+        if pid not in self._leader:
+            known = self._procs.get(pid)
+            if known is not None and known.end is not None:
+                self._retire(pid)  # nothing of a process comes after its exit: a reused pid
         if rest.startswith("---"):
             return
         if rest.startswith("+++"):
@@ -249,7 +372,15 @@ class StraceParser:
 
     def _exit(self, pid: int, t: float, rest: str) -> None:
         m = _EXIT.match(rest)
-        if not m or pid in self._leader:
+        superseded = _SUPERSEDED.match(rest)
+        if superseded:
+            # A thread's exec took over its process's pid: its own id is free again.
+            self._leader.pop(int(superseded.group(1)), None)
+        if pid in self._leader:
+            if m or superseded:
+                del self._leader[pid]  # the thread is gone: its id may name a process next
+            return
+        if not m:
             return
         proc = self._proc(pid, t)
         proc.end = t
@@ -274,7 +405,7 @@ class StraceParser:
         ret_m = _RET.match(tail)
         if not ret_m or ret_m.group(1) == "?":
             return
-        ret = int(ret_m.group(1))
+        ret = int(ret_m.group(2) or ret_m.group(1))
         proc = self._proc(pid, t)
         if name in ("clone", "clone3", "fork", "vfork"):
             if ret > 0:
@@ -316,6 +447,11 @@ class StraceParser:
         return self._resolve(proc, None if dirfd_i is None else _arg(args, dirfd_i), raw)
 
     def _spawned(self, parent: TracedProcess, child_pid: int, t: float, thread: bool) -> None:
+        known = self._procs.get(child_pid)
+        if known is not None and self._claimed(known):
+            # An earlier process with this pid (its parent's wait reaped it); the new one's own
+            # lines, had they come first, would have retired it already.
+            self._retire(child_pid)
         if thread:
             self._leader[child_pid] = parent.pid
             early = self._procs.get(child_pid)

@@ -27,6 +27,7 @@ from recorder.strace_parser import (
     StraceParser,
     TracedProcess,
     add_file_events,
+    align_keys,
 )
 from recorder.tracing import wait_gone
 
@@ -118,14 +119,28 @@ class StracedSubtrees:
                 continue
             if not lines or not lines[0].split(maxsplit=1)[0].isdigit():
                 continue
-            first = records.processes.get(int(lines[0].split(maxsplit=1)[0]))
+            first = _holder(records, lines[0])
             parser = StraceParser((first.exec_cwd or first.cwd) if first else cwd)
             for line in lines:
                 parser.feed(line)
-            for pid, seen in parser.processes.items():
-                _fold(records, pid, seen)
-                records.straced.add(pid)
-                records.unobserved.pop(pid, None)
+            traced = list(parser.processes.values())
+            align_keys(traced, records.processes)
+            for seen in traced:
+                _fold(records, seen.pid, seen)
+                records.straced.add(seen.pid)
+                records.unobserved.pop(seen.pid, None)
+
+
+def _holder(records: InterposerRecords, line: str) -> TracedProcess | None:
+    """The interposer's process that had the pid of a log's first line when it was written:
+    the pid may have named an earlier process too, or a later one."""
+    head = line.split(maxsplit=2)
+    try:
+        pid, t = int(head[0]), float(head[1])
+    except (IndexError, ValueError):
+        return None
+    holders = [p for p in records.processes.values() if p.real_pid == pid and p.start <= t]
+    return max(holders, key=lambda p: p.start, default=records.processes.get(pid))
 
 
 def _fold(records: InterposerRecords, pid: int, seen: TracedProcess) -> None:

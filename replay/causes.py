@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from recorder.model import Tool
 from replay.diff_limits import align
+from replay.programs import program_role
 from replay.steps import Graph, Matching, Node
 
 # Variables that builds are known to read; a change elsewhere is only named when
@@ -36,6 +37,7 @@ _NOT_FOUND = re.compile(
 _PATH_LIST = re.compile(r"^\w*PATH$")
 _INTERPRETERS = frozenset({"sh", "bash", "dash", "env", "perl", "python", "python3", "ruby"})
 _VERSION = re.compile(r"\d+\.\d+(?:\.\d+)*")
+_COMPILERS = {"cc": "C compiler", "c++": "C++ compiler"}
 # ndiff (which pairs similar arguments inside a replacement) runs up to this many pairs of
 # arguments; past it the arguments come from ``align``, which is near-linear.
 _NDIFF_WORK = 40_000
@@ -256,7 +258,12 @@ def _tool_change(ga: Graph, gb: Graph, a: Node, b: Node) -> Change | None:
     va = _version(ga.manifest.toolchain, a.proc.exe, a.exe_sha256)
     vb = _version(gb.manifest.toolchain, b.proc.exe, b.exe_sha256)
     versions = f", {va} → {vb}" if va and vb and va != vb else ""
-    if path_differs:
+    was = os.path.basename(a.argv[0]) if a.argv else os.path.basename(a.exe)
+    role = _COMPILERS.get(program_role(b.proc.argv, b.proc.exe, b.exe_sha256))
+    if role and was != name and sha_differs:
+        # Another compiler under another name (CC=clang-14 where cc ran): matched by role.
+        text = f"the {role} is now {name} ({b.exe}, was {was}: {a.exe}){versions}"
+    elif path_differs:
         text = f"{name} on PATH is now {b.exe} (was {a.exe}){versions}"
     else:
         text = f"{name} ({b.exe}) is another executable{versions or ' (sha256 differs)'}"
@@ -427,7 +434,9 @@ def _descendant_flags(f: Finding, findings: list[Finding], by_id: dict[int, Node
     below: list[Finding] = []
     later: list[Finding] = []
     for g in findings:
-        if g.a.order <= f.a.order or g.flags is None or g.role != "downstream":
+        # A compile whose only own change is its compiler (CC=clang-14) follows from f too.
+        switched = g.role == "changed" and all(c.kind == "tool" for c in g.own)
+        if g.a.order <= f.a.order or g.flags is None or not (g.role == "downstream" or switched):
             continue
         node: Node | None = g.a
         while node is not None and node.parent is not None:

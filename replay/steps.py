@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from recorder.model import Manifest, Process
 from recorder.normalize import Normalizer
+from replay.programs import program_role
 
 _SOURCE_EXT = (".c", ".cc", ".cpp", ".cxx", ".s", ".S", ".py", ".rs", ".go", ".f90", ".java")
 
@@ -60,6 +61,9 @@ class Node:
     parent: int | None
     order: int  # position in start order: smaller is more upstream
     children: list[int] = field(default_factory=list)
+    # The identity with the program named by what it is (replay/programs.py): ``cc`` for
+    # gcc-12 and clang alike. Matches steps whose program was renamed between the builds.
+    role_identity: str = ""
 
     @property
     def status(self) -> str:
@@ -121,11 +125,15 @@ def _rel(m: Manifest, path: str) -> str:
     return path if rel.startswith("..") else rel
 
 
-def identity(m: Manifest, p: Process, norm: Normalizer, with_cwd: bool) -> str:
-    """What a step is, the same across recordings even when its flags change."""
+def identity(
+    m: Manifest, p: Process, norm: Normalizer, with_cwd: bool, prog: str | None = None
+) -> str:
+    """What a step is, the same across recordings even when its flags change; ``prog``
+    names the program otherwise than by the name it ran under."""
     if p.parent_id is None:
         return f"{os.path.basename(p.argv[0]) if p.argv else p.exe} (the build command)"
-    prog = os.path.basename(p.argv[0]) if p.argv else os.path.basename(p.exe)
+    if prog is None:
+        prog = os.path.basename(p.argv[0]) if p.argv else os.path.basename(p.exe)
     argv = norm.argv(p.argv)
     # The sources a step names tell apart steps whose output is a temp file (every cc1
     # writes -o $TMP once temp names are normalised), so parallel builds still match.
@@ -223,6 +231,7 @@ def build_graph(
             writes=set(p.writes),
             parent=p.parent_id,
             order=order,
+            role_identity=identity(m, p, norm, with_cwd, program_role(p.argv, p.exe, p.exe_sha256)),
         )
         if p.parent_id is None and root is None:
             root = p.id
@@ -240,8 +249,9 @@ class Matching:
 
 
 def match(ga: Graph, gb: Graph) -> Matching:
-    """Pair processes by identity (in start order), then the rest by program, cwd and the
-    identity of their parent (a ``sh -c`` whose script changed is the same step)."""
+    """Pair processes by identity (in start order), then by identity with the program named
+    by its role (``cc`` run as ``gcc-12``), then the rest by program, cwd and the identity of
+    their parent (a ``sh -c`` whose script changed is the same step), by name then by role."""
     pairs: list[tuple[Node, Node]] = []
     if ga.root is not None and gb.root is not None:
         pairs.append((ga.nodes[ga.root], gb.nodes[gb.root]))
@@ -258,13 +268,22 @@ def match(ga: Graph, gb: Graph) -> Matching:
     def by_identity(g: Graph, n: Node) -> str:
         return n.identity
 
+    def by_role(g: Graph, n: Node) -> str:
+        return n.role_identity
+
     def by_place(g: Graph, n: Node) -> str:
         parent = g.nodes.get(n.parent) if n.parent is not None else None
         prog = os.path.basename(n.argv[0]) if n.argv else n.exe
         return f"{prog} [{n.cwd}] under {parent.identity if parent else '-'}"
 
+    def by_role_place(g: Graph, n: Node) -> str:
+        # clang's `clang -cc1` under a compile that gcc ran as `cc1`, writing another file
+        parent = g.nodes.get(n.parent) if n.parent is not None else None
+        prog = program_role(n.proc.argv, n.proc.exe, n.exe_sha256)
+        return f"{prog} [{n.cwd}] under {parent.role_identity if parent else '-'}"
+
     partner: dict[int, int] = {a.proc.id: b.proc.id for a, b in pairs}
-    for key in (by_identity, by_place):
+    for key in (by_identity, by_role, by_place, by_role_place):
         kb = keyed(gb, paired_b, key)
         for x in sorted(ga.nodes.values(), key=_order):
             if x.proc.id in paired_a:

@@ -3,7 +3,8 @@
 Each output that differs gets one reason, checked in this order:
 
 - ``bookkeeping``: a build system's own log that always differs (``.ninja_log`` holds
-  times, ``.ninja_deps`` is keyed by mtimes): an expected difference, not a divergence;
+  times, ``.ninja_deps`` is keyed by mtimes; the list is recorder/normalize.py's, which
+  ``diff`` leaves out of its comparison too): an expected difference, not a divergence;
 - ``drift``: a tool the writing step ran is not the recorded one (sha256 and version line
   of the tool, under the name it was run as);
 - ``path``: the output embeds the build directory, and the replay ran somewhere else
@@ -26,52 +27,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from recorder.model import FileEntry, Manifest, Process
+from recorder.normalize import is_bookkeeping as _build_system_bookkeeping
 from recorder.tape import Tape
 from replay.world import subtree
 
-# Files that differ on every run by design, matched by name (documented in docs/replay.md):
-# ninja's log (start and end times) and deps log (keyed by mtimes), and CMake's configure
-# logs, which name try-compile directories with random suffixes (cmTC_1a2b3), and
-# autoconf's config.log.
-BOOKKEEPING = (
-    ".ninja_log",
-    ".ninja_deps",
-    "CMakeOutput.log",
-    "CMakeError.log",
-    "CMakeConfigureLog.yaml",
-    # cargo's cache of rustc's answers: a JSON map written in hash order.
-    ".rustc_info.json",
-    # autoconf's configure log: the date, the host, process ids and conftest temp names.
-    "config.log",
-)
-
-
-# meson's log of its configuration (its start time, each check's temporary directory) and
-# its pickled state (project GUIDs made fresh by every setup, those temporary names, sets
-# in Python's per-process hash order): the build they configure is build.ninja's, compared.
-_MESON_STATE = frozenset(
-    {"meson-logs/meson-log.txt", "meson-private/coredata.dat", "meson-private/build.dat"}
-)
-# ctest's record of a run, in Testing/Temporary/: LastTest.log holds the start and end
-# times and each test's duration, CTestCostData.txt the durations ctest schedules by.
-_CTEST_LOG = re.compile(r"LastTest(_\d{8}-\d{4})?\.log|CTestCostData\.txt")
-
 
 def is_bookkeeping(path: str) -> bool:
-    """A build system's own record that differs on every run: one of ``BOOKKEEPING`` by
-    name, ctest's logs of a run (``Testing/Temporary/LastTest.log``), meson's log and pickled
-    state (``meson-private/coredata.dat``), autom4te's cache of
-    requests (a Perl hash dumped in its per-process random order), or cargo's
-    incremental-compilation cache (``target/debug/incremental/…``: its session directories
-    are named by the time and a random number)."""
-    parts = path.split("/")
-    if parts[-1] in BOOKKEEPING or parts[-2:] == ["autom4te.cache", "requests"]:
-        return True
-    if "/".join(parts[-2:]) in _MESON_STATE:
-        return True
-    if parts[-3:-1] == ["Testing", "Temporary"] and _CTEST_LOG.fullmatch(parts[-1]):
-        return True
-    return "incremental" in parts[1:-1] and "target" in parts[: parts.index("incremental")]
+    """What a replay does not count: the build systems' own records that ``diff`` skips
+    too, and meson's log of its configuration (``meson-logs/meson-log.txt``: its start
+    time, each check's temporary directory and gcc's temp names), which ``diff``
+    normalises and shows but a replay cannot tell from a real change."""
+    return _build_system_bookkeeping(path) or path.split("/")[-2:] == [
+        "meson-logs",
+        "meson-log.txt",
+    ]
 
 
 _TIMES = re.compile(

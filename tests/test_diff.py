@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from recorder.tape import open_tape
 from tests.conftest import buildtape, needs_strace
 
 pytestmark = needs_strace
@@ -111,6 +112,23 @@ def test_diff_output_is_stable_across_runs_and_hash_seeds(pair: Any) -> None:
         for fmt in ("text", "json"):
             outputs.add((fmt, buildtape("diff", "--format", fmt, a, b, env=env).stdout))
     assert len(outputs) == 2
+
+
+@pytest.mark.skipif(shutil.which("meson") is None, reason="needs meson (Debian meson)")
+def test_two_meson_builds_are_equivalent(fixture_copy: Callable[..., Path], tmp_path: Path) -> None:
+    # meson runs each compiler check in build/meson-private/tmpXXXXXXXX and pickles random
+    # GUIDs into its private state: neither is a difference between the two builds.
+    # Rebuilt in one place from a clean tree: meson builds with -g, which embeds the path.
+    ws = fixture_copy("meson-tiny")
+    a = record(ws, tmp_path / "a.tape", "sh", "build.sh")
+    shutil.rmtree(ws / "build")
+    b = record(ws, tmp_path / "b.tape", "sh", "build.sh")
+    with open_tape(a) as ta:
+        checks = [p for p in ta.manifest.processes if "meson-private/tmp" in " ".join(p.argv)]
+    assert checks  # the compiler checks ran, each in its own temp directory
+    out = buildtape("diff", a, b)
+    assert out.returncode == 0, out.stdout.decode()
+    assert out.stdout == b"verdict: equivalent: same command, inputs, steps and outputs\n"
 
 
 def test_nondeterministic_step_is_named(fixture_copy: Callable[..., Path], tmp_path: Path) -> None:

@@ -22,6 +22,9 @@ RULES = [
     ("/tmp/tmpa1b2c3d4/setup.py", "$TMP/setup.py"),
     ("CMakeFiles/CMakeScratch/TryCompile-Ab12Cd/cmTC_1a2b3.dir", "CMakeFiles/CMakeScratch/cmTC_$ID/cmTC_$ID.dir"),
     ("build/CMakeCache.txt.tmp0f551", "build/CMakeCache.txt.tmp$ID"),
+    # meson's compiler checks, in the build directory
+    ("build/meson-private/tmp6s0ddt_g/testfile.c", "build/meson-private/$TMP/testfile.c"),
+    ("build/meson-private/tmpfile.txt", "build/meson-private/tmpfile.txt"),
     # gzip's gnulib configure and GNU make's copy of a makefile read from stdin
     ("/tmp/cgSQhxur/dummy.c", "$TMP/dummy.c"),
     ("/tmp/Gm13w68x", "$TMP"),
