@@ -74,12 +74,20 @@ class _Environments:
         self._shim = str(observer.shim) if observer.shim else None
         self._by_tag: dict[str, dict[str, str] | None] = {}
         self._deltas: dict[tuple[str | None, str], dict[str, str | None] | None] = {}
+        # The same few names change in thousands of deltas (COLLECT_GCC_OPTIONS, MAKEFLAGS):
+        # each glob test of a name is done once.
+        self._secret_name: dict[str, bool] = {}
 
     def of(self, tag: str | None) -> dict[str, str] | None:
         if tag is None or self._run.save_dir is None:
             return None
         if tag not in self._by_tag:
-            env = read_environment(self._run.save_dir, tag, self._shim)
+            files = self._run.environments
+            env = (
+                files.get(tag)
+                if files is not None
+                else read_environment(self._run.save_dir, tag, self._shim)
+            )
             if env is not None:
                 # Variables the recorder set for itself read as they were in the build's env.
                 for name, ours in self._run.added_env.items():
@@ -105,7 +113,10 @@ class _Environments:
         policy = self._plan.options.secrets
         out: dict[str, str | None] = {}
         for name, value in env_delta(parent, child).items():
-            if value is not None and (policy.name_is_secret(name) or _VALUE_PATTERNS.match(value)):
+            secret = self._secret_name.get(name)
+            if secret is None:
+                secret = self._secret_name[name] = policy.name_is_secret(name)
+            if value is not None and (secret or _VALUE_PATTERNS.match(value)):
                 value = REDACTED
             elif value is not None:
                 value = _URL_PASSWORD.sub(lambda m: m.group("head") + REDACTED + "@", value)
@@ -326,9 +337,10 @@ def assemble(
     writer: TapeWriter,
     scrubber: Scrubber,
     warnings: list[BuildWarning],
+    cache: HashCache,
 ) -> tuple[Manifest, bytes]:
-    """The manifest, and the scrubbed stderr stored in it."""
-    cache = HashCache.for_env(os.environ)  # buildtape's cache, never the build's XDG_CACHE_HOME
+    """The manifest, and the scrubbed stderr stored in it. ``cache`` remembers toolchain
+    hashes and version lines between recordings (saved here)."""
     procs = processes(plan, run, observer, cache)
     exit_code, sig = split_returncode(run.returncode)
     if procs and procs[0].parent_id is None and observer.choice.mode == "strace":
@@ -388,6 +400,7 @@ def assemble(
         toolchain=fingerprint((p.exe for p in procs if p.exe.startswith("/")), cache),
         processes=procs,
         inputs=seen.inputs,
+        listed=seen.listed,
         outputs=seen.outputs,
         external=external_files(procs, cache, str(plan.workspace)),
         streams=stream_record,

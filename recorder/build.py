@@ -24,6 +24,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from recorder.background import Background
+from recorder.environments import EnvironmentFiles
 from recorder.errors import RecordError
 from recorder.interposer import InterposerLog, InterposerRecords, read_environment
 from recorder.preload import build_shim, preload_env
@@ -147,6 +148,8 @@ class BuildRun:
     # Every process ran the interposer, so every change to the workspace went through it
     # (see ``recorder.workspace.resurvey``); False sends the recorder back to a full walk.
     every_change_seen: bool = False
+    # The saved environments, read while the build ran (``recorder.environments``).
+    environments: EnvironmentFiles | None = None
 
 
 def inherited_fds() -> tuple[int, ...]:
@@ -214,6 +217,7 @@ def _tracer(plan: Plan, observer: Observer, workdir: Path, log: InterposerLog | 
             cwd,
             trace_files=observer.files == "strace",
             flags=observer.choice.strace_flags,
+            shim=observer.shim,
         )
     if mode == "proc":
         return ProcTracer(cwd)
@@ -239,6 +243,7 @@ def run_build(
         env["BUILDTAPE_SAVEDIR"] = str(save_dir)
         env["BUILDTAPE_WORKSPACE"] = str(plan.workspace)
     tracer = _tracer(plan, observer, workdir, log)
+    envs = EnvironmentFiles(save_dir, str(observer.shim)) if save_dir is not None else None
     argv = plan.argv
     straced = None
     if observer.strace_unseen is not None and save_dir is not None:
@@ -300,6 +305,8 @@ def run_build(
         if extra_log is not None:
             extra_log.tick()
         tail.tick()
+        if envs is not None and log is not None:
+            envs.prefetch(log.env_tags)
         if sampler is not None:
             for pid, exe in tracer.drain_execs():
                 sampler.process_started(pid, exe)
@@ -348,6 +355,7 @@ def run_build(
         sampler=sampler.name if sampler is not None else "none",
         sampler_notice=sampler_notice,
         segments=segments,
+        environments=envs,
         every_change_seen=(
             observer.choice.mode == "preload"
             and records is not None

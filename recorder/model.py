@@ -7,13 +7,14 @@ the workspace, the right types) live here once.
 
 from __future__ import annotations
 
+import itertools
 import posixpath
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from recorder.errors import TapeError
-from recorder.trust import check_manifest
+from recorder.trust import check_manifest, printable
 
 T = TypeVar("T")
 
@@ -361,6 +362,42 @@ class FileEntry:
         blob = sha if stored else None
         return cls(path, mode, size, sha, blob, link, change, f.opt_integer("mtime_ns"))
 
+    @classmethod
+    def from_row(cls, raw: object, where: str) -> FileEntry:
+        """A listed-only file (format 1.3): ``[path, mode, size, mtime_ns]``, with the link
+        target as a fifth item for a symlink."""
+        # A list as read from JSON; a tuple when a recording reads back its scrubbed rows.
+        if isinstance(raw, (list, tuple)) and len(raw) == 4:
+            path, mode, size, mtime = raw
+            if (
+                type(path) is str
+                and type(mode) is int
+                and type(size) is int
+                and type(mtime) is int
+                and path
+                and path[0] != "/"
+                and "\0" not in path
+                and "\\" not in path
+                and "//" not in path
+                and not path.endswith("/")
+                and ".." not in path.split("/")
+                and "." not in path.split("/")
+            ):
+                return cls(path, mode, size, None, None, None, None, mtime)
+        if not isinstance(raw, (list, tuple)) or len(raw) not in (4, 5):
+            raise TapeError(f"tape manifest: {where} is not a [path, mode, size, mtime_ns] row")
+        keys = ("path", "mode", "size", "mtime_ns", "link")
+        entry = cls.from_dict(dict(zip(keys, raw, strict=False)), where)
+        if entry.mtime_ns is None:
+            raise TapeError(f"tape manifest: {where}.mtime_ns is not an integer")
+        return entry
+
+
+# A workspace file nobody touched, as a manifest lists it (format 1.3): path, mode, size,
+# mtime_ns, and a symlink's target. A row, not an object: a big workspace has 20,000 of
+# them, and each costs a fraction of a FileEntry to build, scrub and encode.
+ListedRow = tuple[str, int, int, int] | tuple[str, int, int, int, str]
+
 
 @dataclass(frozen=True)
 class DirEntry:
@@ -684,6 +721,10 @@ class Manifest:
     directories: list[DirEntry] = field(default_factory=list)
     intermediates: list[Intermediate] = field(default_factory=list)
     versions: list[Version] = field(default_factory=list)
+    # Format 1.3. Only in a manifest being recorded: the files nobody touched, written as
+    # the manifest's ``listed`` rows. Read back, they are among ``inputs`` (listed-only
+    # entries: no sha256, no blob), so readers see one list as in earlier formats.
+    listed: list[ListedRow] = field(default_factory=list)
 
     @property
     def cwd_in_workspace(self) -> str:
@@ -719,6 +760,7 @@ class Manifest:
             "paths": list(paths),
             "processes": processes,
             "inputs": [e.to_dict() for e in self.inputs],
+            **({"listed": self.listed} if self.listed else {}),
             "outputs": [e.to_dict() for e in self.outputs],
             "external": [e.to_dict() for e in self.external],
             "streams": self.streams.to_dict(),
@@ -757,7 +799,7 @@ class Manifest:
             tracing=Tracing.from_dict(raw.get("tracing"), "manifest.tracing"),
             toolchain=f.items("toolchain", Tool.from_dict),
             processes=f.items("processes", lambda x, w: Process.from_dict(x, w, paths)),
-            inputs=f.items("inputs", FileEntry.from_dict),
+            inputs=_inputs(f),
             outputs=f.items("outputs", FileEntry.from_dict),
             external=f.items("external", ExternalFile.from_dict),
             streams=Streams.from_dict(raw.get("streams"), "manifest.streams"),
@@ -772,6 +814,21 @@ class Manifest:
         )
         # The checks across fields (links, process tree, events...): recorder/trust.py.
         return check_manifest(manifest)
+
+
+def _inputs(f: _Fields) -> list[FileEntry]:
+    """The manifest's inputs, with the listed-only rows of format 1.3 among them."""
+    inputs = f.items("inputs", FileEntry.from_dict)
+    if f.raw.get("listed") is None:
+        return inputs
+    listed = f.items("listed", FileEntry.from_row)
+    merged = sorted([*inputs, *listed], key=lambda e: e.path)
+    for a, b in itertools.pairwise(merged):
+        if a.path == b.path:
+            raise TapeError(
+                f"tape manifest: {printable(a.path)!r} is listed twice among the inputs"
+            )
+    return merged
 
 
 def blobs_referenced(manifest: Manifest) -> Iterable[str]:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from recorder.build import BuildRun
 from recorder.interposer import InterposerRecords
-from recorder.model import BuildWarning, DirEntry, FileEntry, Intermediate, Version
+from recorder.model import BuildWarning, DirEntry, FileEntry, Intermediate, ListedRow, Version
 from recorder.prepare import Plan, relative
 from recorder.strace_parser import TracedProcess
 from recorder.workspace import FileState, Survey, content_state, hash_file, resurvey, survey
@@ -39,6 +39,7 @@ _VERSION_BYTES = 64 << 20
 
 @dataclass
 class Observation:
+    # The workspace files the build read or changed (with their pre-build content).
     inputs: list[FileEntry]
     outputs: list[FileEntry]
     directories: list[DirEntry]
@@ -51,6 +52,8 @@ class Observation:
     changes: str = "walk"
     # Files as one step left them before another replaced them; pids, mapped by assembly.
     versions: list[Version] = field(default_factory=list)
+    # Every other workspace file, by stat only (``recorder.model.ListedRow``).
+    listed: list[ListedRow] = field(default_factory=list)
 
 
 def _touched(traced: Iterable[TracedProcess], workspace: str) -> tuple[set[str], set[str]]:
@@ -188,7 +191,8 @@ def observe(plan: Plan, before: Survey, run: BuildRun, store: Store) -> Observat
 
     inside, outside = _touched(run.traced, ws)
     only_attrs = _attrs_only(run.traced, records, ws) if run.every_change_seen else set()
-    inputs: dict[str, FileEntry] = {rel: s.entry() for rel, s in before.files.items()}
+    # Only the files the build touched become entries; the rest stay rows (``listed``).
+    inputs: dict[str, FileEntry] = {}
     stored = 0
     lost: list[str] = []
     for rel in sorted(inside | changed):
@@ -216,6 +220,13 @@ def observe(plan: Plan, before: Survey, run: BuildRun, store: Store) -> Observat
         if not (o.change == "modified" and pre.get(o.path) == o.sha256 and o.sha256)
         or inputs[o.path].mode != o.mode
     ]
+    listed: list[ListedRow] = [
+        (rel, s.mode, s.size, s.mtime_ns)
+        if s.link is None
+        else (rel, s.mode, 0, s.mtime_ns, s.link)
+        for rel, s in sorted(before.files.items())
+        if rel not in inputs
+    ]
     if lost and records is not None:
         shown = ", ".join(lost[:3]) + (f" and {len(lost) - 3} more" if len(lost) > 3 else "")
         warnings.append(
@@ -241,6 +252,7 @@ def observe(plan: Plan, before: Survey, run: BuildRun, store: Store) -> Observat
     intermediates = _intermediates(plan, run, outside, store)
     return Observation(
         inputs=[inputs[k] for k in sorted(inputs)],
+        listed=listed,
         outputs=sorted(outputs, key=lambda e: e.path),
         directories=sorted(directories, key=lambda d: (d.path, d.change or "")),
         intermediates=intermediates,

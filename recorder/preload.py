@@ -11,11 +11,15 @@ the fallback where the shim cannot be built.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,8 +46,24 @@ def cache_dir(env: Mapping[str, str]) -> Path:
     return Path(base) / "buildtape"
 
 
+# Seconds a compile of the shim may take (``BUILDTAPE_SHIM_TIMEOUT`` changes it): cc on an
+# idle machine needs well under one; a stuck compiler must not hold the recording forever.
+_TIMEOUT_S = 120.0
+TIMEOUT_VAR = "BUILDTAPE_SHIM_TIMEOUT"
+# A compile's private directory is removed by a later recorder once no process holds its
+# lock and it has not changed for this long (its recorder was killed).
+_ABANDONED_S = 60.0
+
+
 def build_shim(env: Mapping[str, str]) -> Shim:
-    """The compiled shim, compiling it on first use; ``library`` is None with the reason."""
+    """The compiled shim, compiling it on first use; ``library`` is None with the reason.
+
+    Each compile runs in a private ``*.partial`` directory beside the cache (the compiler's
+    temporary files too: ``TMPDIR`` points there), in a process group of its own; whatever
+    ends it (an error, the timeout, a signal, a Ctrl-C) the group is killed and the directory
+    removed, and only a complete library is renamed to its final name. A directory that a
+    killed recorder could not remove is removed by the next one.
+    """
     try:
         source = SOURCE.read_bytes()
     except OSError as exc:
@@ -56,25 +76,93 @@ def build_shim(env: Mapping[str, str]) -> Shim:
     if cc is None:
         return Shim(None, "no C compiler to build the file-event shim")
     try:
+        timeout = float(env.get(TIMEOUT_VAR) or _TIMEOUT_S)
+    except ValueError:
+        return Shim(None, f"{TIMEOUT_VAR}={env[TIMEOUT_VAR]!r} is not a number of seconds")
+    try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".so.partial")
-        os.close(fd)
-        out = subprocess.run(
-            [cc, *_FLAGS, "-o", tmp, str(SOURCE), "-ldl"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-            cwd="/",
+        _remove_abandoned(target.parent)
+        work = Path(
+            tempfile.mkdtemp(dir=target.parent, prefix=f"{target.stem}.", suffix=".partial")
         )
-        if out.returncode != 0:
-            os.unlink(tmp)
-            first = (out.stderr.strip().splitlines() or ["unknown error"])[0]
-            return Shim(None, f"the file-event shim did not compile ({first})")
-        os.replace(tmp, target)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return Shim(None, f"the file-event shim could not be built ({exc})")
+    except OSError as exc:
+        return Shim(
+            None, f"the file-event shim could not be built ({exc.strerror}: {target.parent})"
+        )
+    try:
+        with open(work / "lock", "wb") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            built = work / "btshim.so"
+            reason = _compile(cc, built, work, env, timeout)
+            if reason is not None:
+                return Shim(None, reason)
+            os.replace(built, target)
+    except OSError as exc:
+        return Shim(None, f"the file-event shim could not be built ({exc.strerror})")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     return Shim(target)
+
+
+def _compile(cc: str, out: Path, work: Path, env: Mapping[str, str], timeout: float) -> str | None:
+    """Compile the shim into ``out``; None when it worked, else why not."""
+    # Its messages go to a file, not a pipe: a helper it leaves running would hold a pipe
+    # open, and waiting for the pipe's end would be waiting for the helper.
+    with open(work / "stderr", "w+b") as errors:
+        proc = subprocess.Popen(
+            [cc, *_FLAGS, "-o", str(out), str(SOURCE), "-ldl"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=errors,
+            cwd="/",
+            env={**env, "TMPDIR": str(work)},
+            start_new_session=True,  # its own group: killing it reaches cc1, as and ld too
+        )
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return (
+                f"the file-event shim did not compile within {timeout:g} s ({cc} was stopped; "
+                f"{TIMEOUT_VAR} sets a longer limit)"
+            )
+        finally:
+            # The whole group, gone: none of it may write into the directory later.
+            with contextlib.suppress(OSError):  # the group is empty: all of it ended
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        errors.seek(0)
+        stderr = errors.read(4096).decode(errors="replace")
+    if proc.returncode < 0:
+        killed = _signal_name(-proc.returncode)
+        return f"the file-event shim did not compile ({cc} was killed by {killed})"
+    if proc.returncode != 0 or not out.exists():
+        first = (stderr.strip().splitlines() or ["unknown error"])[0]
+        return f"the file-event shim did not compile ({first})"
+    return None
+
+
+def _signal_name(num: int) -> str:
+    try:
+        return signal.Signals(num).name
+    except ValueError:
+        return f"signal {num}"
+
+
+def _remove_abandoned(cache: Path) -> None:
+    """Remove what compiles whose recorder was killed left behind."""
+    now = time.time()
+    for entry in cache.glob("btshim-*.partial"):
+        try:
+            if now - entry.lstat().st_mtime < _ABANDONED_S:
+                continue  # just made: its compile may not hold its lock yet
+            if not entry.is_dir():
+                entry.unlink()  # left by a version that compiled straight to a file
+                continue
+            with open(entry / "lock", "rb") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                shutil.rmtree(entry)
+        except OSError:
+            continue  # a compile holds it, or another recorder removed it first
 
 
 def preload_env(env: Mapping[str, str], library: Path, log: Path) -> dict[str, str]:

@@ -26,6 +26,7 @@ from recorder.errors import (
     TapeError,
     TapeWriteFailed,
 )
+from recorder.hashcache import HashCache
 from recorder.host import current_umask
 from recorder.options import RecordOptions
 from recorder.prepare import EVENTS_VAR, Plan, prepare, relative
@@ -65,6 +66,7 @@ def record(
     options: RecordOptions,
     notify: Callable[[str], None] = lambda _: None,
     while_building: Callable[[], object] | None = None,
+    while_syncing: Callable[[Path, Manifest, bytes], object] | None = None,
 ) -> RecordResult:
     """Run ``options.argv``, pass its output through, and write its tape.
 
@@ -72,6 +74,9 @@ def record(
     at the moment they apply; the caller decides how to show them. ``while_building``
     runs in a thread once the build has started, for the caller's own preparations
     (imports for what it does with the tape), so they are not added to the build's time.
+    ``while_syncing`` gets the tape's final path, its manifest and the stored stderr in a
+    thread while the tape is synced to disk (the history index is written then); the tape
+    is under its final name once ``record`` returns, and may not be yet while it runs.
     """
     plan = prepare(options)
     # Building the interposer (cached), probing strace and asking git wait on other
@@ -95,57 +100,85 @@ def record(
 
     build_status: int | None = None
 
+    caches: list[HashCache] = []
+
     def meanwhile() -> None:
         _import_the_rest()
+        # buildtape's cache, never the build's XDG_CACHE_HOME; a JSON file of thousands of
+        # entries, parsed while the build runs rather than after it.
+        caches.append(HashCache.for_env(os.environ))
         if while_building is not None:
             while_building()
 
+    # Removed in the background once the manifest is assembled, while the tape is written
+    # and synced (a build's saved files and logs took ~45 ms to remove on Lua).
+    workdir = tempfile.TemporaryDirectory(prefix="buildtape-")
+    removing: Background[None] | None = None
     try:
-        with tempfile.TemporaryDirectory(prefix="buildtape-") as tmp:
-            umask = current_umask()
-            observer = observing.result()
-            full = options.snapshot == "full" or observer.files == "none"
-            plan = replace(plan, excludes=excludes)
-            before = survey(plan.workspace, excludes)
-            if full:
-                max_store = options.max_store_bytes
-                stored = scan(plan.workspace, excludes, _kind(store, "input"), max_store)
-                before = Survey(stored, before.dirs)
-                writer.flush()  # the inputs compress while the build runs
-            status = git_later.result()
-            if observer.notice:
-                notify(observer.notice)
-            run = run_build(plan, observer, Path(tmp), meanwhile)
-            _import_the_rest()  # done already, unless the build was quicker
-            from recorder.assemble import assemble, signum, split_returncode
-            from recorder.model import GitState, Manifest
-            from recorder.observe import observe
+        tmp = workdir.name
+        umask = current_umask()
+        observer = observing.result()
+        full = options.snapshot == "full" or observer.files == "none"
+        plan = replace(plan, excludes=excludes)
+        before = survey(plan.workspace, excludes)
+        if full:
+            max_store = options.max_store_bytes
+            stored = scan(plan.workspace, excludes, _kind(store, "input"), max_store)
+            before = Survey(stored, before.dirs)
+            writer.flush()  # the inputs compress while the build runs
+        status = git_later.result()
+        if observer.notice:
+            notify(observer.notice)
+        run = run_build(plan, observer, Path(tmp), meanwhile)
+        _import_the_rest()  # done already, unless the build was quicker
+        from recorder.assemble import assemble, signum, split_returncode
+        from recorder.model import GitState, Manifest
+        from recorder.observe import observe
 
-            git = None if status is None else GitState(*status)
-            code, killed_by = split_returncode(run.returncode)
-            build_status = code if code is not None else 128 + signum(killed_by)
-            if full:
-                seen = _full_observation(plan, before, run, store)
-            else:
-                seen = observe(plan, before, run, store)
-            writer.flush()  # the outputs compress while the manifest is put together
-            manifest, stderr = assemble(
-                plan, observer, run, seen, git, umask, writer, scrubber, warnings
-            )
+        git = None if status is None else GitState(*status)
+        code, killed_by = split_returncode(run.returncode)
+        build_status = code if code is not None else 128 + signum(killed_by)
+        if full:
+            seen = _full_observation(plan, before, run, store)
+        else:
+            seen = observe(plan, before, run, store)
+        writer.flush()  # the outputs compress while the manifest is put together
+        manifest, stderr = assemble(
+            plan, observer, run, seen, git, umask, writer, scrubber, warnings,
+            caches[0] if caches else HashCache.for_env(os.environ),
+        )  # fmt: skip
+        removing = Background(workdir.cleanup, "cleanup")
         for warning in manifest.warnings:
             if warning.kind == "static_executables":
                 notify(warning.message)
         raw = manifest.to_dict()
+        # The listed rows are searched as one text, not walked string by string.
+        listed = raw.pop("listed", None)
         scrubbed = scrubber.tree(raw, keep=_DIGEST_KEYS)
-        writer.commit(scrubbed)
+        if listed is not None:
+            rows = scrubber.rows(listed)
+            if rows is not listed and scrubbed is raw:
+                scrubbed = dict(raw)
+            raw["listed"] = listed
+            scrubbed["listed"] = rows
         if scrubbed is not raw:  # a secret was scrubbed: the caller gets the tape's text
             manifest = Manifest.from_dict(scrubbed)
+        final = manifest
+        writer.commit(
+            scrubbed,
+            None if while_syncing is None else lambda: while_syncing(writer.path, final, stderr),
+        )
     except TapeError as exc:
         writer.abort()
         raise TapeWriteFailed(str(exc), build_status) from exc
     except BaseException:
         writer.abort()
         raise
+    finally:
+        if removing is None:
+            workdir.cleanup()
+        else:
+            removing.result()
     _remember(writer, notify)
     exit_code, sig = manifest.exit_code, manifest.signal
     exit_status = exit_code if exit_code is not None else 128 + signum(sig)

@@ -29,7 +29,10 @@ import re
 import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from recorder.model import ListedRow
 
 REDACTED = "[REDACTED]"
 
@@ -353,6 +356,18 @@ class Scrubber:
         if not self.found_in("\0".join(strings).encode("utf-8", "surrogateescape")):
             return obj
         return self._tree(obj, keep)
+
+    def rows(self, rows: list[ListedRow]) -> list[ListedRow]:
+        """Scrub the paths and link targets of listed rows; ``rows`` itself if none has one."""
+        text = "\0".join(x for row in rows for x in (row[0], *row[4:]))
+        if not self.found_in(text.encode("utf-8", "surrogateescape")):
+            return rows
+        return [
+            (self.text(row[0]), row[1], row[2], row[3])
+            if len(row) == 4
+            else (self.text(row[0]), row[1], row[2], row[3], self.text(row[4]))
+            for row in rows
+        ]
 
     def _tree(self, obj: Any, keep: frozenset[str]) -> Any:
         if isinstance(obj, str):

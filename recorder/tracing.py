@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import os
 import shutil
 import signal
@@ -91,13 +90,16 @@ class StraceTracer:
         cwd: str,
         trace_files: bool = True,
         flags: tuple[str, ...] = (),
+        shim: Path | None = None,
     ) -> None:
         self._strace = strace
         self._flags = flags
         self._syscalls = TRACED_SYSCALLS if trace_files else PROCESS_SYSCALLS
         self._log = workdir / "strace.log"
         self._log.touch()
-        self._parser = StraceParser(cwd)
+        # The recording's own files (the interposer's log and saves are in ``workdir``).
+        own = (f"{workdir}/",) + ((str(shim),) if shim is not None else ())
+        self._parser = StraceParser(cwd, own)
         self._tail = LineTail(self._log)
         self._tracer_pid: int | None = None
 
@@ -317,7 +319,9 @@ _PR_SET_CHILD_SUBREAPER = 36
 def set_subreaper(on: bool) -> bool:
     """Make orphans of the build our children (Linux), so their exits can be collected."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        # The process's own symbols, which include libc's: ctypes.util.find_library would
+        # run ldconfig (10-20 ms) before every build.
+        libc = ctypes.CDLL(None, use_errno=True)
         return int(libc.prctl(_PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0)) == 0
     except (OSError, AttributeError):
         return False

@@ -399,25 +399,48 @@ def git_state(root: Path, excludes: tuple[str, ...] = ()) -> GitState | None:
 
 def git_status(root: Path, excludes: tuple[str, ...] = ()) -> GitStatus | None:
     """``git_state`` without the manifest's type: a recording asks git before the build
-    starts, and defers importing the model until the build runs."""
-    if _git(root, "rev-parse", "--is-inside-work-tree") is None:
-        return None
-    commit = _git(root, "rev-parse", "HEAD")
-    branch = _git(root, "rev-parse", "--abbrev-ref", "HEAD")
-    status = _git(root, "status", "--porcelain", "-z", "--untracked-files=all") or ""
-    excluded = exclusion(ALWAYS_EXCLUDED + excludes)
-    dirty = sorted(
-        {
-            item[3:]
-            for item in status.split("\0")
-            if len(item) > 3 and not _excluded_path(excluded, item[3:])
-        }
-    )
-    return GitStatus(
-        commit.strip() if commit else None,
-        branch.strip() if branch else None,
-        dirty,
-    )
+    starts, and defers importing the model until the build runs.
+
+    One ``git status --porcelain=v2 --branch`` gives the commit, the branch and every
+    changed path: the build waits for it, and four git processes took 20-60 ms.
+    """
+    status = _git(root, "status", "--porcelain=v2", "--branch", "-z", "--untracked-files=all")
+    if status is None:
+        return None  # not a work tree (or no git)
+    commit = branch = None
+    paths: list[str] = []
+    records = iter(status.split("\0"))
+    for record in records:
+        kind = record[:2]
+        if kind == "# ":
+            key, _, value = record[2:].partition(" ")
+            if key == "branch.oid" and value != "(initial)":
+                commit = value
+            elif key == "branch.head":
+                branch = "HEAD" if value == "(detached)" else value
+        elif kind in ("1 ", "u "):  # changed; unmerged
+            paths.append(record.split(" ", 8 if kind == "1 " else 10)[-1])
+        elif kind == "2 ":  # renamed or copied: the original path is the next record
+            paths.append(record.split(" ", 9)[-1])
+            paths.append(next(records, ""))
+        elif kind in ("? ", "! "):
+            paths.append(record[2:])
+    excluded = _excluded_cached(exclusion(ALWAYS_EXCLUDED + excludes))
+    dirty = sorted({p for p in paths if p and not _excluded_path(excluded, p)})
+    return GitStatus(commit, branch, dirty)
+
+
+def _excluded_cached(excluded: Callable[[str], bool]) -> Callable[[str], bool]:
+    """``excluded``, remembered: thousands of untracked paths share a few directories."""
+    memo: dict[str, bool] = {}
+
+    def cached(rel: str) -> bool:
+        hit = memo.get(rel)
+        if hit is None:
+            hit = memo[rel] = excluded(rel)
+        return hit
+
+    return cached
 
 
 def _excluded_path(excluded: Callable[[str], bool], rel: str) -> bool:

@@ -63,6 +63,16 @@ def test_one_file_build_in_a_large_workspace_stores_only_what_it_touched(tmp_pat
     assert all(e["sha256"] is None for p, e in listed.items() if p.startswith("vendor/"))
     assert all(isinstance(e["mtime_ns"], int) for e in listed.values())
     assert {d["path"] for d in m["directories"]} >= {"vendor", "vendor/pkg00"}
+    # In the tape itself (format 1.3), the untouched files are compact rows, not entries.
+    from recorder.container import TapeReader
+
+    with TapeReader(tape) as r:
+        raw = r.read_manifest()
+    assert sorted(e["path"] for e in raw["inputs"]) == ["Makefile", "main.c"]
+    rows = {row[0]: row for row in raw["listed"]}
+    f0 = ws / "vendor/pkg00/f0.js"
+    assert len(rows) == 3000 and rows["vendor/pkg00/f0.js"][1:3] == [0o100644, f0.stat().st_size]
+    assert rows["vendor/pkg00/f0.js"][3] == listed["vendor/pkg00/f0.js"]["mtime_ns"]
     # The two sources, the program, the streams, the Python samples: a handful, not 3,000.
     assert blob_count(tape) < 10
     assert os.path.getsize(tape) < 200_000
@@ -359,6 +369,37 @@ def test_tapes_never_hold_tapes_and_git_does_not_count_them(
         assert not [e["path"] for e in m["inputs"] if e["path"].endswith(".tape")]
         assert m["git"]["dirty"] == []
     assert max(sizes) < min(sizes) * 1.5  # no growth from one recording to the next
+
+
+def test_git_state_names_the_commit_the_branch_and_every_changed_path(tmp_path: Path) -> None:
+    ws = tmp_path / "repo"
+    ws.mkdir()
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+            cwd=ws, check=True, capture_output=True, text=True,
+        ).stdout.strip()  # fmt: skip
+
+    git("init", "-q", "-b", "main")
+    for name in ("old name.txt", "kept.c", "edited.c"):
+        (ws / name).write_text(f"{name}\n")
+    git("add", ".")
+    git("commit", "-qm", "one")
+    git("mv", "old name.txt", "new name.txt")
+    (ws / "edited.c").write_text("changed\n")
+    (ws / "new dir").mkdir()
+    (ws / "new dir" / "untracked.h").write_text("u\n")
+    tape = tmp_path / "g.tape"
+    record(ws, tape, "cat", "kept.c")
+    git_state = manifest(tape)["git"]
+    assert git_state["commit"] == git("rev-parse", "HEAD")
+    assert git_state["branch"] == "main"
+    # A rename counts both names; nothing of buildtape's own (.buildtape/) is counted.
+    assert git_state["dirty"] == ["edited.c", "new dir/untracked.h", "new name.txt", "old name.txt"]
+    git("checkout", "-q", "--detach")
+    record(ws, tape, "cat", "kept.c")
+    assert manifest(tape)["git"]["branch"] == "HEAD"  # detached, as git rev-parse says
 
 
 @pytest.mark.parametrize(
@@ -707,3 +748,49 @@ def test_a_program_the_build_made_and_ran_is_upstream_not_another_tool(tmp_path:
     )
     assert "gen.c changed" in cause, cause
     assert "another executable" not in cause, cause
+
+
+def test_each_process_environment_is_a_delta_from_its_parents(tmp_path: Path) -> None:
+    """What a step set or unset is in the tape beside it, redacted like the build's own."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    token = "tok-5f1d9e77c2a04b8e"
+    (ws / "Makefile").write_text(
+        "all:\n"
+        "\tenv FOO=bar sh -c 'unset LC_BT_GONE; exec printenv FOO > out'\n"
+        f"\tenv MY_API_TOKEN={token} sh -c 'true'\n"
+        + "".join(f"\tenv STEP={i} true\n" for i in range(5))
+    )
+    tape = tmp_path / "e.tape"
+    record(ws, tape, "make", "-s", env={**os.environ, "LC_BT_GONE": "1"})
+    m = manifest(tape)
+    by_argv = {tuple(p["argv"]): p for p in m["processes"]}
+    # env, then sh, then printenv: one process (one pid), whose delta from make is what
+    # make set for its children, what env set, and what sh unset (None).
+    make_sets = {"MAKEFLAGS": "s", "MAKELEVEL": "1", "MFLAGS": "-s"}
+    printenv = by_argv[("printenv", "FOO")]["env"]
+    printenv.pop("PWD", None)  # sh sets it when the caller's PWD is another directory
+    assert printenv == {**make_sets, "FOO": "bar", "LC_BT_GONE": None}
+    assert by_argv[("sh", "-c", "true")]["env"] == {**make_sets, "MY_API_TOKEN": "[REDACTED]"}
+    steps = sorted(p["env"]["STEP"] for p in m["processes"] if p["argv"] == ["true"])
+    assert steps == ["0", "1", "2", "3", "4"]
+    assert by_argv[("make", "-s")]["env"] == {}
+    # The Makefile that sets it is a stored input, as written; the manifest has no copy.
+    assert token not in json.dumps(m)
+
+
+def test_an_environment_read_while_it_was_written_is_read_again(tmp_path: Path) -> None:
+    """Two processes with one environment: the second may start, and be seen, while the
+    first still writes the file. What was read of it then is not what the tape keeps."""
+    from recorder.environments import EnvironmentFiles
+
+    (tmp_path / "env").mkdir()
+    saved = tmp_path / "env" / "t1"
+    saved.write_bytes(b"A=1\0")
+    files = EnvironmentFiles(tmp_path, None)
+    files.prefetch({100: "t1"})
+    with saved.open("ab") as f:
+        f.write(b"B=2\0")
+    files.prefetch({100: "t1", 101: "t1"})
+    assert files.get("t1") == {"A": "1", "B": "2"}
+    assert files.get("absent") is None

@@ -180,6 +180,10 @@ def test_planted_secrets_appear_in_no_byte_of_the_tape(
     fixture_copy: Callable[..., Path], tmp_path: Path
 ) -> None:
     ws = fixture_copy("c-make")
+    # Files the build never touches are listed by name only: a name, or a link's target,
+    # that holds a secret must not carry it into the tape either.
+    (ws / f"notes-{SECRETS['DB_PASSWORD']}.txt").write_text("untouched\n")
+    (ws / "latest").symlink_to(f"notes-{SECRETS['DB_PASSWORD']}.txt")
     env = {
         **os.environ,
         **SECRETS,

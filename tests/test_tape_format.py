@@ -227,6 +227,54 @@ def test_hostile_paths_and_links_are_refused(
     _expect_refused(bad, fragment)
 
 
+@pytest.fixture(scope="module")
+def with_listed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A recording whose untouched files are listed rows (format 1.3): a file nobody reads,
+    and a link nobody follows, beside the one the build reads."""
+    ws = tmp_path_factory.mktemp("listed")
+    (ws / "src.txt").write_text("hello\n")
+    (ws / "untouched.txt").write_text("never read\n")
+    (ws / "lib").mkdir()
+    (ws / "lib" / "link").symlink_to("../untouched.txt")
+    tape = ws.parent / "listed.tape"
+    buildtape("record", "-q", "-o", tape, "--", "sh", "-c", "cat src.txt > out.txt",
+              cwd=ws, check=True)  # fmt: skip
+    return tape
+
+
+def test_listed_rows_read_back_as_inputs(with_listed: Path) -> None:
+    raw = manifest_of(with_listed)
+    assert [row[0] for row in raw["listed"]] == ["lib/link", "untouched.txt"]
+    with open_tape(with_listed) as t:
+        inputs = {e.path: e for e in t.manifest.inputs}
+    assert sorted(inputs) == ["lib/link", "src.txt", "untouched.txt"]
+    assert inputs["lib/link"].link == "../untouched.txt"
+    untouched = inputs["untouched.txt"]
+    assert untouched.sha256 is None and untouched.blob is None
+    assert untouched.size == 11 and untouched.mtime_ns == raw["listed"][1][3]
+
+
+@pytest.mark.parametrize(
+    ("row", "fragment"),
+    [
+        (["../escape.txt", 0o100644, 1, 0], "unsafe path"),
+        (["/etc/passwd", 0o100644, 1, 0], "unsafe path"),
+        (["a", 0o100644, 1], r"not a \[path, mode, size, mtime_ns\] row"),
+        ({"path": "a"}, r"not a \[path, mode, size, mtime_ns\] row"),
+        (["a", "644", 1, 0], "mode"),
+        (["a", 0o100644, -1, 0], "negative size"),
+        (["a", 0o100644, 1, None], "mtime_ns"),
+        (["lib/evil", 0o120777, 0, 0, "../../outside"], "escapes the workspace"),
+        (["src.txt", 0o100644, 6, 0], "listed twice"),
+    ],
+)
+def test_hostile_listed_rows_are_refused(
+    with_listed: Path, tmp_path: Path, row: object, fragment: str
+) -> None:
+    bad = rewrite(with_listed, tmp_path / "hostile.tape", lambda m: m["listed"].append(row))
+    _expect_refused(bad, fragment)
+
+
 def test_link_inside_workspace_is_accepted(recorded: Path) -> None:
     with open_tape(recorded) as t:
         link = next(e for e in t.manifest.inputs if e.path == "lib/link")

@@ -2,13 +2,16 @@
  * buildtape interposer, loaded into the build with LD_PRELOAD: process and file events
  * without ptrace stops.
  *
- * File events. It wraps libc's open/openat/creat/fopen/rename/unlink families. After a
+ * File events. It wraps libc's open/openat/creat/fopen/rename/unlink/link families. After a
  * call that succeeded it appends one line to the file named by $BUILDTAPE_FILELOG:
  *
  *     <pid> \t <op> \t <absolute path> [\t <absolute path>] \n
  *
  * with op r (opened for reading), w (for writing, or truncated), u (read and write),
- * d (deleted), m (renamed: source, then target) or a (mode or times changed).
+ * d (deleted), m (renamed: source, then target) or a (mode or times changed). A name that
+ * link/symlink made is a w, a hard link's source an r, and so is a shared object that the
+ * dynamic loader mapped from under $BUILDTAPE_WORKSPACE (its list is read when the image
+ * starts, before each dlclose and at exit: see loaded_objects).
  *
  * Process events, as lines that start with a capital letter (strings escaped: \\ \t \n):
  *
@@ -59,6 +62,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <spawn.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -394,6 +398,48 @@ int unlinkat(int dirfd, const char *path, int flags) {
     return rc;
 }
 
+/* A new name is a write of the calling process; a hard link's source, whose bytes the new
+ * name now shows, is a read. None of these replaces an existing name (EEXIST): `ln -f` and
+ * `ln -sf` link a temporary name and rename it over the old one, and that rename keeps the
+ * old file's content as any other rename-over does. */
+int link(const char *from, const char *to) {
+    REAL(link);
+    int rc = real_link(from, to);
+    if (rc == 0) {
+        emit('r', AT_FDCWD, from, 0, NULL);
+        emit('w', AT_FDCWD, to, 0, NULL);
+    }
+    return rc;
+}
+
+int linkat(int fromfd, const char *from, int tofd, const char *to, int flags) {
+    REAL(linkat);
+    int rc = real_linkat(fromfd, from, tofd, to, flags);
+    if (rc == 0) {
+        /* AT_EMPTY_PATH links the file ``fromfd`` names (an O_TMPFILE made visible). */
+        if (!(flags & AT_EMPTY_PATH) || *from)
+            emit('r', fromfd, from, 0, NULL);
+        emit('w', tofd, to, 0, NULL);
+    }
+    return rc;
+}
+
+int symlink(const char *target, const char *path) {
+    REAL(symlink);
+    int rc = real_symlink(target, path);
+    if (rc == 0)
+        emit('w', AT_FDCWD, path, 0, NULL);
+    return rc;
+}
+
+int symlinkat(const char *target, int dirfd, const char *path) {
+    REAL(symlinkat);
+    int rc = real_symlinkat(target, dirfd, path);
+    if (rc == 0)
+        emit('w', dirfd, path, 0, NULL);
+    return rc;
+}
+
 int truncate(const char *path, off_t length) {
     REAL(truncate);
     emit_save(AT_FDCWD, path, SAVE_COPY | SAVE_REPLACING);
@@ -629,6 +675,85 @@ __attribute__((noinline)) static void write_env_file(int fd, char **envp) {
     close(fd);
 }
 
+/* ---- shared objects the dynamic loader mapped ---------------------------------- */
+/* ld.so maps the libraries a program needs with its own system calls, not through libc's
+ * open: a test program that loads the build's libfoo.so (rpath $ORIGIN, LD_LIBRARY_PATH)
+ * showed no read of it. So the loader's own list is read: when the image starts, and for
+ * what dlopen added since, before a dlclose and at exit. (Wrapping dlopen would change
+ * its result: the loader searches the RUNPATH of the object that called it, found by the
+ * return address, which would be ours.) Objects under $BUILDTAPE_WORKSPACE are logged as
+ * reads; for any other it is one prefix compare, no system call, no copy. */
+
+static int under(const char *path, const char *root);
+
+/* The loader's count of objects it ever added, when we last looked. */
+static unsigned long long objects_added;
+
+struct objects {
+    const char *workspace;
+    unsigned long long added;
+};
+
+/* Whether ``info`` is this shim (a cache in the workspace is no input of the build). */
+static int is_shim(const struct dl_phdr_info *info) {
+    uintptr_t self = (uintptr_t)&is_shim;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        uintptr_t lo = (uintptr_t)info->dlpi_addr + ph->p_vaddr;
+        if (ph->p_type == PT_LOAD && self >= lo && self - lo < ph->p_memsz)
+            return 1;
+    }
+    return 0;
+}
+
+/* A name relative to the cwd (a relative LD_LIBRARY_PATH entry: "./libfoo.so"), in its own
+ * frame: only such a name pays for the buffer and the getcwd. */
+__attribute__((noinline)) static void relative_object(const char *name, const char *workspace) {
+    char a[PATH_MAX];
+    if (absolute(AT_FDCWD, name, a, sizeof a) == 0 && under(a, workspace))
+        emit('r', AT_FDCWD, a, 0, NULL);
+}
+
+static int loaded_object(struct dl_phdr_info *info, size_t size, void *data) {
+    struct objects *o = data;
+    if (size < offsetof(struct dl_phdr_info, dlpi_subs))
+        return 1; /* a loader without the count: nothing to compare against */
+    if (info->dlpi_adds == objects_added)
+        return 1; /* nothing was added since the last look (the count is the same in every call) */
+    o->added = info->dlpi_adds;
+    const char *name = info->dlpi_name;
+    if (!name || name[0] == '\0')
+        return 0; /* the program itself, whose exec is already known */
+    if (name[0] == '/') {
+        if (under(name, o->workspace) && !is_shim(info))
+            emit('r', AT_FDCWD, name, 0, NULL);
+    } else if (strchr(name, '/')) {
+        relative_object(name, o->workspace); /* not the vDSO, which has a bare name */
+    }
+    return 0;
+}
+
+/* Log the workspace objects the loader added since the last look. */
+static void loaded_objects(void) {
+    if (inert)
+        return;
+    const char *workspace = getenv("BUILDTAPE_WORKSPACE");
+    if (!workspace || !*workspace)
+        return;
+    int saved = errno;
+    struct objects o = {workspace, 0};
+    dl_iterate_phdr(loaded_object, &o);
+    if (o.added)
+        objects_added = o.added;
+    errno = saved;
+}
+
+int dlclose(void *handle) {
+    REAL(dlclose);
+    loaded_objects(); /* what it unloads may have been opened since the last look */
+    return real_dlclose(handle);
+}
+
 static int record_start(char **argv, char **envp, size_t room);
 
 /* glibc passes argc, argv and envp to the constructors of every loaded object. */
@@ -641,6 +766,7 @@ __attribute__((constructor)) static void bt_started(int argc, char **argv, char 
     int saved = errno;
     if (!record_start(argv, envp, SMALL_PATH))
         record_start(argv, envp, PATH_MAX);
+    loaded_objects();
     errno = saved;
 }
 
@@ -671,6 +797,7 @@ static int record_start(char **argv, char **envp, size_t room) {
 __attribute__((destructor)) static void bt_exiting(void) {
     if (!getenv("BUILDTAPE_FILELOG"))
         return;
+    loaded_objects(); /* what dlopen added since the image started */
     char head[64];
     snprintf(head, sizeof head, "Q\t%d\t%lld", (int)getpid(), now_ns());
     emit_proc(head, NULL, 0, NULL);
@@ -1089,10 +1216,11 @@ static long long mtime_ns(const struct stat *st) {
 }
 
 /* Keep ``src``'s bytes under ``dst``: a hard link when the caller will replace or remove
- * the name (the old inode survives), else a copy. Returns 0 when kept. */
+ * the name (the old inode survives), else a copy. Returns 0 when kept. The calls that this
+ * shim wraps are made as system calls: a kept copy is no event of the build. */
 static int keep(const char *src, const char *dst, int copy, const struct stat *st) {
     if (!copy) {
-        if (link(src, dst) == 0)
+        if (syscall(SYS_linkat, AT_FDCWD, src, AT_FDCWD, dst, 0) == 0)
             return 0;
         if (errno == EEXIST)
             return -1;
@@ -1125,12 +1253,12 @@ static int keep(const char *src, const char *dst, int copy, const struct stat *s
         break;
     }
     struct timespec times[2] = {st->st_atim, st->st_mtim};
-    fchmod(out, st->st_mode & 0777); /* as the original, which a replay may compare */
-    futimens(out, times);
+    syscall(SYS_fchmod, out, st->st_mode & 0777); /* as the original, which a replay compares */
+    syscall(SYS_utimensat, out, NULL, times, 0);
     close(in);
     close(out);
     if (!ok) {
-        unlink(dst);
+        syscall(SYS_unlinkat, AT_FDCWD, dst, 0);
         return -1;
     }
     return 0;
