@@ -97,7 +97,7 @@ def _mask_build_ids(data: bytes) -> bytes:
 # (start and end times) and deps log (keyed by mtimes); CMake's configure logs, which name
 # try-compile directories with random suffixes (cmTC_1a2b3); cargo's cache of rustc's answers
 # (a JSON map written in hash order); autoconf's configure log (the date, the host, process
-# ids and conftest temp names).
+# ids and conftest temp names) and meson's (its start time, each check's temp directory).
 BOOKKEEPING = (
     ".ninja_log",
     ".ninja_deps",
@@ -106,6 +106,7 @@ BOOKKEEPING = (
     "CMakeConfigureLog.yaml",
     ".rustc_info.json",
     "config.log",
+    "meson-log.txt",
 )
 
 # ctest's record of a run, in Testing/Temporary/: LastTest.log holds the start and end
