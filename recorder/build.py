@@ -217,6 +217,7 @@ def _tracer(plan: Plan, observer: Observer, workdir: Path, log: InterposerLog | 
             cwd,
             trace_files=observer.files == "strace",
             flags=observer.choice.strace_flags,
+            shim=observer.shim,
         )
     if mode == "proc":
         return ProcTracer(cwd)

@@ -249,8 +249,12 @@ def _string(arg: Arg) -> str | None:
 class StraceParser:
     """Feed it lines as strace writes them; read ``processes`` when the build ends."""
 
-    def __init__(self, root_cwd: str) -> None:
+    def __init__(self, root_cwd: str, own: tuple[str, ...] = ()) -> None:
+        """``own``: paths (a file, or a directory ending in ``/``) of the recorder's own
+        files that its interposer reads and writes inside every process (its library, its
+        log, the environments it saves): not the build's."""
         self.root_cwd = root_cwd
+        self._skip = _SKIP_PREFIXES + own
         self._procs: dict[int, TracedProcess] = {}
         self.root_pid: int | None = None
         self._leader: dict[int, int] = {}
@@ -268,6 +272,15 @@ class StraceParser:
         # Keys for processes whose pid a later process reused (``_retire``): negative, so
         # they never meet a real pid.
         self._next_key = -1
+        # parent -> children forked before anything said which program the parent runs (its
+        # own lines came before its clone result, and it never exec'd): they run that program
+        # too, and learn it when the parent does (``_inherit_image``).
+        self._blind: dict[int, list[int]] = {}
+        # key -> fd -> (path, opened with O_CLOEXEC), for paths relative to a directory fd
+        # (``openat(3, "x", ...)``: cp, install and mv into a directory, fts walks). Only
+        # opens are traced, not close or dup, so an entry lives until an open reuses its fd;
+        # a directory fd only ever comes from an open, which then replaced a stale entry.
+        self._fds: dict[int, dict[int, tuple[str, bool]]] = {}
 
     @property
     def processes(self) -> dict[int, TracedProcess]:
@@ -323,10 +336,13 @@ class StraceParser:
         if pid in self._unplaced:
             self._unplaced.discard(pid)
             self._unplaced.add(key)
-        if pid in self._waiting:
-            self._waiting[key] = self._waiting.pop(pid)
-        for group in self._waiting.values():
-            group[:] = [key if member == pid else member for member in group]
+        if pid in self._fds:
+            self._fds[key] = self._fds.pop(pid)
+        for table in (self._waiting, self._blind):
+            if pid in table:
+                table[key] = table.pop(pid)
+            for group in table.values():
+                group[:] = [key if member == pid else member for member in group]
 
     def _place(self, proc: TracedProcess, parent: TracedProcess) -> None:
         """Join an early process's relative paths (and its waiting children's) onto the parent's."""
@@ -337,6 +353,12 @@ class StraceParser:
             i += 1
         for pid in group:
             _rebase(self._procs[pid], parent.cwd)
+            fds = self._fds.get(pid)
+            if fds:
+                self._fds[pid] = {
+                    fd: (os.path.normpath(os.path.join(parent.cwd, path)), cloexec)
+                    for fd, (path, cloexec) in fds.items()
+                }
         if parent.pid in self._unplaced:  # the parent's own start is not known yet either
             self._waiting.setdefault(parent.pid, []).extend(group)
         else:
@@ -392,9 +414,11 @@ class StraceParser:
     def _resolve(self, proc: TracedProcess, dirfd: Arg, path: str) -> str | None:
         if path.startswith("/"):
             return os.path.normpath(path)
-        if dirfd is not None and _token(dirfd) != "AT_FDCWD":
-            return None
-        return os.path.normpath(os.path.join(proc.cwd, path))
+        at = _token(dirfd) if dirfd is not None else "AT_FDCWD"
+        if at == "AT_FDCWD":
+            return os.path.normpath(os.path.join(proc.cwd, path))
+        opened = self._fds.get(proc.pid, {}).get(int(at)) if at.isdigit() else None
+        return None if opened is None else os.path.normpath(os.path.join(opened[0], path))
 
     def _call(self, pid: int, t: float, rest: str) -> None:
         parsed = parse_call(rest)
@@ -416,15 +440,15 @@ class StraceParser:
         if name in ("execve", "execveat"):
             self._exec(proc, name, args)
         elif name in ("openat", "open", "creat"):
-            self._open(proc, t, name, args)
+            self._open(proc, t, name, args, ret)
         elif name in ("rename", "renameat", "renameat2"):
             # rename(old, new) or renameat(olddirfd, old, newdirfd, new, ...)
             at = name != "rename"
             src = self._path_arg(proc, args, 0 if at else None, 1 if at else 0)
             dst = self._path_arg(proc, args, 2 if at else None, 3 if at else 1)
-            if src:
+            if src and not src.startswith(self._skip):
                 proc.deleted.setdefault(src, t)
-            if dst:
+            if dst and not dst.startswith(self._skip):
                 proc.writes.setdefault(dst, t)
         elif name in ("link", "linkat"):
             # link(old, new) or linkat(olddirfd, old, newdirfd, new, flags): the new name is
@@ -447,7 +471,7 @@ class StraceParser:
             if at and "AT_REMOVEDIR" in _token(_arg(args, 2)):
                 return
             path = self._path_arg(proc, args, 0 if at else None, 1 if at else 0)
-            if path:
+            if path and not path.startswith(self._skip):
                 proc.deleted.setdefault(path, t)
         elif name == "chdir":
             path = self._path_arg(proc, args, None, 0)
@@ -488,6 +512,10 @@ class StraceParser:
                     for path, when in src.items():
                         dst.setdefault(path, when)
             return
+        inherited = self._fds.get(parent.pid)
+        if inherited:  # a fork's descriptors are copies of its parent's at the clone
+            own = self._fds.get(child_pid, {})
+            self._fds[child_pid] = {**inherited, **own}
         child = self._procs.get(child_pid)
         if child is None:
             # A fork runs its parent's program until it execs another.
@@ -501,6 +529,8 @@ class StraceParser:
                 exec_cwd=parent.exec_cwd,
             )
             self._procs[child_pid] = child
+            if parent.argv is None:
+                self._blind.setdefault(parent.pid, []).append(child_pid)
             if parent.pid in self._unplaced:
                 self._unplaced.add(child_pid)
                 self._waiting.setdefault(parent.pid, []).append(child_pid)
@@ -514,6 +544,21 @@ class StraceParser:
             self._place(child, parent)
         if child.argv is None:
             child.argv, child.exe, child.exec_cwd = parent.argv, parent.exe, parent.exec_cwd
+            if parent.argv is None:
+                self._blind.setdefault(parent.pid, []).append(child_pid)
+            else:
+                self._inherit_image(child)
+
+    def _inherit_image(self, proc: TracedProcess) -> None:
+        """Give the program ``proc`` now runs to the children it forked before that was known."""
+        stack = [proc]
+        while stack:
+            parent = stack.pop()
+            for pid in self._blind.pop(parent.pid, ()):
+                child = self._procs.get(pid)
+                if child is not None and child.argv is None:
+                    child.argv, child.exe, child.exec_cwd = parent.argv, parent.exe, parent.exec_cwd
+                    stack.append(child)
 
     def _exec(self, proc: TracedProcess, name: str, args: list[Arg]) -> None:
         path_i, argv_i = (0, 1) if name == "execve" else (1, 2)
@@ -525,17 +570,23 @@ class StraceParser:
         proc.argv = list(argv) if isinstance(argv, list) else [path]
         proc.exec_cwd = proc.cwd
         self.execs.append((proc.pid, proc.exe))
+        fds = self._fds.get(proc.pid)
+        if fds:  # the exec closed those opened close-on-exec
+            self._fds[proc.pid] = {fd: kept for fd, kept in fds.items() if not kept[1]}
 
-    def _open(self, proc: TracedProcess, t: float, name: str, args: list[Arg]) -> None:
+    def _open(self, proc: TracedProcess, t: float, name: str, args: list[Arg], fd: int) -> None:
         if name == "openat":
             path, flags = self._path_arg(proc, args, 0, 1), _token(_arg(args, 2))
         elif name == "open":
             path, flags = self._path_arg(proc, args, None, 0), _token(_arg(args, 1))
         else:  # creat
             path, flags = self._path_arg(proc, args, None, 0), "O_WRONLY|O_CREAT"
-        if path is None or "O_DIRECTORY" in flags:
+        if path is None:
             return
-        if path.startswith(_SKIP_PREFIXES) or path in ("/proc", "/dev", "/sys"):
+        self._fds.setdefault(proc.pid, {})[fd] = (path, "O_CLOEXEC" in flags)
+        if "O_DIRECTORY" in flags or "O_PATH" in flags:
+            return  # a handle on a directory (or a path): not a read of anything
+        if path.startswith(self._skip) or path in ("/proc", "/dev", "/sys"):
             return
         writes = "O_WRONLY" in flags or "O_CREAT" in flags or "O_TRUNC" in flags
         if "O_RDWR" in flags:

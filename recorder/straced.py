@@ -120,7 +120,9 @@ class StracedSubtrees:
             if not lines or not lines[0].split(maxsplit=1)[0].isdigit():
                 continue
             first = _holder(records, lines[0])
-            parser = StraceParser((first.exec_cwd or first.cwd) if first else cwd)
+            # The recording's own files (the interposer's log and saves) are not the build's.
+            own = (f"{self.save_dir.parent}/",)
+            parser = StraceParser((first.exec_cwd or first.cwd) if first else cwd, own)
             for line in lines:
                 parser.feed(line)
             traced = list(parser.processes.values())

@@ -90,13 +90,16 @@ class StraceTracer:
         cwd: str,
         trace_files: bool = True,
         flags: tuple[str, ...] = (),
+        shim: Path | None = None,
     ) -> None:
         self._strace = strace
         self._flags = flags
         self._syscalls = TRACED_SYSCALLS if trace_files else PROCESS_SYSCALLS
         self._log = workdir / "strace.log"
         self._log.touch()
-        self._parser = StraceParser(cwd)
+        # The recording's own files (the interposer's log and saves are in ``workdir``).
+        own = (f"{workdir}/",) + ((str(shim),) if shim is not None else ())
+        self._parser = StraceParser(cwd, own)
         self._tail = LineTail(self._log)
         self._tracer_pid: int | None = None
 

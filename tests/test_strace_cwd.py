@@ -164,3 +164,61 @@ def test_parallel_make_steps_have_the_cwd_they_ran_in(tmp_path: Path, trace: str
     # The make and the shells it started ran at the top; each shell was in its dir by the end.
     make = next(p for p in processes if p.parent_id is None)
     assert make.cwd == str(ws)
+
+
+def test_a_subshell_that_forks_before_its_own_clone_result_gives_its_children_its_program() -> None:
+    """Seen on gzip's configure under --trace strace: a forked subshell's own fork came
+    before configure's clone result, so its child had no argv, and the tape a step with none."""
+    p = parse("""\
+100 1.000 execve("/bin/bash", ["/bin/bash", "./configure"], 0x1 /* 3 vars */) = 0
+100 1.001 clone(child_stack=NULL, flags=SIGCHLD <unfinished ...>
+101 1.002 clone(child_stack=NULL, flags=SIGCHLD) = 102
+102 1.003 openat(AT_FDCWD, "conftest.out", O_WRONLY|O_CREAT|O_TRUNC, 0666) = 3
+102 1.004 +++ exited with 0 +++
+101 1.005 +++ exited with 0 +++
+100 1.006 <... clone resumed>) = 101
+""")
+    sub, grandchild = p.processes[101], p.processes[102]
+    assert sub.argv == grandchild.argv == ["/bin/bash", "./configure"]
+    assert grandchild.exe == "/bin/bash" and grandchild.parent_pid == 101
+    assert list(grandchild.writes) == ["/w/conftest.out"]
+
+
+def test_paths_relative_to_a_directory_descriptor_resolve_through_the_open_that_made_it() -> None:
+    """coreutils' cp, install and mv open the target directory, then the file relative to
+    it; a fork keeps its parent's descriptors, an exec closes the close-on-exec ones."""
+    p = parse("""\
+100 1.000 execve("/bin/sh", ["sh"], 0x1 /* 3 vars */) = 0
+100 1.001 openat(AT_FDCWD, "out", O_RDONLY|O_DIRECTORY) = 5
+100 1.002 openat(AT_FDCWD, "tmp", O_RDONLY|O_DIRECTORY|O_CLOEXEC) = 6
+100 1.003 clone(child_stack=NULL, flags=SIGCHLD) = 101
+101 1.004 execve("/usr/bin/cp", ["cp", "a", "sub dir/"], 0x1 /* 3 vars */) = 0
+101 1.005 openat(AT_FDCWD, "sub dir/", O_RDONLY|O_PATH|O_DIRECTORY) = 3
+101 1.006 openat(AT_FDCWD, "a", O_RDONLY) = 4
+101 1.007 openat(3, "a", O_WRONLY|O_CREAT|O_EXCL, 0644) = 7
+101 1.008 openat(5, "kept.txt", O_WRONLY|O_CREAT|O_TRUNC, 0644) = 8
+101 1.009 openat(6, "closed.txt", O_WRONLY|O_CREAT|O_TRUNC, 0644) = 9
+101 1.010 renameat(3, "a", 5, "b") = 0
+101 1.011 +++ exited with 0 +++
+""")
+    cp = p.processes[101]
+    assert list(cp.reads) == ["/w/a"]
+    assert list(cp.writes) == ["/w/sub dir/a", "/w/out/kept.txt", "/w/out/b"]
+    assert list(cp.deleted) == ["/w/sub dir/a"]
+    assert list(p.processes[100].reads) == []  # a directory handle is not a read
+
+
+@needs_strace
+def test_cp_into_a_directory_is_seen_under_trace_strace(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    (ws / "sub dir").mkdir(parents=True)
+    (ws / "a.txt").write_text("a\n")
+    tape = tmp_path / "cp.tape"
+    out = buildtape("record", "-q", "-o", tape, "--trace", "strace", "--",
+                    "cp", "a.txt", "sub dir/", cwd=ws)  # fmt: skip
+    assert out.returncode == 0, out.stderr.decode()
+    with open_tape(tape) as t:
+        cp = next(p for p in t.manifest.processes if p.argv[0] == "cp")
+    assert cp.writes == ["sub dir/a.txt"] and "a.txt" in cp.reads
+    # The interposer's own files (its library, its log) are the recorder's, not the build's.
+    assert not [r for r in cp.reads if "btshim" in r or "buildtape-" in r]
