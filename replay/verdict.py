@@ -27,21 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from recorder.model import FileEntry, Manifest, Process
-from recorder.normalize import is_bookkeeping as _build_system_bookkeeping
+from recorder.normalize import is_bookkeeping as is_bookkeeping
 from recorder.tape import Tape
 from replay.world import subtree
-
-
-def is_bookkeeping(path: str) -> bool:
-    """What a replay does not count: the build systems' own records that ``diff`` skips
-    too, and meson's log of its configuration (``meson-logs/meson-log.txt``: its start
-    time, each check's temporary directory and gcc's temp names), which ``diff``
-    normalises and shows but a replay cannot tell from a real change."""
-    return _build_system_bookkeeping(path) or path.split("/")[-2:] == [
-        "meson-logs",
-        "meson-log.txt",
-    ]
-
 
 _TIMES = re.compile(
     rb"\d{4}-\d\d-\d\d[T ]\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:?\d\d)?"
