@@ -456,15 +456,15 @@ class StraceParser:
             at = name == "linkat"
             src = self._path_arg(proc, args, 0 if at else None, 1 if at else 0)
             dst = self._path_arg(proc, args, 2 if at else None, 3 if at else 1)
-            if src and not src.startswith(self._skip):  # not /proc/self/fd/N (O_TMPFILE)
+            if src and not src.startswith(_SKIP_PREFIXES):  # not /proc/self/fd/N (O_TMPFILE)
                 proc.reads.setdefault(src, t)
-            if dst and not dst.startswith(self._skip):
+            if dst:
                 proc.writes.setdefault(dst, t)
         elif name in ("symlink", "symlinkat"):
             # symlink(target, new) or symlinkat(target, newdirfd, new): the target is text
             at = name == "symlinkat"
             dst = self._path_arg(proc, args, 1 if at else None, 2 if at else 1)
-            if dst and not dst.startswith(self._skip):
+            if dst:
                 proc.writes.setdefault(dst, t)
         elif name in ("unlink", "unlinkat"):
             at = name == "unlinkat"
