@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 TRACED_SYSCALLS = (
     "execve,execveat,open,openat,creat,rename,renameat,renameat2,"
-    "unlink,unlinkat,link,linkat,symlink,symlinkat,chdir,clone,clone3,fork,vfork"
+    "unlink,unlinkat,chdir,clone,clone3,fork,vfork"
 )
 # With the LD_PRELOAD shim reporting file events, strace only needs to see processes.
 PROCESS_SYSCALLS = "execve,execveat,chdir,clone,clone3,fork,vfork"
@@ -449,22 +449,6 @@ class StraceParser:
             if src and not src.startswith(self._skip):
                 proc.deleted.setdefault(src, t)
             if dst and not dst.startswith(self._skip):
-                proc.writes.setdefault(dst, t)
-        elif name in ("link", "linkat"):
-            # link(old, new) or linkat(olddirfd, old, newdirfd, new, flags): the new name is
-            # a write, the file it names (the old one's bytes) a read
-            at = name == "linkat"
-            src = self._path_arg(proc, args, 0 if at else None, 1 if at else 0)
-            dst = self._path_arg(proc, args, 2 if at else None, 3 if at else 1)
-            if src and not src.startswith(_SKIP_PREFIXES):  # not /proc/self/fd/N (O_TMPFILE)
-                proc.reads.setdefault(src, t)
-            if dst:
-                proc.writes.setdefault(dst, t)
-        elif name in ("symlink", "symlinkat"):
-            # symlink(target, new) or symlinkat(target, newdirfd, new): the target is text
-            at = name == "symlinkat"
-            dst = self._path_arg(proc, args, 1 if at else None, 2 if at else 1)
-            if dst:
                 proc.writes.setdefault(dst, t)
         elif name in ("unlink", "unlinkat"):
             at = name == "unlinkat"
