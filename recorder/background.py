@@ -25,6 +25,10 @@ class Background(Generic[T]):
         except BaseException as exc:  # handed to the caller of result()
             self._error = exc
 
+    def wait(self) -> None:
+        """Wait for ``fn`` to end; its error, if any, is kept for ``result``."""
+        self._thread.join()
+
     def result(self) -> T:
         self._thread.join()
         if self._error is not None:

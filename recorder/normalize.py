@@ -10,11 +10,13 @@ Each rule replaces a volatile part with a fixed placeholder (docs/replay.md list
   ``/tmp/pip-build-env-…``, Go ``/tmp/go-build123…``, rustc ``/tmp/rustcAbC123``, cargo
   ``/tmp/cargo-install…``, Python's ``tempfile`` ``/tmp/tmpab12cd34`` (and meson's compiler
   checks' ``meson-private/tmpab12cd34``), gnulib configure's
-  ``/tmp/cgAbC123``, GNU make's ``/tmp/GmAbC123``, autoconf's ``./confAbC123`` (``conf$TMP``),
+  ``/tmp/cgAbC123``, GNU make's ``/tmp/GmAbC123``, autom4te's ``/tmp/am4tAbC123`` and
+  autoheader's ``/tmp/ahAbC123``, autoconf's ``./confAbC123`` (``conf$TMP``),
   CMake's try-compile projects ``cmTC_1a2b3`` and ``TryCompile-…`` and its
   ``CMakeCache.txt.tmp1a2b3`` (``.tmp$ID``);
 - pids written as ``pid 123``, ``pid=123``, ``/proc/123/``, in zlib's configure test
-  files ``ztest123.c`` and autoconf's ``conf123subs.sh`` (``$PID``);
+  files ``ztest123.c``, autoconf's ``conf123subs.sh`` and automake's ``vti.tmp123``,
+  ``version.texi.123``, ``version.texi.tmp123`` and ``.am123`` (``$PID``);
 - timestamps in text: ISO dates with time, ``HH:MM:SS``, ``date``'s default format (``$TIME``);
 - the GNU build id of ELF files (a hash of the rest, which is compared itself);
 - colour: SGR sequences and ``ESC[K`` in text (a build run in a terminal colours its
@@ -41,6 +43,9 @@ _TEMP_PARTS = (
     r"tmp[a-z0-9_]{8}",  # Python's tempfile
     # gnulib configure's mktemp -d "$TMPDIR/cgXXXXXX", GNU make's copy of `make -f -`
     r"(?:cg|Gm)[A-Za-z0-9]{6}(?![A-Za-z0-9])",
+    # autom4te's mktemp -d "$TMPDIR/am4tXXXXXX" and autoheader's File::Temp "ahXXXXXX", run
+    # when make regenerates configure (a checkout that did not keep the files' mtimes)
+    r"(?:am4t|ah)[A-Za-z0-9_]{6}(?![A-Za-z0-9_])",
 )
 _TEMP = re.compile(r"(?:/(?:var/)?tmp|\$TMPDIR)/(?:" + "|".join(_TEMP_PARTS) + r")")
 _SANDBOX = re.compile(r"/tmp/buildtape-[A-Za-z0-9_-]+")
@@ -62,7 +67,9 @@ _COLOUR = re.compile(r"\x1b\[[0-9;:]*[mK]")
 _PID = re.compile(
     r"\b(pid[ =:]?)\d+\b|(/proc/)\d+(?=/)|\b(ztest)\d+\b"
     # autoconf's conf$$subs.sh, conf$$.file, confstat$$-…: named for configure's own pid
-    r"|\b(conf(?:stat)?)\d+(?=subs|\.|-|\b)",
+    r"|\b(conf(?:stat)?)\d+(?=subs|\.|-|\b)"
+    # automake's texinfo rules: vti.tmp$$, version.texi.tmp$$, the scratch directory .am$$
+    r"|(?<![\w-])(vti\.tmp|version\.texi\.(?:tmp)?|\.am)\d+\b",
     re.I,
 )
 
@@ -90,7 +97,7 @@ def _mask_build_ids(data: bytes) -> bytes:
 # (start and end times) and deps log (keyed by mtimes); CMake's configure logs, which name
 # try-compile directories with random suffixes (cmTC_1a2b3); cargo's cache of rustc's answers
 # (a JSON map written in hash order); autoconf's configure log (the date, the host, process
-# ids and conftest temp names).
+# ids and conftest temp names) and meson's (its start time, each check's temp directory).
 BOOKKEEPING = (
     ".ninja_log",
     ".ninja_deps",
@@ -99,6 +106,7 @@ BOOKKEEPING = (
     "CMakeConfigureLog.yaml",
     ".rustc_info.json",
     "config.log",
+    "meson-log.txt",
 )
 
 # ctest's record of a run, in Testing/Temporary/: LastTest.log holds the start and end
@@ -125,7 +133,7 @@ def is_bookkeeping(path: str) -> bool:
 
 
 def _pid(m: re.Match[str]) -> str:
-    return (m.group(1) or m.group(2) or m.group(3) or m.group(4)) + "$PID"
+    return (m.group(1) or m.group(2) or m.group(3) or m.group(4) or m.group(5)) + "$PID"
 
 
 class Normalizer:

@@ -151,16 +151,17 @@ def _signal_name(num: int) -> str:
 def _remove_abandoned(cache: Path) -> None:
     """Remove what compiles whose recorder was killed left behind."""
     now = time.time()
-    for entry in cache.glob("btshim-*.partial"):
+    for entry in cache.glob("*.partial"):
         try:
-            if now - entry.lstat().st_mtime < _ABANDONED_S:
-                continue  # just made: its compile may not hold its lock yet
-            if not entry.is_dir():
-                entry.unlink()  # left by a version that compiled straight to a file
-                continue
-            with open(entry / "lock", "rb") as lock:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                shutil.rmtree(entry)
+            age = now - entry.lstat().st_mtime
+            if entry.name.startswith("btshim-") and entry.is_dir():
+                if age < _ABANDONED_S:
+                    continue  # just made: its compile may not hold its lock yet
+                with open(entry / "lock", "rb") as lock:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    shutil.rmtree(entry)
+            elif entry.name.endswith(".so.partial") and age > 10 * _TIMEOUT_S:
+                entry.unlink()  # an earlier version compiled to tmp*.so.partial, not a directory
         except OSError:
             continue  # a compile holds it, or another recorder removed it first
 

@@ -66,6 +66,7 @@ def record(
     options: RecordOptions,
     notify: Callable[[str], None] = lambda _: None,
     while_building: Callable[[], object] | None = None,
+    while_syncing: Callable[[Path, Manifest, bytes], object] | None = None,
 ) -> RecordResult:
     """Run ``options.argv``, pass its output through, and write its tape.
 
@@ -73,6 +74,9 @@ def record(
     at the moment they apply; the caller decides how to show them. ``while_building``
     runs in a thread once the build has started, for the caller's own preparations
     (imports for what it does with the tape), so they are not added to the build's time.
+    ``while_syncing`` gets the tape's final path, its manifest and the stored stderr in a
+    thread while the tape is synced to disk (the history index is written then); the tape
+    is under its final name once ``record`` returns, and may not be yet while it runs.
     """
     plan = prepare(options)
     # Building the interposer (cached), probing strace and asking git wait on other
@@ -157,9 +161,13 @@ def record(
                 scrubbed = dict(raw)
             raw["listed"] = listed
             scrubbed["listed"] = rows
-        writer.commit(scrubbed)
         if scrubbed is not raw:  # a secret was scrubbed: the caller gets the tape's text
             manifest = Manifest.from_dict(scrubbed)
+        final = manifest
+        writer.commit(
+            scrubbed,
+            None if while_syncing is None else lambda: while_syncing(writer.path, final, stderr),
+        )
     except TapeError as exc:
         writer.abort()
         raise TapeWriteFailed(str(exc), build_status) from exc

@@ -139,12 +139,16 @@ def _refuse_embedded(m: Manifest, world: World, workspace: Path) -> None:
 
 def _blind_spots(m: Manifest, world: World) -> list[str]:
     """A note when listed-only files were restored as placeholders although the recorder
-    may not have seen every read (static executables, or outputs no process wrote: Go
-    makes its system calls without libc, so the interposer sees neither)."""
-    if not world.placeholders:
+    may not have seen every read (static executables, or files no process wrote: Go makes
+    its system calls without libc, so the interposer sees neither)."""
+    placeholders = len(world.placeholders) + len(world.rest_placeholders)
+    if not placeholders:
         return []
     written = {w for p in m.processes for w in p.writes}
-    unseen = [e.path for e in m.outputs if e.path not in written]
+    # A symbolic link no process was seen making (`ln -s` under --trace strace, which
+    # does not trace symlink(2), or in a tape from before the interposer saw it) says
+    # nothing about missed reads: nobody reads a link as content.
+    unseen = [e.path for e in m.outputs if e.path not in written and e.link is None]
     static = sorted({p.exe for p in m.processes if p.static})
     if not (static or unseen):
         return []
@@ -154,8 +158,9 @@ def _blind_spots(m: Manifest, world: World) -> list[str]:
         else (f"no recorded process wrote {', '.join(unseen[:3])}")
     )
     return [
-        f"{len(world.placeholders)} files listed in the tape without content were restored "
-        f"as placeholders of their size, but {why}: the recorder did not see every read, and "
+        f"{placeholders} files were restored as placeholders of their size (the tape lists "
+        f"them without content, or the step did not open them), but {why}: the recorder did "
+        "not see every read, and "
         "a placeholder read as content breaks the build; record with --trace strace"
     ]
 
@@ -166,17 +171,24 @@ def _hostname(name: str) -> str | None:
     return name if ok else None
 
 
-def prepare(tape: Tape, world: World, sandbox: Path) -> list[str]:
-    """Restore ``world`` under ``sandbox``; the paths whose content the tape does not hold."""
+def prepare(tape: Tape, world: World, sandbox: Path, with_rest: bool = False) -> list[str]:
+    """Restore ``world`` under ``sandbox``; the paths whose content the tape does not hold.
+    ``with_rest``: also the rest of the workspace as the build found it (``replay --step``)."""
     workspace = sandbox / "workspace"
-    restored = restore(tape, world.files, workspace)
-    restore_placeholders(world.placeholders, workspace)
+    files, placeholders, dirs = world.files, world.placeholders, world.dirs
+    if with_rest:
+        files, placeholders = [*files, *world.rest], [*placeholders, *world.rest_placeholders]
+        dirs = [*dirs, *world.rest_dirs]
+    restored = restore(tape, files, workspace)
+    restore_placeholders(placeholders, workspace)
     root = workspace.resolve()
     inside = [] if world.cwd_outside() else [world.cwd]
-    for d in [*world.needed_dirs, *(d.path for d in world.dirs), *inside]:
+    for d in [*world.needed_dirs, *(d.path for d in dirs), *inside]:
         make_dirs_inside(root, d)  # each component must resolve inside the sandbox
-    set_mtimes(workspace, [*world.files, *world.placeholders], world.dirs)
-    return restored.missing + world.unavailable
+    set_mtimes(workspace, [*files, *placeholders], dirs)
+    # Content the tape lacks matters only for what the step opened.
+    rest = {e.path for e in world.rest}
+    return [p for p in restored.missing if p not in rest] + world.unavailable
 
 
 def _host_writes(m: Manifest) -> list[str]:
@@ -306,7 +318,7 @@ def run_in_sandbox(
             f"{trust.printable(world.cwd)}, outside the workspace, which does not exist here "
             "(the sandbox shows the rest of this host read-only, it does not restore it)"
         )
-    missing = prepare(tape, world, sandbox)
+    missing = prepare(tape, world, sandbox, with_rest=True)
     if isolation.kind != "bwrap":
         _refuse_embedded(m, world, sandbox / "workspace")
     workspace = sandbox / "workspace"

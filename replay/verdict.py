@@ -9,7 +9,8 @@ Each output that differs gets one reason, checked in this order:
   of the tool, under the name it was run as);
 - ``path``: the output embeds the build directory, and the replay ran somewhere else
   (no namespaces, or ``--vary path``);
-- ``timestamp``: the two contents are equal once dates and times are masked;
+- ``timestamp``: the two contents are equal once dates and times are masked, or are zip
+  archives (wheels) whose members are the same and only their stored times differ;
 - ``tempname``: equal once random temporary names (``/tmp/jqTtvJPt``) are masked too;
 - ``nondeterministic``: same command, same inputs, same place, different output;
 - ``missing`` / ``extra``: the replay did not write it, or wrote it and the recording did not.
@@ -17,8 +18,10 @@ Each output that differs gets one reason, checked in this order:
 
 from __future__ import annotations
 
+import io
 import posixpath
 import re
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +48,27 @@ def equal_but_times(a: bytes, b: bytes) -> bool:
     """Two contents that differ, and only by dates and times (``__DATE__ __TIME__``, a
     build stamp): equal once each is masked."""
     return a != b and _TIMES.sub(b"$TIME", a) == _TIMES.sub(b"$TIME", b)
+
+
+# Past this many members an archive is not opened to explain a difference.
+_MAX_MEMBERS = 10_000
+
+
+def _zip_members_equal_but_times(a: bytes, b: bytes) -> bool:
+    """Two zip archives with the same members (names, sizes, CRC-32s, from each central
+    directory: nothing is decompressed) that differ in the times stored with them."""
+    if not (a.startswith(b"PK\x03\x04") and b.startswith(b"PK\x03\x04")):
+        return False
+    try:
+        with zipfile.ZipFile(io.BytesIO(a)) as za, zipfile.ZipFile(io.BytesIO(b)) as zb:
+            ia, ib = za.infolist(), zb.infolist()
+            if len(ia) > _MAX_MEMBERS or len(ib) > _MAX_MEMBERS:
+                return False
+            members_a = [(i.filename, i.file_size, i.CRC) for i in ia]
+            members_b = [(i.filename, i.file_size, i.CRC) for i in ib]
+            return members_a == members_b and [i.date_time for i in ia] != [i.date_time for i in ib]
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return False
 
 
 @dataclass(frozen=True)
@@ -151,6 +175,13 @@ def explain(
             return Finding(path, "path", why)
         if equal_but_times(before, after) or before == after:
             return Finding(path, "timestamp", "embeds a date or time (equal once times are masked)")
+        if _zip_members_equal_but_times(before, after):
+            return Finding(
+                path, "timestamp",
+                "a zip archive (a wheel, a jar) whose members are all as recorded: only the "
+                "modification times stored with them differ, those of files the build wrote "
+                "(SOURCE_DATE_EPOCH fixes them for tools that honour it, as wheel does)",
+            )  # fmt: skip
         if _masked(before) == _masked(after):
             return Finding(
                 path, "tempname",

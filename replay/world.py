@@ -20,6 +20,7 @@ import re
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from recorder.model import (
     DirEntry,
@@ -72,6 +73,16 @@ class World:
     # Files the step read or ran that the build made without any recorded process writing
     # them (cargo hard-links its build scripts): restored as the build left them.
     unseen: list[str] = field(default_factory=list)
+    # The rest of the workspace as the build found it, for `replay --step` (a reproducer
+    # keeps to what the step opened): pre-build files that no process had written or
+    # removed when the step started and that it did not open, below its cwd or beside what
+    # it opened, as placeholders of their size (links as links; content the step never
+    # read would only cost time to restore: sqlite's 108 MB tree), and their recorded
+    # directories. A step that finds files by listing a directory (a glob, setuptools'
+    # MANIFEST.in and license files) finds them.
+    rest: list[FileEntry] = field(default_factory=list)
+    rest_placeholders: list[FileEntry] = field(default_factory=list)
+    rest_dirs: list[DirEntry] = field(default_factory=list)
 
     def cwd_outside(self) -> bool:
         return self.cwd.startswith("/")
@@ -172,6 +183,11 @@ def step_world(m: Manifest, step_id: int) -> World:
     cwd = step_cwd(m, step)
     ids = {p.id for p in procs}
     start = min(p.start_s for p in procs)
+    # Processes whose writes may have made a directory before the step started: earlier
+    # ones outside its subtree, and its ancestors (theirs cannot be put before or after).
+    above_or_before = {
+        p.id for p in m.processes if p.id not in ids and p.start_s < start
+    } | ancestors(m, step)
     earlier = _state_at(m, procs, start, ids | ancestors(m, step))
     before = {e.path: e for e in m.inputs}
     after = {e.path: e for e in m.outputs if e.change != "deleted"}
@@ -208,14 +224,20 @@ def step_world(m: Manifest, step_id: int) -> World:
         return pid in ids or (pid in by_id and by_id[pid].start_s >= start)
 
     written_by_any = {w for p in m.processes for w in p.writes}
+    started_ns = _wall_ns(m.started_at, start)
 
     def at_start(path: str) -> FileEntry | None:
         """The file as it was when the step started, or None if it did not exist."""
         if path not in earlier and path not in before and path not in written_by_any:
             # Made by the build without a recorded write (a hard link: cargo's
-            # build-script-build): the step found it, so its final content is the best
-            # account of it there is.
-            return final(path) if path in needed else None
+            # build-script-build; a symbolic one: libtool's `ln -s libx.so.0.8.6
+            # libx.so`): its final content is the best account of it there is, but only
+            # its mtime says when it appeared, and one made after the step started (by the
+            # step itself, or later) was not there for it.
+            entry = final(path) if path in needed else None
+            if entry is not None and entry.mtime_ns is not None and entry.mtime_ns > started_ns:
+                return None
+            return entry
         if path in earlier:
             if not earlier[path]:
                 return None
@@ -273,6 +295,7 @@ def step_world(m: Manifest, step_id: int) -> World:
             all_parents.add(d)
             d = posixpath.dirname(d)
     recorded = {d.path: d for d in m.directories if d.change != "created"}
+    all_parents -= _made_by_the_step(m, all_parents, ids, above_or_before, files + listed, cwd)
     inters = [i for i in m.intermediates if ids & set(i.read_by) and not set(i.written_by) <= ids]
     above = ancestors(m, step)
     mine: dict[str, FileEntry] = {}
@@ -300,6 +323,30 @@ def step_world(m: Manifest, step_id: int) -> World:
         for e in (mine.get(w) or final(w) for w in kept)
         if e is not None and (e.sha256 or e.link is not None)
     ]
+    # Only where the step could have listed: below each of its processes' cwds (setuptools
+    # walks test/ for MANIFEST.in's recursive-include) and in the directories of what it
+    # read, ran or wrote; a CMake step in build/ does not get all the sources restored.
+    worked_in = {posixpath.dirname(path) for path in needed | writes}
+    below: set[str] = set()
+    for p in procs:
+        if p.cwd.startswith("/"):
+            rel = posixpath.relpath(posixpath.normpath(p.cwd), m.workspace)
+            if rel != ".." and not rel.startswith("../"):
+                below.add("" if rel == "." else rel + "/")
+
+    def could_list(path: str) -> bool:
+        return posixpath.dirname(path) in worked_in or any(path.startswith(b) for b in below)
+
+    taken = needed | writes
+    rest = [
+        e for e in m.inputs if e.path not in taken and e.path not in earlier and could_list(e.path)
+    ]
+    rest_parents = set()
+    for e in rest:
+        d = posixpath.dirname(e.path)
+        while d not in ("", ".") and d not in rest_parents:
+            rest_parents.add(d)
+            d = posixpath.dirname(d)
     return World(
         files=files,
         placeholders=listed,
@@ -317,7 +364,46 @@ def step_world(m: Manifest, step_id: int) -> World:
         rewritten_later=sorted(later.items()),
         stale=stale,
         unseen=unseen,
+        rest=[e for e in rest if e.link is not None],
+        rest_placeholders=[e for e in rest if e.link is None],
+        rest_dirs=[recorded[d] for d in sorted(rest_parents - all_parents) if d in recorded],
     )
+
+
+def _made_by_the_step(
+    m: Manifest,
+    dirs: set[str],
+    ids: set[int],
+    earlier: set[int],
+    restored: list[FileEntry],
+    cwd: str,
+) -> set[str]:
+    """Of the directories a step writes into, those it made itself, which the replay must
+    not make for it (bdist_wheel's os.mkdir of its dist-info directory fails if it is
+    there): the build made them and removed them again (no recorded listing has them), no
+    process that ran before the step (or above it) wrote below them, and nothing the step
+    starts with lies below them."""
+    listed = {d.path for d in m.directories}
+    held = [posixpath.dirname(e.path) for e in restored]
+    if not cwd.startswith("/"):
+        held.append(cwd)
+    others = [w for p in m.processes if p.id in earlier and p.id not in ids for w in p.writes]
+
+    def below(d: str, paths: list[str]) -> bool:
+        return any(x == d or x.startswith(d + "/") for x in paths)
+
+    return {d for d in dirs if d not in listed and not below(d, held) and not below(d, others)}
+
+
+def _wall_ns(started_at: str, offset_s: float) -> int:
+    """The wall-clock time (ns, as file mtimes count) ``offset_s`` into a build that
+    started at ``started_at`` (ISO 8601, to the millisecond)."""
+    try:
+        base = datetime.fromisoformat(started_at.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 2**63  # no usable start: every file counts as made before the step
+    # started_at is cut to the millisecond: a millisecond later is never too early.
+    return int((base + offset_s + 0.001) * 1e9)
 
 
 def _rewritten_later(

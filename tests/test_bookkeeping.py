@@ -14,9 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from recorder import normalize
 from recorder.model import FileEntry
 from recorder.normalize import Normalizer
 from recorder.tape import open_tape
+from replay import vary, verdict
 from replay.content_diff import ContentOptions, Side, compare_files
 from replay.verdict import explain
 from tests.conftest import buildtape, needs_strace
@@ -36,6 +38,7 @@ BOOKKEEPING_PATHS = (
     "build/Testing/Temporary/CTestCostData.txt",
     "autom4te.cache/requests",
     "build/meson-private/coredata.dat",
+    "build/meson-logs/meson-log.txt",
     "build/meson-private/build.dat",
     "target/debug/incremental/app-1x2y/s-abc/dep-graph.bin",
 )
@@ -103,6 +106,12 @@ def test_replay_counts_every_bookkeeping_file_as_expected(tapes: tuple[Path, Pat
     assert all(f["expected"] for f in verdict["findings"])
     same = {o["path"] for o in verdict["outputs"] if o["status"] == "same"}
     assert "out.txt" in same
+
+
+def test_replay_uses_the_one_definition() -> None:
+    # Not a second list beside it, which could drift from what diff leaves out.
+    assert verdict.is_bookkeeping is normalize.is_bookkeeping
+    assert vary.is_bookkeeping is normalize.is_bookkeeping
 
 
 @pytest.mark.parametrize("path", BOOKKEEPING_PATHS + BUILD_PATHS)

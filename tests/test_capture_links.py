@@ -112,8 +112,10 @@ int main(int argc, char **argv) {
 all: prog loader plug.so
 libfoo.so: foo.c
 \tcc -shared -fPIC -o $@ foo.c
-plug.so: plug.c
+plug.so.1: plug.c
 \tcc -shared -fPIC -o $@ plug.c
+plug.so: plug.so.1
+\tln -s plug.so.1 plug.so
 prog: prog.c libfoo.so
 \tcc -o $@ prog.c -L. -lfoo -Wl,-rpath,'$$ORIGIN'
 loader: loader.c
@@ -146,8 +148,9 @@ def test_shared_objects_the_loader_maps_from_the_workspace_are_reads(tmp_path: P
     # rpath $ORIGIN and LD_LIBRARY_PATH=. (a relative name in the loader's list); nothing
     # outside the workspace (libc) is logged.
     assert runs["./prog"] == [["libfoo.so"], ["libfoo.so"]]
-    assert runs["./loader ./plug.so"] == [["plug.so"]]  # dlopen, seen at exit
-    assert runs["./loader ./plug.so close"] == [["plug.so"]]  # seen before its dlclose
+    # dlopen, seen at exit, and before a dlclose; through the link, the file it names too.
+    assert runs["./loader ./plug.so"] == [["plug.so", "plug.so.1"]]
+    assert runs["./loader ./plug.so close"] == [["plug.so", "plug.so.1"]]
     # A step alone gets what it loads: plug.so matches no lib*.so pattern to guess by.
     step = next(p for p in m["processes"] if p["argv"][-1] == "./loader ./plug.so > kept.out")
     out = buildtape("replay", tape, "--step", str(step["id"]))

@@ -136,3 +136,17 @@ def test_bad_since_is_a_usage_error(tmp_path: Path) -> None:
         "nor an ISO time"
     )
     assert not (tmp_path / ".buildtape").exists()
+
+
+def test_a_tape_that_could_not_be_written_leaves_no_history_row(tmp_path: Path) -> None:
+    """The history is written while the tape is synced; a build that removes the directory
+    the tape goes to makes the last step fail, and takes the row back with it."""
+    ws = tmp_path / "ws"
+    (ws / "out").mkdir(parents=True)
+    out = buildtape("record", "-q", "-o", ws / "out" / "x.tape", "--", "rm", "-r", "out", cwd=ws)
+    assert out.returncode == 125, out.stderr
+    message = out.stderr.decode()
+    assert "could not write tape" in message and "removed while the build ran" in message
+    assert "Traceback" not in message
+    assert history(ws) == []
+    assert not (ws / "out").exists()  # and nothing left where it was

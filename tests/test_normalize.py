@@ -25,6 +25,14 @@ RULES = [
     # meson's compiler checks, in the build directory
     ("build/meson-private/tmp6s0ddt_g/testfile.c", "build/meson-private/$TMP/testfile.c"),
     ("build/meson-private/tmpfile.txt", "build/meson-private/tmpfile.txt"),
+    # make regenerating configure: autom4te's and autoheader's temp dirs, automake's $$ names
+    ("m4 --nesting-limit=1024 /tmp/am4tJVf9Xm/traces.m4", "m4 --nesting-limit=1024 $TMP/traces.m4"),
+    ("sed 's/^/| /' /tmp/ahxGrV5o/traces.pl", "sed 's/^/| /' $TMP/traces.pl"),
+    ("/tmp/ahead/notes", "/tmp/ahead/notes"),
+    ("cmp -s vti.tmp7128 ./version.texi.tmp7128", "cmp -s vti.tmp$PID ./version.texi.tmp$PID"),
+    ("rm -rf .am7171 && mkdir .am7171", "rm -rf .am$PID && mkdir .am$PID"),
+    ("rm -f vti.tmp7128 ./version.texi.7128", "rm -f vti.tmp$PID ./version.texi.$PID"),
+    ("libfoo.am12", "libfoo.am12"),
     # gzip's gnulib configure and GNU make's copy of a makefile read from stdin
     ("/tmp/cgSQhxur/dummy.c", "$TMP/dummy.c"),
     ("/tmp/Gm13w68x", "$TMP"),

@@ -71,14 +71,21 @@ class Recorded:
         return shown
 
 
-def _record(root: Path, name: str, *argv: str, prepare: Any = None) -> Recorded:
+def _record(
+    root: Path, name: str, *argv: str, prepare: Any = None, options: tuple[str, ...] = ()
+) -> Recorded:
     ws = root / name
     shutil.copytree(FIXTURES / name, ws)
     if prepare:
         prepare(ws)
     tape = root / f"{name}.tape"
-    buildtape("record", "-q", "-o", tape, "--", *argv, cwd=ws, check=True, timeout=300)
+    buildtape("record", "-q", "-o", tape, *options, "--", *argv, cwd=ws, check=True, timeout=300)
     return Recorded(tape, ws)
+
+
+# strace does not trace symlink(2), so a tape recorded through it has links that no
+# process wrote, as every tape had before the interposer saw them.
+LINKS_UNSEEN = ("--trace", "strace", "--file-events", "strace")
 
 
 @pytest.fixture(scope="module")
@@ -815,3 +822,96 @@ def test_a_test_step_loads_the_builds_shared_library(tmp_path: Path) -> None:
     assert verdict["reproduced"], verdict
     assert {o["path"]: o["status"] for o in verdict["outputs"]} == {"test.out": "same"}
     assert tree_hash(rec.ws) == before
+
+
+def test_a_link_made_later_is_not_there_when_the_step_starts(tmp_path: Path) -> None:
+    # sqlite's libtool link step, replayed alone, started with the .so links it makes
+    # itself (ln -s, which no recorded process was seen to write): restored from the end
+    # of the build, they made a plain `ln -s` fail with "File exists".
+    rec = _record(tmp_path, "libtool-links", "make", options=LINKS_UNSEEN)
+    step = next(r for r in rec.steps() if r["argv"][:1] == ["/bin/sh"] and "ln -s" in r["argv"][-1])
+    before = tree_hash(rec.ws)
+    with moved_away(rec.ws):
+        verdict = replay_json(rec.tape, "--step", step["id"])
+    assert verdict["exit"] == {"recorded": 0, "replayed": 0}, verdict
+    assert verdict["reproduced"], verdict
+    assert not [n for n in verdict["notes"] if "libgreet.so" in n], verdict["notes"]
+    assert tree_hash(rec.ws) == before
+
+
+def test_a_link_no_process_wrote_is_no_sign_of_missed_reads(tmp_path: Path) -> None:
+    # json-c's whole-build replay warned that the recorder "did not see every read" and
+    # asked for --trace strace, because no recorded process wrote libjson-c.so (CMake's
+    # create_symlink), and a link is not read as content.
+    rec = _record(tmp_path, "libtool-links", "make", options=LINKS_UNSEEN)
+    verdict = replay_json(rec.tape)
+    assert verdict["reproduced"], verdict
+    assert not [n for n in verdict["notes"] if "placeholders" in n], verdict["notes"]
+
+
+needs_meson = pytest.mark.skipif(
+    shutil.which("meson") is None or shutil.which("ninja") is None, reason="meson/ninja missing"
+)
+
+
+@needs_meson
+def test_a_meson_build_reproduces_with_mesons_own_state_as_bookkeeping(tmp_path: Path) -> None:
+    # fribidi's meson build replayed as "diverged: 3 different", each "a nondeterministic
+    # step": meson's log (its start time, its checks' temp directories) and its pickled
+    # state (fresh project GUIDs, those temp names, Python's per-process set order).
+    rec = _record(tmp_path, "meson-tiny", "sh", "build.sh")
+    before = tree_hash(rec.ws)
+    verdict = replay_json(rec.tape)
+    assert verdict["reproduced"], verdict["findings"]
+    expected = {f["path"] for f in verdict["findings"] if f["expected"]}
+    assert {"build/meson-private/coredata.dat", "build/meson-logs/meson-log.txt"} <= expected
+    same = {o["path"] for o in verdict["outputs"] if o["status"] == "same"}
+    assert {"build/tiny", "build/libtiny.a", "build/config.h", "build/build.ninja"} <= same
+    # A compile of the project alone, with the checkout moved away.
+    step = next(r for r in rec.steps() if "-c" in r["argv"] and "../main.c" in r["argv"])
+    with moved_away(rec.ws):
+        alone = replay_json(rec.tape, "--step", step["id"])
+    assert alone["reproduced"], alone
+    assert [o["path"] for o in alone["outputs"]] == ["build/tiny.p/main.c.o"]
+    assert tree_hash(rec.ws) == before
+
+
+def test_a_zip_whose_members_differ_only_in_their_times_says_so(tmp_path: Path) -> None:
+    # msgpack's wheel replayed as "nondeterministic: same command and inputs": every
+    # member was the same, only the times zip stores with them (the .so was written later).
+    env = {k: v for k, v in os.environ.items() if k != "SOURCE_DATE_EPOCH"}
+    ws = tmp_path / "zip-stamps"
+    shutil.copytree(FIXTURES / "zip-stamps", ws)
+    tape = tmp_path / "zip.tape"
+    buildtape("record", "-q", "-o", tape, "--", "make", cwd=ws, env=env, check=True)
+    time.sleep(2.1)  # zip stores times to 2 s: the replay's `tiny` must fall in another slot
+    verdict = replay_json(tape, env=env)
+    assert not verdict["reproduced"]
+    findings = {f["path"]: f for f in verdict["findings"] if not f["expected"]}
+    assert list(findings) == ["dist/tiny-1.0.zip"], findings
+    assert findings["dist/tiny-1.0.zip"]["reason"] == "timestamp"
+    assert "members are all as recorded" in findings["dist/tiny-1.0.zip"]["why"]
+    assert {o["path"]: o["status"] for o in verdict["outputs"]}["tiny"] == "same"
+
+
+def test_a_step_makes_the_directory_it_made_in_the_recording(tmp_path: Path) -> None:
+    # msgpack's bdist_wheel step, replayed alone, failed with "[Errno 17] File exists:
+    # 'build/bdist.linux-x86_64/wheel/msgpack-1.2.4.dist-info'": the replay had made every
+    # directory the step wrote into, also one the step makes itself and the build removed.
+    rec = _record(tmp_path, "staging-dir", "make")
+    step = next(r for r in rec.steps() if "mkdir stage" in " ".join(r["argv"]))
+    verdict = replay_json(rec.tape, "--step", step["id"])
+    assert verdict["exit"] == {"recorded": 0, "replayed": 0}, verdict
+    assert {o["path"]: o["status"] for o in verdict["outputs"]} == {"packed.txt": "same"}
+
+
+def test_a_step_that_lists_a_directory_finds_what_was_there(tmp_path: Path) -> None:
+    # msgpack's PEP 517 build step alone wrote a PKG-INFO without "License-File: COPYING"
+    # and was called nondeterministic: setuptools finds COPYING by listing the directory,
+    # never opening it, and the step's world held only the files it opened.
+    rec = _record(tmp_path, "listing-step", "make")
+    step = next(r for r in rec.steps() if "*.txt" in " ".join(r["argv"]))
+    with moved_away(rec.ws):
+        verdict = replay_json(rec.tape, "--step", step["id"])
+    assert verdict["reproduced"], verdict
+    assert {o["path"]: o["status"] for o in verdict["outputs"]} == {"index.txt": "same"}

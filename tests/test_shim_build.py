@@ -99,8 +99,12 @@ def test_what_a_killed_recorder_left_is_removed_by_the_next(tmp_path: Path) -> N
     assert partial.endswith(".partial")
     old = time.time() - 3600
     os.utime(tmp_path / "cache" / "buildtape" / partial, (old, old))
+    earlier = tmp_path / "cache" / "buildtape" / "tmpq1w2e3r4.so.partial"
+    earlier.write_bytes(b"\x7fELF, cut short")  # as the previous version left a killed compile
+    os.utime(earlier, (old, old))
     del env["CC"]  # the machine's own compiler this time
     out = record_true(tmp_path, env)
     assert out.returncode == 0, out.stderr.decode()
     (built,) = left_behind(tmp_path)
     assert built.startswith("btshim-") and built.endswith(".so")
+    assert not earlier.exists()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -14,10 +16,13 @@ from buildtape.exit_codes import ExitCode
 from buildtape.params import KEY_VALUE, SIZE, epilog, size_text
 from buildtape.text.units import seconds
 from recorder.options import SNAPSHOT_MODES, RecordOptions
-from recorder.record import RecordResult, record
+from recorder.record import TapeWriteFailed, record
 from recorder.sampling import SAMPLERS
 from recorder.secrets import SecretPolicy
 from recorder.tracing import FILE_EVENT_SOURCES, TRACE_MODES
+
+if TYPE_CHECKING:
+    from recorder.model import Manifest
 
 
 def _config(workspace: Path) -> Config | None:
@@ -66,18 +71,36 @@ def _prefetch_indexing() -> None:
     import history.store  # noqa: F401
 
 
-def _index(result: RecordResult, cfg: Config | None) -> None:
-    """Add the tape to the history; a failure is a warning, never the build's status."""
-    from history.errors import HistoryError
-    from history.indexing import index_tape
-    from history.store import HistoryStore
+class _Indexer:
+    """Adds the tape to the history while it is synced to disk (``record``'s
+    ``while_syncing``); a failure is a warning, never the build's status."""
 
-    try:
-        home = cfg.home if cfg else Path(result.manifest.workspace) / ".buildtape"
-        with HistoryStore(home) as store:
-            index_tape(store, result.tape, result.manifest, result.stderr)
-    except HistoryError as exc:
-        say(f"buildtape: warning: {exc}")
+    def __init__(self, cfg: Config | None) -> None:
+        self._cfg = cfg
+        self._added: tuple[Path, Path] | None = None  # (history home, tape)
+
+    def __call__(self, tape: Path, manifest: Manifest, stderr: bytes) -> None:
+        from history.errors import HistoryError
+        from history.indexing import index_tape
+        from history.store import HistoryStore
+
+        try:
+            home = self._cfg.home if self._cfg else Path(manifest.workspace) / ".buildtape"
+            with HistoryStore(home) as store:
+                index_tape(store, tape, manifest, stderr)
+            self._added = (home, tape)
+        except HistoryError as exc:
+            say(f"buildtape: warning: {exc}")
+
+    def undo(self) -> None:
+        """The tape could not be written after all: its row goes too."""
+        from history.errors import HistoryError
+        from history.store import HistoryStore
+
+        if self._added is not None:
+            home, tape = self._added
+            with contextlib.suppress(HistoryError), HistoryStore(home) as store:
+                store.forget([str(tape.resolve())])
 
 
 EXAMPLES = [
@@ -254,10 +277,14 @@ def record_cmd(
         say(f"buildtape: note: {message}")
 
     store = not no_store and (cfg is None or cfg.store)
-    result = record(options, notify, _prefetch_indexing if store else None)
+    indexer = _Indexer(cfg) if store else None
+    try:
+        result = record(options, notify, _prefetch_indexing if indexer else None, indexer)
+    except TapeWriteFailed:
+        if indexer is not None:
+            indexer.undo()
+        raise
     m = result.manifest
-    if store:
-        _index(result, cfg)
     if not quiet:
         say(
             f"buildtape: {m.status}, {len(m.processes)} processes, {seconds(m.duration_s)}; "

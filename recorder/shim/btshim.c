@@ -706,12 +706,27 @@ static int is_shim(const struct dl_phdr_info *info) {
     return 0;
 }
 
-/* A name relative to the cwd (a relative LD_LIBRARY_PATH entry: "./libfoo.so"), in its own
- * frame: only such a name pays for the buffer and the getcwd. */
-__attribute__((noinline)) static void relative_object(const char *name, const char *workspace) {
-    char a[PATH_MAX];
-    if (absolute(AT_FDCWD, name, a, sizeof a) == 0 && under(a, workspace))
-        emit('r', AT_FDCWD, a, 0, NULL);
+/* A workspace object: a read of its name, and of each link on the way to its file (libz.so.1
+ * -> libz.so.1.2.13: a step replayed alone needs the bytes, not only the name). A name
+ * relative to the cwd (a relative LD_LIBRARY_PATH entry: "./libfoo.so") is made absolute.
+ * In a frame of its own: only a process that maps a workspace object pays for the buffers. */
+__attribute__((noinline)) static void workspace_object(const char *name, const char *workspace) {
+    char path[PATH_MAX], target[PATH_MAX];
+    if (absolute(AT_FDCWD, name, path, sizeof path) != 0 || !under(path, workspace))
+        return;
+    for (int hop = 0; hop < 8; hop++) {
+        emit('r', AT_FDCWD, path, 0, NULL);
+        ssize_t n = readlink(path, target, sizeof target - 1);
+        if (n <= 0)
+            return; /* the file itself */
+        target[n] = '\0';
+        size_t dir = target[0] == '/' ? 0 : (size_t)(strrchr(path, '/') - path) + 1;
+        if (dir + (size_t)n >= sizeof path)
+            return;
+        memcpy(path + dir, target, (size_t)n + 1);
+        if (!under(path, workspace))
+            return;
+    }
 }
 
 static int loaded_object(struct dl_phdr_info *info, size_t size, void *data) {
@@ -724,12 +739,8 @@ static int loaded_object(struct dl_phdr_info *info, size_t size, void *data) {
     const char *name = info->dlpi_name;
     if (!name || name[0] == '\0')
         return 0; /* the program itself, whose exec is already known */
-    if (name[0] == '/') {
-        if (under(name, o->workspace) && !is_shim(info))
-            emit('r', AT_FDCWD, name, 0, NULL);
-    } else if (strchr(name, '/')) {
-        relative_object(name, o->workspace); /* not the vDSO, which has a bare name */
-    }
+    if (name[0] == '/' ? under(name, o->workspace) && !is_shim(info) : strchr(name, '/') != NULL)
+        workspace_object(name, o->workspace); /* not the vDSO, which has a bare name */
     return 0;
 }
 
