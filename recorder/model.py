@@ -285,6 +285,21 @@ def _env_delta(raw: object, where: str) -> dict[str, str | None] | None:
     return dict(raw)
 
 
+def _plainly_relative(path: str) -> bool:
+    """The common shape of a workspace path, tested at once (``check_relative_path`` gives
+    the error for anything else)."""
+    parts = path.split("/")
+    return (
+        bool(path)
+        and path[0] != "/"
+        and "\0" not in path
+        and "\\" not in path
+        and "" not in parts
+        and ".." not in parts
+        and "." not in parts
+    )
+
+
 @dataclass(frozen=True)
 class FileEntry:
     """A workspace file. ``blob`` names its stored content, ``None`` when only hashed."""
@@ -332,14 +347,7 @@ class FileEntry:
                 and (sha is None or type(sha) is str)
                 and link is None
                 and (change is None or change in CHANGES)
-                and path
-                and path[0] != "/"
-                and "\0" not in path
-                and "\\" not in path
-                and "//" not in path
-                and not path.endswith("/")
-                and ".." not in path.split("/")
-                and "." not in path.split("/")
+                and _plainly_relative(path)
             ):
                 stored = raw.get("stored") is True
                 mtime = raw.get("mtime_ns")
@@ -374,14 +382,7 @@ class FileEntry:
                 and type(mode) is int
                 and type(size) is int
                 and type(mtime) is int
-                and path
-                and path[0] != "/"
-                and "\0" not in path
-                and "\\" not in path
-                and "//" not in path
-                and not path.endswith("/")
-                and ".." not in path.split("/")
-                and "." not in path.split("/")
+                and _plainly_relative(path)
             ):
                 return cls(path, mode, size, None, None, None, None, mtime)
         if not isinstance(raw, (list, tuple)) or len(raw) not in (4, 5):
