@@ -122,6 +122,29 @@ needs_strace = pytest.mark.skipif(
 )
 
 
+def static_executable(tmp_path: Path, name: str, source: str) -> Path:
+    """``source`` (C) built with ``cc -static`` as ``tmp_path/name``: a program the
+    interposer cannot see into."""
+    src = tmp_path / f"{name}.c"
+    src.write_text(source)
+    exe = tmp_path / name
+    built = subprocess.run(["cc", "-static", "-O1", "-o", exe, src], capture_output=True)
+    if built.returncode != 0:
+        pytest.fail(f"cc -static failed (install libc6-dev): {built.stderr.decode()}")
+    return exe
+
+
+def parse_strace(trace: str, root: str = "/w") -> Any:
+    """A ``StraceParser`` fed ``trace`` line by line, every line understood."""
+    from recorder.strace_parser import StraceParser
+
+    p = StraceParser(root)
+    for line in trace.splitlines():
+        p.feed(line)
+    assert p.unparsed == 0
+    return p
+
+
 def rewrite(src: Path, dst: Path, mutate: Callable[[dict[str, Any]], None]) -> Path:
     """Copy a tape through the real writer with its manifest changed (a crafted tape)."""
     from recorder.container import TapeReader, TapeWriter

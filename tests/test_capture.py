@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from recorder.tape import open_tape
-from tests.conftest import buildtape, needs_strace
+from tests.conftest import buildtape, needs_strace, static_executable
 
 OLD = 1_500_000_000  # an mtime long before any build here
 
@@ -227,13 +227,7 @@ int main(void) { FILE *f = fopen("from-static.txt", "w"); fputs("hi\n", f); fclo
 
 @pytest.fixture
 def static_program(tmp_path: Path) -> Path:
-    src = tmp_path / "st.c"
-    src.write_text(STATIC_C)
-    exe = tmp_path / "static-tool"
-    built = subprocess.run(["cc", "-static", "-O1", "-o", exe, src], capture_output=True)
-    if built.returncode != 0:
-        pytest.fail(f"cc -static failed (install libc6-dev): {built.stderr.decode()}")
-    return exe
+    return static_executable(tmp_path, "static-tool", STATIC_C)
 
 
 def test_static_executable_is_reported_with_the_remedy(

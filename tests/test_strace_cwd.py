@@ -15,15 +15,12 @@ import pytest
 
 from recorder.strace_parser import StraceParser
 from recorder.tape import open_tape
-from tests.conftest import buildtape, needs_strace
+from tests.conftest import buildtape, needs_strace, parse_strace
 
 
 def parse(trace: str, root: str = "/w") -> StraceParser:
-    p = StraceParser(root)
-    for line in trace.splitlines():
-        p.feed(line)
-    assert p.unparsed == 0
-    return p
+    parsed: StraceParser = parse_strace(trace, root)
+    return parsed
 
 
 def test_child_exec_before_vfork_result_gets_the_parents_cwd_then() -> None:

@@ -22,7 +22,7 @@ import pytest
 from recorder.model import Manifest
 from recorder.strace_parser import StraceParser, TracedProcess, align_keys
 from recorder.tape import open_tape
-from tests.conftest import needs_strace
+from tests.conftest import needs_strace, parse_strace, static_executable
 
 needs_pid_namespace = pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("unshare") is None,
@@ -104,13 +104,7 @@ def test_a_reused_pid_is_two_processes_under_trace_strace(tmp_path: Path) -> Non
 
 @pytest.fixture
 def static_reuse(tmp_path: Path) -> Path:
-    src = tmp_path / "reuse.c"
-    src.write_text(STATIC_REUSE)
-    exe = tmp_path / "static-reuse"
-    built = subprocess.run(["cc", "-static", "-O1", "-o", exe, src], capture_output=True)
-    if built.returncode != 0:
-        pytest.fail(f"cc -static failed (install libc6-dev): {built.stderr.decode()}")
-    return exe
+    return static_executable(tmp_path, "static-reuse", STATIC_REUSE)
 
 
 @needs_strace
@@ -138,11 +132,8 @@ def test_a_reused_pid_under_a_static_program_is_two_processes(
 
 
 def parse(trace: str, root: str = "/w") -> StraceParser:
-    p = StraceParser(root)
-    for line in trace.splitlines():
-        p.feed(line)
-    assert p.unparsed == 0
-    return p
+    parsed: StraceParser = parse_strace(trace, root)
+    return parsed
 
 
 def by_argv(p: StraceParser) -> dict[str, list[TracedProcess]]:
