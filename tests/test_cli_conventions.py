@@ -299,29 +299,47 @@ def test_gc_never_deletes_a_tape_named_with_o(tmp_path: Path) -> None:
 
 
 def _quick_start() -> list[str]:
+    """The quick start's code blocks: exactly two, one command each."""
     readme = (REPO / "README.md").read_text()
-    section = readme.split("## Quick start", 1)[1]
-    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
-    return [line for line in block.splitlines() if line.strip()]
+    section = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    blocks = [b.split("```", 1)[0] for b in section.split("```sh\n")[1:]]
+    assert len(blocks) == 2, blocks
+    # One command each: a line that ends in && goes on.
+    for block in blocks:
+        lines = block.strip().splitlines()
+        assert all(line.rstrip().endswith("&&") for line in lines[:-1]), block
+    return [" ".join(line.strip() for line in b.strip().splitlines()) for b in blocks]
 
 
 def test_the_readme_quick_start_records_a_tape_that_replays(tmp_path: Path) -> None:
-    commands = _quick_start()
-    assert commands[0].startswith("pip install"), commands  # installing is not tested here
+    run, tests = _quick_start()
+    assert tests == "pip install -e '.[test]' && python3 -m pytest -q", tests
+    assert "\npython3 -m pytest -q\n" in (REPO / ".ci" / "run").read_text()
+    install = "pip install -e . && "
+    assert run.startswith(install), run  # installing is not tested here
+    # A clone: the fixture below the git top level, which is the workspace (and the
+    # history's home) of a recording started in it.
     shutil.copytree(REPO / "fixtures" / "c-make", tmp_path / "fixtures" / "c-make",
-                    ignore=shutil.ignore_patterns("*.o", "app"))  # fmt: skip
+                    ignore=shutil.ignore_patterns("*.o", "app", "*.tape", ".buildtape"))  # fmt: skip
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(tmp_path)]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "fixture"], check=True)
     # `buildtape` is this checkout's CLI, as `pip install -e .` makes it.
     shim = tmp_path / "bin" / "buildtape"
     shim.parent.mkdir()
     shim.write_text(f'#!/bin/sh\nexec {sys.executable} -m buildtape "$@"\n')
     shim.chmod(0o755)
     env = {**os.environ, "PATH": f"{shim.parent}:{os.environ['PATH']}"}
-    script = "set -e\n" + "\n".join(commands[1:]) + "\n"
+    env.pop("BUILDTAPE_HOME", None)
+    script = "set -e\n" + run[len(install) :] + "\n"
     out = subprocess.run(["sh", "-c", script], cwd=tmp_path, env=env, capture_output=True,
                          timeout=300, stdin=subprocess.DEVNULL)  # fmt: skip
     text = out.stdout.decode() + out.stderr.decode()
     assert out.returncode == 0, text
-    assert "replay" in commands[-1] and "reproduced:" in text, text
+    assert "status    succeeded (exit 0)" in text, text  # show last: the tape just recorded
+    assert "reproduced:" in text and "the whole build" in text, text
+    assert (tmp_path / "fixtures" / "c-make" / "c-make.tape").is_file()
     # The quick start as it was (recording from outside the workspace) is refused, with the fix.
     old = subprocess.run(
         [sys.executable, "-m", "buildtape", "record", "--workspace", "fixtures/c-make", "-o",
