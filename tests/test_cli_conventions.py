@@ -98,6 +98,25 @@ def test_last_last_n_and_id_name_tapes_of_the_history(tmp_path: Path) -> None:
     assert out.returncode == 4 and b"(it is empty)" in out.stderr
 
 
+def test_a_workspace_below_the_git_top_level_keeps_its_own_history(tmp_path: Path) -> None:
+    """`record --workspace .` in a directory of a git repository indexes into that
+    directory's history; every command run in it (or below) reads that history."""
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    ws = tmp_path / "fixtures" / "one"
+    (ws / "src").mkdir(parents=True)
+    done = buildtape("record", "-q", "--trace", "none", "--workspace", ".", "--", "true", cwd=ws)
+    assert done.returncode == 0, done.stderr
+    for cwd in (ws, ws / "src"):
+        shown = buildtape("show", "last", "--format", "json", cwd=cwd, check=True)
+        assert json.loads(shown.stdout)["workspace"] == str(ws)
+        assert [r["command"] for r in history_rows(cwd)] == [["true"]]
+        config = buildtape("config", cwd=cwd, check=True).stdout.decode()
+        assert f"history:   {ws / '.buildtape'}\n" in config
+    # The rest of the repository is another workspace, whose history has no build.
+    top = buildtape("show", "last", cwd=tmp_path)
+    assert top.returncode == 4 and f"{tmp_path / '.buildtape'}".encode() in top.stderr
+
+
 TAPE_COMMANDS = [
     ["show"],
     ["verify"],
