@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from typing import Any
 import pytest
 
 from buildtape.cli import COMMANDS
-from tests.conftest import REPO, buildtape
+from tests.conftest import REPO, buildtape, spawn_buildtape
 
 
 def record(ws: Path, *argv: str, out: Path | None = None) -> None:
@@ -461,3 +462,25 @@ def test_colour_on_a_terminal_only_and_never_with_no_color(tmp_path: Path) -> No
         assert code == 0 and b"\x1b" not in plain and b"  status    failed (exit 2)" in plain
     piped = buildtape("show", tape, env={**env, "TERM": "xterm"}, check=True)
     assert b"\x1b" not in piped.stdout
+
+
+# --- Ctrl-C ---------------------------------------------------------------------------------
+
+
+def test_ctrl_c_during_a_replay_is_an_interruption_not_a_refusal(tmp_path: Path) -> None:
+    """click turns a KeyboardInterrupt inside a command into its Abort: it must still be
+    exit 130 and say it was interrupted, not `aborted; nothing was run` (exit 8)."""
+    tape = tmp_path / "slow.tape"
+    record(tmp_path, "sh", "-c", "echo ready; sleep 2", out=tape)
+    proc = spawn_buildtape("replay", tape, "--yes", "--workdir", tmp_path / "sandbox",
+                           cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           stdin=subprocess.DEVNULL)  # fmt: skip
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == b"ready\n"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.decode().splitlines()[-1] == (
+        "buildtape: interrupted; run the command again to finish it"
+    )
+    assert b"Traceback" not in err and b"nothing was run" not in err
