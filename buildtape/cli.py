@@ -58,8 +58,7 @@ class LazyGroup(click.Group):
 @click.option(
     "--traceback", is_flag=True, help="Show the Python stack on errors (for bug reports)."
 )
-@click.pass_context
-def cli(ctx: click.Context, traceback: bool) -> None:
+def cli(traceback: bool) -> None:
     """A flight recorder for software builds.
 
     \b
@@ -71,7 +70,8 @@ def cli(ctx: click.Context, traceback: bool) -> None:
     Each command's --help lists its exit codes; `buildtape record` exits with the
     build's own status so it can sit in front of any CI step.
     """
-    ctx.obj = {"traceback": traceback}
+    # ``_run`` reads --traceback from the arguments itself: it must know before click has
+    # parsed them, for an error in parsing.
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
