@@ -112,6 +112,8 @@ def message(exc: BaseException) -> str:
         if exc.errno == errno.ENOSPC and not exc.filename:
             # Only stdout is written without a name (a named file is OutputNotWritten).
             return "no space left on device for the output; free some space or send it elsewhere"
+        if isinstance(exc, FileNotFoundError) and exc.filename:
+            return f"no file at {exc.filename}; check the path"
         where = f" ({exc.filename})" if exc.filename else ""
         return f"{exc.strerror or exc}{where}"
     if exit_code(exc) == ExitCode.INTERNAL:

@@ -78,3 +78,13 @@ def test_a_full_disk_for_stdout_says_so_in_one_line(tape: Path) -> None:
             "buildtape: error: no space left on device for the output; free some space or "
             "send it elsewhere"
         ], args
+
+
+def test_an_input_file_that_is_not_there_says_so_and_what_to_do(tmp_path: Path) -> None:
+    missing = tmp_path / "profile.folded"
+    done = buildtape("flame", missing, "-o", tmp_path / "out.svg")
+    assert done.returncode == 4, done.stderr
+    assert done.stderr.decode().splitlines() == [
+        f"buildtape: error: no file at {missing}; check the path"
+    ]
+    assert not (tmp_path / "out.svg").exists()
