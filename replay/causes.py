@@ -439,7 +439,25 @@ def explain(
         findings.append(
             Finding(x, y, role, own, sorted(set(upstream)), outs, argv_diff, flags)
         )  # fmt: skip
+    _follow_failures_below(findings, ga.nodes)
     return _rank(findings, ga.nodes)
+
+
+def _follow_failures_below(findings: list[Finding], nodes: dict[int, Node]) -> None:
+    """A process whose only difference is its exit status, with a differing step below it,
+    exited as it did because of that step (make exits 2 when its cc failed): it follows
+    from the step, it is not nondeterministic. Parents come before their children in the
+    walk above, so this is only known once every step has been looked at."""
+    above: set[int] = set()
+    for f in findings:
+        parent = f.a.parent
+        while parent is not None and parent not in above:
+            above.add(parent)
+            node = nodes.get(parent)
+            parent = node.parent if node is not None else None
+    for f in findings:
+        if f.role == "nondeterministic" and not f.changed_outputs and f.a.proc.id in above:
+            f.role = "downstream"
 
 
 def _descendant_flags(f: Finding, findings: list[Finding], by_id: dict[int, Node]) -> str | None:
