@@ -273,7 +273,7 @@ def replay(
     try:
         try:
             run = run_in_sandbox(
-                tape, sandbox, env, options.step, m.environment.umask, options.trace,
+                tape, sandbox, env, options.step, m.environment.umask, _trace(m, options),
                 options.output, notify, isolation, started=started, tape_name=options.tape_name,
                 build_stdout=2 if options.build_output_to_stderr else 1,
             )  # fmt: skip
@@ -316,6 +316,17 @@ def replay(
             shutil.rmtree(sandbox, ignore_errors=True)
 
 
+def _trace(m: Manifest, options: ReplayOptions) -> str:
+    """The tracer of the replay's own recording: the tape's, unless one was asked for.
+    Tracers see different things (strace, the dynamic loader's opens of libc): the diff
+    of a tape recorded with --trace strace against a replay under the interposer named
+    `reads /lib/x86_64-linux-gnu/libc.so.6 only in A` as the cause."""
+    recorded = m.tracing.mode
+    return (
+        recorded if options.trace == "auto" and recorded in ("strace", "preload") else options.trace
+    )
+
+
 def _diff_cause(
     tape: Tape,
     options: ReplayOptions,
@@ -337,7 +348,7 @@ def _diff_cause(
         notify("the replay diverged; running it again under the recorder for diff's account")
         again = run_in_sandbox(
             tape, sandbox / "recorded", env, None, tape.manifest.environment.umask,
-            options.trace, None, notify, isolation, traced=True,
+            _trace(tape.manifest, options), None, notify, isolation, traced=True,
             build_stdout=2 if options.build_output_to_stderr else 1,
         )  # fmt: skip
         replayed = again.tape

@@ -74,6 +74,24 @@ def test_replay_names_exactly_the_nondeterministic_output(
     assert "out/stamp.txt" in step and "stable" not in step
 
 
+def test_a_tape_recorded_with_strace_is_accounted_for_by_a_replay_under_strace(
+    fixture_copy: Callable[..., Path], tmp_path: Path
+) -> None:
+    # cargo under --trace strace replayed with "diff: cargo (the build command) reads
+    # /lib/x86_64-linux-gnu/libc.so.6 only in A": the replay's own recording used the
+    # interposer, which does not see the dynamic loader open libc, and strace does.
+    ws = fixture_copy("nondeterministic")
+    tape = tmp_path / "nd.tape"
+    buildtape("record", "-q", "--trace", "strace", "-o", tape, "--", "make", cwd=ws, check=True)
+    out = buildtape("replay", "--format", "json", "-o", tmp_path / "again.tape", tape)
+    assert out.returncode == 1, out.stderr.decode()
+    cause = json.loads(out.stdout)["diff_cause"]
+    assert cause.startswith("nondeterministic: same command and inputs"), cause
+    assert "out/stamp.txt" in cause and "only in" not in cause, cause
+    with open_tape(tmp_path / "again.tape") as again:
+        assert again.manifest.tracing.mode == "strace"
+
+
 def test_replay_one_step(c_make_tape: tuple[Path, Path], tmp_path: Path) -> None:
     tape, _ = c_make_tape
     step = compile_step(tape, "vec.c")
