@@ -141,9 +141,26 @@ def _blind_spots(m: Manifest, world: World) -> list[str]:
     """A note when listed-only files were restored as placeholders although the recorder
     may not have seen every read (static executables, or files no process wrote: Go makes
     its system calls without libc, so the interposer sees neither)."""
-    placeholders = len(world.placeholders) + len(world.rest_placeholders)
+    restored = [*world.placeholders, *world.rest_placeholders]
+    placeholders = len(restored)
     if not placeholders:
         return []
+    if m.tracing.files == "strace":
+        # strace saw every open, a static program's too: a placeholder matters only where a
+        # process read it, which happens when a static program changed a file whose old
+        # content only the interposer could have kept (go build over its last output).
+        read = {r for p in m.processes for r in p.reads}
+        kept = {e.path for e in m.inputs if e.blob is not None}
+        hit = sorted(e.path for e in restored if e.path in read and e.path not in kept)
+        if not hit:
+            return []
+        return [
+            f"{', '.join(hit[:3])}{' …' if len(hit) > 3 else ''}: read by the build, but the "
+            "tape holds no content of it (a static program changed it, and the recorder "
+            "keeps a file's old content only where the interposer saw the change), so it "
+            "was restored as a placeholder of its size, which the build may read as "
+            "content; record with --snapshot full to keep every file's pre-build content"
+        ]
     written = {w for p in m.processes for w in p.writes}
     # A symbolic link no process was seen making (`ln -s` under --trace strace, which
     # does not trace symlink(2), or in a tape from before the interposer saw it) says

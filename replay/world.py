@@ -282,6 +282,15 @@ def step_world(m: Manifest, step_id: int) -> World:
             listed.append(entry)
         else:
             files.append(entry)
+    # An intermediate outside the workspace that a process outside the step wrote, and the
+    # tape does not hold: a static program (go) wrote and deleted it with its own system
+    # calls, where the interposer could not keep it (go's importcfg in /tmp/go-build…).
+    held = {i.path for i in m.intermediates}
+    theirs = {w for p in m.processes if p.id not in ids for w in p.writes if w.startswith("/")}
+    own = {w for p in procs for w in p.writes}
+    unavailable += sorted(
+        {r for p in procs for r in p.reads if r in theirs and r not in held and r not in own}
+    )
     unseen = sorted(
         e.path for e in files + listed if e.path not in before and e.path not in written_by_any
     )

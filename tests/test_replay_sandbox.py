@@ -918,6 +918,46 @@ def test_a_wheel_replayed_with_an_empty_cache_is_explained_by_its_times(tmp_path
     assert ".cache" not in cause
 
 
+@pytest.mark.skipif(shutil.which("go") is None, reason="go is not installed")
+def test_a_go_build_over_its_last_output_names_that_file_and_the_remedy(tmp_path: Path) -> None:
+    # A Go module rebuilt over its last output, recorded with --trace strace, replayed as
+    # 'build output "hello" already exists and is not an object file' under a note that
+    # said to record with --trace strace: go reads the old binary, whose content only the
+    # interposer could have kept before go (static, no libc) replaced it.
+    # A cache of its own: the compile and link run, whatever the machine built before.
+    cache = str(tmp_path / "gocache")
+    env = {**os.environ, "GOFLAGS": "-trimpath", "GOTOOLCHAIN": "local", "GOCACHE": cache}
+    ws = tmp_path / "go-tiny"
+    shutil.copytree(FIXTURES / "go-tiny", ws)
+    (ws / "NOTES.txt").write_text("no step reads this\n")
+    build = ("--trace", "strace", "--", "go", "build", "-o", "hello", ".")
+    first = tmp_path / "first.tape"
+    buildtape("record", "-q", "-o", first, *build, cwd=ws, env=env, check=True, timeout=300)
+    verdict = replay_json(first, env=env)
+    # NOTES.txt comes back as a placeholder, and strace saw that nothing read it.
+    assert verdict["reproduced"], verdict
+    assert not [n for n in verdict["notes"] if "placeholder" in n], verdict["notes"]
+    # Alone, the compile of main finds go.mod (which go read, and the tape holds) as a
+    # placeholder, and lacks the importcfg go wrote in /tmp and deleted (static: nothing
+    # kept it): that is said, not a note that names go.mod.
+    step = next(
+        r
+        for r in Recorded(first, ws).steps()
+        if r["argv"][0].endswith("/compile") and r["argv"][-1].endswith("/main.go")
+    )
+    verdict = replay_json(first, "--step", step["id"], env=env)
+    assert not [n for n in verdict["notes"] if "placeholder" in n], verdict["notes"]
+    assert any(p.endswith("/importcfg") for p in verdict["missing_inputs"]), verdict
+    with (ws / "main.go").open("a") as f:
+        f.write("\nfunc probeSeed() int { return 42 }\n")
+    again = tmp_path / "again.tape"
+    buildtape("record", "-q", "-o", again, *build, cwd=ws, env=env, check=True, timeout=300)
+    notes = [n for n in replay_json(again, env=env)["notes"] if "placeholder" in n]
+    assert len(notes) == 1, notes
+    assert notes[0].startswith("hello: read by the build"), notes
+    assert "record with --snapshot full" in notes[0] and "--trace strace" not in notes[0]
+
+
 def test_a_step_makes_the_directory_it_made_in_the_recording(tmp_path: Path) -> None:
     # msgpack's bdist_wheel step, replayed alone, failed with "[Errno 17] File exists:
     # 'build/bdist.linux-x86_64/wheel/msgpack-1.2.4.dist-info'": the replay had made every

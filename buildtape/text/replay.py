@@ -67,7 +67,10 @@ def varied_json(r: VaryResult) -> dict[str, object]:
 def replayed(result: ReplayResult) -> str:
     out = [f"drift: {d.path}: {d.recorded} in the tape, {d.here} here" for d in result.drift]
     out += [f"env: {note}" for note in result.env_notes]
-    out += [f"input not in the tape (too large or secret): {p}" for p in result.missing_inputs]
+    out += [
+        f"input not in the tape (too large, secret, or gone before the build ended): {p}"
+        for p in result.missing_inputs
+    ]
     if result.isolation_note:
         out.append(f"note: {result.isolation_note}")
     out += [f"note: {note}" for note in result.notes]
