@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,6 +104,8 @@ JQ = ("sh", "-c", "./configure -q --disable-docs --without-oniguruma >/dev/null 
 JQ_PREP = lambda ws: subprocess.run(["autoreconf", "-fi"], cwd=ws, check=True, capture_output=True)  # noqa: E731
 GO = ("go", "test", "-c", "-o", "uuid.test", ".")
 GO_ENV: dict[str, str | None] = {"GOFLAGS": "-trimpath", "GOTOOLCHAIN": "local"}
+# A comment no build cache has seen: A compiles the package, B finds it in the cache.
+GO_FRESH = append("uuid.go", f"\n// {uuid.uuid4().hex}\n")
 
 
 def next_second() -> None:
@@ -221,6 +224,10 @@ CASES = [
          env_b={"CC": "clang-14"}, absent=("--version", "more independent")),
     Case("jq-hdr", "jq", JQ, ("src/jv.h changed",), prepare=JQ_PREP,
          seed=edit("src/jv.h", "#define JV_H", "#define JV_H\n#define JQ_SEEDED 1")),
+    # Two recordings in one place: B took A's compiles from the build cache, and diff left
+    # the likely cause empty.
+    Case("go-cache", "golang-github-google-uuid", GO, ("B took", "from the cache A wrote"),
+         prepare=GO_FRESH, env_a=GO_ENV, env_b=GO_ENV, dir_b="a"),
     # Identical rebuilds: the second recording in the same checkout, rebuilt from a clean copy.
     Case("bz-same", "bzip2", BZ, ()),
     Case("zc-same", "zlib", ZC, ()),

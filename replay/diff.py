@@ -21,10 +21,11 @@ from recorder.model import REDACTED, Manifest
 from recorder.normalize import Normalizer
 from recorder.tape import Tape
 from replay import diff_limits
-from replay.causes import Causes, explain, incidental
+from replay.causes import Causes, cache_dirs, explain, in_cache, incidental
 from replay.content_diff import ContentOptions, FileChange, Side, compare_files
 from replay.steps import (
     Graph,
+    Matching,
     Node,
     build_graph,
     comparable_env,
@@ -355,6 +356,40 @@ def _probe(n: Node) -> bool:
     )
 
 
+def _unmatched(ga: Graph, gb: Graph, matching: Matching) -> str | None:
+    """The steps one build ran and the other did not, in words; when the other took their
+    results from a cache that this one wrote (go's build cache under ``~/.cache``), so."""
+    gone = [n for n in matching.only_a if not _probe(n)]
+    new = [n for n in matching.only_b if not _probe(n)]
+    if not gone and not new:
+        return None
+    caches = cache_dirs(ga) | cache_dirs(gb)
+    parts = []
+    for steps, side, ran, other in ((gone, "A", ga, gb), (new, "B", gb, ga)):
+        if not steps:
+            continue
+        names = ", ".join(f"#{n.proc.id} {_cut(n.identity, 60)}" for n in steps[:3])
+        if len(steps) > 3:
+            names += f" and {len(steps) - 3} more"
+        wrote = {w for n in ran.nodes.values() for w in n.writes if in_cache(w, caches)}
+        hits = sorted({r for n in other.nodes.values() for r in n.raw_reads if r in wrote})
+        if hits:
+            where = next(d for d in sorted(caches) if in_cache(hits[0], {d}))
+            text = (
+                f"{'B' if side == 'A' else 'A'} took {len(steps)} step"
+                f"{'s' if len(steps) > 1 else ''} of {side} from the cache {side} wrote "
+                f"({where}): {names}"
+            )
+        else:
+            text = f"step{'s' if len(steps) > 1 else ''} only in {side}: {names}"
+        parts.append(text)
+    return "; ".join(parts)
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def _only(n: Node) -> OnlyStep:
     return OnlyStep(n.proc.id, n.proc.argv, _probe(n))
 
@@ -418,7 +453,7 @@ def diff(ta: Tape, tb: Tape, options: DiffOptions) -> DiffReport:
     )  # fmt: skip
     verdict, causes = _verdict(
         different, explained, inputs, tools, env, command, options, (a.workspace, b.workspace),
-        _nondeterminism(explained, sa, sb, ga),
+        _nondeterminism(explained, sa, sb, ga), _unmatched(ga, gb, matching),
     )  # fmt: skip
     return DiffReport(
         equivalent=not different,
@@ -449,6 +484,7 @@ def _verdict(
     options: DiffOptions,
     workspaces: tuple[str, str],
     notes: _Nondet,
+    unmatched: str | None,
 ) -> tuple[str, list[str]]:
     if not different:
         how = "" if options.normalize else " (without normalisation)"
@@ -486,6 +522,8 @@ def _verdict(
         return "different", ["workspace inputs differ: " + ", ".join(i.path for i in inputs[:5])]
     if tools:
         return "different", ["toolchain differs: " + ", ".join(t.path for t in tools[:5])]
+    if unmatched:
+        return "different", [unmatched]
     if env.added or env.removed or env.changed:
         return "different", ["the environment differs"]
     return "different", []

@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -299,6 +300,32 @@ def test_two_go_builds_are_equivalent(tmp_path: Path) -> None:
         tapes.append(tape)
     out = buildtape("diff", *tapes)
     assert out.returncode == 0, out.stdout.decode()
+
+
+@pytest.mark.skipif(shutil.which("go") is None, reason="go is not installed")
+def test_a_go_build_that_took_its_compiles_from_the_cache_says_so(tmp_path: Path) -> None:
+    # copystructure (a Go module with a dependency) recorded twice in one place: the second
+    # found its compiles in the build cache the first wrote, and diff said "different"
+    # with an empty likely cause. A comment no cache has seen makes the first compile.
+    env = {**os.environ, "GOFLAGS": "-trimpath", "GOTOOLCHAIN": "local"}
+    fresh = f"\n// {uuid.uuid4().hex}\n"
+    ws = tmp_path / "go-tiny"
+    tapes = []
+    for side in ("a", "b"):
+        shutil.rmtree(ws, ignore_errors=True)
+        shutil.copytree(FIXTURES / "go-tiny", ws)
+        with (ws / "main.go").open("a") as f:
+            f.write(fresh)
+        tape = tmp_path / f"{side}.tape"
+        buildtape("record", "-q", "-o", tape, "--", "go", "build", "-o", "hello", ".",
+                  cwd=ws, env=env, check=True, timeout=300)  # fmt: skip
+        tapes.append(tape)
+    out = buildtape("diff", *tapes)
+    lines = out.stdout.decode().splitlines()
+    assert lines[0] == "verdict: different", out.stdout.decode()
+    cause = lines[1]
+    assert cause.startswith("likely cause: B took "), cause
+    assert "of A from the cache A wrote" in cause and "compile" in cause, cause
 
 
 @pytest.mark.skipif(shutil.which("go") is None, reason="go is not installed")
