@@ -14,6 +14,8 @@ Each output that differs gets one reason, checked in this order:
 - ``tempname``: equal once random temporary names (``/tmp/jqTtvJPt``) are masked too;
 - ``nondeterministic``: same command, same inputs, same place, different output;
 - ``missing`` / ``extra``: the replay did not write it, or wrote it and the recording did not.
+- ``incomplete``: what would be ``nondeterministic``, in a replay that lacked inputs the
+  tape does not hold (replay/replay.py decides it): it says nothing of determinism.
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ def zip_equal_but_times(a: bytes, b: bytes) -> bool:
 class Finding:
     path: str
     # bookkeeping | drift | path | timestamp | tempname | nondeterministic | missing | extra
+    # | incomplete
     reason: str
     why: str
     expected: bool = False  # an expected difference: does not count against reproduction

@@ -270,11 +270,16 @@ def step_world(m: Manifest, step_id: int) -> World:
         needed |= libraries
         needed -= {path for path in libraries if at_start(path) is None}
     files, listed, absent, unavailable = [], [], [], []
+    # What an ancestor wrote while the step ran below it, and the build deleted: rustc
+    # writes its objects, runs the linker on them as its child, and removes them.
+    theirs_gone = {
+        w for p in m.processes if p.id in ancestors(m, step) for w in p.writes if final(w) is None
+    }
     for path in sorted(needed | writes):
         entry = at_start(path)
         if entry is None:
-            if earlier.get(path) and path in needed:  # an earlier step wrote it; now gone
-                unavailable.append(path)
+            if path in needed and (earlier.get(path) or path in theirs_gone):
+                unavailable.append(path)  # an earlier step or an ancestor wrote it; now gone
             elif path in writes:
                 absent.append(path)
             continue

@@ -958,6 +958,19 @@ def test_a_go_build_over_its_last_output_names_that_file_and_the_remedy(tmp_path
     assert "record with --snapshot full" in notes[0] and "--trace strace" not in notes[0]
 
 
+def test_a_step_whose_parent_wrote_and_deleted_its_input_says_so(tmp_path: Path) -> None:
+    # cargo's link step (cc under rustc) replayed alone failed on the .rcgu.o objects that
+    # rustc, its parent, had written and deleted, and was called "nondeterministic, same
+    # command and inputs": the tape had no content for them, and the replay said nothing.
+    rec = _record(tmp_path, "parent-writes", "make")
+    step = next(r for r in rec.steps() if r["argv"][:2] == ["sh", "-c"])
+    verdict = replay_json(rec.tape, "--step", step["id"])
+    assert not verdict["reproduced"]
+    assert verdict["missing_inputs"] == ["part.txt"], verdict
+    reasons = {f["path"]: f["reason"] for f in verdict["findings"]}
+    assert reasons == {"sorted.txt": "incomplete"}, verdict["findings"]
+
+
 def test_a_step_makes_the_directory_it_made_in_the_recording(tmp_path: Path) -> None:
     # msgpack's bdist_wheel step, replayed alone, failed with "[Errno 17] File exists:
     # 'build/bdist.linux-x86_64/wheel/msgpack-1.2.4.dist-info'": the replay had made every
