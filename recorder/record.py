@@ -137,10 +137,10 @@ def _record(
     try:
         tmp = workdir.name
         umask = current_umask()
+        plan = replace(plan, excludes=excludes)
+        before = survey(plan.workspace, excludes)  # while the interposer is looked up
         observer = observing.result()
         full = options.snapshot == "full" or observer.files == "none"
-        plan = replace(plan, excludes=excludes)
-        before = survey(plan.workspace, excludes)
         if full:
             max_store = options.max_store_bytes
             stored = scan(plan.workspace, excludes, _kind(store, "input"), max_store)
