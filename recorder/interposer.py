@@ -332,6 +332,8 @@ class InterposerLog:
             self._writer[path] = pid
         if op == "d":
             proc.deleted.setdefault(path, t)
+        if op == "k":
+            proc.made_dirs.setdefault(path, t)
         if op == "a":
             self.attrs.add(path)
         if op == "m" and len(parts) > 3:

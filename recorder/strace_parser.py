@@ -1,7 +1,7 @@
 """Turns ``strace -f -ttt`` output, line by line, into a process tree with file accesses.
 
 Only what the recorder asks strace to trace is understood: exec, open, rename, unlink,
-chdir and the clone family, plus the ``+++ exited/killed +++`` lines. Threads (clones
+mkdir, chdir and the clone family, plus the ``+++ exited/killed +++`` lines. Threads (clones
 with ``CLONE_THREAD``) are folded into their process. Anything else is ignored, so an
 unexpected line costs a missed detail, never a crash.
 """
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 TRACED_SYSCALLS = (
     "execve,execveat,open,openat,creat,rename,renameat,renameat2,"
-    "unlink,unlinkat,chdir,clone,clone3,fork,vfork"
+    "unlink,unlinkat,mkdir,mkdirat,chdir,clone,clone3,fork,vfork"
 )
 # With the LD_PRELOAD shim reporting file events, strace only needs to see processes.
 PROCESS_SYSCALLS = "execve,execveat,chdir,clone,clone3,fork,vfork"
@@ -48,6 +48,8 @@ class TracedProcess:
     reads: dict[str, float] = field(default_factory=dict)
     writes: dict[str, float] = field(default_factory=dict)
     deleted: dict[str, float] = field(default_factory=dict)
+    # Directories it made (mkdir, mkdirat).
+    made_dirs: dict[str, float] = field(default_factory=dict)
     # The kernel's pid, when ``pid`` is a key of the recorder's own: the pid was reused by a
     # later process of the same build (``recorder.interposer``, ``StraceParser``), which
     # keeps the pid itself.
@@ -59,13 +61,16 @@ class TracedProcess:
 
 
 def add_file_events(target: TracedProcess, source: TracedProcess) -> None:
-    """Give ``target`` the files ``source`` read, wrote and deleted (first times kept)."""
+    """Give ``target`` the files ``source`` read, wrote and deleted, and the directories it
+    made (first times kept)."""
     for path, t in source.reads.items():
         target.reads.setdefault(path, t)
     for path, t in source.writes.items():
         target.writes.setdefault(path, t)
     for path, t in source.deleted.items():
         target.deleted.setdefault(path, t)
+    for path, t in source.made_dirs.items():
+        target.made_dirs.setdefault(path, t)
 
 
 def align_keys(traced: list[TracedProcess], known: Mapping[int, TracedProcess]) -> None:
@@ -457,6 +462,11 @@ class StraceParser:
             path = self._path_arg(proc, args, 0 if at else None, 1 if at else 0)
             if path and not path.startswith(self._skip):
                 proc.deleted.setdefault(path, t)
+        elif name in ("mkdir", "mkdirat"):
+            at = name == "mkdirat"
+            path = self._path_arg(proc, args, 0 if at else None, 1 if at else 0)
+            if path and not path.startswith(self._skip):
+                proc.made_dirs.setdefault(path, t)
         elif name == "chdir":
             path = self._path_arg(proc, args, None, 0)
             if path:
@@ -488,13 +498,7 @@ class StraceParser:
                         waiting.remove(child_pid)
                 del self._procs[child_pid]
                 # The thread ran before its clone returned in the parent: fold it in.
-                for src, dst in (
-                    (early.reads, parent.reads),
-                    (early.writes, parent.writes),
-                    (early.deleted, parent.deleted),
-                ):
-                    for path, when in src.items():
-                        dst.setdefault(path, when)
+                add_file_events(parent, early)
             return
         inherited = self._fds.get(parent.pid)
         if inherited:  # a fork's descriptors are copies of its parent's at the clone
@@ -601,6 +605,7 @@ def _rebase(proc: TracedProcess, base: str) -> None:
     proc.reads = paths(proc.reads)
     proc.writes = paths(proc.writes)
     proc.deleted = paths(proc.deleted)
+    proc.made_dirs = paths(proc.made_dirs)
 
 
 def _placed(proc: TracedProcess, base: str) -> TracedProcess:

@@ -11,7 +11,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import buildtape
+import pytest
+
+from tests.conftest import buildtape, needs_strace
 from tests.test_capture import OLD, manifest, record
 
 LINKS = """\
@@ -30,16 +32,24 @@ swapped: libfoo.so.1
 
 
 def by_argv(m: dict[str, Any]) -> dict[str, tuple[dict[str, Any], list[str], list[str]]]:
-    """Each process by its argv joined, with its workspace reads and its writes."""
+    """Each process by its argv joined, with its workspace reads and writes."""
     paths = m["paths"]
     out = {}
     for p in m["processes"]:
         reads = [paths[i] for i in p["reads"] if not paths[i].startswith("/")]
-        out[" ".join(p["argv"])] = (p, reads, [paths[i] for i in p["writes"]])
+        writes = [paths[i] for i in p["writes"] if not paths[i].startswith("/")]
+        out[" ".join(p["argv"])] = (p, reads, writes)
     return out
 
 
-def test_names_made_by_link_and_symlink_are_writes_of_their_step(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "trace",
+    [(), pytest.param(("--trace", "strace", "--file-events", "strace"), marks=needs_strace)],
+    ids=["interposer", "strace"],
+)
+def test_names_made_by_link_and_symlink_are_writes_of_their_step(
+    tmp_path: Path, trace: tuple[str, ...]
+) -> None:
     ws = tmp_path / "ws"
     ws.mkdir()
     (ws / "Makefile").write_text(LINKS)
@@ -48,7 +58,7 @@ def test_names_made_by_link_and_symlink_are_writes_of_their_step(tmp_path: Path)
     for name in ("Makefile", "foo.c", "swapped"):
         os.utime(ws / name, (OLD, OLD))
     tape = tmp_path / "links.tape"
-    record(ws, tape, "make")
+    record(ws, tape, "make", extra=trace)
     m = manifest(tape)
     procs = by_argv(m)
     _, _, writes = procs["ln -s libfoo.so.1 libfoo.so"]
@@ -57,6 +67,8 @@ def test_names_made_by_link_and_symlink_are_writes_of_their_step(tmp_path: Path)
     assert (reads, writes) == (["foo.c"], ["hard.c"])
     _, reads, writes = procs["cp -l foo.c copy.c"]
     assert (reads, writes) == (["foo.c"], ["copy.c"])
+    if not trace:  # what the interposer keeps in its save directory is no event of the build
+        assert not any("/saved/" in m["paths"][i] for p in m["processes"] for i in p["writes"])
     # ln -sf makes the link under a temporary name and renames it over the old file.
     _, _, writes = procs["ln -sf libfoo.so.1 swapped"]
     assert "swapped" in writes

@@ -903,6 +903,38 @@ def test_a_step_makes_the_directory_it_made_in_the_recording(tmp_path: Path) -> 
     verdict = replay_json(rec.tape, "--step", step["id"])
     assert verdict["exit"] == {"recorded": 0, "replayed": 0}, verdict
     assert {o["path"]: o["status"] for o in verdict["outputs"]} == {"packed.txt": "same"}
+    # A tape from before mkdir(2) was recorded (format 1.3): the replay guesses the same.
+    from tests.conftest import rewrite
+
+    def to_1_3(m: dict[str, Any]) -> None:
+        m["format_version"] = "1.3"
+        m["tracing"].pop("made_dirs")
+        for proc in m["processes"]:
+            proc.pop("made_dirs", None)
+
+    old = rewrite(rec.tape, tmp_path / "old.tape", to_1_3)
+    with open_tape(old) as t:
+        assert not t.manifest.tracing.made_dirs
+        assert not any(p.made_dirs for p in t.manifest.processes)
+    verdict = replay_json(old, "--yes", "--step", step["id"])
+    assert verdict["exit"] == {"recorded": 0, "replayed": 0}, verdict
+
+
+@pytest.mark.parametrize("trace", ["auto", "strace"])
+def test_a_step_is_left_to_make_the_directories_it_made(tmp_path: Path, trace: str) -> None:
+    # `mkdir out && mkdir out/sub && cc -o out/sub/hello`: the build keeps both directories,
+    # so only the record of who made them (format 1.4) tells the replay of that step not
+    # to make them first, where the step's mkdir would fail.
+    rec = _record(tmp_path, "made-dirs", "make", options=("--trace", trace))
+    with open_tape(rec.tape) as t:
+        m = t.manifest
+    assert m.tracing.made_dirs
+    made = {d: p.argv for p in m.processes for d in p.made_dirs}
+    assert made == {"out": ["mkdir", "out"], "out/sub": ["mkdir", "out/sub"]}
+    step = next(r for r in rec.steps() if "mkdir out &&" in " ".join(r["argv"]))
+    verdict = replay_json(rec.tape, "--step", step["id"])
+    assert verdict["exit"] == {"recorded": 0, "replayed": 0}, verdict
+    assert {o["path"]: o["status"] for o in verdict["outputs"]} == {"out/sub/hello": "same"}
 
 
 def test_a_step_that_lists_a_directory_finds_what_was_there(tmp_path: Path) -> None:

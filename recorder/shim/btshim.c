@@ -2,16 +2,16 @@
  * buildtape interposer, loaded into the build with LD_PRELOAD: process and file events
  * without ptrace stops.
  *
- * File events. It wraps libc's open/openat/creat/fopen/rename/unlink/link families. After a
- * call that succeeded it appends one line to the file named by $BUILDTAPE_FILELOG:
+ * File events. It wraps libc's open/openat/creat/fopen/rename/unlink/link/mkdir families.
+ * After a call that succeeded it appends one line to the file named by $BUILDTAPE_FILELOG:
  *
  *     <pid> \t <op> \t <absolute path> [\t <absolute path>] \n
  *
  * with op r (opened for reading), w (for writing, or truncated), u (read and write),
- * d (deleted), m (renamed: source, then target) or a (mode or times changed). A name that
- * link/symlink made is a w, a hard link's source an r, and so is a shared object that the
- * dynamic loader mapped from under $BUILDTAPE_WORKSPACE (its list is read when the image
- * starts, before each dlclose and at exit: see loaded_objects).
+ * d (deleted), m (renamed: source, then target), k (a directory made) or a (mode or times
+ * changed). A name that link/symlink made is a w, a hard link's source an r, and so is a
+ * shared object that the dynamic loader mapped from under $BUILDTAPE_WORKSPACE (its list
+ * is read when the image starts, before each dlclose and at exit: see loaded_objects).
  *
  * Process events, as lines that start with a capital letter (strings escaped: \\ \t \n):
  *
@@ -437,6 +437,24 @@ int symlinkat(const char *target, int dirfd, const char *path) {
     int rc = real_symlinkat(target, dirfd, path);
     if (rc == 0)
         emit('w', dirfd, path, 0, NULL);
+    return rc;
+}
+
+/* A directory this process made is logged as  pid k path : a step replayed alone must be
+ * left to make it (`mkdir out` and Python's os.mkdir fail when it is already there). */
+int mkdir(const char *path, mode_t mode) {
+    REAL(mkdir);
+    int rc = real_mkdir(path, mode);
+    if (rc == 0)
+        emit('k', AT_FDCWD, path, 0, NULL);
+    return rc;
+}
+
+int mkdirat(int dirfd, const char *path, mode_t mode) {
+    REAL(mkdirat);
+    int rc = real_mkdirat(dirfd, path, mode);
+    if (rc == 0)
+        emit('k', dirfd, path, 0, NULL);
     return rc;
 }
 
