@@ -1,9 +1,9 @@
 """Turns ``strace -f -ttt`` output, line by line, into a process tree with file accesses.
 
 Only what the recorder asks strace to trace is understood: exec, open, rename, unlink,
-mkdir, chdir and the clone family, plus the ``+++ exited/killed +++`` lines. Threads (clones
-with ``CLONE_THREAD``) are folded into their process. Anything else is ignored, so an
-unexpected line costs a missed detail, never a crash.
+link, symlink, mkdir, chdir and the clone family, plus the ``+++ exited/killed +++``
+lines. Threads (clones with ``CLONE_THREAD``) are folded into their process. Anything else
+is ignored, so an unexpected line costs a missed detail, never a crash.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 TRACED_SYSCALLS = (
     "execve,execveat,open,openat,creat,rename,renameat,renameat2,"
-    "unlink,unlinkat,mkdir,mkdirat,chdir,clone,clone3,fork,vfork"
+    "unlink,unlinkat,link,linkat,symlink,symlinkat,mkdir,mkdirat,chdir,clone,clone3,fork,vfork"
 )
 # With the LD_PRELOAD shim reporting file events, strace only needs to see processes.
 PROCESS_SYSCALLS = "execve,execveat,chdir,clone,clone3,fork,vfork"
@@ -453,6 +453,23 @@ class StraceParser:
             dst = self._path_arg(proc, args, 2 if at else None, 3 if at else 1)
             if src and not src.startswith(self._skip):
                 proc.deleted.setdefault(src, t)
+            if dst and not dst.startswith(self._skip):
+                proc.writes.setdefault(dst, t)
+        elif name in ("link", "linkat"):
+            # link(old, new) or linkat(olddirfd, old, newdirfd, new, flags): the new name is
+            # a write, the file it names (the old one's bytes) a read; /proc/self/fd/N (an
+            # O_TMPFILE made visible) is skipped as any /proc path is.
+            at = name == "linkat"
+            src = self._path_arg(proc, args, 0 if at else None, 1 if at else 0)
+            dst = self._path_arg(proc, args, 2 if at else None, 3 if at else 1)
+            if src and not src.startswith(self._skip):
+                proc.reads.setdefault(src, t)
+            if dst and not dst.startswith(self._skip):
+                proc.writes.setdefault(dst, t)
+        elif name in ("symlink", "symlinkat"):
+            # symlink(target, new) or symlinkat(target, newdirfd, new): the target is text.
+            at = name == "symlinkat"
+            dst = self._path_arg(proc, args, 1 if at else None, 2 if at else 1)
             if dst and not dst.startswith(self._skip):
                 proc.writes.setdefault(dst, t)
         elif name in ("unlink", "unlinkat"):
