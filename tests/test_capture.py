@@ -115,6 +115,28 @@ def test_prebuild_content_of_overwritten_truncated_renamed_and_deleted_files(
     assert out.returncode == 0, out.stdout.decode() + out.stderr.decode()
 
 
+@pytest.mark.parametrize("trace", ["auto", pytest.param("strace", marks=needs_strace)])
+def test_a_rewrite_that_puts_the_mtime_back_is_a_change(tmp_path: Path, trace: str) -> None:
+    # Same size, same mtime (touch -r, cp -p, tar x do this), same inode: only the ctime,
+    # which no call can set, says the file changed. Both ways of finding changes (the
+    # interposer's records, and the second walk of --trace strace) look at it.
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "data.txt").write_bytes(b"old\n")
+    os.utime(ws / "data.txt", (OLD, OLD))
+    tape = tmp_path / "t.tape"
+    script = f"echo new > data.txt && touch -d @{OLD} data.txt"
+    record(ws, tape, "sh", "-c", script, extra=("--trace", trace))
+    assert (ws / "data.txt").stat().st_mtime_ns == OLD * 10**9
+    m = manifest(tape)
+    assert m["tracing"]["changes"] == ("seen" if trace == "auto" else "walk")
+    outputs = {e["path"]: e for e in m["outputs"]}
+    assert outputs["data.txt"]["change"] == "modified", m["outputs"]
+    assert outputs["data.txt"]["sha256"] == hashlib.sha256(b"new\n").hexdigest()
+    inputs = {e["path"]: e for e in m["inputs"]}
+    assert inputs["data.txt"]["sha256"] == hashlib.sha256(b"old\n").hexdigest()
+
+
 PARALLEL_CD = """\
 DIRS := $(patsubst %,d%,$(shell seq 1 12))
 all: $(DIRS)
