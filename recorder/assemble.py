@@ -192,6 +192,7 @@ def processes(plan: Plan, run: BuildRun, observer: Observer, cache: HashCache) -
                 env=_delta_of(tp, by_pid, tags, envs, plan, root),
                 static=static,
                 made_dirs=[relative(p, workspace) for p in tp.made_dirs],
+                forked=tp.forked and tp.parent_pid is not None,
             )
         )
     return out

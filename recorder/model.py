@@ -217,6 +217,9 @@ class Process:
     # Format 1.4. The directories it made (mkdir), when ``Tracing.made_dirs`` says they
     # were recorded; a step replayed alone is left to make these itself.
     made_dirs: list[str] = field(default_factory=list)
+    # Format 1.4. A fork that never exec'd (a subshell): it ran its parent's program, whose
+    # argv and exe it carries, so it is no command to run again on its own.
+    forked: bool = False
 
     @property
     def duration_s(self) -> float | None:
@@ -245,6 +248,7 @@ class Process:
             **({"env": self.env} if self.env is not None else {}),
             **({"static": True} if self.static else {}),
             **({"made_dirs": [path_id(p) for p in self.made_dirs]} if self.made_dirs else {}),
+            **({"forked": True} if self.forked else {}),
         }
 
     @classmethod
@@ -277,6 +281,7 @@ class Process:
             env=_env_delta(f.raw.get("env"), f"{where}.env"),
             static=f.raw.get("static") is True,
             made_dirs=resolve("made_dirs") if "made_dirs" in f.raw else [],
+            forked=f.raw.get("forked") is True,
         )
 
 

@@ -50,6 +50,8 @@ class TracedProcess:
     deleted: dict[str, float] = field(default_factory=dict)
     # Directories it made (mkdir, mkdirat).
     made_dirs: dict[str, float] = field(default_factory=dict)
+    # A fork that never exec'd: it ran its parent's program (argv and exe are the parent's).
+    forked: bool = False
     # The kernel's pid, when ``pid`` is a key of the recorder's own: the pid was reused by a
     # later process of the same build (``recorder.interposer``, ``StraceParser``), which
     # keeps the pid itself.
@@ -532,6 +534,7 @@ class StraceParser:
                 argv=parent.argv,
                 exe=parent.exe,
                 exec_cwd=parent.exec_cwd,
+                forked=True,
             )
             self._procs[child_pid] = child
             if parent.argv is None:
@@ -549,6 +552,7 @@ class StraceParser:
             self._place(child, parent)
         if child.argv is None:
             child.argv, child.exe, child.exec_cwd = parent.argv, parent.exe, parent.exec_cwd
+            child.forked = True
             if parent.argv is None:
                 self._blind.setdefault(parent.pid, []).append(child_pid)
             else:
@@ -574,6 +578,7 @@ class StraceParser:
         proc.exe = self._resolve(proc, None, path) or path
         proc.argv = list(argv) if isinstance(argv, list) else [path]
         proc.exec_cwd = proc.cwd
+        proc.forked = False
         self.execs.append((proc.pid, proc.exe))
         fds = self._fds.get(proc.pid)
         if fds:  # the exec closed those opened close-on-exec

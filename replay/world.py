@@ -180,6 +180,11 @@ def step_world(m: Manifest, step_id: int) -> World:
     step = next(p for p in procs if p.id == step_id)
     if not step.argv:
         raise WorldError(f"step {step.id} has no recorded argv (it was not traced)")
+    if step.forked and step.parent_id is not None:
+        raise WorldError(
+            f"step {step.id} is a fork of step {step.parent_id} that ran no program of its own "
+            f"(a subshell); replay step {step.parent_id} instead"
+        )
     cwd = step_cwd(m, step)
     ids = {p.id for p in procs}
     start = min(p.start_s for p in procs)

@@ -137,6 +137,37 @@ def test_a_rewrite_that_puts_the_mtime_back_is_a_change(tmp_path: Path, trace: s
     assert inputs["data.txt"]["sha256"] == hashlib.sha256(b"old\n").hexdigest()
 
 
+@pytest.mark.parametrize("trace", ["auto", pytest.param("strace", marks=needs_strace)])
+def test_a_fork_that_never_execs_has_its_parents_argv(tmp_path: Path, trace: str) -> None:
+    # A subshell runs its parent's program: both tracers name it by the shell's argv (the
+    # interposer gave it an empty one, strace's parser the parent's).
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    script = "( echo hi > sub.txt ); cat sub.txt > copy.txt"
+    tape = tmp_path / "t.tape"
+    record(ws, tape, "sh", "-c", script, extra=("--trace", trace))
+    m = manifest(tape)
+    paths = m["paths"]
+    writers = [p for p in m["processes"] if "sub.txt" in [paths[i] for i in p["writes"]]]
+    assert len(writers) == 1, m["processes"]
+    sub = writers[0]
+    root = next(p for p in m["processes"] if p["parent_id"] is None)
+    assert sub["parent_id"] == root["id"]
+    assert sub["argv"] == root["argv"] == ["sh", "-c", script]
+    # The same program (the command's own exe names it as run, /usr/bin/sh; its subshell's
+    # under the interposer names the file, /usr/bin/dash).
+    assert os.path.realpath(sub["exe"]) == os.path.realpath(root["exe"])
+    # The tape says it ran no program of its own: replaying it alone would run the whole
+    # command again, so the replay names the step to replay instead.
+    assert sub.get("forked") is True and "forked" not in root
+    out = buildtape("replay", tape, "--step", str(sub["id"]))
+    err = out.stderr.decode()
+    from buildtape.exit_codes import ExitCode
+
+    assert out.returncode == ExitCode.REPLAY_FAILED, err
+    assert f"is a fork of step {root['id']}" in err and f"replay step {root['id']} instead" in err
+
+
 PARALLEL_CD = """\
 DIRS := $(patsubst %,d%,$(shell seq 1 12))
 all: $(DIRS)
