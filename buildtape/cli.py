@@ -58,8 +58,7 @@ class LazyGroup(click.Group):
 @click.option(
     "--traceback", is_flag=True, help="Show the Python stack on errors (for bug reports)."
 )
-@click.pass_context
-def cli(ctx: click.Context, traceback: bool) -> None:
+def cli(traceback: bool) -> None:
     """A flight recorder for software builds.
 
     \b
@@ -71,7 +70,8 @@ def cli(ctx: click.Context, traceback: bool) -> None:
     Each command's --help lists its exit codes; `buildtape record` exits with the
     build's own status so it can sit in front of any CI step.
     """
-    ctx.obj = {"traceback": traceback}
+    # ``_run`` reads --traceback from the arguments itself: it must know before click has
+    # parsed them, for an error in parsing.
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
@@ -91,15 +91,17 @@ def _run(args: list[str]) -> NoReturn:
         code = cli.main(args=args, prog_name="buildtape", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        # click turns a Ctrl-C anywhere in a command into Abort: an interruption, not a no.
+        if isinstance(exc.__cause__, KeyboardInterrupt):
+            _interrupted()
         click.echo("buildtape: aborted; nothing was run", err=True)
         sys.exit(ExitCode.ABORTED)
     except click.ClickException as exc:
         exc.show()
         sys.exit(ExitCode.USAGE)
     except KeyboardInterrupt:
-        click.echo("buildtape: interrupted", err=True)
-        sys.exit(ExitCode.INTERRUPTED)
+        _interrupted()
     except Exception as exc:
         # The error table loads only when there is an error to map.
         from buildtape.errors import exit_code, message
@@ -115,3 +117,8 @@ def _run(args: list[str]) -> NoReturn:
         sys.exit(exit_code(exc))
     # A command returns its exit code (None from --help and the like: success).
     sys.exit(ExitCode.OK if code is None else int(code))
+
+
+def _interrupted() -> NoReturn:
+    click.echo("buildtape: interrupted; run the command again to finish it", err=True)
+    sys.exit(ExitCode.INTERRUPTED)

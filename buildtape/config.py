@@ -223,5 +223,19 @@ def workspace_root(cwd: Path | None = None) -> Path:
     return git_toplevel(cwd) or cwd
 
 
+def recorded_workspace(cwd: Path | None = None) -> Path:
+    """The workspace whose history a command run here reads: the nearest directory from
+    ``cwd`` up to the git top level that has one (``record --workspace DIR`` keeps it in
+    ``DIR/.buildtape``), else the workspace a ``record`` started here would take."""
+    cwd = (cwd or Path.cwd()).absolute()
+    root = workspace_root(cwd)
+    for here in (cwd, *cwd.parents):
+        if (here / ".buildtape" / "history.sqlite").is_file():
+            return here
+        if here == root or root not in here.parents:
+            break
+    return root
+
+
 def load_here(env: Mapping[str, str] | None = None) -> Config:
-    return load(workspace_root(), env)
+    return load(recorded_workspace(), env)

@@ -8,6 +8,8 @@ under ``TapeError``) and the order of the table never matters.
 
 from __future__ import annotations
 
+import errno
+
 from buildtape.exit_codes import ExitCode
 from flame.errors import FlameAssetError, FoldedFormatError
 from history.errors import HistoryError, NoBuildSelected, NoHistory, NothingToExport, OtlpError
@@ -39,8 +41,22 @@ class ConfigError(Exception):
     """A configuration file or variable is malformed; the message names it."""
 
 
+class OutputNotWritten(Exception):
+    """A command's result could not be written to the file ``-o`` named."""
+
+    def __init__(self, path: str, cause: OSError) -> None:
+        if cause.errno == errno.ENOSPC:
+            remedy = "free some space or choose another place with -o"
+        elif cause.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            remedy = "choose a place you can write to with -o"
+        else:
+            remedy = "choose another place with -o"
+        super().__init__(f"could not write {path}: {cause.strerror or cause}; {remedy}")
+
+
 EXIT_CODES: dict[type[BaseException], ExitCode] = {
     ConfigError: ExitCode.BAD_INPUT,
+    OutputNotWritten: ExitCode.IO_ERROR,
     HistoryError: ExitCode.IO_ERROR,
     # A history named by --home that is not there (a wrong path in CI must fail).
     NoHistory: ExitCode.NOT_FOUND,
@@ -93,6 +109,11 @@ def message(exc: BaseException) -> str:
     if isinstance(exc, MemoryError):
         return "out of memory; the tape or input is too large for the memory available here"
     if isinstance(exc, OSError):
+        if exc.errno == errno.ENOSPC and not exc.filename:
+            # Only stdout is written without a name (a named file is OutputNotWritten).
+            return "no space left on device for the output; free some space or send it elsewhere"
+        if isinstance(exc, FileNotFoundError) and exc.filename:
+            return f"no file at {exc.filename}; check the path"
         where = f" ({exc.filename})" if exc.filename else ""
         return f"{exc.strerror or exc}{where}"
     if exit_code(exc) == ExitCode.INTERNAL:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from buildtape.errors import OutputNotWritten
 from buildtape.text.units import human_size
 
 
@@ -18,7 +19,21 @@ def write_text(path: str | None, text: str) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
         return
-    target = Path(path)
+    try:
+        if os.path.exists(path) and not os.path.isfile(path):
+            # A device, FIFO or terminal (/dev/stdout, /dev/null, a process substitution):
+            # renaming over it would put a regular file where the device was.
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text)
+            return
+        # Through a symbolic link, the file it names is replaced and the link stays.
+        _replace(Path(os.path.realpath(path)), text)
+    except OSError as exc:
+        raise OutputNotWritten(path, exc) from exc
+
+
+def _replace(target: Path, text: str) -> None:
+    """Write ``target`` whole or not at all: a temporary file beside it, then a rename."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
     try:

@@ -134,13 +134,17 @@ class Reindexed:
 
 
 def reindex(store: HistoryStore, options: ReindexOptions) -> Reindexed:
-    """Rebuild the index from the tapes under the roots (alerts are kept)."""
+    """Rebuild the index from the tapes under the roots and those it names that are
+    still there (alerts are kept)."""
     from recorder.errors import TapeError
     from recorder.tape import open_tape
 
+    # A tape written with -o elsewhere is indexed by its path: kept while it is there.
+    known = {Path(b.tape) for b in store.builds()}
     store.clear_index()
     indexed, bad = 0, []
-    for path in sorted(_tapes(options.roots)):
+    paths = {p.absolute() for p in _tapes(options.roots)} | {p for p in known if p.is_file()}
+    for path in sorted(paths):
         try:
             with open_tape(path) as t:
                 index_tape(store, path, t.manifest)

@@ -19,6 +19,7 @@ import os
 import random
 import re
 import shlex
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -109,7 +110,13 @@ def build_spans(m: Manifest, tape: str) -> Sequence[Any]:
 
     seed = hashlib.sha256(f"{m.started_at}\0{m.host.hostname}\0{m.argv}".encode()).digest()
     resource = Resource.create(
-        {"service.name": "buildtape", "host.name": m.host.hostname, "buildtape.tape": tape}
+        {
+            "service.name": "buildtape",
+            # The SDK would draw a random one: the same tape must send the same bytes.
+            "service.instance.id": str(uuid.UUID(bytes=seed[:16])),
+            "host.name": m.host.hostname,
+            "buildtape.tape": tape,
+        }
     )
     provider = TracerProvider(
         resource=resource,

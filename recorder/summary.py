@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from recorder.ansi import strip_sgr
@@ -37,9 +37,18 @@ def process_view(p: Process) -> dict[str, Any]:
     }
 
 
-def metrics(manifest: Manifest) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class Metric:
+    """One metric the build reported ($BUILDTAPE_EVENTS, ``buildtape.metric``)."""
+
+    name: str
+    value: float
+    unit: str | None
+
+
+def metrics(manifest: Manifest) -> list[Metric]:
     return [
-        {"name": e.data["name"], "value": e.data["value"], "unit": e.data.get("unit")}
+        Metric(e.data["name"], e.data["value"], e.data.get("unit"))
         for e in manifest.events
         if e.kind == "metric"
     ]
@@ -52,8 +61,8 @@ class TapeSummary:
     failing: list[tuple[Process, Process]]
     # The slowest outermost steps, longest first.
     slowest: list[Process]
-    # Metrics the build reported ($BUILDTAPE_EVENTS): name, value, unit.
-    metrics: list[dict[str, Any]]
+    # Metrics the build reported, in the order it reported them.
+    metrics: list[Metric]
     # A failed build's last lines of stderr, and the first of them that reads as an error.
     stderr_tail: list[str]
     error_line: str | None
@@ -99,7 +108,7 @@ class TapeSummary:
                 for e in m.outputs
             ],
             "external": [e.to_dict() for e in m.external],
-            "metrics": self.metrics,
+            "metrics": [asdict(x) for x in self.metrics],
             "events": [e.to_dict() for e in events_of(m)],
             "warnings": [w.to_dict() for w in m.warnings],
             "failing_steps": [{"id": s.id, "origin_id": o.id} for s, o in self.failing],

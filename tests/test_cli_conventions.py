@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from typing import Any
 import pytest
 
 from buildtape.cli import COMMANDS
-from tests.conftest import REPO, buildtape
+from tests.conftest import REPO, buildtape, spawn_buildtape
 
 
 def record(ws: Path, *argv: str, out: Path | None = None) -> None:
@@ -96,6 +97,25 @@ def test_last_last_n_and_id_name_tapes_of_the_history(tmp_path: Path) -> None:
     empty.mkdir()
     out = buildtape("verify", "last", cwd=empty)
     assert out.returncode == 4 and b"(it is empty)" in out.stderr
+
+
+def test_a_workspace_below_the_git_top_level_keeps_its_own_history(tmp_path: Path) -> None:
+    """`record --workspace .` in a directory of a git repository indexes into that
+    directory's history; every command run in it (or below) reads that history."""
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    ws = tmp_path / "fixtures" / "one"
+    (ws / "src").mkdir(parents=True)
+    done = buildtape("record", "-q", "--trace", "none", "--workspace", ".", "--", "true", cwd=ws)
+    assert done.returncode == 0, done.stderr
+    for cwd in (ws, ws / "src"):
+        shown = buildtape("show", "last", "--format", "json", cwd=cwd, check=True)
+        assert json.loads(shown.stdout)["workspace"] == str(ws)
+        assert [r["command"] for r in history_rows(cwd)] == [["true"]]
+        config = buildtape("config", cwd=cwd, check=True).stdout.decode()
+        assert f"history:   {ws / '.buildtape'}\n" in config
+    # The rest of the repository is another workspace, whose history has no build.
+    top = buildtape("show", "last", cwd=tmp_path)
+    assert top.returncode == 4 and f"{tmp_path / '.buildtape'}".encode() in top.stderr
 
 
 TAPE_COMMANDS = [
@@ -299,29 +319,47 @@ def test_gc_never_deletes_a_tape_named_with_o(tmp_path: Path) -> None:
 
 
 def _quick_start() -> list[str]:
+    """The quick start's code blocks: exactly two, one command each."""
     readme = (REPO / "README.md").read_text()
-    section = readme.split("## Quick start", 1)[1]
-    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
-    return [line for line in block.splitlines() if line.strip()]
+    section = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    blocks = [b.split("```", 1)[0] for b in section.split("```sh\n")[1:]]
+    assert len(blocks) == 2, blocks
+    # One command each: a line that ends in && goes on.
+    for block in blocks:
+        lines = block.strip().splitlines()
+        assert all(line.rstrip().endswith("&&") for line in lines[:-1]), block
+    return [" ".join(line.strip() for line in b.strip().splitlines()) for b in blocks]
 
 
 def test_the_readme_quick_start_records_a_tape_that_replays(tmp_path: Path) -> None:
-    commands = _quick_start()
-    assert commands[0].startswith("pip install"), commands  # installing is not tested here
+    run, tests = _quick_start()
+    assert tests == "pip install -e '.[test]' && python3 -m pytest -q", tests
+    assert "\npython3 -m pytest -q\n" in (REPO / ".ci" / "run").read_text()
+    install = "pip install -e . && "
+    assert run.startswith(install), run  # installing is not tested here
+    # A clone: the fixture below the git top level, which is the workspace (and the
+    # history's home) of a recording started in it.
     shutil.copytree(REPO / "fixtures" / "c-make", tmp_path / "fixtures" / "c-make",
-                    ignore=shutil.ignore_patterns("*.o", "app"))  # fmt: skip
+                    ignore=shutil.ignore_patterns("*.o", "app", "*.tape", ".buildtape"))  # fmt: skip
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(tmp_path)]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "fixture"], check=True)
     # `buildtape` is this checkout's CLI, as `pip install -e .` makes it.
     shim = tmp_path / "bin" / "buildtape"
     shim.parent.mkdir()
     shim.write_text(f'#!/bin/sh\nexec {sys.executable} -m buildtape "$@"\n')
     shim.chmod(0o755)
     env = {**os.environ, "PATH": f"{shim.parent}:{os.environ['PATH']}"}
-    script = "set -e\n" + "\n".join(commands[1:]) + "\n"
+    env.pop("BUILDTAPE_HOME", None)
+    script = "set -e\n" + run[len(install) :] + "\n"
     out = subprocess.run(["sh", "-c", script], cwd=tmp_path, env=env, capture_output=True,
                          timeout=300, stdin=subprocess.DEVNULL)  # fmt: skip
     text = out.stdout.decode() + out.stderr.decode()
     assert out.returncode == 0, text
-    assert "replay" in commands[-1] and "reproduced:" in text, text
+    assert "status    succeeded (exit 0)" in text, text  # show last: the tape just recorded
+    assert "reproduced:" in text and "the whole build" in text, text
+    assert (tmp_path / "fixtures" / "c-make" / "c-make.tape").is_file()
     # The quick start as it was (recording from outside the workspace) is refused, with the fix.
     old = subprocess.run(
         [sys.executable, "-m", "buildtape", "record", "--workspace", "fixtures/c-make", "-o",
@@ -424,3 +462,25 @@ def test_colour_on_a_terminal_only_and_never_with_no_color(tmp_path: Path) -> No
         assert code == 0 and b"\x1b" not in plain and b"  status    failed (exit 2)" in plain
     piped = buildtape("show", tape, env={**env, "TERM": "xterm"}, check=True)
     assert b"\x1b" not in piped.stdout
+
+
+# --- Ctrl-C ---------------------------------------------------------------------------------
+
+
+def test_ctrl_c_during_a_replay_is_an_interruption_not_a_refusal(tmp_path: Path) -> None:
+    """click turns a KeyboardInterrupt inside a command into its Abort: it must still be
+    exit 130 and say it was interrupted, not `aborted; nothing was run` (exit 8)."""
+    tape = tmp_path / "slow.tape"
+    record(tmp_path, "sh", "-c", "echo ready; sleep 2", out=tape)
+    proc = spawn_buildtape("replay", tape, "--yes", "--workdir", tmp_path / "sandbox",
+                           cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           stdin=subprocess.DEVNULL)  # fmt: skip
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == b"ready\n"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.decode().splitlines()[-1] == (
+        "buildtape: interrupted; run the command again to finish it"
+    )
+    assert b"Traceback" not in err and b"nothing was run" not in err

@@ -90,6 +90,26 @@ def test_changed_source_names_the_file_and_its_compile(pair: Any) -> None:
     assert "stats.c" in report["cause"]
 
 
+def test_a_compile_that_fails_is_the_cause_and_the_drivers_above_it_follow(
+    fixture_copy: Callable[..., Path], tmp_path: Path
+) -> None:
+    """make exits 2 because its cc did, and cc because its cc1 did: neither is a
+    nondeterministic step (same command and inputs), both follow from the compile."""
+    a = record(fixture_copy("c-make", "a"), tmp_path / "a.tape", "make")
+    ws_b = fixture_copy("c-make-failing", "b")
+    out = buildtape("record", "-q", "-o", tmp_path / "b.tape", "--", "make", cwd=ws_b)
+    assert out.returncode == 2, out.stderr
+    report = diff_json(a, tmp_path / "b.tape")
+    roles = {c["identity"]: c["role"] for c in report["steps"]["changed"]}
+    assert "nondeterministic" not in roles.values(), roles
+    assert roles["make (the build command)"] == "downstream"
+    assert roles["cc [.] parse.o <parse.c>"] == "downstream"
+    assert roles["cc1 [.] $TMP <parse.c>"] == "cause"
+    assert report["cause"] == "parse.c changed"
+    text = buildtape("diff", a, tmp_path / "b.tape").stdout.decode()
+    assert "nondeterministic" not in text
+
+
 def test_diff_of_a_build_against_itself_is_empty(
     fixture_copy: Callable[..., Path], tmp_path: Path
 ) -> None:

@@ -100,6 +100,21 @@ def _is_red(fill: str) -> bool:
     return bool(m) and int(m.group(1), 16) < 0xF0
 
 
+def test_a_differential_has_no_single_profile_format(tmp_path: Path) -> None:
+    """speedscope and Chrome trace hold one profile: --diff to them would be NEW alone,
+    with no word of BASE; it is a usage error that names the formats that compare."""
+    d = GOLDEN / "diff"
+    for name in ("d.speedscope.json", "d.trace.json"):
+        out = buildtape("flame", "--diff", d / "base.folded", d / "new.folded", "-o",
+                        tmp_path / name)  # fmt: skip
+        assert out.returncode == 2, out.stderr
+        assert "write the differential as .svg, .html or .folded" in out.stderr.decode()
+        assert not (tmp_path / name).exists()
+    for name in ("d.svg", "d.html", "d.folded"):
+        buildtape("flame", "--diff", d / "base.folded", d / "new.folded", "-o", tmp_path / name,
+                  check=True)  # fmt: skip
+
+
 def test_differential_colours_grown_ghost_and_new() -> None:
     d = GOLDEN / "diff"
     svg = buildtape(

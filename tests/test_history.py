@@ -128,6 +128,23 @@ def test_deleted_tape_is_reported_and_reindex_recovers(tmp_path: Path) -> None:
     assert sorted(r["labels"]["i"] for r in history(tmp_path)) == ["0", "1"]  # i=2 was deleted
 
 
+def test_reindex_keeps_the_tapes_written_elsewhere_that_are_still_there(tmp_path: Path) -> None:
+    """`record -o DIR/x.tape` is indexed by its path; a reindex must not forget it."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    elsewhere = tmp_path / "tapes" / "kept.tape"
+    gone = tmp_path / "tapes" / "gone.tape"
+    for out in (elsewhere, gone):
+        buildtape("record", "-q", "--trace", "none", "-o", out, "--", "true", cwd=ws, check=True)
+    buildtape("record", "-q", "--trace", "none", "--", "true", cwd=ws, check=True)  # in home
+    gone.unlink()
+    out = buildtape("history", "--reindex", cwd=ws, check=True)
+    assert b"reindexed 2 tapes" in out.stderr, out.stderr
+    tapes = [Path(r["tape"]) for r in history(ws)]
+    assert elsewhere in tapes and gone not in tapes and len(tapes) == 2
+    assert all(t.is_file() for t in tapes)
+
+
 def test_bad_since_is_a_usage_error(tmp_path: Path) -> None:
     out = buildtape("history", "--since", "last tuesday", cwd=tmp_path)
     assert out.returncode == 2

@@ -546,7 +546,9 @@ def test_a_full_disk_is_an_io_error(base: Path, tmp_path: Path) -> None:
 
     code, _, err = _on_small_fs(mnt, "1m", "flame", base, "-o", mnt / "f.svg", fill=True)
     assert code == 5, err
-    assert_refused(code, err, "No space left on device")
+    assert_refused(
+        code, err, f"could not write {mnt / 'f.svg'}: No space left on device; free some space"
+    )
     # A recording whose tape cannot be written: the documented record failure.
     ws = tmp_path / "ws"
     ws.mkdir()

@@ -918,6 +918,30 @@ def test_a_zip_whose_members_differ_only_in_their_times_says_so(tmp_path: Path) 
     assert {o["path"]: o["status"] for o in verdict["outputs"]}["tiny"] == "same"
 
 
+def test_a_wheel_replayed_with_an_empty_cache_is_explained_by_its_times(tmp_path: Path) -> None:
+    # pip wheel of MarkupSafe replayed with "diff: python3.11 (the build command) reads
+    # /root/.cache only in B": pip looks in its cache, which the replay gives the build
+    # empty, and the wheel differed only in the times stored with its members.
+    home = tmp_path / "home"
+    (home / ".cache" / "zip-stamps").mkdir(parents=True)
+    (home / ".cache" / "zip-stamps" / "settings").write_text("level=9\n")
+    drop = ("SOURCE_DATE_EPOCH", "XDG_CACHE_HOME")
+    env = {**{k: v for k, v in os.environ.items() if k not in drop}, "HOME": str(home)}
+    ws = tmp_path / "zip-stamps"
+    shutil.copytree(FIXTURES / "zip-stamps", ws)
+    tape = tmp_path / "zip.tape"
+    buildtape("record", "-q", "-o", tape, "--", "make", cwd=ws, env=env, check=True)
+    reads = {r for p in Recorded(tape, ws).manifest()["processes"] for r in p.get("reads", [])}
+    assert str(home / ".cache" / "zip-stamps" / "settings") in reads
+    time.sleep(2.1)  # zip stores times to 2 s: the replay's `tiny` must fall in another slot
+    verdict = replay_json(tape, env=env)
+    assert [f["reason"] for f in verdict["findings"] if not f["expected"]] == ["timestamp"]
+    cause = verdict["diff_cause"]
+    assert cause.startswith("nondeterministic: "), cause
+    assert "dist/tiny-1.0.zip: the same members, stored with other times" in cause
+    assert ".cache" not in cause
+
+
 def test_a_step_makes_the_directory_it_made_in_the_recording(tmp_path: Path) -> None:
     # msgpack's bdist_wheel step, replayed alone, failed with "[Errno 17] File exists:
     # 'build/bdist.linux-x86_64/wheel/msgpack-1.2.4.dist-info'": the replay had made every

@@ -317,6 +317,14 @@ def test_otlp_export_is_one_trace_shaped_like_the_process_tree(
     bodies.clear()
     buildtape("export", "--format", "otlp", "--endpoint", endpoint, tape, cwd=ws, check=True)
     assert sorted(s.span_id for s in _spans(bodies)) == sorted(s.span_id for s in spans)
+    # ... byte for byte, under any hash seed (the SDK's random service.instance.id was not).
+    sent = []
+    for seed in ("1", "4242"):
+        bodies.clear()
+        buildtape("export", "--format", "otlp", "--endpoint", endpoint, tape, cwd=ws,
+                  env={**os.environ, "PYTHONHASHSEED": seed}, check=True)  # fmt: skip
+        sent.append([body for _, _, body in bodies])
+    assert sent[0] == sent[1] and sent[0]
 
 
 def test_otlp_custom_spans_nest_where_they_ran(tmp_path: Path, otlp_receiver: Any) -> None:

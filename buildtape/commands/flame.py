@@ -208,6 +208,12 @@ def flame_cmd(
             "or say --format"
         )
     chosen = chosen or "svg"
+    if diff and chosen in ("speedscope", "trace"):
+        # Both formats hold one profile: a differential would silently be NEW alone.
+        raise click.UsageError(
+            f"--diff has no {chosen} form (it holds one profile, not a comparison); write "
+            "the differential as .svg, .html or .folded"
+        )
     inputs = tuple(_input(i) for i in inputs)
     diff = (_input(diff[0]), _input(diff[1])) if diff else None
     sources = FlameSources(inputs, diff, reverse=reverse, normalize=normalize)

@@ -92,8 +92,8 @@ def show(summary: TapeSummary) -> str:
         lines.append("")
         lines.append("Metrics")
         for item in ms:
-            unit = f" {item['unit']}" if item["unit"] else ""
-            lines.append(f"  {item['name']} = {item['value']:g}{unit}")
+            unit = f" {item.unit}" if item.unit else ""
+            lines.append(f"  {item.name} = {item.value:g}{unit}")
     if m.warnings:
         lines.append("")
         lines.append("Warnings")
