@@ -191,6 +191,8 @@ def processes(plan: Plan, run: BuildRun, observer: Observer, cache: HashCache) -
                 exe_sha256=exe_digest.get(exe),
                 env=_delta_of(tp, by_pid, tags, envs, plan, root),
                 static=static,
+                made_dirs=[relative(p, workspace) for p in tp.made_dirs],
+                forked=tp.forked and tp.parent_pid is not None,
             )
         )
     return out
@@ -396,6 +398,7 @@ def assemble(
             observer.notice,
             observer.files,
             seen.changes,
+            made_dirs=observer.files != "none",
         ),
         toolchain=fingerprint((p.exe for p in procs if p.exe.startswith("/")), cache),
         processes=procs,

@@ -37,7 +37,7 @@ from recorder.background import Background
 from recorder.errors import TapeError, TapeNotFound, TapeNotWritten
 
 FORMAT_NAME = "buildtape-tape"
-FORMAT_VERSION = "1.3"
+FORMAT_VERSION = "1.4"
 SUPPORTED_MAJOR = 1
 MAGIC = b"BTAPEIDX"
 TABLE_KEY = "_tape"

@@ -170,6 +170,9 @@ class InterposerLog:
         self.uncollected: set[int] = set()
         # pid -> the name its image was executed as (``cc``, ``./configure``), when seen.
         self._run_as: dict[int, str] = {}
+        # A fork child -> its parent, and the program the parent ran when it forked (argv,
+        # executable), in case the parent execs another before the build ends.
+        self._forked_image: dict[int, tuple[TracedProcess, list[str], str | None]] = {}
         # Keys for processes whose pid a later process reused (see _retire): negative, so
         # they never meet a real pid.
         self._next_key = -1
@@ -221,6 +224,7 @@ class InterposerLog:
                 proc.parent_pid = key
         _rekey(self.env_tags, pid, key)
         _rekey(self._run_as, pid, key)
+        _rekey(self._forked_image, pid, key)
         _rekey(self._exited, pid, key)
         _rekey(self._pending, pid, key)
         self.uncollected.discard(pid)  # collected: a pid is reused only once reaped
@@ -272,6 +276,9 @@ class InterposerLog:
                 proc = self._proc(pid, ppid, int(parts[3]) / 1e9, None)
                 if proc.parent_pid is None:
                     proc.parent_pid = ppid
+                forker = self.processes.get(ppid)
+                if forker is not None and forker.argv is not None:
+                    self._forked_image[pid] = (forker, forker.argv, forker.exe)
             elif kind == "W" and len(parts) >= 5:
                 self._collected(int(parts[2]), int(parts[3]), int(parts[4]) / 1e9)
             elif kind == "Q" and len(parts) >= 3:
@@ -332,6 +339,8 @@ class InterposerLog:
             self._writer[path] = pid
         if op == "d":
             proc.deleted.setdefault(path, t)
+        if op == "k":
+            proc.made_dirs.setdefault(path, t)
         if op == "a":
             self.attrs.add(path)
         if op == "m" and len(parts) > 3:
@@ -353,6 +362,30 @@ class InterposerLog:
     def drain_execs(self) -> list[tuple[int, str]]:
         execs, self.execs = self.execs, []
         return execs
+
+    def _inherit_images(self) -> None:
+        """A fork child that never execs runs its parent's program: it gets the argv and
+        executable its parent had when it forked (a subshell is ``sh -c ...``), or, where
+        the parent's image was not known yet, the parent's own, as strace's parser does."""
+
+        def image(proc: TracedProcess, seen: set[int]) -> tuple[list[str], str | None] | None:
+            if proc.argv is not None:
+                return proc.argv, proc.exe
+            if proc.pid in self._forked_image:
+                forker, argv, exe = self._forked_image[proc.pid]
+                # The same image still: its executable as resolved above (the name it ran as).
+                return (argv, forker.exe) if forker.argv is argv else (argv, exe)
+            parent = self.processes.get(proc.parent_pid) if proc.parent_pid is not None else None
+            if parent is None or parent.pid in seen:
+                return None
+            seen.add(parent.pid)
+            return image(parent, seen)
+
+        for proc in self.processes.values():
+            if proc.argv is None and proc.parent_pid is not None:
+                found = image(proc, {proc.pid})
+                if found is not None:
+                    proc.argv, proc.exe, proc.forked = list(found[0]), found[1], True
 
     def finish(
         self, path_of: Callable[[int], str | None], reaped: Mapping[int, tuple[int, float]]
@@ -390,6 +423,7 @@ class InterposerLog:
             exe = _resolve(pending.file, proc.exec_cwd or proc.cwd, path_of(pid))
             proc.argv, proc.exe = pending.argv, exe
             unobserved[pid] = exe
+        self._inherit_images()
         return InterposerRecords(
             self.processes,
             self.env_tags,

@@ -214,6 +214,12 @@ class Process:
     # The interposer could not see inside it (an ELF without an interpreter, or a Go
     # program, which makes its own system calls): neither its files nor its children.
     static: bool = False
+    # Format 1.4. The directories it made (mkdir), when ``Tracing.made_dirs`` says they
+    # were recorded; a step replayed alone is left to make these itself.
+    made_dirs: list[str] = field(default_factory=list)
+    # Format 1.4. A fork that never exec'd (a subshell): it ran its parent's program, whose
+    # argv and exe it carries, so it is no command to run again on its own.
+    forked: bool = False
 
     @property
     def duration_s(self) -> float | None:
@@ -241,6 +247,8 @@ class Process:
             **({"exe_sha256": self.exe_sha256} if self.exe_sha256 is not None else {}),
             **({"env": self.env} if self.env is not None else {}),
             **({"static": True} if self.static else {}),
+            **({"made_dirs": [path_id(p) for p in self.made_dirs]} if self.made_dirs else {}),
+            **({"forked": True} if self.forked else {}),
         }
 
     @classmethod
@@ -272,6 +280,8 @@ class Process:
             exe_sha256=f.opt_text("exe_sha256"),
             env=_env_delta(f.raw.get("env"), f"{where}.env"),
             static=f.raw.get("static") is True,
+            made_dirs=resolve("made_dirs") if "made_dirs" in f.raw else [],
+            forked=f.raw.get("forked") is True,
         )
 
 
@@ -649,6 +659,9 @@ class Tracing:
     # again) or ``seen`` (the interposer saw every process: only the directories whose
     # mtime moved and the paths it saw change were looked at).
     changes: str = "walk"
+    # Format 1.4: each process's ``made_dirs`` was recorded (the file tracer saw mkdir).
+    # False in older tapes, whose readers must guess which directories a step made.
+    made_dirs: bool = False
 
     @classmethod
     def from_dict(cls, raw: object, where: str) -> Tracing:
@@ -658,6 +671,7 @@ class Tracing:
             f.opt_text("notice"),
             f.opt_text("files") or "none",
             f.opt_text("changes") or "walk",
+            f.raw.get("made_dirs") is True,
         )
 
 

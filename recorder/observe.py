@@ -108,13 +108,14 @@ def _same_size(path: Path, old: FileState) -> bool:
 
 
 def _same_state(old: FileState, new: FileState) -> bool:
+    # The ctime too: a same-size rewrite that put the mtime back is a change.
     return (old.mode, old.size, old.mtime_ns, old.inode, old.link) == (
         new.mode,
         new.size,
         new.mtime_ns,
         new.inode,
         new.link,
-    )
+    ) and old.same_change_time(new.ctime_ns, new.nlink)
 
 
 def _saved_copy(save_dir: Path | None, name: str | None, old: FileState) -> Path | None:

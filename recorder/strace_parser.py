@@ -1,9 +1,9 @@
 """Turns ``strace -f -ttt`` output, line by line, into a process tree with file accesses.
 
 Only what the recorder asks strace to trace is understood: exec, open, rename, unlink,
-chdir and the clone family, plus the ``+++ exited/killed +++`` lines. Threads (clones
-with ``CLONE_THREAD``) are folded into their process. Anything else is ignored, so an
-unexpected line costs a missed detail, never a crash.
+link, symlink, mkdir, chdir and the clone family, plus the ``+++ exited/killed +++``
+lines. Threads (clones with ``CLONE_THREAD``) are folded into their process. Anything else
+is ignored, so an unexpected line costs a missed detail, never a crash.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 TRACED_SYSCALLS = (
     "execve,execveat,open,openat,creat,rename,renameat,renameat2,"
-    "unlink,unlinkat,chdir,clone,clone3,fork,vfork"
+    "unlink,unlinkat,link,linkat,symlink,symlinkat,mkdir,mkdirat,chdir,clone,clone3,fork,vfork"
 )
 # With the LD_PRELOAD shim reporting file events, strace only needs to see processes.
 PROCESS_SYSCALLS = "execve,execveat,chdir,clone,clone3,fork,vfork"
@@ -48,6 +48,10 @@ class TracedProcess:
     reads: dict[str, float] = field(default_factory=dict)
     writes: dict[str, float] = field(default_factory=dict)
     deleted: dict[str, float] = field(default_factory=dict)
+    # Directories it made (mkdir, mkdirat).
+    made_dirs: dict[str, float] = field(default_factory=dict)
+    # A fork that never exec'd: it ran its parent's program (argv and exe are the parent's).
+    forked: bool = False
     # The kernel's pid, when ``pid`` is a key of the recorder's own: the pid was reused by a
     # later process of the same build (``recorder.interposer``, ``StraceParser``), which
     # keeps the pid itself.
@@ -59,13 +63,16 @@ class TracedProcess:
 
 
 def add_file_events(target: TracedProcess, source: TracedProcess) -> None:
-    """Give ``target`` the files ``source`` read, wrote and deleted (first times kept)."""
+    """Give ``target`` the files ``source`` read, wrote and deleted, and the directories it
+    made (first times kept)."""
     for path, t in source.reads.items():
         target.reads.setdefault(path, t)
     for path, t in source.writes.items():
         target.writes.setdefault(path, t)
     for path, t in source.deleted.items():
         target.deleted.setdefault(path, t)
+    for path, t in source.made_dirs.items():
+        target.made_dirs.setdefault(path, t)
 
 
 def align_keys(traced: list[TracedProcess], known: Mapping[int, TracedProcess]) -> None:
@@ -450,6 +457,23 @@ class StraceParser:
                 proc.deleted.setdefault(src, t)
             if dst and not dst.startswith(self._skip):
                 proc.writes.setdefault(dst, t)
+        elif name in ("link", "linkat"):
+            # link(old, new) or linkat(olddirfd, old, newdirfd, new, flags): the new name is
+            # a write, the file it names (the old one's bytes) a read; /proc/self/fd/N (an
+            # O_TMPFILE made visible) is skipped as any /proc path is.
+            at = name == "linkat"
+            src = self._path_arg(proc, args, 0 if at else None, 1 if at else 0)
+            dst = self._path_arg(proc, args, 2 if at else None, 3 if at else 1)
+            if src and not src.startswith(self._skip):
+                proc.reads.setdefault(src, t)
+            if dst and not dst.startswith(self._skip):
+                proc.writes.setdefault(dst, t)
+        elif name in ("symlink", "symlinkat"):
+            # symlink(target, new) or symlinkat(target, newdirfd, new): the target is text.
+            at = name == "symlinkat"
+            dst = self._path_arg(proc, args, 1 if at else None, 2 if at else 1)
+            if dst and not dst.startswith(self._skip):
+                proc.writes.setdefault(dst, t)
         elif name in ("unlink", "unlinkat"):
             at = name == "unlinkat"
             if at and "AT_REMOVEDIR" in _token(_arg(args, 2)):
@@ -457,6 +481,11 @@ class StraceParser:
             path = self._path_arg(proc, args, 0 if at else None, 1 if at else 0)
             if path and not path.startswith(self._skip):
                 proc.deleted.setdefault(path, t)
+        elif name in ("mkdir", "mkdirat"):
+            at = name == "mkdirat"
+            path = self._path_arg(proc, args, 0 if at else None, 1 if at else 0)
+            if path and not path.startswith(self._skip):
+                proc.made_dirs.setdefault(path, t)
         elif name == "chdir":
             path = self._path_arg(proc, args, None, 0)
             if path:
@@ -488,13 +517,7 @@ class StraceParser:
                         waiting.remove(child_pid)
                 del self._procs[child_pid]
                 # The thread ran before its clone returned in the parent: fold it in.
-                for src, dst in (
-                    (early.reads, parent.reads),
-                    (early.writes, parent.writes),
-                    (early.deleted, parent.deleted),
-                ):
-                    for path, when in src.items():
-                        dst.setdefault(path, when)
+                add_file_events(parent, early)
             return
         inherited = self._fds.get(parent.pid)
         if inherited:  # a fork's descriptors are copies of its parent's at the clone
@@ -511,6 +534,7 @@ class StraceParser:
                 argv=parent.argv,
                 exe=parent.exe,
                 exec_cwd=parent.exec_cwd,
+                forked=True,
             )
             self._procs[child_pid] = child
             if parent.argv is None:
@@ -528,6 +552,7 @@ class StraceParser:
             self._place(child, parent)
         if child.argv is None:
             child.argv, child.exe, child.exec_cwd = parent.argv, parent.exe, parent.exec_cwd
+            child.forked = True
             if parent.argv is None:
                 self._blind.setdefault(parent.pid, []).append(child_pid)
             else:
@@ -553,6 +578,7 @@ class StraceParser:
         proc.exe = self._resolve(proc, None, path) or path
         proc.argv = list(argv) if isinstance(argv, list) else [path]
         proc.exec_cwd = proc.cwd
+        proc.forked = False
         self.execs.append((proc.pid, proc.exe))
         fds = self._fds.get(proc.pid)
         if fds:  # the exec closed those opened close-on-exec
@@ -601,6 +627,7 @@ def _rebase(proc: TracedProcess, base: str) -> None:
     proc.reads = paths(proc.reads)
     proc.writes = paths(proc.writes)
     proc.deleted = paths(proc.deleted)
+    proc.made_dirs = paths(proc.made_dirs)
 
 
 def _placed(proc: TracedProcess, base: str) -> TracedProcess:

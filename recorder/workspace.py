@@ -41,6 +41,16 @@ class FileState(NamedTuple):
     sha256: str | None
     link: str | None = None
     blob: str | None = None
+    # Compared, never stored: a rewrite that puts the mtime back (`touch -r`, `cp -p`,
+    # `tar x` over a file of the same size) keeps size, mtime and inode, but not the ctime,
+    # which no call can set (the hash cache's racy pattern, recorder/hashcache.py). A hard
+    # link made or removed moves the ctime too, and the link count says so.
+    ctime_ns: int = 0
+    nlink: int = 0
+
+    def same_change_time(self, ctime_ns: int, nlink: int) -> bool:
+        """No change the ctime would show, but for a hard link (``ln``, ``cp -l``)."""
+        return self.ctime_ns == ctime_ns or self.nlink != nlink
 
     def entry(self, change: str | None = None) -> FileEntry:
         return _file_entry()(
@@ -133,7 +143,10 @@ def _listed(root: Path, rel: str, st: os.stat_result) -> FileState:
         except OSError:
             link = ""
     size = 0 if link is not None else st.st_size
-    return FileState(rel, st.st_mode, size, st.st_mtime_ns, st.st_ino, None, link)
+    return FileState(
+        rel, st.st_mode, size, st.st_mtime_ns, st.st_ino, None, link, None,
+        st.st_ctime_ns, st.st_nlink,
+    )  # fmt: skip
 
 
 # A directory changed this close to the walk may change again within the same tick of the
@@ -245,6 +258,7 @@ def same_stat(old: FileState, st: os.stat_result) -> bool:
         and old.size == (0 if stat.S_ISLNK(st.st_mode) else st.st_size)
         and old.mtime_ns == st.st_mtime_ns
         and old.inode == st.st_ino
+        and old.same_change_time(st.st_ctime_ns, st.st_nlink)
     )
 
 
@@ -325,17 +339,29 @@ def _state(
             target = os.readlink(full)
         except OSError:
             target = ""
-        return FileState(rel, st.st_mode, 0, st.st_mtime_ns, st.st_ino, None, link=target)
+        return _stated(rel, st, 0, None, target)
     if store is None or st.st_size > max_store:
-        digest = hash_file(full)
-        return FileState(rel, st.st_mode, st.st_size, st.st_mtime_ns, st.st_ino, digest)
+        return _stated(rel, st, st.st_size, hash_file(full))
     try:
         data = full.read_bytes()
     except OSError:
-        return FileState(rel, st.st_mode, st.st_size, st.st_mtime_ns, st.st_ino, None)
+        return _stated(rel, st, st.st_size, None)
     digest = hashlib.sha256(data).hexdigest()
-    blob = store(rel, data, digest)
-    return FileState(rel, st.st_mode, len(data), st.st_mtime_ns, st.st_ino, digest, blob=blob)
+    return _stated(rel, st, len(data), digest, None, store(rel, data, digest))
+
+
+def _stated(
+    rel: str,
+    st: os.stat_result,
+    size: int,
+    digest: str | None,
+    link: str | None = None,
+    blob: str | None = None,
+) -> FileState:
+    return FileState(
+        rel, st.st_mode, size, st.st_mtime_ns, st.st_ino, digest, link, blob,
+        st.st_ctime_ns, st.st_nlink,
+    )  # fmt: skip
 
 
 def scan(

@@ -296,6 +296,21 @@ def _missing_tool(x: Node, y: Node, only_a: list[Node], stderr_b: list[str]) -> 
     return Change("missing_tool", f"missing {name}", f"{name}: not found on PATH")
 
 
+def _cache_dirs(g: Graph) -> set[str]:
+    """The build's cache directory (``$XDG_CACHE_HOME``, else ``~/.cache``): what a tool
+    finds there depends on the builds before (pip's, a compiler cache), and a replay gives
+    the build an empty one."""
+    env = g.manifest.environment.vars
+    out = {env["XDG_CACHE_HOME"]} if env.get("XDG_CACHE_HOME", "").startswith("/") else set()
+    if env.get("HOME", "").startswith("/"):
+        out.add(env["HOME"].rstrip("/") + "/.cache")
+    return {d.rstrip("/") for d in out if d.rstrip("/")}
+
+
+def _in_cache(path: str, caches: set[str]) -> bool:
+    return any(path == d or path.startswith(d + "/") for d in caches)
+
+
 def explain(
     ga: Graph,
     gb: Graph,
@@ -308,6 +323,7 @@ def explain(
     differing_a: set[str] = set()
     differing_b: set[str] = set()
     paired_b = {b.proc.id for _, b in matching.pairs}
+    caches = _cache_dirs(ga) | _cache_dirs(gb)
     findings: list[Finding] = []
     for x, y in matching.pairs:
         own: list[Change] = []
@@ -377,7 +393,7 @@ def explain(
             elif origin == "workspace" and input_status.get(k) in ("removed", "added"):
                 text = f"{k} {input_status[k]} {'from' if rb is None else 'to'} the workspace"
                 own.append(Change("file", f"file {k}", text))
-            else:
+            elif not _in_cache(k, caches):
                 one_sided.append(k)
         if temp_reads:
             upstream += sorted(

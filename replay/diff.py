@@ -32,7 +32,7 @@ from replay.steps import (
     match,
     per_process_env,
 )
-from replay.verdict import equal_but_times
+from replay.verdict import equal_but_times, zip_equal_but_times
 
 __all__ = [
     "CommandDiff",
@@ -320,6 +320,13 @@ def _nondeterminism(explained: Causes, sa: Side, sb: Side, ga: Graph) -> _Nondet
         contents = [(sa.tape.blob(x), sb.tape.blob(y)) for x, y in pairs if x and y]
         if all(equal_but_times(x, y) for x, y in contents):
             stamped[f.a.proc.id] = f" ({_source_of(f.a, ga)}embeds a date or time)"
+        elif all(equal_but_times(x, y) or zip_equal_but_times(x, y) for x, y in contents):
+            # A wheel or jar of the files the build wrote stores each one's mtime.
+            zips = [o for o, (x, y) in zip(f.changed_outputs, contents, strict=True)
+                    if zip_equal_but_times(x, y)]  # fmt: skip
+            stamped[f.a.proc.id] = (
+                f" ({', '.join(zips[:3])}: the same members, stored with other times)"
+            )
         elif wa != wb and any(wa in x and wb in y for x, y in contents):
             by_path.add(f.a.proc.id)
     return _Nondet(stamped, by_path)

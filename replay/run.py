@@ -149,9 +149,9 @@ def _blind_spots(m: Manifest, world: World) -> list[str]:
     if not placeholders:
         return []
     written = {w for p in m.processes for w in p.writes}
-    # A symbolic link no process was seen making (`ln -s` under --trace strace, which
-    # does not trace symlink(2), or in a tape from before the interposer saw it) says
-    # nothing about missed reads: nobody reads a link as content.
+    # A symbolic link no process was seen making (in a tape from before the tracers saw
+    # symlink(2), or made by a program neither could see into) says nothing about missed
+    # reads: nobody reads a link as content.
     unseen = [e.path for e in m.outputs if e.path not in written and e.link is None]
     static = sorted({p.exe for p in m.processes if p.static})
     if not (static or unseen):

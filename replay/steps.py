@@ -92,8 +92,12 @@ def comparable_env(env: dict[str, str], norm: Normalizer) -> dict[str, str]:
 
 
 def per_process_env(m: Manifest) -> bool:
-    """Whether the tape records each process's environment (format 1.1 capture)."""
-    return bool(m.processes) and all(p.env is not None for p in m.processes)
+    """Whether the tape records each process's environment (format 1.1 capture). A process
+    without a delta runs with its parent's: a forked child that never exec'd (a subshell,
+    a ``$(…)``, every shell pipeline's own process) has none, as nothing loaded a program in
+    it. Requiring a delta of every process made autotools builds, where configure forks
+    hundreds of these, fall back to the root's environment for every step."""
+    return any(p.env is not None for p in m.processes)
 
 
 def cwd_reliable(m: Manifest) -> bool:

@@ -54,7 +54,7 @@ def equal_but_times(a: bytes, b: bytes) -> bool:
 _MAX_MEMBERS = 10_000
 
 
-def _zip_members_equal_but_times(a: bytes, b: bytes) -> bool:
+def zip_equal_but_times(a: bytes, b: bytes) -> bool:
     """Two zip archives with the same members (names, sizes, CRC-32s, from each central
     directory: nothing is decompressed) that differ in the times stored with them."""
     if not (a.startswith(b"PK\x03\x04") and b.startswith(b"PK\x03\x04")):
@@ -175,7 +175,7 @@ def explain(
             return Finding(path, "path", why)
         if equal_but_times(before, after) or before == after:
             return Finding(path, "timestamp", "embeds a date or time (equal once times are masked)")
-        if _zip_members_equal_but_times(before, after):
+        if zip_equal_but_times(before, after):
             return Finding(
                 path, "timestamp",
                 "a zip archive (a wheel, a jar) whose members are all as recorded: only the "

@@ -180,6 +180,11 @@ def step_world(m: Manifest, step_id: int) -> World:
     step = next(p for p in procs if p.id == step_id)
     if not step.argv:
         raise WorldError(f"step {step.id} has no recorded argv (it was not traced)")
+    if step.forked and step.parent_id is not None:
+        raise WorldError(
+            f"step {step.id} is a fork of step {step.parent_id} that ran no program of its own "
+            f"(a subshell); replay step {step.parent_id} instead"
+        )
     cwd = step_cwd(m, step)
     ids = {p.id for p in procs}
     start = min(p.start_s for p in procs)
@@ -295,7 +300,7 @@ def step_world(m: Manifest, step_id: int) -> World:
             all_parents.add(d)
             d = posixpath.dirname(d)
     recorded = {d.path: d for d in m.directories if d.change != "created"}
-    all_parents -= _made_by_the_step(m, all_parents, ids, above_or_before, files + listed, cwd)
+    all_parents -= _made_by_the_step(m, all_parents, procs, above_or_before, files + listed, cwd)
     inters = [i for i in m.intermediates if ids & set(i.read_by) and not set(i.written_by) <= ids]
     above = ancestors(m, step)
     mine: dict[str, FileEntry] = {}
@@ -373,25 +378,32 @@ def step_world(m: Manifest, step_id: int) -> World:
 def _made_by_the_step(
     m: Manifest,
     dirs: set[str],
-    ids: set[int],
+    procs: list[Process],
     earlier: set[int],
     restored: list[FileEntry],
     cwd: str,
 ) -> set[str]:
     """Of the directories a step writes into, those it made itself, which the replay must
-    not make for it (bdist_wheel's os.mkdir of its dist-info directory fails if it is
-    there): the build made them and removed them again (no recorded listing has them), no
-    process that ran before the step (or above it) wrote below them, and nothing the step
-    starts with lies below them."""
-    listed = {d.path for d in m.directories}
+    not make for it (`mkdir out` without -p, and bdist_wheel's os.mkdir of its dist-info
+    directory, fail if it is there), unless something the step starts with lies below."""
+    ids = {p.id for p in procs}
     held = [posixpath.dirname(e.path) for e in restored]
     if not cwd.startswith("/"):
         held.append(cwd)
-    others = [w for p in m.processes if p.id in earlier and p.id not in ids for w in p.writes]
 
     def below(d: str, paths: list[str]) -> bool:
         return any(x == d or x.startswith(d + "/") for x in paths)
 
+    if m.tracing.made_dirs and not any(p.static for p in procs):
+        # Format 1.4: the tape says which process made each directory.
+        made = {d for p in procs for d in p.made_dirs}
+        made -= {d for p in m.processes if p.id in earlier for d in p.made_dirs}
+        return {d for d in dirs if d in made and not below(d, held)}
+    # Older tapes (or a step with a process the interposer could not see into): a guess.
+    # The build made them and removed them again (no recorded listing has them), and no
+    # process that ran before the step (or above it) wrote below them.
+    listed = {d.path for d in m.directories}
+    others = [w for p in m.processes if p.id in earlier and p.id not in ids for w in p.writes]
     return {d for d in dirs if d not in listed and not below(d, held) and not below(d, others)}
 
 

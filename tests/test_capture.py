@@ -115,6 +115,59 @@ def test_prebuild_content_of_overwritten_truncated_renamed_and_deleted_files(
     assert out.returncode == 0, out.stdout.decode() + out.stderr.decode()
 
 
+@pytest.mark.parametrize("trace", ["auto", pytest.param("strace", marks=needs_strace)])
+def test_a_rewrite_that_puts_the_mtime_back_is_a_change(tmp_path: Path, trace: str) -> None:
+    # Same size, same mtime (touch -r, cp -p, tar x do this), same inode: only the ctime,
+    # which no call can set, says the file changed. Both ways of finding changes (the
+    # interposer's records, and the second walk of --trace strace) look at it.
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "data.txt").write_bytes(b"old\n")
+    os.utime(ws / "data.txt", (OLD, OLD))
+    tape = tmp_path / "t.tape"
+    script = f"echo new > data.txt && touch -d @{OLD} data.txt"
+    record(ws, tape, "sh", "-c", script, extra=("--trace", trace))
+    assert (ws / "data.txt").stat().st_mtime_ns == OLD * 10**9
+    m = manifest(tape)
+    assert m["tracing"]["changes"] == ("seen" if trace == "auto" else "walk")
+    outputs = {e["path"]: e for e in m["outputs"]}
+    assert outputs["data.txt"]["change"] == "modified", m["outputs"]
+    assert outputs["data.txt"]["sha256"] == hashlib.sha256(b"new\n").hexdigest()
+    inputs = {e["path"]: e for e in m["inputs"]}
+    assert inputs["data.txt"]["sha256"] == hashlib.sha256(b"old\n").hexdigest()
+
+
+@pytest.mark.parametrize("trace", ["auto", pytest.param("strace", marks=needs_strace)])
+def test_a_fork_that_never_execs_has_its_parents_argv(tmp_path: Path, trace: str) -> None:
+    # A subshell runs its parent's program: both tracers name it by the shell's argv (the
+    # interposer gave it an empty one, strace's parser the parent's).
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    script = "( echo hi > sub.txt ); cat sub.txt > copy.txt"
+    tape = tmp_path / "t.tape"
+    record(ws, tape, "sh", "-c", script, extra=("--trace", trace))
+    m = manifest(tape)
+    paths = m["paths"]
+    writers = [p for p in m["processes"] if "sub.txt" in [paths[i] for i in p["writes"]]]
+    assert len(writers) == 1, m["processes"]
+    sub = writers[0]
+    root = next(p for p in m["processes"] if p["parent_id"] is None)
+    assert sub["parent_id"] == root["id"]
+    assert sub["argv"] == root["argv"] == ["sh", "-c", script]
+    # The same program (the command's own exe names it as run, /usr/bin/sh; its subshell's
+    # under the interposer names the file, /usr/bin/dash).
+    assert os.path.realpath(sub["exe"]) == os.path.realpath(root["exe"])
+    # The tape says it ran no program of its own: replaying it alone would run the whole
+    # command again, so the replay names the step to replay instead.
+    assert sub.get("forked") is True and "forked" not in root
+    out = buildtape("replay", tape, "--step", str(sub["id"]))
+    err = out.stderr.decode()
+    from buildtape.exit_codes import ExitCode
+
+    assert out.returncode == ExitCode.REPLAY_FAILED, err
+    assert f"is a fork of step {root['id']}" in err and f"replay step {root['id']} instead" in err
+
+
 PARALLEL_CD = """\
 DIRS := $(patsubst %,d%,$(shell seq 1 12))
 all: $(DIRS)
@@ -326,7 +379,9 @@ def test_every_process_has_its_exit_status_and_end_time(tmp_path: Path) -> None:
     spawned = find(lambda p: p["argv"] == ["sh", "-c", "exit 4"])
     assert spawned["exit_code"] == 4 and spawned["end_s"] is not None
     parent = find(lambda p: p["argv"] == ["sh", "-c", "(sleep 0.3; exit 5) & exit 0"])
-    orphan = find(lambda p: p.get("parent_id") == parent["id"] and p["argv"] == [])
+    # The subshell: a fork that runs its parent's program.
+    orphan = find(lambda p: p.get("parent_id") == parent["id"] and p.get("forked") is True)
+    assert orphan["argv"] == parent["argv"]
     assert orphan["exit_code"] == 5
     # Its own end, not its parent's: it outlived the 0.3 s sleep it ran. (How soon the parent
     # exits after the fork is the scheduler's business, so no margin between the two ends.)

@@ -1,5 +1,6 @@
 """What the interposer sees that libc's open family does not show: names made by link(2)
-and symlink(2), and shared objects the dynamic loader maps from the workspace.
+and symlink(2), temporaries that mkstemp(3) opened, and shared objects the dynamic loader
+maps from the workspace.
 
 Every test runs a real build (make, gcc, coreutils) under the real CLI and reads the tape.
 """
@@ -11,7 +12,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import buildtape
+import pytest
+
+from tests.conftest import buildtape, needs_strace
 from tests.test_capture import OLD, manifest, record
 
 LINKS = """\
@@ -30,16 +33,24 @@ swapped: libfoo.so.1
 
 
 def by_argv(m: dict[str, Any]) -> dict[str, tuple[dict[str, Any], list[str], list[str]]]:
-    """Each process by its argv joined, with its workspace reads and its writes."""
+    """Each process by its argv joined, with its workspace reads and writes."""
     paths = m["paths"]
     out = {}
     for p in m["processes"]:
         reads = [paths[i] for i in p["reads"] if not paths[i].startswith("/")]
-        out[" ".join(p["argv"])] = (p, reads, [paths[i] for i in p["writes"]])
+        writes = [paths[i] for i in p["writes"] if not paths[i].startswith("/")]
+        out[" ".join(p["argv"])] = (p, reads, writes)
     return out
 
 
-def test_names_made_by_link_and_symlink_are_writes_of_their_step(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "trace",
+    [(), pytest.param(("--trace", "strace", "--file-events", "strace"), marks=needs_strace)],
+    ids=["interposer", "strace"],
+)
+def test_names_made_by_link_and_symlink_are_writes_of_their_step(
+    tmp_path: Path, trace: tuple[str, ...]
+) -> None:
     ws = tmp_path / "ws"
     ws.mkdir()
     (ws / "Makefile").write_text(LINKS)
@@ -48,7 +59,7 @@ def test_names_made_by_link_and_symlink_are_writes_of_their_step(tmp_path: Path)
     for name in ("Makefile", "foo.c", "swapped"):
         os.utime(ws / name, (OLD, OLD))
     tape = tmp_path / "links.tape"
-    record(ws, tape, "make")
+    record(ws, tape, "make", extra=trace)
     m = manifest(tape)
     procs = by_argv(m)
     _, _, writes = procs["ln -s libfoo.so.1 libfoo.so"]
@@ -57,6 +68,8 @@ def test_names_made_by_link_and_symlink_are_writes_of_their_step(tmp_path: Path)
     assert (reads, writes) == (["foo.c"], ["hard.c"])
     _, reads, writes = procs["cp -l foo.c copy.c"]
     assert (reads, writes) == (["foo.c"], ["copy.c"])
+    # What the interposer keeps in its save directory is no event of the build.
+    assert not any("/saved/" in m["paths"][i] for p in m["processes"] for i in p["writes"])
     # ln -sf makes the link under a temporary name and renames it over the old file.
     _, _, writes = procs["ln -sf libfoo.so.1 swapped"]
     assert "swapped" in writes
@@ -157,3 +170,65 @@ def test_shared_objects_the_loader_maps_from_the_workspace_are_reads(tmp_path: P
     text = out.stdout.decode()
     assert out.returncode == 0, text + out.stderr.decode()
     assert "reproduced: 1 same" in text
+
+
+TEMPS = {
+    "Makefile": """\
+all: lib.a
+\t./temps
+lib.a: a.o temps
+\tar rc lib.a a.o
+a.o: a.c
+\t$(CC) -c a.c
+temps: temps.c
+\t$(CC) -o temps temps.c
+""",
+    "a.c": "int a(void) { return 1; }\n",
+    "temps.c": r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+int main(void) {
+    char a[] = "out.XXXXXX", b[] = "out.XXXXXX.txt", d[] = "dir.XXXXXX";
+    int fa = mkostemp(a, 0), fb = mkstemps(b, 4);
+    if (fa < 0 || fb < 0 || !mkdtemp(d))
+        return 1;
+    if (write(fa, "a\n", 2) != 2 || write(fb, "b\n", 2) != 2)
+        return 1;
+    printf("%s %s %s\n", a, b, d);
+    return 0;
+}
+""",
+}
+
+
+@pytest.mark.parametrize(
+    "trace",
+    [(), pytest.param(("--trace", "strace", "--file-events", "strace"), marks=needs_strace)],
+    ids=["interposer", "strace"],
+)
+def test_mkstemp_temporaries_are_writes_of_their_process(
+    tmp_path: Path, trace: tuple[str, ...]
+) -> None:
+    """glibc's mkstemp opens through an internal call: the interposer wraps the family."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    for name, text in TEMPS.items():
+        (ws / name).write_text(text)
+    tape = tmp_path / "temps.tape"
+    record(ws, tape, "make", extra=trace)
+    m = manifest(tape)
+    made = sorted(o["path"] for o in m["outputs"] if o["path"].startswith("out."))
+    assert len(made) == 2, made
+    dirs = [d["path"] for d in m["directories"] if d["path"].startswith("dir.")]
+    assert len(dirs) == 1, dirs
+    procs = by_argv(m)
+    _, _, writes = procs["./temps"]
+    assert sorted(writes) == made
+    assert [m["paths"][i] for i in procs["./temps"][0].get("made_dirs", [])] == dirs
+    # ar writes the archive to a temporary of its own (stXXXXXX), then renames it.
+    _, _, writes = procs["ar rc lib.a a.o"]
+    assert "lib.a" in writes
+    temps = [w for w in writes if w != "lib.a"]
+    assert len(temps) == 1 and temps[0].startswith("st") and len(temps[0]) == 8, writes

@@ -43,6 +43,7 @@ class Case:
     argv_b: tuple[str, ...] | None = None
     between: Callable[[Path], None] | None = None  # run after recording A (gets the case dir)
     dir_b: str = "b"  # where B is built, beside A's a/: "a" rebuilds A's place
+    absent: tuple[str, ...] = ()  # none may appear in it: a step that is no cause
 
 
 def _edit(path: str, old: str, new: str) -> Mutate:
@@ -77,6 +78,7 @@ def _remove(path: str) -> Mutate:
 MAKE = ("make", "-j2")
 CMAKE = ("sh", "build.sh")
 PY = ("make",)
+SUB = ("sh", "build.sh")
 
 # main.c includes a header from outside the workspace (the case directory's ext/).
 _EXT_HEADER = _both(
@@ -150,6 +152,14 @@ CASES = [
     Case("cm-cfl", "cmake-ninja", CMAKE, ("CFLAGS set to -O1",), env_b={"CFLAGS": "-O1"}),
     Case("cm-cmd", "cmake-ninja", CMAKE, ("build command sh build.sh → sh build.sh -DCMAKE_BUILD_TYPE=Debug",),
          argv_b=(*CMAKE, "-DCMAKE_BUILD_TYPE=Debug")),
+    # libtool's configure runs the compiler below processes forked without exec (a
+    # subshell, a `$(… | …)`): those inherit the variable, and the steps below them follow
+    # from it, not causes of their own (jq's configure named its `gcc -g -O2
+    # -print-multi-os-directory` as a second cause).
+    Case("sub-cfl", "subshell-cc", SUB, ("CFLAGS set to -O0", "main.o", "-O2 → -O0"),
+         env_b={"CFLAGS": "-O0"}, absent=("-dumpmachine", "; ")),
+    Case("sub-cc", "subshell-cc", SUB, ("CC set to clang-14", "the C compiler is now clang-14"),
+         env_b={"CC": "clang-14"}, absent=("-dumpmachine",)),
     Case("py-src", "py-build", PY, ("src/doc1.txt changed",),
          seed=_append("src/doc1.txt", "one more line\n")),
     Case("py-env", "py-build", PY, ("PYBUILD_ROUNDS set to 41",), env_b={"PYBUILD_ROUNDS": "41"}),
@@ -239,6 +249,8 @@ def test_likely_cause_names_the_seeded_cause(case: Case, tmp_path: Path) -> None
     assert cause.startswith("likely cause: ")
     for word in case.expect:
         assert word in cause, out.stdout.decode()
+    for word in case.absent:
+        assert word not in cause, out.stdout.decode()
     if "nondeterministic" not in case.expect:
         assert "nondeterministic" not in cause
 

@@ -108,6 +108,7 @@ def test_c_make_process_tree_has_one_compile_per_source(
         "files": file_events,
         "notice": None,
         "changes": changes,
+        "made_dirs": True,
     }
     procs = {p["id"]: p for p in view["processes"]}
     children: dict[int, list[int]] = {}
@@ -349,6 +350,7 @@ def test_fallback_gives_valid_tape(
             "files": "none",
             "notice": notes[0][17:],
             "changes": "walk",
+            "made_dirs": False,
         }
         # Nothing sees file events: the workspace was snapshotted whole.
         assert all(e["sha256"] for e in view["inputs"])
@@ -362,6 +364,7 @@ def test_fallback_gives_valid_tape(
         "files": "preload",
         "notice": None,
         "changes": changes,
+        "made_dirs": True,
     }
     writers = [p for p in view["processes"] if "out.txt" in p["writes"]]
     assert [p["id"] for p in writers] == [root["id"]]

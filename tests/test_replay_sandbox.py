@@ -83,9 +83,30 @@ def _record(
     return Recorded(tape, ws)
 
 
-# strace does not trace symlink(2), so a tape recorded through it has links that no
-# process wrote, as every tape had before the interposer saw them.
-LINKS_UNSEEN = ("--trace", "strace", "--file-events", "strace")
+def _links_unseen(rec: Recorded, dst: Path) -> tuple[Path, tuple[str, ...]]:
+    """``rec``'s tape with no process writing the links the build made, as tapes were before
+    the tracers saw symlink(2) and link(2), and as a static program's links are where strace
+    cannot trace it; with the options a replay of it needs (it was not recorded here)."""
+    from tests.conftest import rewrite
+
+    def forget(m: dict[str, Any]) -> None:
+        links = {e["path"] for e in m["outputs"] if e.get("link") is not None}
+        assert links, "the build made no link"
+        unseen = {i for i, path in enumerate(m["paths"]) if path in links}
+        for proc in m["processes"]:
+            proc["writes"] = [i for i in proc["writes"] if i not in unseen]
+
+    return rewrite(rec.tape, dst, forget), ("--yes",)
+
+
+def _libtool_links(tmp_path: Path, seen: bool) -> tuple[Recorded, Path, tuple[str, ...]]:
+    """The libtool-links build, with its links seen being made (both tracers see them) or
+    not (a crafted tape)."""
+    rec = _record(tmp_path, "libtool-links", "make")
+    if seen:
+        return rec, rec.tape, ()
+    tape, options = _links_unseen(rec, tmp_path / "unseen.tape")
+    return rec, tape, options
 
 
 @pytest.fixture(scope="module")
@@ -824,27 +845,30 @@ def test_a_test_step_loads_the_builds_shared_library(tmp_path: Path) -> None:
     assert tree_hash(rec.ws) == before
 
 
-def test_a_link_made_later_is_not_there_when_the_step_starts(tmp_path: Path) -> None:
+@pytest.mark.parametrize("seen", [True, False], ids=["seen", "unseen"])
+def test_a_link_made_later_is_not_there_when_the_step_starts(tmp_path: Path, seen: bool) -> None:
     # sqlite's libtool link step, replayed alone, started with the .so links it makes
-    # itself (ln -s, which no recorded process was seen to write): restored from the end
-    # of the build, they made a plain `ln -s` fail with "File exists".
-    rec = _record(tmp_path, "libtool-links", "make", options=LINKS_UNSEEN)
+    # itself (ln -s, in a tape where no process was seen to write them): restored from the
+    # end of the build, they made a plain `ln -s` fail with "File exists".
+    rec, tape, options = _libtool_links(tmp_path, seen)
     step = next(r for r in rec.steps() if r["argv"][:1] == ["/bin/sh"] and "ln -s" in r["argv"][-1])
     before = tree_hash(rec.ws)
     with moved_away(rec.ws):
-        verdict = replay_json(rec.tape, "--step", step["id"])
+        verdict = replay_json(tape, *options, "--step", step["id"])
     assert verdict["exit"] == {"recorded": 0, "replayed": 0}, verdict
     assert verdict["reproduced"], verdict
     assert not [n for n in verdict["notes"] if "libgreet.so" in n], verdict["notes"]
     assert tree_hash(rec.ws) == before
 
 
-def test_a_link_no_process_wrote_is_no_sign_of_missed_reads(tmp_path: Path) -> None:
+@pytest.mark.parametrize("seen", [True, False], ids=["seen", "unseen"])
+def test_a_link_no_process_wrote_is_no_sign_of_missed_reads(tmp_path: Path, seen: bool) -> None:
     # json-c's whole-build replay warned that the recorder "did not see every read" and
     # asked for --trace strace, because no recorded process wrote libjson-c.so (CMake's
-    # create_symlink), and a link is not read as content.
-    rec = _record(tmp_path, "libtool-links", "make", options=LINKS_UNSEEN)
-    verdict = replay_json(rec.tape)
+    # create_symlink, in a tape from before symlink(2) was traced), and a link is not read
+    # as content.
+    _, tape, options = _libtool_links(tmp_path, seen)
+    verdict = replay_json(tape, *options)
     assert verdict["reproduced"], verdict
     assert not [n for n in verdict["notes"] if "placeholders" in n], verdict["notes"]
 
@@ -894,6 +918,30 @@ def test_a_zip_whose_members_differ_only_in_their_times_says_so(tmp_path: Path) 
     assert {o["path"]: o["status"] for o in verdict["outputs"]}["tiny"] == "same"
 
 
+def test_a_wheel_replayed_with_an_empty_cache_is_explained_by_its_times(tmp_path: Path) -> None:
+    # pip wheel of MarkupSafe replayed with "diff: python3.11 (the build command) reads
+    # /root/.cache only in B": pip looks in its cache, which the replay gives the build
+    # empty, and the wheel differed only in the times stored with its members.
+    home = tmp_path / "home"
+    (home / ".cache" / "zip-stamps").mkdir(parents=True)
+    (home / ".cache" / "zip-stamps" / "settings").write_text("level=9\n")
+    drop = ("SOURCE_DATE_EPOCH", "XDG_CACHE_HOME")
+    env = {**{k: v for k, v in os.environ.items() if k not in drop}, "HOME": str(home)}
+    ws = tmp_path / "zip-stamps"
+    shutil.copytree(FIXTURES / "zip-stamps", ws)
+    tape = tmp_path / "zip.tape"
+    buildtape("record", "-q", "-o", tape, "--", "make", cwd=ws, env=env, check=True)
+    reads = {r for p in Recorded(tape, ws).manifest()["processes"] for r in p.get("reads", [])}
+    assert str(home / ".cache" / "zip-stamps" / "settings") in reads
+    time.sleep(2.1)  # zip stores times to 2 s: the replay's `tiny` must fall in another slot
+    verdict = replay_json(tape, env=env)
+    assert [f["reason"] for f in verdict["findings"] if not f["expected"]] == ["timestamp"]
+    cause = verdict["diff_cause"]
+    assert cause.startswith("nondeterministic: "), cause
+    assert "dist/tiny-1.0.zip: the same members, stored with other times" in cause
+    assert ".cache" not in cause
+
+
 def test_a_step_makes_the_directory_it_made_in_the_recording(tmp_path: Path) -> None:
     # msgpack's bdist_wheel step, replayed alone, failed with "[Errno 17] File exists:
     # 'build/bdist.linux-x86_64/wheel/msgpack-1.2.4.dist-info'": the replay had made every
@@ -903,6 +951,38 @@ def test_a_step_makes_the_directory_it_made_in_the_recording(tmp_path: Path) -> 
     verdict = replay_json(rec.tape, "--step", step["id"])
     assert verdict["exit"] == {"recorded": 0, "replayed": 0}, verdict
     assert {o["path"]: o["status"] for o in verdict["outputs"]} == {"packed.txt": "same"}
+    # A tape from before mkdir(2) was recorded (format 1.3): the replay guesses the same.
+    from tests.conftest import rewrite
+
+    def to_1_3(m: dict[str, Any]) -> None:
+        m["format_version"] = "1.3"
+        m["tracing"].pop("made_dirs")
+        for proc in m["processes"]:
+            proc.pop("made_dirs", None)
+
+    old = rewrite(rec.tape, tmp_path / "old.tape", to_1_3)
+    with open_tape(old) as t:
+        assert not t.manifest.tracing.made_dirs
+        assert not any(p.made_dirs for p in t.manifest.processes)
+    verdict = replay_json(old, "--yes", "--step", step["id"])
+    assert verdict["exit"] == {"recorded": 0, "replayed": 0}, verdict
+
+
+@pytest.mark.parametrize("trace", ["auto", "strace"])
+def test_a_step_is_left_to_make_the_directories_it_made(tmp_path: Path, trace: str) -> None:
+    # `mkdir out && mkdir out/sub && cc -o out/sub/hello`: the build keeps both directories,
+    # so only the record of who made them (format 1.4) tells the replay of that step not
+    # to make them first, where the step's mkdir would fail.
+    rec = _record(tmp_path, "made-dirs", "make", options=("--trace", trace))
+    with open_tape(rec.tape) as t:
+        m = t.manifest
+    assert m.tracing.made_dirs
+    made = {d: p.argv for p in m.processes for d in p.made_dirs}
+    assert made == {"out": ["mkdir", "out"], "out/sub": ["mkdir", "out/sub"]}
+    step = next(r for r in rec.steps() if "mkdir out &&" in " ".join(r["argv"]))
+    verdict = replay_json(rec.tape, "--step", step["id"])
+    assert verdict["exit"] == {"recorded": 0, "replayed": 0}, verdict
+    assert {o["path"]: o["status"] for o in verdict["outputs"]} == {"out/sub/hello": "same"}
 
 
 def test_a_step_that_lists_a_directory_finds_what_was_there(tmp_path: Path) -> None:

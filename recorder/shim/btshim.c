@@ -2,16 +2,17 @@
  * buildtape interposer, loaded into the build with LD_PRELOAD: process and file events
  * without ptrace stops.
  *
- * File events. It wraps libc's open/openat/creat/fopen/rename/unlink/link families. After a
- * call that succeeded it appends one line to the file named by $BUILDTAPE_FILELOG:
+ * File events. It wraps libc's open/openat/creat/fopen/rename/unlink/link/mkdir/mkstemp
+ * families. After a call that succeeded it appends one line to the file named by
+ * $BUILDTAPE_FILELOG:
  *
  *     <pid> \t <op> \t <absolute path> [\t <absolute path>] \n
  *
  * with op r (opened for reading), w (for writing, or truncated), u (read and write),
- * d (deleted), m (renamed: source, then target) or a (mode or times changed). A name that
- * link/symlink made is a w, a hard link's source an r, and so is a shared object that the
- * dynamic loader mapped from under $BUILDTAPE_WORKSPACE (its list is read when the image
- * starts, before each dlclose and at exit: see loaded_objects).
+ * d (deleted), m (renamed: source, then target), k (a directory made) or a (mode or times
+ * changed). A name that link/symlink made is a w, a hard link's source an r, and so is a
+ * shared object that the dynamic loader mapped from under $BUILDTAPE_WORKSPACE (its list
+ * is read when the image starts, before each dlclose and at exit: see loaded_objects).
  *
  * Process events, as lines that start with a capital letter (strings escaped: \\ \t \n):
  *
@@ -438,6 +439,55 @@ int symlinkat(const char *target, int dirfd, const char *path) {
     if (rc == 0)
         emit('w', dirfd, path, 0, NULL);
     return rc;
+}
+
+/* A directory this process made is logged as  pid k path : a step replayed alone must be
+ * left to make it (`mkdir out` and Python's os.mkdir fail when it is already there). */
+int mkdir(const char *path, mode_t mode) {
+    REAL(mkdir);
+    int rc = real_mkdir(path, mode);
+    if (rc == 0)
+        emit('k', AT_FDCWD, path, 0, NULL);
+    return rc;
+}
+
+int mkdirat(int dirfd, const char *path, mode_t mode) {
+    REAL(mkdirat);
+    int rc = real_mkdirat(dirfd, path, mode);
+    if (rc == 0)
+        emit('k', dirfd, path, 0, NULL);
+    return rc;
+}
+
+/* ---- temporaries ----------------------------------------------------------------- */
+/* glibc's mkstemp family opens the file it names with an internal call that no
+ * interposer can wrap (ar and ranlib write their archive to one, then rename it into
+ * place): the name it filled in is logged as a write once the call returned. The file is
+ * new, so nothing is kept before. mkdtemp's directory is one the process made. */
+#define WRAP_MKSTEMP(name, params, args)                                         \
+    int name params {                                                            \
+        REAL(name);                                                              \
+        int fd = real_##name args;                                               \
+        if (fd >= 0)                                                             \
+            emit('w', AT_FDCWD, tmpl, 0, NULL);                                  \
+        return fd;                                                               \
+    }
+
+WRAP_MKSTEMP(mkstemp, (char *tmpl), (tmpl))
+WRAP_MKSTEMP(mkstemp64, (char *tmpl), (tmpl))
+WRAP_MKSTEMP(mkostemp, (char *tmpl, int flags), (tmpl, flags))
+WRAP_MKSTEMP(mkostemp64, (char *tmpl, int flags), (tmpl, flags))
+WRAP_MKSTEMP(mkstemps, (char *tmpl, int suffixlen), (tmpl, suffixlen))
+WRAP_MKSTEMP(mkstemps64, (char *tmpl, int suffixlen), (tmpl, suffixlen))
+WRAP_MKSTEMP(mkostemps, (char *tmpl, int suffixlen, int flags), (tmpl, suffixlen, flags))
+WRAP_MKSTEMP(mkostemps64, (char *tmpl, int suffixlen, int flags), (tmpl, suffixlen, flags))
+
+char *mkdtemp(char *tmpl) {
+    REAL(mkdtemp);
+    char *dir = real_mkdtemp(tmpl);
+    if (dir)
+        emit('k', AT_FDCWD, dir, 0, NULL);
+    return dir;
 }
 
 int truncate(const char *path, off_t length) {
