@@ -15,7 +15,6 @@ import click
 
 from buildtape.exit_codes import ExitCode
 from recorder import __version__
-from recorder.trust import printable
 
 # name -> "module:attribute"; importing a command's engine only when it runs keeps every
 # command's start-up (record's included) to what that command needs.
@@ -40,6 +39,13 @@ COMMANDS = {
 }
 
 
+class _Collector:
+    held = False  # set by ``buildtape.__main__``: the collector is off until a command loads
+
+
+_collector = _Collector()
+
+
 class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
@@ -50,6 +56,12 @@ class LazyGroup(click.Group):
             return None
         module, attr = target.split(":")
         command: click.Command = getattr(importlib.import_module(module), attr)
+        if _collector.held:
+            # Everything imported so far lives until the end: no collection need walk it
+            # again (``buildtape.__main__`` held collections off during the imports).
+            gc.freeze()
+            gc.enable()
+            _collector.held = False
         return command
 
 
@@ -74,8 +86,13 @@ def cli(traceback: bool) -> None:
     # parsed them, for an error in parsing.
 
 
-def main(argv: list[str] | None = None) -> NoReturn:
-    """The console script: runs one command and exits with its code."""
+def main(argv: list[str] | None = None, collector_held: bool = False) -> NoReturn:
+    """The console script: runs one command and exits with its code.
+
+    ``collector_held``: the caller turned the garbage collector off for the start-up
+    imports; it is turned back on once the command is loaded.
+    """
+    _collector.held = collector_held
     try:
         _run(sys.argv[1:] if argv is None else argv)
     finally:
@@ -111,6 +128,7 @@ def _run(args: list[str]) -> NoReturn:
 
             traceback.print_exc()
         from buildtape.colour import say
+        from recorder.trust import printable
 
         # One line, with any control character from a tape made visible.
         say(f"buildtape: error: {printable(message(exc))}")

@@ -9,6 +9,7 @@ manifest). Then the tape is committed, atomically.
 
 from __future__ import annotations
 
+import gc
 import os
 import tempfile
 from collections.abc import Callable
@@ -78,6 +79,25 @@ def record(
     thread while the tape is synced to disk (the history index is written then); the tape
     is under its final name once ``record`` returns, and may not be yet while it runs.
     """
+    # Nothing a recording makes (a record per process, a path per file event) is cyclic
+    # garbage, yet the collector walked it all, again and again, as it grew: 187 ms of a
+    # gzip ./configure recording (3,857 processes) and 56 ms of Lua's went to collections.
+    # It is off while the tape is made, and back on (if it was) once it is written.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _record(options, notify, while_building, while_syncing)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _record(
+    options: RecordOptions,
+    notify: Callable[[str], None],
+    while_building: Callable[[], object] | None,
+    while_syncing: Callable[[Path, Manifest, bytes], object] | None,
+) -> RecordResult:
     plan = prepare(options)
     # Building the interposer (cached), probing strace and asking git wait on other
     # programs: let them overlap the survey.
@@ -117,10 +137,10 @@ def record(
     try:
         tmp = workdir.name
         umask = current_umask()
+        plan = replace(plan, excludes=excludes)
+        before = survey(plan.workspace, excludes)  # while the interposer is looked up
         observer = observing.result()
         full = options.snapshot == "full" or observer.files == "none"
-        plan = replace(plan, excludes=excludes)
-        before = survey(plan.workspace, excludes)
         if full:
             max_store = options.max_store_bytes
             stored = scan(plan.workspace, excludes, _kind(store, "input"), max_store)

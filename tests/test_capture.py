@@ -843,3 +843,37 @@ def test_an_environment_read_while_it_was_written_is_read_again(tmp_path: Path) 
     files.prefetch({100: "t1", 101: "t1"})
     assert files.get("t1") == {"A": "1", "B": "2"}
     assert files.get("absent") is None
+
+
+def test_the_collector_is_off_while_recording_and_restored_after(tmp_path: Path) -> None:
+    """``record`` switches the cyclic garbage collector off for the recording (its walks
+    over every process record were a measured part of the time after the build) and gives
+    the caller back the collector as it found it, on success and on failure."""
+    import gc
+
+    from recorder.options import RecordOptions
+    from recorder.record import RecordError, record
+
+    (tmp_path / "in.txt").write_text("x\n")
+    seen: list[bool] = []
+
+    def options(*argv: str) -> RecordOptions:
+        return RecordOptions(
+            argv=argv, output=tmp_path / "t.tape", workspace=tmp_path, cwd=tmp_path,
+            trace="none", stacks="none", use_tty=False,
+        )  # fmt: skip
+
+    assert gc.isenabled()
+    result = record(options("cat", "in.txt"), while_building=lambda: seen.append(gc.isenabled()))
+    assert result.exit_status == 0 and result.tape.exists()
+    assert seen == [False]
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        record(options("cat", "in.txt"))
+        assert not gc.isenabled()  # a caller that had it off keeps it off
+    finally:
+        gc.enable()
+    with pytest.raises(RecordError):
+        record(options("no-such-program-here"))
+    assert gc.isenabled()

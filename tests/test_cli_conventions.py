@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 
 from buildtape.cli import COMMANDS
@@ -484,3 +485,34 @@ def test_ctrl_c_during_a_replay_is_an_interruption_not_a_refusal(tmp_path: Path)
         "buildtape: interrupted; run the command again to finish it"
     )
     assert b"Traceback" not in err and b"nothing was run" not in err
+
+
+def test_start_up_holds_the_collector_off_until_the_command_has_loaded(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The console script turns the garbage collector off for the start-up imports and on
+    again once the command is loaded, so commands run with it as usual."""
+    import gc
+
+    import buildtape.__main__ as entry
+    import buildtape.cli as cli
+
+    states: list[bool] = []
+    real = cli.LazyGroup.get_command
+
+    def watched(self: cli.LazyGroup, ctx: click.Context, name: str) -> click.Command | None:
+        states.append(gc.isenabled())
+        command = real(self, ctx, name)
+        states.append(gc.isenabled())
+        return command
+
+    monkeypatch.setattr(cli.LazyGroup, "get_command", watched)
+    monkeypatch.setattr(sys, "argv", ["buildtape", "show", "--help"])
+    try:
+        with pytest.raises(SystemExit) as exited:
+            entry.main()
+    finally:
+        gc.enable()
+    assert exited.value.code == 0
+    assert "Usage:" in capsys.readouterr().out
+    assert states[:2] == [False, True]

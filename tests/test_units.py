@@ -173,3 +173,27 @@ def test_sizes_read_the_same_in_show_and_the_report(tmp_path: Path) -> None:
     page = (tmp_path / "r.html").read_text()
     for size in ("1.5 KiB", "3.0 MiB"):
         assert size in shown and f">{size}<" in page, size
+
+
+def test_line_tail_returns_only_complete_lines_and_decodes_a_character_cut_in_two(
+    tmp_path: Path,
+) -> None:
+    from recorder.tail import LineTail
+
+    log = tmp_path / "log"
+    tail = LineTail(log)
+    assert tail.lines() == []
+
+    def append(data: bytes) -> None:
+        with open(log, "ab") as f:
+            f.write(data)
+
+    append(b"one\ntw")
+    assert tail.lines() == ["one"]
+    assert tail.lines() == []  # nothing new
+    append(b"o\xc3")  # the first byte of "\xe9" (e acute) in UTF-8
+    assert tail.lines() == []
+    append(b"\xa9\n\nthree\n")
+    assert tail.lines() == ["two\u00e9", "", "three"]
+    append(b"\xff\tlast")  # not UTF-8, and no newline: close gives it, undamaged
+    assert tail.close() == ["\udcff\tlast"]
