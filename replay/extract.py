@@ -22,6 +22,7 @@ Running it needs only ``sh`` (and ``bwrap`` for the recorded path): no buildtape
 from __future__ import annotations
 
 import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -276,15 +277,32 @@ def extract(tape: Tape, options: ExtractOptions) -> Extracted:
     needs = _needs_path(tape, m, world)
     inters = [i.path for i in world.intermediates if i.blob is not None]
     script, redacted = run_script(m, world, needs, inters)
+    created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
-    missing = prepare(tape, world, out_dir)
-    (out_dir / "tmp").mkdir(exist_ok=True)
-    missing += restore_intermediates(tape, world.intermediates, out_dir / "tmp")
-    run_sh = out_dir / "run.sh"
-    run_sh.write_text(script)
-    run_sh.chmod(0o755)
-    (out_dir / "expected.sha256").write_text(expected)
+    try:
+        missing = prepare(tape, world, out_dir)
+        (out_dir / "tmp").mkdir(exist_ok=True)
+        missing += restore_intermediates(tape, world.intermediates, out_dir / "tmp")
+        run_sh = out_dir / "run.sh"
+        run_sh.write_text(script)
+        run_sh.chmod(0o755)
+        (out_dir / "expected.sha256").write_text(expected)
+    except BaseException:
+        # Half a reproducer would pass for one (a full disk, ^C): the directory is left
+        # as it was, absent or empty (it was checked empty above).
+        _empty(out_dir, remove=created)
+        raise
     return Extracted(
         out_dir, world.step, len(world.files), world.expected, missing, redacted, needs, inters,
         world.expected_status,
     )  # fmt: skip
+
+
+def _empty(directory: Path, remove: bool) -> None:
+    for child in directory.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
+    if remove:
+        directory.rmdir()

@@ -10,13 +10,17 @@ recorded workspace is refused rather than run against the user's checkout.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import posixpath
 import shutil
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from recorder import trust
+from recorder.errors import TapeNotWritten
 from recorder.model import REDACTED, FileEntry, Manifest
 from recorder.tape import Tape, open_tape
 from replay import changes
@@ -289,6 +293,32 @@ def _run_recorded(
     return inner.exit_status, tape_path, outputs
 
 
+def _move_into_place(src: Path, dst: Path) -> Path:
+    """The replay's tape at ``dst``, whole or not at all. From another file system a move
+    is a copy, which a full disk would leave half done under the final name: copy beside
+    ``dst`` under a temporary name, then rename."""
+    try:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".partial")
+    except OSError as exc:
+        raise TapeNotWritten(
+            f"could not write the replay's tape {dst}: {exc.strerror or exc}; choose another "
+            "place with -o"
+        ) from exc
+    os.close(fd)
+    try:
+        shutil.move(src, tmp)
+        os.replace(tmp, dst)
+    except OSError as exc:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise TapeNotWritten(
+            f"could not write the replay's tape {dst}: {exc.strerror or exc}; free some space "
+            "or choose another place with -o"
+        ) from exc
+    return dst
+
+
 def run_in_sandbox(
     tape: Tape,
     sandbox: Path,
@@ -405,8 +435,7 @@ def run_in_sandbox(
         raise RunError(str(exc)) from exc
     notes += _outside_note(written_outside(overlays))
     if output is not None and tape_path is not None:
-        shutil.move(tape_path, output)
-        tape_path = output
+        tape_path = _move_into_place(tape_path, output)
     return Run(
         exit_status, world.expected_status, world.expected, outputs, missing, tape_path,
         where, isolation.kind, world, notes,

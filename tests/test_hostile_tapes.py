@@ -561,6 +561,49 @@ def test_a_full_disk_is_an_io_error(base: Path, tmp_path: Path) -> None:
     assert not any(mnt.iterdir())  # the mounts are gone, and nothing was written beneath
 
 
+@pytest.mark.skipif(not _small_fs_works(), reason="no user and mount namespaces for a tmpfs")
+def test_replay_and_extract_outputs_are_whole_or_absent(base: Path, tmp_path: Path) -> None:
+    """`replay -o` writes the replay's tape from the sandbox's file system: on a full disk
+    that copy fails, and nothing may be left under the name asked for; a directory that
+    is not there yet is made (the build has run by then: failing would waste it)."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    out = mnt / "replay.tape"
+    script = (
+        'm="$1"; shift; mount -t tmpfs -o size=1m tmpfs "$m" || exit 99; '
+        'cat /dev/zero > "$m/fill" 2>/dev/null; "$@"; code=$?; rm "$m/fill"; '
+        'echo "left:" $(ls -A "$m") >&2; exit $code'
+    )
+    proc = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", script, "sh", str(mnt), sys.executable, "-m",
+         "buildtape", "replay", str(base), "--yes", "--workdir", str(tmp_path / "s"),
+         "-o", str(out)],
+        capture_output=True, timeout=300, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert proc.returncode == 5, proc.stderr
+    *_, last, left = proc.stderr.decode().splitlines()
+    assert left == "left:", left  # no tape, no .partial
+    assert last == (
+        f"buildtape: error: could not write the replay's tape {out}: No space left on device; "
+        "free some space or choose another place with -o"
+    )
+    # extract: refused for want of space (it would restore more than may be used), and no
+    # reproducer directory is left behind, not even an empty one.
+    ex = mnt / "repro"
+    proc = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", script, "sh", str(mnt), sys.executable, "-m",
+         "buildtape", "extract", str(base), "--step", "1", "--into", str(ex)],
+        capture_output=True, timeout=300, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert proc.returncode == 5, proc.stderr
+    *_, last, left = proc.stderr.decode().splitlines()
+    assert "free some space or restore elsewhere" in last and left == "left:", proc.stderr
+    deep = tmp_path / "not" / "yet" / "replay.tape"
+    done = buildtape("replay", base, "--yes", "--workdir", tmp_path / "s2", "-o", deep)
+    assert done.returncode == 0, done.stderr
+    assert TapeReader(deep).read_manifest()["argv"]
+
+
 @pytest.mark.skipif(shutil.which("prlimit") is None, reason="prlimit (util-linux) is missing")
 def test_running_out_of_memory_is_its_own_exit_code_never_differ(
     base: Path, tmp_path: Path
