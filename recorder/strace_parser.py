@@ -450,9 +450,7 @@ class StraceParser:
             self._open(proc, t, name, args, ret)
         elif name in ("rename", "renameat", "renameat2"):
             # rename(old, new) or renameat(olddirfd, old, newdirfd, new, ...)
-            at = name != "rename"
-            src = self._path_arg(proc, args, 0 if at else None, 1 if at else 0)
-            dst = self._path_arg(proc, args, 2 if at else None, 3 if at else 1)
+            src, dst = self._two_paths(proc, args, at=name != "rename")
             if src and not src.startswith(self._skip):
                 proc.deleted.setdefault(src, t)
             if dst and not dst.startswith(self._skip):
@@ -461,9 +459,7 @@ class StraceParser:
             # link(old, new) or linkat(olddirfd, old, newdirfd, new, flags): the new name is
             # a write, the file it names (the old one's bytes) a read; /proc/self/fd/N (an
             # O_TMPFILE made visible) is skipped as any /proc path is.
-            at = name == "linkat"
-            src = self._path_arg(proc, args, 0 if at else None, 1 if at else 0)
-            dst = self._path_arg(proc, args, 2 if at else None, 3 if at else 1)
+            src, dst = self._two_paths(proc, args, at=name == "linkat")
             if src and not src.startswith(self._skip):
                 proc.reads.setdefault(src, t)
             if dst and not dst.startswith(self._skip):
@@ -490,6 +486,15 @@ class StraceParser:
             path = self._path_arg(proc, args, None, 0)
             if path:
                 proc.cwd = path
+
+    def _two_paths(
+        self, proc: TracedProcess, args: list[Arg], at: bool
+    ) -> tuple[str | None, str | None]:
+        """The old and new names of rename(old, new) and link(old, new), or of their ``at``
+        forms (olddirfd, old, newdirfd, new, ...)."""
+        src = self._path_arg(proc, args, 0 if at else None, 1 if at else 0)
+        dst = self._path_arg(proc, args, 2 if at else None, 3 if at else 1)
+        return src, dst
 
     def _path_arg(
         self, proc: TracedProcess, args: list[Arg], dirfd_i: int | None, path_i: int
